@@ -1,0 +1,69 @@
+"""Unix accounts for hub users: created on first spawn with a private home."""
+
+import asyncio
+import grp
+import logging
+import os
+import pwd
+import subprocess
+
+log = logging.getLogger(__name__)
+
+USERS_GROUP = "jupyterhub-users"
+ADMINS_GROUP = "jupyterhub-admins"
+
+
+class AccountError(Exception):
+    pass
+
+
+def _run(*cmd):
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AccountError(f"{' '.join(cmd)} failed: {result.stderr.strip()}")
+
+
+def _ensure_group(group):
+    try:
+        grp.getgrnam(group)
+    except KeyError:
+        _run("groupadd", "--system", group)
+
+
+def _ensure_account(username, groups):
+    try:
+        pwd.getpwnam(username)
+        created = False
+    except KeyError:
+        _run("useradd", "--create-home", "--shell", "/bin/bash", username)
+        created = True
+    entry = pwd.getpwnam(username)
+    if created:
+        os.chmod(entry.pw_dir, 0o700)
+    for group in groups:
+        _ensure_group(group)
+        if username not in grp.getgrnam(group).gr_mem:
+            _run("usermod", "--append", "--groups", group, username)
+    return created
+
+
+async def ensure_account(username, *, admin=False, extra_groups=(), create=True):
+    """Make sure `username` exists (creating it when `create`), in the hub's groups.
+
+    Returns the passwd entry. Blocking commands run in a thread.
+    """
+    if not create:
+        try:
+            return pwd.getpwnam(username)
+        except KeyError:
+            raise AccountError(f"there is no Unix account named {username!r}") from None
+    groups = [USERS_GROUP, *([ADMINS_GROUP] if admin else []), *extra_groups]
+    created = await asyncio.to_thread(_ensure_account, username, groups)
+    if created:
+        log.info("Created Unix account %s", username)
+    return pwd.getpwnam(username)
+
+
+def delete_account(username):
+    """Remove an account and its home (used by tests and user deletion)."""
+    subprocess.run(["userdel", "--remove", username], capture_output=True)

@@ -1,0 +1,46 @@
+"""Helpers shared by API handlers: authentication, scope checks, JSON bodies."""
+
+import json
+
+from aiohttp import web
+
+from ..handlers import xsrf
+from ..handlers.identity import identify
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def authenticated(request):
+    """The caller's Identity; 403 when there is none (JupyterHub answers 403, not 401)."""
+    identity = identify(request)
+    if identity is None:
+        raise web.HTTPForbidden(text="Missing or invalid credentials")
+    if identity.via == "cookie" and request.method not in SAFE_METHODS:
+        xsrf.check(request)
+    return identity
+
+
+def require(request, scope, *, user=None, server=None):
+    identity = authenticated(request)
+    if not identity.can(scope, user=user, server=server):
+        if user is not None and not identity.can(f"read:users:name", user=user) and not identity.can("read:users", user=user):
+            # Do not reveal whether the user exists.
+            raise web.HTTPNotFound(text="No such user")
+        raise web.HTTPForbidden(text=f"Action is not authorized with current scopes; requires any of [{scope}]")
+    return identity
+
+
+async def json_body(request, required=True):
+    """The parsed JSON object body; a clear 400 for anything else."""
+    text = await request.text()
+    if not text.strip():
+        if required:
+            raise web.HTTPBadRequest(text="A JSON body is required")
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise web.HTTPBadRequest(text=f"Invalid JSON in request body: {e}") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="The request body must be a JSON object")
+    return data

@@ -1,0 +1,133 @@
+"""The OAuth2 authorization-code provider that single-user servers log browsers in with."""
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from .. import scopes, tokens
+from ..handlers.identity import identify
+from ..handlers.pages import login_redirect
+
+routes = web.RouteTableDef()
+
+CODE_LIFETIME = 600
+TOKEN_LIFETIME = 14 * 24 * 3600
+
+
+def oauth_error(error, description, status=400):
+    return web.json_response({"error": error, "error_description": description}, status=status)
+
+
+def granted_scopes(identity, access_scopes):
+    """The client's access scopes the user actually holds."""
+    granted = []
+    for scope in access_scopes:
+        base, _, flt = scope.partition("!")
+        kind, _, value = flt.partition("=")
+        if kind == "server":
+            user, _, server = value.partition("/")
+            ok = identity.can(base, user=user, server=server)
+        elif kind == "user":
+            ok = identity.can(base, user=value)
+        else:
+            ok = identity.can(base)
+        if ok:
+            granted.append(scope)
+    return granted
+
+
+@routes.get("/hub/api/oauth2/authorize")
+async def authorize(request):
+    hub = request.app["hub"]
+    identity = identify(request)
+    if identity is None or identity.via != "cookie":
+        raise login_redirect(request)
+    query = request.query
+    client = hub.db.one("SELECT * FROM oauth_clients WHERE id=?", (query.get("client_id", ""),))
+    if client is None:
+        raise web.HTTPBadRequest(text="Unknown OAuth client")
+    if query.get("redirect_uri") != client["redirect_uri"]:
+        raise web.HTTPBadRequest(text="redirect_uri does not match the one registered for this client")
+    redirect_uri = client["redirect_uri"]
+    state = {"state": query["state"]} if "state" in query else {}
+    if query.get("response_type") != "code":
+        raise web.HTTPFound(f"{redirect_uri}?" + urlencode({"error": "unsupported_response_type", **state}))
+    challenge = query.get("code_challenge")
+    method = query.get("code_challenge_method", "plain" if challenge else None)
+    if challenge and method != "S256":
+        raise web.HTTPFound(
+            f"{redirect_uri}?" + urlencode({"error": "invalid_request",
+                                            "error_description": "only S256 code challenges are supported", **state})
+        )
+    granted = granted_scopes(identity, json.loads(client["access_scopes"]))
+    if not granted:
+        raise web.HTTPForbidden(text=f"You do not have permission to access {client['description']}")
+    code = secrets.token_urlsafe(32)
+    hub.db.execute(
+        "INSERT INTO oauth_codes (hash, client_id, user, redirect_uri, scopes, code_challenge,"
+        " code_challenge_method, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (tokens.hash_token(code), client["id"], identity.name, redirect_uri, json.dumps(granted),
+         challenge, method, time.time() + CODE_LIFETIME),
+    )
+    raise web.HTTPFound(f"{redirect_uri}?" + urlencode({"code": code, **state}))
+
+
+def _client_credentials(request, form):
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("basic "):
+        try:
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            return client_id, secret
+        except (ValueError, UnicodeDecodeError):
+            return None, None
+    return form.get("client_id"), form.get("client_secret")
+
+
+def _pkce_ok(code_row, verifier):
+    if not code_row["code_challenge"]:
+        return True
+    if not verifier:
+        return False
+    digest = hashlib.sha256(verifier.encode()).digest()
+    computed = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return hmac.compare_digest(computed, code_row["code_challenge"])
+
+
+@routes.post("/hub/api/oauth2/token")
+async def token(request):
+    hub = request.app["hub"]
+    form = await request.post()
+    if form.get("grant_type") != "authorization_code":
+        return oauth_error("unsupported_grant_type", "only authorization_code is supported")
+    client_id, secret = _client_credentials(request, form)
+    client = hub.db.one("SELECT * FROM oauth_clients WHERE id=?", (client_id or "",))
+    if client is None or not secret or not hmac.compare_digest(tokens.hash_token(secret), client["secret_hash"]):
+        return oauth_error("invalid_client", "client authentication failed", status=401)
+    code = hub.db.one("SELECT * FROM oauth_codes WHERE hash=?", (tokens.hash_token(form.get("code", "")),))
+    if code is not None:
+        hub.db.execute("DELETE FROM oauth_codes WHERE hash=?", (code["hash"],))  # single use
+    if (
+        code is None
+        or code["client_id"] != client["id"]
+        or code["expires_at"] < time.time()
+        or form.get("redirect_uri") != code["redirect_uri"]
+    ):
+        return oauth_error("invalid_grant", "the code is unknown, expired, or not for this client")
+    if not _pkce_ok(code, form.get("code_verifier")):
+        return oauth_error("invalid_grant", "code_verifier does not match the code challenge")
+    granted = json.loads(code["scopes"])
+    access_token = tokens.create(
+        hub.db, code["user"], "oauth", granted, client_id=client["id"], expires_in=TOKEN_LIFETIME,
+        note=f"OAuth access for {client['id']}",
+    )
+    return web.json_response(
+        {"access_token": access_token, "token_type": "Bearer", "expires_in": TOKEN_LIFETIME,
+         "scope": " ".join(granted)},
+        headers={"Cache-Control": "no-store"},
+    )

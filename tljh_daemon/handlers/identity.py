@@ -1,0 +1,65 @@
+"""Who is making a request: an API token (`Authorization: token|bearer`) or the hub login cookie."""
+
+import re
+from dataclasses import dataclass
+
+from .. import scopes, sessions, tokens, users
+
+AUTH_HEADER = re.compile(r"^(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
+
+
+@dataclass
+class Identity:
+    name: str
+    admin: bool
+    scopes: set
+    via: str  # "token" or "cookie"
+    token: object = None  # the api_tokens row, for token requests
+
+    def can(self, scope, *, user=None, server=None):
+        return scopes.allows(self.scopes, scope, user=user, server=server)
+
+
+def token_from_request(request):
+    match = AUTH_HEADER.match(request.headers.get("Authorization", ""))
+    return match.group(1) if match else None
+
+
+def identify(request):
+    """The request's Identity, or None. Cached on the request."""
+    if "identity" in request:
+        return request["identity"]
+    hub = request.app["hub"]
+    identity = None
+    secret = token_from_request(request)
+    if secret:
+        row = tokens.lookup(hub.db, secret)
+        user = users.user_model_row(hub.db, row["user"]) if row else None
+        if user is not None:
+            identity = Identity(user["name"], bool(user["admin"]), tokens.scopes_of(row), "token", row)
+    else:
+        name = hub.sessions.user_for(request.cookies.get(sessions.COOKIE_NAME))
+        user = users.user_model_row(hub.db, name) if name else None
+        if user is not None:
+            identity = Identity(
+                user["name"], bool(user["admin"]), scopes.role_scopes(user["name"], bool(user["admin"])), "cookie"
+            )
+    request["identity"] = identity
+    return identity
+
+
+def is_https(request):
+    # Only Traefik reaches the daemon (it listens on loopback), so its header is trusted.
+    return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+
+def set_hub_cookie(request, response, name, value, max_age=None, httponly=True):
+    response.set_cookie(
+        name,
+        value,
+        path="/hub/",
+        httponly=httponly,
+        samesite="Lax",
+        secure=is_https(request),
+        max_age=max_age,
+    )

@@ -1,0 +1,71 @@
+"""Cross-cutting response behavior: JSON errors for the API, error pages for browsers,
+the X-JupyterHub-Version header, and the XSRF cookie."""
+
+import logging
+
+import aiohttp_jinja2
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from . import xsrf
+
+log = logging.getLogger(__name__)
+
+
+def is_api(request):
+    return request.path.startswith("/hub/api")
+
+
+def error_message(exc):
+    text = exc.text or ""
+    if not text or text.startswith(f"{exc.status}:"):
+        return exc.reason
+    return text
+
+
+def json_error(status, message, headers=None):
+    return web.json_response({"status": status, "message": message}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors(request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+        if is_api(request):
+            return json_error(exc.status, error_message(exc), headers)
+        return render_error(request, exc.status, error_message(exc), headers)
+    except Exception:
+        log.exception("Unhandled error in %s %s", request.method, request.path)
+        if is_api(request):
+            return json_error(500, "Internal server error")
+        return render_error(request, 500, "Internal server error")
+
+
+def render_error(request, status, message, headers=None):
+    response = aiohttp_jinja2.render_template(
+        "error.html", request, {"status": status, "message": message}, status=status
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+@web.middleware
+async def hub_headers(request, handler):
+    response = await handler(request)
+    response.headers["X-JupyterHub-Version"] = request.app["hub"].jupyterhub_version
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self'")
+    xsrf.set_cookie_if_new(request, response)
+    return response
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Method, path (never the query string: it may carry codes or tokens), status, time."""
+
+    def log(self, request, response, time):
+        self.logger.info("%s %s %s %.1fms", response.status, request.method, request.path, time * 1000)

@@ -1,0 +1,1 @@
+"""The proxy: Traefik configured through its file provider."""

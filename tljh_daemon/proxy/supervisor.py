@@ -1,0 +1,112 @@
+"""Process mode: the daemon runs Traefik itself, re-adopts it after a restart and
+restarts it when it dies. Traefik runs in its own session so the data path
+(browser <-> user servers) keeps working while the daemon restarts."""
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+
+import psutil
+
+from ..spawner.process import process_for
+from ..spawner.base import ServerHandle
+
+log = logging.getLogger(__name__)
+
+
+class TraefikSupervisor:
+    check_interval = 1.0
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.pidfile = os.path.join(proxy.paths.traefik_dir, "traefik.pid")
+        self.log_path = os.path.join(proxy.paths.logs_dir, "traefik.log")
+        self.handle = None
+        self._popen = None
+        self._task = None
+
+    def _read_pidfile(self):
+        try:
+            with open(self.pidfile) as f:
+                data = json.load(f)
+            return ServerHandle(int(data["pid"]), float(data["create_time"]))
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def _launch(self):
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self._popen = subprocess.Popen(
+                [self.proxy.traefik_bin, f"--configFile={self.proxy.static_config_path}"],
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            os.close(fd)
+        self.handle = ServerHandle(self._popen.pid, psutil.Process(self._popen.pid).create_time())
+        with open(self.pidfile, "w") as f:
+            json.dump({"pid": self.handle.pid, "create_time": self.handle.create_time}, f)
+        log.info("Started Traefik (pid %s)", self.handle.pid)
+
+    def alive(self):
+        if self._popen is not None and self._popen.pid == self.handle.pid:
+            return self._popen.poll() is None
+        return self.handle is not None and process_for(self.handle) is not None
+
+    def stop(self):
+        if self.handle is None:
+            self.handle = self._read_pidfile()
+        proc = process_for(self.handle) if self.handle else None
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except psutil.TimeoutExpired:
+                proc.kill()
+        if self._popen is not None:
+            self._popen.poll()
+
+    async def start(self, *, config_changed):
+        """Adopt a running Traefik (restart it if its static config changed) or launch one."""
+        self.handle = self._read_pidfile()
+        if self.handle and process_for(self.handle) is not None:
+            if config_changed:
+                log.info("Traefik's static config changed; restarting it")
+                self.stop()
+                self._launch()
+            else:
+                log.info("Re-adopted running Traefik (pid %s)", self.handle.pid)
+        else:
+            self._launch()
+        await self.wait_up()
+        self._task = asyncio.create_task(self._watch())
+
+    async def wait_up(self, timeout=20):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await self.proxy.is_up():
+                return
+            if not self.alive():
+                raise RuntimeError(f"Traefik exited at start-up; see {self.log_path}")
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"Traefik did not answer on its API within {timeout}s; see {self.log_path}")
+
+    async def _watch(self):
+        while True:
+            await asyncio.sleep(self.check_interval)
+            if not self.alive():
+                log.error("Traefik died; restarting it")
+                try:
+                    self._launch()
+                    await self.wait_up()
+                except Exception:
+                    log.exception("Restarting Traefik failed; will try again")
+
+    async def close(self):
+        if self._task:
+            self._task.cancel()

@@ -1,0 +1,219 @@
+"""Traefik as the proxy: static config, the dynamic rules file, and route checks.
+
+Facts this follows (measured): the file provider watches a *directory*; the
+rules file is written next to it and `os.replace`d in (a temp file inside the
+watched directory costs an extra reload); `providersThrottleDuration` is 100ms;
+a route counts as live only once Traefik's API lists it.
+"""
+
+import asyncio
+import hashlib
+import logging
+import os
+import re
+import secrets
+import tempfile
+
+import aiohttp
+import bcrypt
+from ruamel.yaml import YAML
+
+log = logging.getLogger(__name__)
+
+RULES_FILE = "tljh.yaml"
+HUB_ROUTER = "hub"
+API_ROUTER = "traefik-api"
+
+
+def _dump_yaml(data, path, mode=0o600):
+    """Write YAML atomically: temp file in the same directory as `path`, then rename."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            YAML(typ="safe", pure=True).dump(data, f)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def router_name(prefix):
+    """A Traefik-safe, stable router name for a URL prefix."""
+    slug = re.sub(r"[^a-z0-9]+", "-", prefix.lower()).strip("-")[:40]
+    return f"route-{slug}-{hashlib.sha256(prefix.encode()).hexdigest()[:8]}"
+
+
+def _backtick_safe(path):
+    if "`" in path:
+        raise ValueError(f"route prefix cannot contain a backtick: {path!r}")
+    return path
+
+
+class TraefikProxy:
+    """Owns Traefik's configuration. Routes map URL prefixes to http://127.0.0.1:<port>."""
+
+    def __init__(self, paths, config, traefik_bin):
+        self.paths = paths
+        self.config = config
+        self.traefik_bin = traefik_bin
+        api = config["traefik_api"]
+        self.api_url = f"http://{api['ip']}:{api['port']}"
+        self.api_user = api["username"]
+        self.api_password = api["password"] or self._persisted_api_password()
+        self.static_config_path = os.path.join(paths.traefik_dir, "traefik.yaml")
+        self.rules_path = os.path.join(paths.traefik_rules_dir, RULES_FILE)
+        self.routes = {}  # prefix -> target url
+        self._write_lock = asyncio.Lock()
+
+    def _persisted_api_password(self):
+        path = os.path.join(self.paths.traefik_dir, "api_password")
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            password = secrets.token_urlsafe(24)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(password)
+            return password
+
+    # -- static configuration -------------------------------------------------
+
+    def static_config(self):
+        http = self.config["http"]
+        api = self.config["traefik_api"]
+        return {
+            "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+            "log": {"level": "WARN"},
+            "entryPoints": {
+                "http": {"address": f"{http['address']}:{http['port']}"},
+                "auth_api": {"address": f"{api['ip']}:{api['port']}"},
+            },
+            "api": {"dashboard": False},
+            "ping": {"entryPoint": "auth_api"},
+            "providers": {
+                "providersThrottleDuration": "100ms",
+                "file": {"directory": self.paths.traefik_rules_dir, "watch": True},
+            },
+        }
+
+    def write_static_config(self):
+        """Render traefik.yaml; return True when its content changed."""
+        old = None
+        if os.path.exists(self.static_config_path):
+            with open(self.static_config_path) as f:
+                old = f.read()
+        _dump_yaml(self.static_config(), self.static_config_path)
+        with open(self.static_config_path) as f:
+            return f.read() != old
+
+    # -- dynamic configuration ------------------------------------------------
+
+    def _api_users(self):
+        # Keep the bcrypt hash stable across rewrites of the rules file.
+        if not hasattr(self, "_api_htpasswd"):
+            hashed = bcrypt.hashpw(self.api_password.encode(), bcrypt.gensalt(rounds=10))
+            self._api_htpasswd = f"{self.api_user}:{hashed.decode()}"
+        return [self._api_htpasswd]
+
+    def dynamic_config(self):
+        hub_url = f"http://127.0.0.1:{self.config['hub']['port']}"
+        routers = {
+            HUB_ROUTER: {
+                "rule": "PathPrefix(`/`)",
+                "entryPoints": ["http"],
+                "service": HUB_ROUTER,
+                "priority": 1,
+            },
+            API_ROUTER: {
+                "rule": "PathPrefix(`/api`)",
+                "entryPoints": ["auth_api"],
+                "service": "api@internal",
+                "middlewares": ["traefik-api-auth"],
+            },
+        }
+        services = {HUB_ROUTER: {"loadBalancer": {"servers": [{"url": hub_url}]}}}
+        for prefix, target in sorted(self.routes.items()):
+            name = router_name(prefix)
+            routers[name] = {
+                "rule": f"PathPrefix(`{_backtick_safe(prefix)}`)",
+                "entryPoints": ["http"],
+                "service": name,
+                # Longer prefixes win; every user route outranks the hub's catch-all.
+                "priority": 100 + len(prefix),
+            }
+            services[name] = {"loadBalancer": {"servers": [{"url": target}]}}
+        return {
+            "http": {
+                "routers": routers,
+                "services": services,
+                "middlewares": {"traefik-api-auth": {"basicAuth": {"users": self._api_users()}}},
+            }
+        }
+
+    async def _write_rules(self):
+        """Write the rules file outside the watched directory, then move it in."""
+        data = self.dynamic_config()
+        tmp_dir = self.paths.traefik_dir  # same filesystem, not watched
+
+        def write():
+            fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=".rules-")
+            with os.fdopen(fd, "w") as f:
+                YAML(typ="safe", pure=True).dump(data, f)
+            os.replace(tmp, self.rules_path)
+
+        async with self._write_lock:
+            await asyncio.to_thread(write)
+
+    # -- routes -----------------------------------------------------------------
+
+    async def add_route(self, prefix, target, *, wait=True):
+        self.routes[prefix] = target
+        await self._write_rules()
+        if wait:
+            await self.wait_for_route(prefix, present=True)
+
+    async def delete_route(self, prefix, *, wait=True):
+        if self.routes.pop(prefix, None) is None:
+            return
+        await self._write_rules()
+        if wait:
+            await self.wait_for_route(prefix, present=False)
+
+    async def set_routes(self, routes):
+        """Replace all routes at once (start-up reconciliation)."""
+        self.routes = dict(routes)
+        await self._write_rules()
+
+    async def api_get(self, path):
+        auth = aiohttp.BasicAuth(self.api_user, self.api_password)
+        timeout = aiohttp.ClientTimeout(total=2)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(self.api_url + path, auth=auth) as resp:
+                return resp.status
+
+    async def route_is_live(self, prefix):
+        try:
+            return await self.api_get(f"/api/http/routers/{router_name(prefix)}@file") == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False
+
+    async def wait_for_route(self, prefix, *, present, timeout=10):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await self.route_is_live(prefix) == present:
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(
+            f"Traefik did not {'add' if present else 'remove'} the route {prefix} within {timeout}s"
+        )
+
+    async def is_up(self):
+        try:
+            return await self.api_get("/api/overview") == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return False

@@ -1,0 +1,376 @@
+"""Starting, watching and stopping user servers, and keeping their routes in step.
+
+A server row moves through: pending -> running -> stopping -> stopped, or
+pending -> failed (with the reason in `message`). Spawn progress is kept in
+memory and streamed to the browser; everything else is in the database, so a
+restarted daemon re-adopts running servers instead of killing them.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import socket
+from urllib.parse import quote
+
+import aiohttp
+
+from . import accounts, scopes, timeutil, tokens
+from .spawner import ServerHandle, SpawnError, SpawnRequest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URLS = {"jupyterlab": "/lab", "classic": "/tree", "notebook": "/tree"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def url_name(name):
+    return quote(name, safe="@~")
+
+
+def server_prefix(user, server=""):
+    prefix = f"/user/{url_name(user)}/"
+    return prefix + (f"{url_name(server)}/" if server else "")
+
+
+def client_id(user, server=""):
+    return f"jupyterhub-user-{url_name(user)}" + (f"-{url_name(server)}" if server else "")
+
+
+class Progress:
+    """Spawn progress events (JupyterHub's event-stream model), replayable from the start."""
+
+    def __init__(self):
+        self.events = []
+        self.finished = False
+        self._changed = asyncio.Condition()
+
+    async def emit(self, progress, message, **extra):
+        event = {"progress": progress, "message": message, **extra}
+        async with self._changed:
+            self.events.append(event)
+            if extra.get("ready") or extra.get("failed"):
+                self.finished = True
+            self._changed.notify_all()
+
+    async def events_after(self, index, timeout):
+        """Events from `index` on, waiting up to `timeout` seconds for one to arrive."""
+        async with self._changed:
+            if index >= len(self.events) and not self.finished:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+            return self.events[index:]
+
+
+class ServerBusy(Exception):
+    """A start or stop is already under way (or the server already runs)."""
+
+
+class ServerManager:
+    poll_interval = 5.0
+    ready_poll_interval = 0.1
+
+    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http):
+        self.config = config
+        self.paths = paths
+        self.db = db
+        self.spawner = spawner
+        self.proxy = proxy
+        self.authenticator = authenticator
+        self.hub_api_url = hub_api_url
+        self.http = http
+        self.progress = {}  # user -> Progress of the latest spawn
+        self.tasks = {}  # user -> running start/stop task
+        self._watcher = None
+
+    # -- queries ---------------------------------------------------------------
+
+    def row(self, user, server=""):
+        return self.db.one("SELECT * FROM servers WHERE user=? AND name=?", (user, server))
+
+    def state(self, user):
+        row = self.row(user)
+        return row["state"] if row else "stopped"
+
+    def _set(self, user, **fields):
+        if self.row(user) is None:
+            self.db.execute("INSERT INTO servers (user, name, state) VALUES (?, '', 'stopped')", (user,))
+        assignments = ", ".join(f"{key}=?" for key in fields)
+        self.db.execute(
+            f"UPDATE servers SET {assignments} WHERE user=? AND name=''", (*fields.values(), user)
+        )
+
+    @staticmethod
+    def handle_of(row):
+        if row is None or row["pid"] is None:
+            return None
+        return ServerHandle(row["pid"], row["pid_create_time"])
+
+    # -- start -----------------------------------------------------------------
+
+    def start(self, user_row):
+        """Begin a spawn for `user_row` in the background; return its Progress."""
+        name = user_row["name"]
+        if name in self.tasks:
+            raise ServerBusy("a start or stop of this server is already under way")
+        if self.state(name) == "running":
+            raise ServerBusy("the server is already running")
+        progress = Progress()
+        self.progress[name] = progress
+        self._set(name, state="pending", message=None, started=timeutil.isoformat(timeutil.now()))
+        self._run_task(name, self._spawn(user_row, progress))
+        return progress
+
+    def _run_task(self, name, coro):
+        task = asyncio.create_task(coro)
+        self.tasks[name] = task
+        task.add_done_callback(lambda t: self.tasks.pop(name, None) if self.tasks.get(name) is t else None)
+        return task
+
+    def _environment(self, name, account, port, api_token):
+        prefix = server_prefix(name)
+        app = self.config["user_environment"]["default_app"]
+        env_bin = os.path.join(self.user_env, "bin")
+        return {
+            "PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": account.pw_dir,
+            "USER": account.pw_name,
+            "LOGNAME": account.pw_name,
+            "SHELL": account.pw_shell or "/bin/bash",
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "JUPYTERHUB_API_TOKEN": api_token,
+            "JPY_API_TOKEN": api_token,
+            "JUPYTERHUB_CLIENT_ID": client_id(name),
+            "JUPYTERHUB_API_URL": self.hub_api_url,
+            "JUPYTERHUB_ACTIVITY_URL": f"{self.hub_api_url}/users/{url_name(name)}/activity",
+            "JUPYTERHUB_BASE_URL": "/",
+            "JUPYTERHUB_HOST": "",
+            "JUPYTERHUB_SERVICE_PREFIX": prefix,
+            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
+            "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+            "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(scopes.access_scopes(name)),
+            "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
+            "JUPYTERHUB_USER": name,
+            "JUPYTERHUB_SERVER_NAME": "",
+            "JUPYTERHUB_DEFAULT_URL": DEFAULT_URLS[app],
+            "JUPYTERHUB_ADMIN_ACCESS": "1",
+        }
+
+    @property
+    def user_env(self):
+        return self.config["user_environment"]["path"] or self.paths.user_env
+
+    def _register_client(self, name, api_token):
+        """The server's OAuth client: its secret is the spawn token."""
+        prefix = server_prefix(name)
+        self.db.execute(
+            "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"
+            " redirect_uri=excluded.redirect_uri, access_scopes=excluded.access_scopes",
+            (
+                client_id(name),
+                tokens.hash_token(api_token),
+                f"{prefix}oauth_callback",
+                f"Server at {prefix}",
+                json.dumps(scopes.access_scopes(name)),
+            ),
+        )
+
+    async def _spawn(self, user_row, progress):
+        name = user_row["name"]
+        prefix = server_prefix(name)
+        handle = None
+        try:
+            await progress.emit(0, "Server requested")
+            username = self.authenticator.system_username(name)
+            await progress.emit(10, f"Preparing the Unix account {username}")
+            try:
+                account = await accounts.ensure_account(
+                    username,
+                    admin=bool(user_row["admin"]),
+                    create=self.authenticator.creates_accounts,
+                )
+            except accounts.AccountError as e:
+                raise SpawnError(str(e)) from None
+            singleuser = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
+            if not os.access(singleuser, os.X_OK):
+                raise SpawnError(
+                    f"jupyterhub-singleuser was not found in the user environment "
+                    f"{self.user_env} (config key user_environment.path)"
+                )
+            port = free_port()
+            tokens.revoke(self.db, user=name, kind="server")
+            api_token = tokens.create(
+                self.db, name, "server", scopes.server_token_scopes(name), client_id=client_id(name)
+            )
+            self._register_client(name, api_token)
+            request = SpawnRequest(
+                user=name,
+                server_name="",
+                username=account.pw_name,
+                uid=account.pw_uid,
+                gid=account.pw_gid,
+                home=account.pw_dir,
+                admin=bool(user_row["admin"]),
+                cmd=[singleuser],
+                env=self._environment(name, account, port, api_token),
+                log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
+                limits={k: v for k, v in self.config["limits"].items() if v is not None},
+            )
+            await progress.emit(30, "Starting jupyterhub-singleuser")
+            handle = await self.spawner.start(request)
+            self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port)
+            await progress.emit(50, "Waiting for the server to respond")
+            # Traefik's reload overlaps the server's own start-up.
+            target = f"http://127.0.0.1:{port}"
+            route = asyncio.create_task(self.proxy.add_route(prefix, target))
+            try:
+                await self._wait_ready(name, handle, f"{target}{prefix}api", request.log_path)
+            except BaseException:
+                route.cancel()
+                raise
+            await progress.emit(90, f"Routing {prefix}")
+            await route
+            self._set(name, state="running", last_activity=timeutil.isoformat(timeutil.now()))
+            log.info("Server for %s is ready at %s (pid %s)", name, prefix, handle.pid)
+            await progress.emit(
+                100,
+                f"Server ready at {prefix}",
+                ready=True,
+                html_message=f'Server ready at <a href="{prefix}">{prefix}</a>',
+                url=prefix,
+            )
+        except asyncio.CancelledError:
+            await self._cleanup_failed(name, handle, "the start was cancelled")
+            raise
+        except Exception as e:
+            reason = str(e) if isinstance(e, (SpawnError, TimeoutError)) else f"{type(e).__name__}: {e}"
+            if not isinstance(e, (SpawnError, TimeoutError)):
+                log.exception("Spawn for %s failed unexpectedly", name)
+            log.warning("Spawn for %s failed: %s", name, reason)
+            await self._cleanup_failed(name, handle, reason)
+            await progress.emit(100, f"Spawn failed: {reason}", failed=True)
+
+    async def _cleanup_failed(self, name, handle, reason):
+        if handle is not None:
+            await self.spawner.stop(handle, self.config["spawner"]["stop_timeout"])
+        await self.proxy.delete_route(server_prefix(name), wait=False)
+        tokens.revoke(self.db, user=name, kind="server")
+        self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None)
+
+    async def _wait_ready(self, name, handle, url, log_path):
+        loop = asyncio.get_running_loop()
+        timeout = self.config["spawner"]["start_timeout"]
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            ended = await self.spawner.poll(handle)
+            if ended:
+                raise SpawnError(f"{ended} before answering. {_log_tail(log_path)}".strip())
+            try:
+                async with self.http.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                    if resp.status < 500:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                pass
+            await asyncio.sleep(self.ready_poll_interval)
+        raise SpawnError(f"the server did not answer within {timeout}s (spawner.start_timeout)")
+
+    # -- stop ------------------------------------------------------------------
+
+    def stop(self, name):
+        """Stop `name`'s server in the background (cancelling a pending start)."""
+        pending = self.tasks.get(name)
+        return self._run_task(name, self._stop(name, pending))
+
+    async def _stop(self, name, pending=None):
+        if pending is not None and not pending.done():
+            pending.cancel()
+            try:
+                await pending
+            except (asyncio.CancelledError, Exception):
+                pass
+        row = self.row(name)
+        if row is None or row["state"] in ("stopped", "failed"):
+            return
+        self._set(name, state="stopping")
+        tokens.revoke(self.db, user=name, kind="server")
+        tokens.revoke(self.db, user=name, kind="oauth", client_id=client_id(name))
+        await self.proxy.delete_route(server_prefix(name))
+        handle = self.handle_of(row)
+        if handle is not None:
+            await self.spawner.stop(handle, self.config["spawner"]["stop_timeout"])
+        self._set(name, state="stopped", pid=None, pid_create_time=None, port=None)
+        self.progress.pop(name, None)
+        log.info("Stopped the server of %s", name)
+
+    # -- restart recovery and watching -------------------------------------------
+
+    async def reconcile(self):
+        """After a (re)start: re-adopt live servers, forget dead ones, rewrite all routes."""
+        routes = {}
+        for row in self.db.all("SELECT * FROM servers WHERE state IN ('pending', 'running', 'stopping')"):
+            name = row["user"]
+            handle = self.handle_of(row)
+            alive = handle is not None and await self.spawner.poll(handle) is None
+            if alive and row["state"] == "running":
+                routes[server_prefix(name)] = f"http://127.0.0.1:{row['port']}"
+                log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
+            elif alive:
+                log.info("Stopping the server of %s left %s by the previous daemon", name, row["state"])
+                await self.spawner.stop(handle, self.config["spawner"]["stop_timeout"])
+                self._mark_gone(name, "the hub restarted while the server was starting")
+            else:
+                self._mark_gone(name, "the server stopped while the hub was down")
+        await self.proxy.set_routes(routes)
+        for prefix in routes:
+            await self.proxy.wait_for_route(prefix, present=True)
+
+    def _mark_gone(self, name, message):
+        tokens.revoke(self.db, user=name, kind="server")
+        self._set(name, state="stopped", message=message, pid=None, pid_create_time=None, port=None)
+
+    def start_watching(self):
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _watch(self):
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.check_running()
+            except Exception:
+                log.exception("Checking running servers failed")
+
+    async def check_running(self):
+        for row in self.db.all("SELECT * FROM servers WHERE state='running'"):
+            name = row["user"]
+            if name in self.tasks:
+                continue
+            ended = await self.spawner.poll(self.handle_of(row))
+            if ended:
+                log.warning("The server of %s stopped on its own: %s", name, ended)
+                await self.proxy.delete_route(server_prefix(name), wait=False)
+                self._mark_gone(name, ended)
+
+    async def close(self):
+        if self._watcher:
+            self._watcher.cancel()
+        for task in list(self.tasks.values()):
+            task.cancel()
+
+
+def _log_tail(path, lines=3):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read().decode("utf-8", "replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("Last output: " + " | ".join(tail)) if tail else ""

@@ -1,0 +1,64 @@
+"""Hub login sessions: a random id in a signed, HttpOnly cookie scoped to /hub/.
+
+The cookie is signed with a secret kept in the state directory (0600), and
+only the id's hash is stored, so a copy of the database logs nobody in.
+"""
+
+import os
+import secrets
+import time
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from . import tokens
+
+COOKIE_NAME = "jupyterhub-hub-login"
+MAX_AGE = 14 * 24 * 3600
+
+
+def load_or_create_secret(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        secret = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+        return secret
+
+
+class SessionStore:
+    def __init__(self, db, secret):
+        self.db = db
+        self.signer = URLSafeSerializer(secret, salt="tljh-hub-login")
+
+    def create(self, user):
+        """A new session for `user`; returns the signed cookie value."""
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO sessions (hash, user, created, expires_at) VALUES (?, ?, ?, ?)",
+            (tokens.hash_token(session_id), user, now, now + MAX_AGE),
+        )
+        return self.signer.dumps(session_id)
+
+    def user_for(self, cookie_value):
+        """The user name behind a cookie value, or None."""
+        if not cookie_value:
+            return None
+        try:
+            session_id = self.signer.loads(cookie_value)
+        except BadSignature:
+            return None
+        row = self.db.one("SELECT user, expires_at FROM sessions WHERE hash=?", (tokens.hash_token(session_id),))
+        if row is None or row["expires_at"] < time.time():
+            return None
+        return row["user"]
+
+    def delete(self, cookie_value):
+        try:
+            session_id = self.signer.loads(cookie_value)
+        except BadSignature:
+            return
+        self.db.execute("DELETE FROM sessions WHERE hash=?", (tokens.hash_token(session_id),))

@@ -1,0 +1,46 @@
+"""The spawner interface: start, poll, stop, and re-adopt after a daemon restart."""
+
+from dataclasses import dataclass, field
+
+
+class SpawnError(Exception):
+    """A spawn failed; the message is shown to the user."""
+
+
+@dataclass
+class SpawnRequest:
+    user: str
+    server_name: str
+    username: str  # the Unix account
+    uid: int
+    gid: int
+    home: str
+    admin: bool
+    cmd: list
+    env: dict
+    log_path: str
+    limits: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ServerHandle:
+    """What identifies a running server across daemon restarts (persisted in the database)."""
+
+    pid: int
+    create_time: float
+
+
+class Spawner:
+    #: limits this backend enforces; others are reported as unavailable
+    supported_limits = frozenset()
+
+    async def start(self, request):
+        """Launch the server; return its ServerHandle. Raise SpawnError on failure."""
+        raise NotImplementedError
+
+    async def poll(self, handle):
+        """None while running, else a short description of how it ended."""
+        raise NotImplementedError
+
+    async def stop(self, handle, timeout):
+        raise NotImplementedError

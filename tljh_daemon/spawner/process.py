@@ -1,0 +1,123 @@
+"""Process mode: each server is a child process under the user's Unix account.
+
+Servers run in their own session so they outlive a daemon restart; the daemon
+finds them again by PID *and* process start time (psutil), so a recycled PID
+is never mistaken for a server.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+
+import psutil
+
+from .base import ServerHandle, Spawner, SpawnError
+
+log = logging.getLogger(__name__)
+
+
+def process_for(handle):
+    """The live psutil.Process behind `handle`, or None."""
+    try:
+        proc = psutil.Process(handle.pid)
+        if abs(proc.create_time() - handle.create_time) > 0.01:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.Error:
+        return None
+
+
+def describe_exit(returncode):
+    if returncode is None:
+        return "the server process ended"
+    if returncode < 0:
+        try:
+            return f"the server process was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            pass
+    return f"the server process exited with status {returncode}"
+
+
+class ProcessSpawner(Spawner):
+    def __init__(self):
+        self._children = {}  # pid -> Popen, for servers started by this daemon (so they are reaped)
+
+    def _popen(self, request):
+        os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
+        fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            return subprocess.Popen(
+                request.cmd,
+                env=request.env,
+                cwd=request.home,
+                user=request.uid,
+                group=request.gid,
+                extra_groups=os.getgrouplist(request.username, request.gid),
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(fd)
+
+    async def start(self, request):
+        if request.limits:
+            log.warning(
+                "Process mode cannot enforce %s for %s (needs systemd); running without them",
+                ", ".join(sorted(request.limits)),
+                request.user,
+            )
+        try:
+            popen = await asyncio.to_thread(self._popen, request)
+        except OSError as e:
+            raise SpawnError(f"could not start {request.cmd[0]}: {e.strerror or e}") from None
+        self._children[popen.pid] = popen
+        create_time = psutil.Process(popen.pid).create_time()
+        return ServerHandle(popen.pid, create_time)
+
+    async def poll(self, handle):
+        popen = self._children.get(handle.pid)
+        if popen is not None:
+            code = popen.poll()
+            if code is None:
+                return None
+            del self._children[handle.pid]
+            return describe_exit(code)
+        return None if process_for(handle) else "the server process is gone"
+
+    async def stop(self, handle, timeout):
+        proc = process_for(handle)
+        if proc is None:
+            await self.poll(handle)
+            return
+        try:
+            children = proc.children(recursive=True)
+            proc.terminate()
+        except psutil.Error:
+            children = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if await self.poll(handle) is not None:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            log.warning("Server pid %s did not stop in %ss; killing it", handle.pid, timeout)
+            for p in [proc, *children]:
+                try:
+                    p.kill()
+                except psutil.Error:
+                    pass
+            await asyncio.sleep(0.1)
+            await self.poll(handle)
+        for p in children:  # kernels left behind by a server that exited
+            try:
+                if p.is_running():
+                    p.kill()
+            except psutil.Error:
+                pass
