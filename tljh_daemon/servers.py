@@ -301,7 +301,7 @@ class ServerManager:
             return
         self._set(name, state="stopping")
         tokens.revoke(self.db, user=name, kind="server")
-        tokens.revoke(self.db, user=name, kind="oauth", client_id=client_id(name))
+        # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
         await self.proxy.delete_route(server_prefix(name))
         handle = self.handle_of(row)
         if handle is not None:

@@ -219,9 +219,13 @@ async def user_redirect(request):
 
 
 @routes.get("/user/{name}/{tail:.*}")
+async def user_prefix_redirect(request):
+    """/user/<name>/... reaches the hub only when no route exists; the hub cookie lives under /hub/."""
+    raise web.HTTPFound("/hub" + request.path_qs)
+
+
 @routes.get("/hub/user/{name}/{tail:.*}")
 async def user_server_fallback(request):
-    """Requests for /user/<name>/... reach the hub only when no route exists for them."""
     identity = require_user(request)
     name = request.match_info["name"]
     if name != identity.name and not identity.admin:

@@ -1,0 +1,78 @@
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from hubprocess import HubProcess
+from tljh_daemon.accounts import delete_account
+
+USER_ENV_PACKAGES = ["jupyterhub", "jupyterlab", "ipykernel"]
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: servers run as their own Unix users (run the tests as root)"
+)
+
+
+def _python_for_users():
+    # The user environment must use an interpreter every Unix user can execute.
+    for candidate in ("/usr/bin/python3", shutil.which("python3")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("no python3 found")
+
+
+@pytest.fixture(scope="session")
+def user_env():
+    """A real user environment (jupyterhub, jupyterlab, ipykernel), built once per session with uv."""
+    existing = os.environ.get("TLJH_TEST_USER_ENV")
+    if existing:
+        yield existing
+        return
+    top = tempfile.mkdtemp(prefix="tljh-test-userenv-", dir="/var/tmp")
+    os.chmod(top, 0o755)
+    path = os.path.join(top, "user")
+    subprocess.run(["uv", "venv", "--quiet", "--python", _python_for_users(), path], check=True)
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", os.path.join(path, "bin", "python"),
+                    *USER_ENV_PACKAGES], check=True)
+    yield path
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def run_id():
+    """A short random tag so test user names never collide with real or leftover accounts."""
+    return "t" + secrets.token_hex(2)
+
+
+@pytest.fixture(scope="session")
+def unix_accounts():
+    """Collects Unix accounts a test caused to exist; deletes them at the end."""
+    names = []
+    yield names
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        delete_account(name)
+
+
+@pytest.fixture(scope="module")
+def make_hub(unix_accounts):
+    """Factory: start a daemon with the given config; everything it started is stopped afterwards."""
+    hubs = []
+
+    def make(config, start=True):
+        prefix = tempfile.mkdtemp(prefix="tljh-test-prefix-", dir="/var/tmp")
+        hub = HubProcess(prefix, config)
+        hubs.append(hub)
+        return hub.start() if start else hub
+
+    yield make
+    for hub in hubs:
+        hub.stop_all()
+        shutil.rmtree(hub.prefix, ignore_errors=True)

@@ -1,0 +1,88 @@
+"""A browser-like HTTP client for the hub (cookie jar, forms, OAuth redirects, kernels)."""
+
+import json
+import re
+import time
+import uuid
+
+import requests
+import websocket
+
+
+class HubClient(requests.Session):
+    def __init__(self, base_url):
+        super().__init__()
+        self.base_url = base_url.rstrip("/")
+
+    def url(self, path):
+        return self.base_url + path
+
+    def xsrf_from(self, html):
+        return re.search(r'name="_xsrf" value="([^"]+)"', html).group(1)
+
+    def login(self, username, password, next_url=""):
+        """Submit the login form; returns the (unfollowed) response."""
+        page = self.get(self.url("/hub/login"))
+        page.raise_for_status()
+        return self.post(
+            self.url("/hub/login"),
+            data={"_xsrf": self.xsrf_from(page.text), "username": username, "password": password, "next": next_url},
+            allow_redirects=False,
+        )
+
+    def progress_events(self, name, timeout=180):
+        """Read the spawn progress event stream until it ends."""
+        events = []
+        with self.get(self.url(f"/hub/api/users/{name}/server/progress"), stream=True, timeout=timeout) as r:
+            r.raise_for_status()
+            for line in r.iter_lines(decode_unicode=True):
+                if line and line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+        return events
+
+    def spawn(self, name, timeout=180):
+        """Start (GET /hub/spawn like a browser) and wait for the final progress event."""
+        r = self.get(self.url(f"/hub/spawn/{name}"), allow_redirects=False)
+        assert r.status_code == 302, r.text
+        return self.progress_events(name, timeout)
+
+    def stop(self, name):
+        home = self.get(self.url("/hub/home"))
+        return self.post(self.url(f"/hub/stop/{name}"), data={"_xsrf": self.xsrf_from(home.text)},
+                         allow_redirects=False)
+
+    def server_xsrf(self):
+        return next(c.value for c in self.cookies if c.name == "_xsrf" and c.path.startswith("/user/"))
+
+    def start_kernel(self, name):
+        r = self.post(self.url(f"/user/{name}/api/kernels"), json={"name": "python3"},
+                      headers={"X-XSRFToken": self.server_xsrf()})
+        r.raise_for_status()
+        return r.json()["id"]
+
+    def execute(self, name, kernel_id, code, timeout=60):
+        """Run `code` over the kernel websocket (through the proxy); return text/plain of the result."""
+        ws_url = self.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies if c.path.startswith(f"/user/{name}"))
+        ws = websocket.create_connection(ws_url, cookie=cookie, timeout=timeout)
+        try:
+            msg_id = uuid.uuid4().hex
+            ws.send(json.dumps({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
+                           "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": code, "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+            }))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "execute_result":
+                    return msg["content"]["data"]["text/plain"]
+                if msg["msg_type"] == "error":
+                    raise RuntimeError(msg["content"]["evalue"])
+            raise TimeoutError("no execute_result")
+        finally:
+            ws.close()

@@ -1,0 +1,151 @@
+"""End to end: log in through Traefik, spawn a real jupyterhub-singleuser, run code in a kernel.
+
+One hub (dummy auth with a shared password) serves the whole module; the tests
+run in order and build on each other, like a user's session would.
+"""
+
+import os
+import pwd
+import stat
+import time
+
+import psutil
+import pytest
+import requests
+
+from conftest import needs_root
+from hubclient import HubClient
+
+pytestmark = needs_root
+PASSWORD = "class-password"
+
+
+@pytest.fixture(scope="module")
+def names(run_id, unix_accounts):
+    names = {role: f"{run_id}-{role}" for role in ("alice", "bob", "banned")}
+    unix_accounts.extend(f"jupyter-{n}" for n in names.values())
+    return names
+
+
+@pytest.fixture(scope="module")
+def hub(make_hub, user_env, names):
+    return make_hub({
+        "auth": {"type": "dummy", "DummyAuthenticator": {"password": PASSWORD}},
+        "users": {"allowed": [names["alice"], names["bob"]], "banned": [names["banned"]]},
+        "user_environment": {"path": user_env},
+    })
+
+
+@pytest.fixture(scope="module")
+def alice(hub, names):
+    client = HubClient(hub.url)
+    assert client.login(names["alice"], PASSWORD).status_code == 302
+    return client
+
+
+def singleuser_port(unix_user):
+    for proc in psutil.process_iter(["username", "cmdline"]):
+        if proc.info["username"] == unix_user and any("jupyterhub-singleuser" in a for a in proc.info["cmdline"] or []):
+            for conn in proc.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    return conn.laddr.port
+    raise AssertionError(f"no listening jupyterhub-singleuser for {unix_user}")
+
+
+def test_login_spawn_and_run_code_as_the_user(hub, alice, names):
+    name = names["alice"]
+    started = time.monotonic()
+    events = alice.spawn(name)
+    print(f"start -> ready: {time.monotonic() - started:.2f}s")
+    assert events[-1]["ready"] is True, events
+    assert [e["progress"] for e in events] == sorted(e["progress"] for e in events)
+
+    lab = alice.get(alice.url(f"/user/{name}/lab"))
+    assert lab.status_code == 200
+    assert lab.url == alice.url(f"/user/{name}/lab")
+    assert "JupyterLab" in lab.text
+    assert any("/hub/api/oauth2/authorize" in r.url for r in lab.history)
+
+    kernel = alice.start_kernel(name)
+    assert alice.execute(name, kernel, "6*7") == "42"
+    account = pwd.getpwnam(f"jupyter-{name}")
+    assert alice.execute(name, kernel, "import os; os.getuid()") == str(account.pw_uid)
+    assert stat.S_IMODE(os.stat(account.pw_dir).st_mode) & 0o077 == 0, "home must be private"
+
+
+def test_wrong_password_refused(hub, names):
+    client = HubClient(hub.url)
+    r = client.login(names["alice"], "not-the-password")
+    assert r.status_code == 403
+    assert "Invalid username or password" in r.text
+    assert "jupyterhub-hub-login" not in client.cookies
+
+
+def test_banned_user_refused(hub, names):
+    client = HubClient(hub.url)
+    assert client.login(names["banned"], PASSWORD).status_code == 403
+    assert "jupyterhub-hub-login" not in client.cookies
+
+
+def test_name_not_in_allowed_list_refused(hub, run_id):
+    client = HubClient(hub.url)
+    assert client.login(f"{run_id}-stranger", PASSWORD).status_code == 403
+    assert "jupyterhub-hub-login" not in client.cookies
+
+
+def test_other_users_cannot_reach_a_server(hub, alice, names):
+    bob = HubClient(hub.url)
+    assert bob.login(names["bob"], PASSWORD).status_code == 302
+    target = names["alice"]
+
+    page = bob.get(bob.url(f"/user/{target}/lab"))
+    assert page.status_code == 403
+    assert "JupyterLab" not in page.text
+    api = bob.get(bob.url(f"/user/{target}/api/contents"))
+    assert api.status_code in (302, 403) or api.url.startswith(bob.url("/hub/"))
+    assert "content" not in api.text
+
+    # Straight to the server's port, bypassing the proxy, without a token.
+    port = singleuser_port(f"jupyter-{target}")
+    direct = requests.get(f"http://127.0.0.1:{port}/user/{target}/api/contents", allow_redirects=False)
+    assert direct.status_code == 403
+    direct_page = requests.get(f"http://127.0.0.1:{port}/user/{target}/lab", allow_redirects=False)
+    assert direct_page.status_code == 302 and "/hub/api/oauth2/authorize" in direct_page.headers["Location"]
+
+
+def test_cookie_api_calls_need_xsrf(hub, alice, names):
+    r = alice.delete(alice.url(f"/hub/api/users/{names['alice']}/server"))
+    assert r.status_code == 403
+    assert r.json()["status"] == 403
+    assert alice.get(alice.url(f"/user/{names['alice']}/api/status")).status_code == 200
+
+
+def test_daemon_killed_and_restarted_keeps_servers_and_sessions(hub, alice, names):
+    name = names["alice"]
+    hub.kill()
+    # The data path does not go through the daemon.
+    assert alice.get(alice.url(f"/user/{name}/api/status")).status_code == 200
+    hub.start()
+    home = alice.get(alice.url("/hub/home"))
+    assert home.status_code == 200 and "Your server is running" in home.text
+    kernel = alice.start_kernel(name)
+    assert alice.execute(name, kernel, "6*7") == "42"
+
+
+def test_stop_removes_route_and_start_again_works(hub, alice, names):
+    name = names["alice"]
+    prefix_rule = f"PathPrefix(`/user/{name}/`)"
+    assert prefix_rule in hub.traefik_route_names()
+    assert alice.stop(name).status_code == 302
+    assert prefix_rule not in hub.traefik_route_names()
+    r = alice.get(alice.url(f"/user/{name}/api/status"), allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"] == f"/hub/user/{name}/api/status"
+    r = alice.get(alice.url(r.headers["Location"]), allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"].startswith(f"/hub/spawn/{name}")
+    with pytest.raises(AssertionError):
+        singleuser_port(f"jupyter-{name}")
+
+    events = alice.spawn(name)
+    assert events[-1]["ready"] is True
+    kernel = alice.start_kernel(name)
+    assert alice.execute(name, kernel, "6*7") == "42"
