@@ -96,15 +96,17 @@ async def _lifetime(app):
         http=http,
     )
     supervisor = TraefikSupervisor(hub.proxy)
-    changed = hub.proxy.write_static_config()
-    running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
-    await hub.proxy.set_routes({server_prefix(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
-    await supervisor.start(config_changed=changed)
-    await hub.servers.reconcile()
-    hub.servers.start_watching()
-    log.info("Hub ready: http://%s:%s/", config["http"]["address"] or "localhost", config["http"]["port"])
-    yield
-    await hub.servers.close()
-    await supervisor.close()
-    await http.close()
-    hub.db.close()
+    try:
+        changed = hub.proxy.write_static_config()
+        running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
+        await hub.proxy.set_routes({server_prefix(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
+        await supervisor.start(config_changed=changed)
+        await hub.servers.reconcile()
+        hub.servers.start_watching()
+        log.info("Hub ready: http://%s:%s/", config["http"]["address"] or "localhost", config["http"]["port"])
+        yield
+    finally:
+        await hub.servers.close()
+        await supervisor.close()
+        await http.close()
+        hub.db.close()

@@ -8,6 +8,7 @@ a route counts as live only once Traefik's API lists it.
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import re
@@ -16,7 +17,6 @@ import tempfile
 
 import aiohttp
 import bcrypt
-from ruamel.yaml import YAML
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,17 @@ HUB_ROUTER = "hub"
 API_ROUTER = "traefik-api"
 
 
-def _dump_yaml(data, path, mode=0o600):
-    """Write YAML atomically: temp file in the same directory as `path`, then rename."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+def write_atomically(data, path, tmp_dir=None):
+    """Write `data` as JSON (which is YAML, so Traefik reads it unambiguously) via a temp file.
+
+    `tmp_dir` must be on the same filesystem; for the watched rules directory it is
+    a sibling directory, so Traefik sees one complete file appear.
+    """
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir or os.path.dirname(path), prefix=".tmp-")
     try:
         with os.fdopen(fd, "w") as f:
-            YAML(typ="safe", pure=True).dump(data, f)
-        os.chmod(tmp, mode)
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -106,7 +109,7 @@ class TraefikProxy:
         if os.path.exists(self.static_config_path):
             with open(self.static_config_path) as f:
                 old = f.read()
-        _dump_yaml(self.static_config(), self.static_config_path)
+        write_atomically(self.static_config(), self.static_config_path)
         with open(self.static_config_path) as f:
             return f.read() != old
 
@@ -157,16 +160,8 @@ class TraefikProxy:
     async def _write_rules(self):
         """Write the rules file outside the watched directory, then move it in."""
         data = self.dynamic_config()
-        tmp_dir = self.paths.traefik_dir  # same filesystem, not watched
-
-        def write():
-            fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=".rules-")
-            with os.fdopen(fd, "w") as f:
-                YAML(typ="safe", pure=True).dump(data, f)
-            os.replace(tmp, self.rules_path)
-
         async with self._write_lock:
-            await asyncio.to_thread(write)
+            await asyncio.to_thread(write_atomically, data, self.rules_path, self.paths.traefik_dir)
 
     # -- routes -----------------------------------------------------------------
 

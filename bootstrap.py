@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Stage 0 of the install: standard library only.
+
+    curl -L <url>/bootstrap.py | sudo python3 - --admin alice:secret
+    sudo python3 bootstrap.py --admin alice:secret        # from a checkout
+
+Checks the machine, makes the hub virtual environment, installs the product
+into it (this checkout, or --pip-spec / $TLJH_BOOTSTRAP_PIP_SPEC), then hands
+over to the installer (`python -m tljh_installer`) with the remaining arguments.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+MIN_PYTHON = (3, 9)
+SUPPORTED = {"debian": 11, "ubuntu": 22.04}
+HERE = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else None
+
+
+def fail(message):
+    print(f"bootstrap: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def read_os_release(path="/etc/os-release"):
+    info = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.strip().partition("=")
+                if key:
+                    info[key] = value.strip().strip('"')
+    except OSError:
+        pass
+    return info
+
+
+def check_os(info):
+    """Refuse unsupported distributions with a message that says what is supported."""
+    distro = info.get("ID", "unknown")
+    version = info.get("VERSION_ID", "")
+    wanted = ", ".join(f"{name.capitalize()} >= {v}" for name, v in SUPPORTED.items())
+    if distro not in SUPPORTED:
+        fail(f"unsupported operating system {info.get('PRETTY_NAME', distro)!r}; supported: {wanted}")
+    try:
+        number = float(version)
+    except ValueError:
+        fail(f"cannot tell the version of {distro} ({version!r}); supported: {wanted}")
+    if number < SUPPORTED[distro]:
+        fail(f"{info.get('PRETTY_NAME', distro)} is too old; supported: {wanted}")
+
+
+def log(message):
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def run(cmd, **kwargs):
+    result = subprocess.run(cmd, **kwargs)
+    if result.returncode != 0:
+        fail(f"{' '.join(cmd)} failed with exit code {result.returncode}")
+    return result
+
+
+def missing_apt_prerequisites():
+    """Debian packages the install needs that are not there yet."""
+    missing = []
+    if subprocess.run([sys.executable, "-c", "import venv, ensurepip"], capture_output=True).returncode:
+        missing.append("python3-venv")
+    if not shutil.which("visudo"):
+        missing.append("sudo")
+    if not os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
+        missing.append("ca-certificates")
+    return missing
+
+
+def ensure_apt_prerequisites():
+    missing = missing_apt_prerequisites()
+    if missing:
+        log(f"Installing {', '.join(missing)} with apt")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", *missing], env=env)
+
+
+def product_spec(args):
+    spec = args.pip_spec or os.environ.get("TLJH_BOOTSTRAP_PIP_SPEC")
+    if spec:
+        return spec
+    if HERE and os.path.exists(os.path.join(HERE, "setup.cfg")):
+        return HERE
+    fail("no product to install: pass --pip-spec (or set TLJH_BOOTSTRAP_PIP_SPEC), or run bootstrap.py from a checkout")
+
+
+def install_hub_env(prefix, spec):
+    hub = os.path.join(prefix, "hub")
+    python = os.path.join(hub, "bin", "python")
+    if not os.path.exists(python):
+        log(f"Creating the hub environment {hub}")
+        run([sys.executable, "-m", "venv", hub])
+    if not os.path.exists(os.path.join(hub, "bin", "uv")):
+        log("Installing uv into the hub environment")
+        run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"])
+    log(f"Installing the hub from {spec}")
+    run([os.path.join(hub, "bin", "uv"), "pip", "install", "--quiet", "--python", python,
+         "--upgrade", "--reinstall-package", "tljh-daemon", spec])
+    return python
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
+    parser.add_argument("--pip-spec", help="pip spec of the product (default: this checkout)")
+    parser.add_argument("--prefix", default=os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh"))
+    parser.add_argument("-h", "--help", action="store_true")
+    args, rest = parser.parse_known_args(argv)
+    if args.help:
+        print(__doc__)
+        print("Installer options are passed on; see `python -m tljh_installer --help` after install.")
+        return
+    started = time.monotonic()
+    if sys.version_info < MIN_PYTHON:
+        fail(f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed (this is {sys.version.split()[0]})")
+    if os.geteuid() != 0:
+        fail("must run as root (try: sudo python3 bootstrap.py ...)")
+    if not os.environ.get("TLJH_BOOTSTRAP_SKIP_OS_CHECK"):
+        check_os(read_os_release())
+    if "SSL_CERT_FILE" not in os.environ and os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
+        os.environ["SSL_CERT_FILE"] = "/etc/ssl/certs/ca-certificates.crt"  # the system trust store, for uv
+    ensure_apt_prerequisites()
+    prefix = os.path.abspath(args.prefix)
+    os.makedirs(prefix, exist_ok=True)
+    os.chmod(prefix, 0o755)
+    python = install_hub_env(prefix, product_spec(args))
+    log(f"Stage 0 done in {time.monotonic() - started:.1f}s; handing over to the installer")
+    sys.stdout.flush()
+    os.execv(python, [python, "-m", "tljh_installer", "--prefix", prefix, *rest])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""First-use and PAM authentication through the real login form (via Traefik)."""
+
+import pwd
+import subprocess
+
+import pytest
+
+from conftest import needs_root
+from hubclient import HubClient
+
+pytestmark = needs_root
+
+
+def test_first_use_sets_password_then_enforces_it(make_hub, run_id, user_env):
+    name, admin = f"{run_id}-fu", f"{run_id}-fuadmin"
+    hub = make_hub({"auth": {"type": "firstuse"}, "users": {"admin": [admin]},
+                    "user_environment": {"path": user_env}})
+    first = HubClient(hub.url)
+    assert first.login(name, "first-password").status_code == 302
+    assert HubClient(hub.url).login(name, "other-password").status_code == 403
+    assert HubClient(hub.url).login(name, "first-password").status_code == 302
+    assert HubClient(hub.url).login(name, "short").status_code == 403
+
+    page = first.get(first.url("/hub/auth/change-password"))
+    wrong = first.post(first.url("/hub/auth/change-password"),
+                       data={"_xsrf": first.xsrf_from(page.text), "old_password": "nope", "new_password": "second-password"})
+    assert wrong.status_code == 400
+    changed = first.post(first.url("/hub/auth/change-password"),
+                         data={"_xsrf": first.xsrf_from(page.text), "old_password": "first-password",
+                               "new_password": "second-password"})
+    assert changed.status_code == 200 and "password was changed" in changed.text
+    assert HubClient(hub.url).login(name, "first-password").status_code == 403
+    assert HubClient(hub.url).login(name, "second-password").status_code == 302
+
+    # Without the XSRF token the change is refused.
+    no_xsrf = first.post(first.url("/hub/auth/change-password"),
+                         data={"old_password": "second-password", "new_password": "third-password"})
+    assert no_xsrf.status_code == 403
+
+    # An admin resets it: the next login chooses a new password.
+    boss = HubClient(hub.url)
+    assert boss.login(admin, "admin-password").status_code == 302
+    assert first.get(first.url(f"/hub/auth/change-password/{admin}")).status_code == 403
+    page = boss.get(boss.url(f"/hub/auth/change-password/{name}"))
+    reset = boss.post(boss.url(f"/hub/auth/change-password/{name}"),
+                      data={"_xsrf": boss.xsrf_from(page.text), "new_password": ""})
+    assert reset.status_code == 200
+    assert HubClient(hub.url).login(name, "brand-new-password").status_code == 302
+    assert HubClient(hub.url).login(name, "second-password").status_code == 403
+
+
+def test_repeated_failures_are_slowed_down(make_hub, run_id):
+    import time
+    name = f"{run_id}-slow"
+    hub = make_hub({"auth": {"type": "firstuse"}})
+    assert HubClient(hub.url).login(name, "the-password").status_code == 302
+    times = []
+    for _ in range(4):
+        start = time.monotonic()
+        assert HubClient(hub.url).login(name, "wrong-password").status_code == 403
+        times.append(time.monotonic() - start)
+    assert times[0] < 1 and times[3] >= 1.9, times
+
+
+@pytest.fixture
+def pam_user(run_id):
+    name = f"{run_id}pam"
+    subprocess.run(["useradd", "--create-home", name], check=True)
+    subprocess.run(["chpasswd"], input=f"{name}:unix-password-1", text=True, check=True)
+    yield name
+    subprocess.run(["pkill", "-u", name])
+    subprocess.run(["userdel", "--remove", name], capture_output=True)
+
+
+def test_pam_login_and_server_runs_as_that_account(make_hub, pam_user, user_env):
+    hub = make_hub({"auth": {"type": "pam"}, "user_environment": {"path": user_env}})
+    assert HubClient(hub.url).login(pam_user, "wrong-password").status_code == 403
+    assert HubClient(hub.url).login("no-such-unix-user", "unix-password-1").status_code == 403
+    client = HubClient(hub.url)
+    assert client.login(pam_user, "unix-password-1").status_code == 302
+    assert client.spawn(pam_user)[-1]["ready"] is True
+    assert client.get(client.url(f"/user/{pam_user}/lab")).status_code == 200
+    kernel = client.start_kernel(pam_user)
+    assert client.execute(pam_user, kernel, "import os; os.getuid()") == str(pwd.getpwnam(pam_user).pw_uid)

@@ -1,0 +1,101 @@
+"""bootstrap.py as a user runs it, on this machine (no systemd as PID 1: process mode)."""
+
+import importlib.util
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from conftest import needs_root
+from hubclient import HubClient
+from hubprocess import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOOTSTRAP = os.path.join(ROOT, "bootstrap.py")
+SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def load_bootstrap():
+    spec = importlib.util.spec_from_file_location("bootstrap", BOOTSTRAP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("os_release, expected", [
+    ({"ID": "centos", "VERSION_ID": "9", "PRETTY_NAME": "CentOS Stream 9"}, "unsupported operating system 'CentOS Stream 9'"),
+    ({"ID": "ubuntu", "VERSION_ID": "20.04", "PRETTY_NAME": "Ubuntu 20.04"}, "Ubuntu 20.04 is too old"),
+    ({"ID": "debian", "VERSION_ID": "10", "PRETTY_NAME": "Debian 10"}, "Debian 10 is too old"),
+])
+def test_unsupported_os_is_refused_with_a_clear_message(capsys, os_release, expected):
+    with pytest.raises(SystemExit):
+        load_bootstrap().check_os(os_release)
+    err = capsys.readouterr().err
+    assert expected in err and "Debian >= 11, Ubuntu >= 22.04" in err
+
+
+def test_supported_os_passes():
+    load_bootstrap().check_os({"ID": "debian", "VERSION_ID": "12"})
+    load_bootstrap().check_os({"ID": "ubuntu", "VERSION_ID": "24.04"})
+
+
+@needs_root
+def test_refuses_to_run_without_root():
+    result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                             SYSTEM_PYTHON, BOOTSTRAP, "--prefix", "/nonexistent"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "must run as root" in result.stderr
+
+
+@pytest.fixture
+def prefix(unix_accounts, run_id):
+    path = tempfile.mkdtemp(prefix="tljh-test-install-", dir="/var/tmp")
+    yield path
+    daemon = os.path.join(path, "hub", "bin", "tljh-daemon")
+    if os.path.exists(daemon):
+        subprocess.run([daemon, "stop", "--prefix", path], capture_output=True, timeout=120)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@needs_root
+def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix_accounts):
+    admin, password = f"{run_id}-admin", "admin-secret-1"
+    unix_accounts.append(f"jupyter-{admin}")
+    port = free_port()
+    cmd = [SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(port), "--admin", f"{admin}:{password}"]
+    env = {"PATH": os.environ["PATH"], "HOME": "/root"}
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert f"The hub is at http://127.0.0.1:{port}/" in first.stdout
+    assert "Building the user environment" in first.stdout and "tljh-daemon stop" in first.stdout
+
+    client = HubClient(f"http://127.0.0.1:{port}")
+    assert client.login(admin, "wrong-password").status_code == 403
+    assert client.login(admin, password).status_code == 302
+    assert client.spawn(admin)[-1]["ready"] is True
+    assert client.get(client.url(f"/user/{admin}/lab")).status_code == 200
+    kernel = client.start_kernel(admin)
+    assert client.execute(admin, kernel, "import os; os.getuid()") != "0"
+    sudo = "__import__('subprocess').run(['sudo','-n','id','-u'],capture_output=True,text=True).stdout.strip()"
+    assert client.execute(admin, kernel, sudo) == "'0'", "admins get sudo"
+
+    log = os.path.join(prefix, "installer.log")
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    with open(log) as f:
+        assert password not in f.read()
+    for private in ("state", "config"):
+        assert stat.S_IMODE(os.stat(os.path.join(prefix, private)).st_mode) == 0o700
+
+    with open(os.path.join(prefix, "config", "config.yaml")) as f:
+        config_before = f.read()
+    second = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=900, env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    with open(os.path.join(prefix, "config", "config.yaml")) as f:
+        assert f.read() == config_before
+    # The same kernel (so the same server process) still answers, with the same cookies.
+    assert client.execute(admin, kernel, "6*7") == "42"

@@ -1,0 +1,59 @@
+"""Editing config.yaml safely: round-trip (comments and key order survive), validated
+before writing, written atomically, under an exclusive lock against other writers."""
+
+import fcntl
+import io
+import os
+import tempfile
+from contextlib import contextmanager
+
+from ruamel.yaml import YAML
+
+from . import config as config_mod
+
+
+def _yaml():
+    yaml = YAML()  # round-trip mode
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def plain(data):
+    """Round-trip containers as plain dicts and lists (for validation)."""
+    if isinstance(data, dict):
+        return {str(k): plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [plain(v) for v in data]
+    return data
+
+
+@contextmanager
+def editing(path):
+    """Yield the config as a round-trip mapping; on clean exit, validate and save it.
+
+    A ConfigError leaves the file untouched.
+    """
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = None
+        if os.path.exists(path):
+            with open(path) as f:
+                data = _yaml().load(f)
+        if data is None:
+            data = _yaml().load("{}\n")
+        yield data
+        config_mod.validate(config_mod.merge(config_mod.DEFAULTS, plain(data)))
+        buffer = io.StringIO()
+        _yaml().dump(data, buffer)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".config-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(buffer.getvalue())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise

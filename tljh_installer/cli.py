@@ -1,0 +1,66 @@
+"""`python -m tljh_installer`: the steps after bootstrap.py made the hub environment."""
+
+import argparse
+import os
+import sys
+
+from tljh_daemon import config as config_mod
+from tljh_daemon.paths import Paths
+
+from . import service, steps
+from .progress import Steps, setup_logging
+
+
+def parse_admin(value):
+    name, sep, password = value.partition(":")
+    if not name:
+        raise argparse.ArgumentTypeError("--admin needs a name (name or name:password)")
+    return name.strip().lower(), (password if sep else None)
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="tljh_installer", description="Install or upgrade the hub.")
+    p.add_argument("--prefix", default=os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh"))
+    p.add_argument("--admin", action="append", default=[], type=parse_admin,
+                   help="name[:password]; repeatable; each is added to users.admin")
+    p.add_argument("--http-port", type=int, help="port Traefik serves HTTP on (http.port)")
+    p.add_argument("--user-requirements-txt-url", help="requirements.txt to install into the user environment")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("tljh_installer: error: must run as root")
+    paths = Paths(os.path.abspath(args.prefix))
+    os.makedirs(paths.prefix, exist_ok=True)
+    log_path = setup_logging(paths.prefix)
+    progress = Steps()
+    admins = [name for name, _ in args.admin]
+    passwords = {name: pw for name, pw in args.admin if pw}
+    try:
+        with progress.step("Writing the configuration"):
+            steps.configure(paths, admins, args.http_port)
+            config_mod.load(paths.config_file)
+        with progress.step("Setting up groups and admin sudo rights"):
+            steps.ensure_groups()
+            steps.ensure_sudoers()
+        with progress.step("Setting admin passwords"):
+            steps.preset_admin_passwords(paths, passwords)
+            steps.secure_private_dirs(paths)
+        with progress.step("Building the user environment"):
+            steps.build_user_env(paths, requirements_url=args.user_requirements_txt_url)
+        with progress.step("Starting the hub (process mode)"):
+            proc, daemon_log = service.restart_process_mode(paths)
+            service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
+    except (RuntimeError, config_mod.ConfigError, OSError) as e:
+        sys.exit(f"tljh_installer: error: {e}\nFull log: {log_path}")
+    url = service.hub_url(paths)
+    print(
+        f"\nDone in {progress.total:.1f}s. The hub is at {url}/\n"
+        f"Log in as an admin ({', '.join(admins) or 'see users.admin in the config'}).\n"
+        f"Process mode (no systemd): the hub runs in the background, logging to {daemon_log}.\n"
+        f"  stop it:  {os.path.dirname(sys.executable)}/tljh-daemon stop --prefix {paths.prefix}\n"
+        f"  start it: sudo python3 bootstrap.py --prefix {paths.prefix}   (or re-run the installer)\n"
+        f"Installer log: {log_path}"
+    )

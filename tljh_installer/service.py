@@ -1,0 +1,86 @@
+"""Running the hub after install: under systemd where it is PID 1, else process mode."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import psutil
+
+from tljh_daemon import config as config_mod
+
+
+def systemd_booted():
+    """sd_booted(): true when systemd is the init system."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def daemon_command(paths):
+    return [os.path.join(os.path.dirname(sys.executable), "tljh-daemon"), "run", "--prefix", paths.prefix]
+
+
+def running_daemon_pid(paths):
+    try:
+        with open(os.path.join(paths.state_dir, "daemon.pid")) as f:
+            pid = int(f.read().strip() or 0)
+        proc = psutil.Process(pid)
+        if any("tljh" in part for part in proc.cmdline()) and proc.status() != psutil.STATUS_ZOMBIE:
+            return pid
+    except (OSError, ValueError, psutil.Error):
+        pass
+    return None
+
+
+def restart_process_mode(paths):
+    """(Re)start the daemon in the background. User servers and Traefik keep running."""
+    pid = running_daemon_pid(paths)
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        try:
+            psutil.Process(pid).wait(30)
+        except psutil.Error:
+            pass
+    os.makedirs(paths.logs_dir, mode=0o700, exist_ok=True)
+    log_path = os.path.join(paths.logs_dir, "daemon.log")
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(daemon_command(paths), stdin=subprocess.DEVNULL, stdout=fd,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    finally:
+        os.close(fd)
+    return proc, log_path
+
+
+def hub_url(paths):
+    config = config_mod.load(paths.config_file)
+    host = config["http"]["address"] or "127.0.0.1"
+    return f"http://{host}:{config['http']['port']}"
+
+
+def log_tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def wait_for_hub(paths, timeout=120, proc=None, log_path=None):
+    """Until the hub answers through Traefik; fail fast if the daemon exits."""
+    url = hub_url(paths) + "/hub/api"
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the hub daemon exited with status {proc.returncode}:\n{log_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as e:
+            last = e
+        time.sleep(0.2)
+    raise RuntimeError(f"the hub did not answer at {url} within {timeout}s ({last})")

@@ -1,0 +1,152 @@
+"""The install steps. Each one checks before it acts, so re-running upgrades in place."""
+
+import grp
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+from tljh_daemon import accounts, configfile
+from tljh_daemon.auth.firstuse import hash_password
+from tljh_daemon.db import Database
+
+log = logging.getLogger("tljh_installer")
+
+USER_ENV_PACKAGES = ["jupyterhub>=5,<7", "jupyterlab>=4,<5", "notebook>=7,<8", "ipykernel>=6"]
+DEFAULT_PREFIX = "/opt/tljh"
+SUDOERS_FILE = "/etc/sudoers.d/jupyterhub-admins"
+
+
+def run(cmd, **kwargs):
+    log.info("running: %s", " ".join(cmd))
+    result = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if result.stdout:
+        log.info(result.stdout)
+    if result.returncode != 0:
+        log.error(result.stderr)
+        raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.strip()[-2000:]}")
+    return result
+
+
+def uv():
+    return os.path.join(os.path.dirname(sys.executable), "uv")
+
+
+def configure(paths, admins, http_port):
+    """Create config.yaml if missing; add (never replace) admins; set the HTTP port if given."""
+    os.makedirs(paths.config_dir, mode=0o700, exist_ok=True)
+    os.chmod(paths.config_dir, 0o700)
+    with configfile.editing(paths.config_file) as config:
+        users = config.setdefault("users", {})
+        admin_list = users.setdefault("admin", [])
+        for name in admins:
+            if name not in admin_list:
+                admin_list.append(name)
+        if http_port is not None:
+            config.setdefault("http", {})["port"] = http_port
+        if paths.prefix != DEFAULT_PREFIX:
+            # A second install beside the first needs its own internal ports.
+            hub = config.setdefault("hub", {})
+            hub.setdefault("port", free_port())
+            api = config.setdefault("traefik_api", {})
+            api.setdefault("port", free_port())
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def preset_admin_passwords(paths, passwords):
+    """A password given with --admin becomes that admin's first-use password (if none is set yet)."""
+    if not passwords:
+        return
+    paths.ensure()
+    db = Database(paths.database)
+    try:
+        for name, password in passwords.items():
+            row = db.one("SELECT password_hash FROM users WHERE name=?", (name,))
+            if row is not None and row["password_hash"]:
+                log.info("admin %s already has a password; keeping it", name)
+                continue
+            if row is None:
+                db.execute("INSERT INTO users (name, admin, created) VALUES (?, 1, ?)",
+                           (name, time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())))
+            db.execute("UPDATE users SET admin=1, password_hash=? WHERE name=?", (hash_password(password), name))
+    finally:
+        db.close()
+
+
+def ensure_groups():
+    for group in (accounts.USERS_GROUP, accounts.ADMINS_GROUP):
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            run(["groupadd", "--system", group])
+
+
+def ensure_sudoers():
+    """Admins get sudo; `sudo -E pip install` keeps their PATH (the user environment)."""
+    content = (
+        "# Written by the TLJH installer: admins may run anything as root.\n"
+        f"%{accounts.ADMINS_GROUP} ALL = (ALL) NOPASSWD: ALL\n"
+        f"Defaults exempt_group = {accounts.ADMINS_GROUP}\n"
+    )
+    if os.path.exists(SUDOERS_FILE):
+        with open(SUDOERS_FILE) as f:
+            if f.read() == content:
+                return
+    if not shutil.which("visudo"):
+        raise RuntimeError("visudo was not found: install the sudo package")
+    fd, tmp = tempfile.mkstemp(prefix=".jupyterhub-admins-", dir="/etc/sudoers.d")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        os.chmod(tmp, 0o440)
+        run(["visudo", "-c", "-f", tmp])
+        os.replace(tmp, SUDOERS_FILE)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def python_for_users():
+    for candidate in ("/usr/bin/python3", shutil.which("python3")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("no python3 interpreter found for the user environment")
+
+
+def build_user_env(paths, extra_packages=(), requirements_url=None):
+    """The shared user environment: root-owned, readable by all, with pip for `sudo -E pip`."""
+    env = paths.user_env
+    python = os.path.join(env, "bin", "python")
+    if not os.path.exists(python):
+        run([uv(), "venv", "--seed", "--python", python_for_users(), env])
+    packages = [*USER_ENV_PACKAGES, *extra_packages]
+    cmd = [uv(), "pip", "install", "--python", python, *packages]
+    tmp = None
+    if requirements_url:
+        fd, tmp = tempfile.mkstemp(suffix=".txt")
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(requirements_url, timeout=60) as r:
+            f.write(r.read())
+        cmd += ["-r", tmp]
+    try:
+        run(cmd)
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    run(["chmod", "-R", "go-w,a+rX", env])
+
+
+def secure_private_dirs(paths):
+    """config/ and state/ hold secrets: root only."""
+    for path in (paths.config_dir, paths.state_dir):
+        if os.path.exists(path):
+            os.chmod(path, 0o700)
