@@ -63,13 +63,12 @@ def test_repeated_failures_are_slowed_down(make_hub, run_id):
 
 
 @pytest.fixture
-def pam_user(run_id):
+def pam_user(run_id, unix_accounts):
     name = f"{run_id}pam"
     subprocess.run(["useradd", "--create-home", name], check=True)
+    unix_accounts.append(name)  # deleted at the end, after the hubs (and its server) stopped
     subprocess.run(["chpasswd"], input=f"{name}:unix-password-1", text=True, check=True)
-    yield name
-    subprocess.run(["pkill", "-u", name])
-    subprocess.run(["userdel", "--remove", name], capture_output=True)
+    return name
 
 
 def test_pam_login_and_server_runs_as_that_account(make_hub, pam_user, user_env):

@@ -149,3 +149,22 @@ def test_stop_removes_route_and_start_again_works(hub, alice, names):
     assert events[-1]["ready"] is True
     kernel = alice.start_kernel(name)
     assert alice.execute(name, kernel, "6*7") == "42"
+
+
+def test_traefik_restarted_when_it_dies(hub, alice, names):
+    import json
+    with open(f"{hub.prefix}/state/traefik/traefik.pid") as f:
+        old = json.load(f)["pid"]
+    psutil.Process(old).kill()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if alice.get(alice.url(f"/user/{names['alice']}/api/status"), timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    else:
+        pytest.fail("Traefik did not come back")
+    with open(f"{hub.prefix}/state/traefik/traefik.pid") as f:
+        assert json.load(f)["pid"] != old
