@@ -74,7 +74,14 @@ def missing_apt_prerequisites():
         missing.append("sudo")
     if not os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
         missing.append("ca-certificates")
+    if systemd_booted() and subprocess.run([sys.executable, "-c", "import systemd.daemon"],
+                                           capture_output=True).returncode:
+        missing.append("python3-systemd")  # sd_notify for the daemon's Type=notify unit
     return missing
+
+
+def systemd_booted():
+    return os.path.isdir("/run/systemd/system")
 
 
 def ensure_apt_prerequisites():
@@ -84,6 +91,21 @@ def ensure_apt_prerequisites():
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         run(["apt-get", "update", "-qq"], env=env)
         run(["apt-get", "install", "-y", "-qq", *missing], env=env)
+
+
+def link_system_systemd_module(python):
+    """Give the hub venv Debian's python3-systemd (systemd-python, for sd_notify) and
+    nothing else from the system site-packages: building it from PyPI needs a compiler."""
+    try:
+        import systemd  # noqa: F401  (installed by ensure_apt_prerequisites)
+    except ImportError:
+        fail(f"{sys.executable} cannot import systemd (python3-systemd): run bootstrap.py with /usr/bin/python3")
+    source = os.path.dirname(sys.modules["systemd"].__file__)
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    target = os.path.join(site, "systemd")
+    if not os.path.exists(target):
+        os.symlink(source, target)
 
 
 def product_spec(args):
@@ -101,6 +123,8 @@ def install_hub_env(prefix, spec):
     if not os.path.exists(python):
         log(f"Creating the hub environment {hub}")
         run([sys.executable, "-m", "venv", hub])
+    if systemd_booted():
+        link_system_systemd_module(python)
     if not os.path.exists(os.path.join(hub, "bin", "uv")):
         log("Installing uv into the hub environment")
         run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"])

@@ -18,11 +18,13 @@ from .api import users as api_users
 from .auth import make_authenticator
 from .db import Database
 from .handlers import middleware, pages
-from .proxy.supervisor import TraefikSupervisor
+from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
 from .servers import ServerManager, server_prefix
 from .sessions import SessionStore, load_or_create_secret
 from .spawner import ProcessSpawner
+from .spawner.systemd import SystemdSpawner
+from .systemd import notify_ready_and_keep_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Hub:
     sessions: SessionStore
     authenticator: object
     proxy: TraefikProxy
+    mode: str = "process"  # or "systemd"
     servers: ServerManager = None
     jupyterhub_version: str = compat.FALLBACK_VERSION
 
@@ -52,7 +55,7 @@ def find_traefik():
     return found
 
 
-def make_app(config, paths):
+def make_app(config, paths, mode="process"):
     paths.ensure()
     db = Database(paths.database)
     user_env = config["user_environment"]["path"] or paths.user_env
@@ -64,6 +67,7 @@ def make_app(config, paths):
         authenticator=make_authenticator(config, db),
         proxy=TraefikProxy(paths, config, find_traefik()),
         jupyterhub_version=compat.installed_jupyterhub_version(user_env),
+        mode=mode,
     )
     app = web.Application(middlewares=[middleware.hub_headers, middleware.errors])
     app["hub"] = hub
@@ -85,28 +89,38 @@ async def _lifetime(app):
     hub = app["hub"]
     config = hub.config
     http = aiohttp.ClientSession()
+    if hub.mode == "systemd":
+        spawner = SystemdSpawner(os.path.join(hub.paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
+        traefik = TraefikUnit(hub.proxy)
+    else:
+        spawner = ProcessSpawner()
+        traefik = TraefikSupervisor(hub.proxy)
     hub.servers = ServerManager(
         config=config,
         paths=hub.paths,
         db=hub.db,
-        spawner=ProcessSpawner(),
+        spawner=spawner,
         proxy=hub.proxy,
         authenticator=hub.authenticator,
         hub_api_url=f"http://127.0.0.1:{config['hub']['port']}/hub/api",
         http=http,
     )
-    supervisor = TraefikSupervisor(hub.proxy)
+    watchdog = None
     try:
         changed = hub.proxy.write_static_config()
         running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
         await hub.proxy.set_routes({server_prefix(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
-        await supervisor.start(config_changed=changed)
+        await traefik.start(config_changed=changed)
         await hub.servers.reconcile()
         hub.servers.start_watching()
-        log.info("Hub ready: http://%s:%s/", config["http"]["address"] or "localhost", config["http"]["port"])
+        log.info("Hub ready (%s mode): http://%s:%s/", hub.mode,
+                 config["http"]["address"] or "localhost", config["http"]["port"])
+        watchdog = await notify_ready_and_keep_watchdog()
         yield
     finally:
+        if watchdog:
+            watchdog.cancel()
         await hub.servers.close()
-        await supervisor.close()
+        await traefik.close()
         await http.close()
         hub.db.close()

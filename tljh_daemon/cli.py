@@ -11,6 +11,7 @@ import click
 import psutil
 
 from . import config as config_mod
+from . import systemd
 from .paths import Paths
 
 DEFAULT_PREFIX = os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh")
@@ -47,8 +48,11 @@ def _lock(paths):
 @main.command()
 @prefix_option
 @click.option("--log-level", default="INFO", show_default=True)
-def run(prefix, log_level):
-    """Run the hub in the foreground (process mode: it also supervises Traefik)."""
+@click.option("--mode", type=click.Choice(["auto", "systemd", "process"]), default="auto", show_default=True,
+              help="systemd: servers are transient units, Traefik is a unit. process: child processes. "
+                   "auto: systemd when it is PID 1.")
+def run(prefix, log_level, mode):
+    """Run the hub in the foreground."""
     from aiohttp import web
 
     from .app import make_app
@@ -64,7 +68,9 @@ def run(prefix, log_level):
     paths = Paths(os.path.abspath(prefix))
     config = _load_config(paths)
     lock = _lock(paths)
-    app = make_app(config, paths)
+    if mode == "auto":
+        mode = "systemd" if systemd.booted() else "process"
+    app = make_app(config, paths, mode)
     web.run_app(
         app,
         host="127.0.0.1",

@@ -260,7 +260,7 @@ class ServerManager:
 
     async def _cleanup_failed(self, name, handle, reason):
         if handle is not None:
-            await self.spawner.stop(handle, self.config["spawner"]["stop_timeout"])
+            await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
         await self.proxy.delete_route(server_prefix(name), wait=False)
         tokens.revoke(self.db, user=name, kind="server")
         self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None)
@@ -270,7 +270,7 @@ class ServerManager:
         timeout = self.config["spawner"]["start_timeout"]
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            ended = await self.spawner.poll(handle)
+            ended = await self.spawner.poll(name, handle)
             if ended:
                 raise SpawnError(f"{ended} before answering. {_log_tail(log_path)}".strip())
             try:
@@ -305,7 +305,7 @@ class ServerManager:
         await self.proxy.delete_route(server_prefix(name))
         handle = self.handle_of(row)
         if handle is not None:
-            await self.spawner.stop(handle, self.config["spawner"]["stop_timeout"])
+            await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
         self._set(name, state="stopped", pid=None, pid_create_time=None, port=None)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
@@ -318,13 +318,13 @@ class ServerManager:
         for row in self.db.all("SELECT * FROM servers WHERE state IN ('pending', 'running', 'stopping')"):
             name = row["user"]
             handle = self.handle_of(row)
-            alive = handle is not None and await self.spawner.poll(handle) is None
+            alive = handle is not None and await self.spawner.poll(name, handle) is None
             if alive and row["state"] == "running":
                 routes[server_prefix(name)] = f"http://127.0.0.1:{row['port']}"
                 log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
             elif alive:
                 log.info("Stopping the server of %s left %s by the previous daemon", name, row["state"])
-                await self.spawner.stop(handle, self.config["spawner"]["stop_timeout"])
+                await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
                 self._mark_gone(name, "the hub restarted while the server was starting")
             else:
                 self._mark_gone(name, "the server stopped while the hub was down")
@@ -352,7 +352,7 @@ class ServerManager:
             name = row["user"]
             if name in self.tasks:
                 continue
-            ended = await self.spawner.poll(self.handle_of(row))
+            ended = await self.spawner.poll(name, self.handle_of(row))
             if ended:
                 log.warning("The server of %s stopped on its own: %s", name, ended)
                 await self.proxy.delete_route(server_prefix(name), wait=False)

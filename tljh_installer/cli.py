@@ -5,6 +5,7 @@ import os
 import sys
 
 from tljh_daemon import config as config_mod
+from tljh_daemon import systemd
 from tljh_daemon.paths import Paths
 
 from . import service, steps
@@ -50,17 +51,26 @@ def main(argv=None):
             steps.secure_private_dirs(paths)
         with progress.step("Building the user environment"):
             steps.build_user_env(paths, requirements_url=args.user_requirements_txt_url)
-        with progress.step("Starting the hub (process mode)"):
-            proc, daemon_log = service.restart_process_mode(paths)
-            service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
+        if systemd.booted():
+            with progress.step("Starting the hub (systemd units)"):
+                service.restart_systemd_mode(paths)
+                service.wait_for_hub(paths)
+        else:
+            with progress.step("Starting the hub (process mode: systemd is not PID 1)"):
+                proc, daemon_log = service.restart_process_mode(paths)
+                service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
     except (RuntimeError, config_mod.ConfigError, OSError) as e:
         sys.exit(f"tljh_installer: error: {e}\nFull log: {log_path}")
     url = service.hub_url(paths)
-    print(
-        f"\nDone in {progress.total:.1f}s. The hub is at {url}/\n"
-        f"Log in as an admin ({', '.join(admins) or 'see users.admin in the config'}).\n"
-        f"Process mode (no systemd): the hub runs in the background, logging to {daemon_log}.\n"
-        f"  stop it:  {os.path.dirname(sys.executable)}/tljh-daemon stop --prefix {paths.prefix}\n"
-        f"  start it: sudo python3 bootstrap.py --prefix {paths.prefix}   (or re-run the installer)\n"
-        f"Installer log: {log_path}"
-    )
+    print(f"\nDone in {progress.total:.1f}s. The hub is at {url}/")
+    print(f"Log in as an admin ({', '.join(admins) or 'see users.admin in the config'}).")
+    if systemd.booted():
+        print("The hub runs as the systemd units tljh-daemon and tljh-traefik:\n"
+              "  status:  systemctl status tljh-daemon\n"
+              "  logs:    journalctl -u tljh-daemon\n"
+              "  restart: systemctl restart tljh-daemon   (user servers keep running)")
+    else:
+        print(f"Process mode (systemd is not PID 1): the hub runs in the background, logging to {daemon_log}.\n"
+              f"  stop it:  {os.path.dirname(sys.executable)}/tljh-daemon stop --prefix {paths.prefix}\n"
+              f"  start it: sudo python3 bootstrap.py --prefix {paths.prefix}   (or re-run the installer)")
+    print(f"Installer log: {log_path}")

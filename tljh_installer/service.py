@@ -2,6 +2,7 @@
 
 import os
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -13,9 +14,51 @@ import psutil
 from tljh_daemon import config as config_mod
 
 
-def systemd_booted():
-    """sd_booted(): true when systemd is the init system."""
-    return os.path.isdir("/run/systemd/system")
+UNITS = ("tljh-traefik.service", "tljh-daemon.service")
+UNIT_DIR = "/etc/systemd/system"
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "units")
+
+
+def render_units(paths):
+    """{unit name: content} from the templates in tljh_installer/units/."""
+    rendered = {}
+    for unit in UNITS:
+        with open(os.path.join(TEMPLATES, unit)) as f:
+            rendered[unit] = string.Template(f.read()).substitute(prefix=paths.prefix, hub_env=paths.hub_env)
+    return rendered
+
+
+def systemctl(*args):
+    result = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"systemctl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def write_traefik_static_config(paths):
+    """So Traefik's unit can start before the daemon ever ran."""
+    from tljh_daemon.proxy.traefik import TraefikProxy
+
+    paths.ensure()
+    TraefikProxy(paths, config_mod.load(paths.config_file), "traefik").write_static_config()
+
+
+def restart_systemd_mode(paths):
+    """Install the units; (re)start the daemon. User servers are separate units and keep running."""
+    changed = False
+    for unit, content in render_units(paths).items():
+        path = os.path.join(UNIT_DIR, unit)
+        old = open(path).read() if os.path.exists(path) else None
+        if old != content:
+            with open(path, "w") as f:
+                f.write(content)
+            changed = True
+    if changed:
+        systemctl("daemon-reload")
+    write_traefik_static_config(paths)
+    systemctl("enable", *UNITS)
+    systemctl("start", "tljh-traefik.service")
+    systemctl("restart", "tljh-daemon.service")
 
 
 def daemon_command(paths):

@@ -1,4 +1,6 @@
-"""Process mode: the daemon runs Traefik itself, re-adopts it after a restart and
+"""How Traefik is kept running.
+
+Process mode: the daemon runs Traefik itself, re-adopts it after a restart and
 restarts it when it dies. Traefik runs in its own session so the data path
 (browser <-> user servers) keeps working while the daemon restarts."""
 
@@ -12,6 +14,7 @@ import psutil
 
 from ..spawner.process import process_for
 from ..spawner.base import ServerHandle
+from ..systemd import systemctl
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +88,11 @@ class TraefikSupervisor:
         await self.wait_up()
         self._task = asyncio.create_task(self._watch())
 
-    async def wait_up(self, timeout=20):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if await self.proxy.is_up():
-                return
-            if not self.alive():
-                raise RuntimeError(f"Traefik exited at start-up; see {self.log_path}")
-            await asyncio.sleep(0.05)
-        raise RuntimeError(f"Traefik did not answer on its API within {timeout}s; see {self.log_path}")
+    async def wait_up(self):
+        try:
+            await self.proxy.wait_until_up(alive=self.alive)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e} ({self.log_path})") from None
 
     async def _watch(self):
         while True:
@@ -110,3 +108,19 @@ class TraefikSupervisor:
     async def close(self):
         if self._task:
             self._task.cancel()
+
+
+class TraefikUnit:
+    """systemd mode: Traefik is the `tljh-traefik` unit; the daemon only (re)starts it."""
+
+    unit = "tljh-traefik.service"
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+
+    async def start(self, *, config_changed):
+        await systemctl("restart" if config_changed else "start", self.unit, check=True)
+        await self.proxy.wait_until_up()
+
+    async def close(self):
+        pass

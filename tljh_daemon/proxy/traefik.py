@@ -207,6 +207,18 @@ class TraefikProxy:
             f"Traefik did not {'add' if present else 'remove'} the route {prefix} within {timeout}s"
         )
 
+    async def wait_until_up(self, timeout=20, alive=None):
+        """Until Traefik answers on its API; `alive()` False means it died trying."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if await self.is_up():
+                return
+            if alive is not None and not alive():
+                raise RuntimeError("Traefik exited at start-up; see its log")
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"Traefik did not answer on its API within {timeout}s")
+
     async def is_up(self):
         try:
             return await self.api_get("/api/overview") == 200

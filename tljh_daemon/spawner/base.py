@@ -38,9 +38,10 @@ class Spawner:
         """Launch the server; return its ServerHandle. Raise SpawnError on failure."""
         raise NotImplementedError
 
-    async def poll(self, handle):
-        """None while running, else a short description of how it ended."""
+    async def poll(self, user, handle):
+        """None while `user`'s server runs, else a short description of how it ended."""
         raise NotImplementedError
 
-    async def stop(self, handle, timeout):
+    async def stop(self, user, handle, timeout):
+        """Stop the server: SIGTERM, then SIGKILL after `timeout` seconds."""
         raise NotImplementedError

@@ -81,7 +81,7 @@ class ProcessSpawner(Spawner):
         create_time = psutil.Process(popen.pid).create_time()
         return ServerHandle(popen.pid, create_time)
 
-    async def poll(self, handle):
+    async def poll(self, user, handle):
         popen = self._children.get(handle.pid)
         if popen is not None:
             code = popen.poll()
@@ -91,10 +91,10 @@ class ProcessSpawner(Spawner):
             return describe_exit(code)
         return None if process_for(handle) else "the server process is gone"
 
-    async def stop(self, handle, timeout):
+    async def stop(self, user, handle, timeout):
         proc = process_for(handle)
         if proc is None:
-            await self.poll(handle)
+            await self.poll(user, handle)
             return
         try:
             children = proc.children(recursive=True)
@@ -103,7 +103,7 @@ class ProcessSpawner(Spawner):
             children = []
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if await self.poll(handle) is not None:
+            if await self.poll(user, handle) is not None:
                 break
             await asyncio.sleep(0.1)
         else:
@@ -114,7 +114,7 @@ class ProcessSpawner(Spawner):
                 except psutil.Error:
                     pass
             await asyncio.sleep(0.1)
-            await self.poll(handle)
+            await self.poll(user, handle)
         for p in children:  # kernels left behind by a server that exited
             try:
                 if p.is_running():
