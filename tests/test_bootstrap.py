@@ -16,6 +16,8 @@ from hubprocess import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOTSTRAP = os.path.join(ROOT, "bootstrap.py")
+EXAMPLE_PLUGIN = os.path.join(ROOT, "plugins", "tljh-plugin-example")
+PLUGIN_MARKER = "/var/lib/tljh-plugin-example/post_install"
 SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
@@ -67,7 +69,10 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     admin, password = f"{run_id}-admin", "admin-secret-1"
     unix_accounts.append(f"jupyter-{admin}")
     port = free_port()
-    cmd = [SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(port), "--admin", f"{admin}:{password}"]
+    if os.path.exists(PLUGIN_MARKER):
+        os.unlink(PLUGIN_MARKER)
+    cmd = [SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(port),
+           "--plugin", EXAMPLE_PLUGIN, "--admin", f"{admin}:{password}"]
     env = {"PATH": os.environ["PATH"], "HOME": "/root"}
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -84,6 +89,17 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     sudo = "__import__('subprocess').run(['sudo','-n','id','-u'],capture_output=True,text=True).stdout.strip()"
     assert client.execute(admin, kernel, sudo) == "'0'", "admins get sudo"
 
+    # Every hook of the example plugin took effect.
+    assert "plugin: example" in first.stdout
+    assert shutil.which("tree"), "tljh_extra_apt_packages"
+    subprocess.run([os.path.join(prefix, "hub", "bin", "python"), "-c", "import six"], check=True)
+    assert client.execute(admin, kernel, "__import__('cowsay').__name__") == "'cowsay'"
+    assert client.execute(admin, kernel, "open('WELCOME.txt').read()") == repr(f"Welcome, jupyter-{admin}!\n")
+    assert client.execute(admin, kernel, "__import__('os').environ['TLJH_EXAMPLE_PLUGIN']") == repr(f"hello {admin}")
+    with open(os.path.join(prefix, "config", "config.yaml")) as f:
+        assert "default_app: jupyterlab" in f.read()
+    assert os.path.exists(PLUGIN_MARKER)
+
     log = os.path.join(prefix, "installer.log")
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
     with open(log) as f:
@@ -93,7 +109,7 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
 
     with open(os.path.join(prefix, "config", "config.yaml")) as f:
         config_before = f.read()
-    second = subprocess.run(cmd[:-2], capture_output=True, text=True, timeout=900, env=env)
+    second = subprocess.run(cmd[:-4], capture_output=True, text=True, timeout=900, env=env)
     assert second.returncode == 0, second.stdout + second.stderr
     with open(os.path.join(prefix, "config", "config.yaml")) as f:
         assert f.read() == config_before

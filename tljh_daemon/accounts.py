@@ -50,18 +50,18 @@ def _ensure_account(username, groups):
 async def ensure_account(username, *, admin=False, extra_groups=(), create=True):
     """Make sure `username` exists (creating it when `create`), in the hub's groups.
 
-    Returns the passwd entry. Blocking commands run in a thread.
+    Returns (passwd entry, whether it was created now). Blocking commands run in a thread.
     """
     if not create:
         try:
-            return pwd.getpwnam(username)
+            return pwd.getpwnam(username), False
         except KeyError:
             raise AccountError(f"there is no Unix account named {username!r}") from None
     groups = [USERS_GROUP, *([ADMINS_GROUP] if admin else []), *extra_groups]
     created = await asyncio.to_thread(_ensure_account, username, groups)
     if created:
         log.info("Created Unix account %s", username)
-    return pwd.getpwnam(username)
+    return pwd.getpwnam(username), created
 
 
 def delete_account(username):

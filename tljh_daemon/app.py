@@ -18,6 +18,7 @@ from .api import users as api_users
 from .auth import make_authenticator
 from .db import Database
 from .handlers import middleware, pages
+from .hookspecs import plugin_manager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
 from .servers import ServerManager, server_prefix
@@ -104,6 +105,7 @@ async def _lifetime(app):
         authenticator=hub.authenticator,
         hub_api_url=f"http://127.0.0.1:{config['hub']['port']}/hub/api",
         http=http,
+        plugins=plugin_manager(),
     )
     watchdog = None
     try:

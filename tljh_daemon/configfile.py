@@ -37,16 +37,19 @@ def editing(path):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        data = None
+        data, original = None, None
         if os.path.exists(path):
             with open(path) as f:
-                data = _yaml().load(f)
+                original = f.read()
+            data = _yaml().load(original)
         if data is None:
             data = _yaml().load("{}\n")
         yield data
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, plain(data)))
         buffer = io.StringIO()
         _yaml().dump(data, buffer)
+        if buffer.getvalue() == original or (original is None and not data):
+            return
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".config-")
         try:
             with os.fdopen(fd, "w") as f:

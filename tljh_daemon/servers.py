@@ -77,7 +77,7 @@ class ServerManager:
     poll_interval = 5.0
     ready_poll_interval = 0.1
 
-    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http):
+    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins):
         self.config = config
         self.paths = paths
         self.db = db
@@ -86,6 +86,7 @@ class ServerManager:
         self.authenticator = authenticator
         self.hub_api_url = hub_api_url
         self.http = http
+        self.plugins = plugins
         self.progress = {}  # user -> Progress of the latest spawn
         self.tasks = {}  # user -> running start/stop task
         self._watcher = None
@@ -163,6 +164,11 @@ class ServerManager:
             "JUPYTERHUB_ADMIN_ACCESS": "1",
         }
 
+    def _extra_groups(self, name):
+        """users.extra_user_groups: {group: [user, ...]} as in TLJH."""
+        groups = self.config["users"]["extra_user_groups"]
+        return [group for group, members in groups.items() if name in members]
+
     @property
     def user_env(self):
         return self.config["user_environment"]["path"] or self.paths.user_env
@@ -192,13 +198,16 @@ class ServerManager:
             username = self.authenticator.system_username(name)
             await progress.emit(10, f"Preparing the Unix account {username}")
             try:
-                account = await accounts.ensure_account(
+                account, created = await accounts.ensure_account(
                     username,
                     admin=bool(user_row["admin"]),
+                    extra_groups=self._extra_groups(name),
                     create=self.authenticator.creates_accounts,
                 )
             except accounts.AccountError as e:
                 raise SpawnError(str(e)) from None
+            if created:
+                await asyncio.to_thread(self.plugins.hook.tljh_new_user_create, username=username)
             singleuser = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
             if not os.access(singleuser, os.X_OK):
                 raise SpawnError(
@@ -211,6 +220,9 @@ class ServerManager:
                 self.db, name, "server", scopes.server_token_scopes(name), client_id=client_id(name)
             )
             self._register_client(name, api_token)
+            env = self._environment(name, account, port, api_token)
+            limits = {k: v for k, v in self.config["limits"].items() if v is not None}
+            self.plugins.hook.tljh_pre_spawn(user=name, env=env, limits=limits)
             request = SpawnRequest(
                 user=name,
                 server_name="",
@@ -220,9 +232,9 @@ class ServerManager:
                 home=account.pw_dir,
                 admin=bool(user_row["admin"]),
                 cmd=[singleuser],
-                env=self._environment(name, account, port, api_token),
+                env=env,
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
-                limits={k: v for k, v in self.config["limits"].items() if v is not None},
+                limits=limits,
             )
             await progress.emit(30, "Starting jupyterhub-singleuser")
             handle = await self.spawner.start(request)

@@ -5,10 +5,11 @@ import os
 import sys
 
 from tljh_daemon import config as config_mod
-from tljh_daemon import systemd
+from tljh_daemon import configfile, systemd
+from tljh_daemon.hookspecs import plugin_manager
 from tljh_daemon.paths import Paths
 
-from . import service, steps
+from . import plugins, service, steps
 from .progress import Steps, setup_logging
 
 
@@ -26,6 +27,8 @@ def parser():
                    help="name[:password]; repeatable; each is added to users.admin")
     p.add_argument("--http-port", type=int, help="port Traefik serves HTTP on (http.port)")
     p.add_argument("--user-requirements-txt-url", help="requirements.txt to install into the user environment")
+    p.add_argument("--plugin", action="append", default=[],
+                   help="pip spec of a plugin to install into the hub environment; repeatable")
     return p
 
 
@@ -43,6 +46,15 @@ def main(argv=None):
         with progress.step("Writing the configuration"):
             steps.configure(paths, admins, args.http_port)
             config_mod.load(paths.config_file)
+        with progress.step("Installing plugins"):
+            plugins.install(args.plugin)
+            manager = plugin_manager()
+            for name in manager.list_name_plugin():
+                print(f"    plugin: {name[0]}")
+        with progress.step("Installing apt packages from plugins"):
+            plugins.install_apt_packages(plugins.collected(manager, "tljh_extra_apt_packages"))
+        with progress.step("Installing hub packages from plugins"):
+            plugins.install_hub_packages(plugins.collected(manager, "tljh_extra_hub_pip_packages"))
         with progress.step("Setting up groups and admin sudo rights"):
             steps.ensure_groups()
             steps.ensure_sudoers()
@@ -50,7 +62,14 @@ def main(argv=None):
             steps.preset_admin_passwords(paths, passwords)
             steps.secure_private_dirs(paths)
         with progress.step("Building the user environment"):
-            steps.build_user_env(paths, requirements_url=args.user_requirements_txt_url)
+            steps.build_user_env(paths, plugins.collected(manager, "tljh_extra_user_pip_packages"),
+                                 requirements_url=args.user_requirements_txt_url)
+            conda = plugins.collected(manager, "tljh_extra_user_conda_packages")
+            if conda:
+                print(f"    warning: the user environment has no conda; not installed: {', '.join(conda)}")
+        with progress.step("Applying plugin configuration"):
+            with configfile.editing(paths.config_file) as config:
+                manager.hook.tljh_config_post_install(config=config)
         if systemd.booted():
             with progress.step("Starting the hub (systemd units)"):
                 service.restart_systemd_mode(paths)
@@ -59,6 +78,8 @@ def main(argv=None):
             with progress.step("Starting the hub (process mode: systemd is not PID 1)"):
                 proc, daemon_log = service.restart_process_mode(paths)
                 service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
+        with progress.step("Running plugin post-install hooks"):
+            manager.hook.tljh_post_install()
     except (RuntimeError, config_mod.ConfigError, OSError) as e:
         sys.exit(f"tljh_installer: error: {e}\nFull log: {log_path}")
     url = service.hub_url(paths)

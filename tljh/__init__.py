@@ -1,0 +1,1 @@
+"""Compatibility with TLJH plugins: they import `tljh.hooks.hookimpl`."""

@@ -1,0 +1,38 @@
+"""Installer side of plugins: install them into the hub environment, collect their hooks' answers."""
+
+import logging
+import subprocess
+import sys
+
+from .steps import run, uv
+
+log = logging.getLogger("tljh_installer")
+
+
+def install(specs):
+    """Install every --plugin spec (all of them are kept; TLJH kept only the last)."""
+    if specs:
+        run([uv(), "pip", "install", "--python", sys.executable, *specs])
+
+
+def collected(manager, hook):
+    """The flattened, de-duplicated list that all implementations of `hook` returned."""
+    items = []
+    for result in getattr(manager.hook, hook)():
+        for item in result or []:
+            if item not in items:
+                items.append(item)
+    return items
+
+
+def install_apt_packages(packages):
+    missing = [p for p in packages if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode]
+    if missing:
+        env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        run(["apt-get", "update", "-qq"], env=env)
+        run(["apt-get", "install", "-y", "-qq", *missing], env=env)
+
+
+def install_hub_packages(packages):
+    if packages:
+        run([uv(), "pip", "install", "--python", sys.executable, *packages])
