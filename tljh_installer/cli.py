@@ -58,6 +58,7 @@ def main(argv=None):
         with progress.step("Setting up groups and admin sudo rights"):
             steps.ensure_groups()
             steps.ensure_sudoers()
+            steps.link_tljh_config(paths)
         with progress.step("Setting admin passwords"):
             steps.preset_admin_passwords(paths, passwords)
             steps.secure_private_dirs(paths)

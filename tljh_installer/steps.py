@@ -150,3 +150,14 @@ def secure_private_dirs(paths):
     for path in (paths.config_dir, paths.state_dir):
         if os.path.exists(path):
             os.chmod(path, 0o700)
+
+
+def link_tljh_config(paths, bin_dir="/usr/local/bin"):
+    """Put tljh-config on root's PATH (the default install owns the link; others only if free)."""
+    link = os.path.join(bin_dir, "tljh-config")
+    target = os.path.join(paths.hub_env, "bin", "tljh-config")
+    if os.path.lexists(link):
+        if os.path.realpath(link) == os.path.realpath(target) or paths.prefix != DEFAULT_PREFIX:
+            return
+        os.unlink(link)
+    os.symlink(target, link)

@@ -1,0 +1,110 @@
+"""tljh-config as a subprocess, the way admins use it."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import needs_root
+
+pytestmark = needs_root
+
+ORIGINAL = """\
+# Our class hub
+users:
+  admin:
+    - teacher   # the one in charge
+auth:
+  type: firstuse
+"""
+
+
+@pytest.fixture
+def prefix(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(ORIGINAL)
+    return tmp_path
+
+
+def tljh_config(prefix, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "tljh_daemon.config_cli", "--prefix", str(prefix), *args],
+                            capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def config_text(prefix):
+    return (prefix / "config" / "config.yaml").read_text()
+
+
+def test_every_verb_round_trip_keeps_comments_and_order(prefix):
+    tljh_config(prefix, "set", "limits.memory", "2G")
+    tljh_config(prefix, "set", "limits.cpu", "1.5")
+    tljh_config(prefix, "set", "https.enabled", "false")
+    tljh_config(prefix, "add-item", "users.admin", "assistant")
+    tljh_config(prefix, "add-item", "users.allowed", "student1")
+    assert tljh_config(prefix, "get", "limits.memory").stdout.strip() == "2G"
+    assert tljh_config(prefix, "get", "limits.cpu").stdout.strip() == "1.5"
+    assert tljh_config(prefix, "get", "https.enabled").stdout.strip() == "false"
+    assert tljh_config(prefix, "get", "users.admin").stdout.strip() == '["teacher", "assistant"]'
+    assert tljh_config(prefix, "get", "http.port").stdout.strip() == "80"  # a default
+
+    tljh_config(prefix, "remove-item", "users.allowed", "student1")
+    tljh_config(prefix, "unset", "limits.cpu")
+    tljh_config(prefix, "set", "limits.memory", "none")
+    text = config_text(prefix)
+    assert text.startswith("# Our class hub\nusers:\n  admin:\n    - teacher   # the one in charge\n")
+    data = YAML(typ="safe").load(text)
+    assert data["users"] == {"admin": ["teacher", "assistant"], "allowed": []}
+    assert data["limits"] == {"memory": None}
+    assert "cpu" not in tljh_config(prefix, "show").stdout
+
+
+@pytest.mark.parametrize("args, named, allowed", [
+    (("set", "auth.type", "ldap"), "auth.type", "firstuse"),
+    (("set", "http.port", "99999"), "http.port", "65535"),
+    (("set", "limits.memory", "lots"), "limits.memory", "does not match"),
+    (("set", "user_environment.default_app", "vscode"), "user_environment.default_app", "jupyterlab"),
+    (("add-item", "users.admin", "5"), "users.admin.1", "string"),
+    (("set", "userz.admin", "x"), "userz", "unknown key"),
+])
+def test_bad_values_are_refused_and_the_file_is_untouched(prefix, args, named, allowed):
+    before = config_text(prefix)
+    result = tljh_config(prefix, *args, check=False)
+    assert result.returncode != 0
+    assert named in result.stderr and allowed in result.stderr, result.stderr
+    assert "was not changed" in result.stderr
+    assert config_text(prefix) == before
+
+
+def test_removing_a_missing_item_is_an_error(prefix):
+    result = tljh_config(prefix, "remove-item", "users.admin", "nobody", check=False)
+    assert result.returncode != 0 and "'nobody' is not in users.admin" in result.stderr
+
+
+def test_concurrent_writers_both_land(prefix):
+    def add(names):
+        for name in names:
+            tljh_config(prefix, "add-item", "users.allowed", name)
+
+    a = threading.Thread(target=add, args=([f"a{i}" for i in range(6)],))
+    b = threading.Thread(target=add, args=([f"b{i}" for i in range(6)],))
+    a.start(), b.start()
+    a.join(), b.join()
+    allowed = YAML(typ="safe").load(config_text(prefix))["users"]["allowed"]
+    assert sorted(allowed) == sorted([f"a{i}" for i in range(6)] + [f"b{i}" for i in range(6)])
+    assert config_text(prefix).startswith("# Our class hub\n")
+
+
+def test_needs_root(prefix):
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    if subprocess.run([*as_nobody, "-c", "import tljh_daemon.config_cli"], cwd="/", env=env).returncode:
+        pytest.skip("the checkout is not readable by nobody, so tljh-config cannot even start as nobody")
+    result = subprocess.run([*as_nobody, "-m", "tljh_daemon.config_cli", "--prefix", str(prefix), "show"],
+                            capture_output=True, text=True, cwd="/", env=env)
+    assert result.returncode != 0 and "needs root" in result.stderr

@@ -1,0 +1,241 @@
+"""`tljh-config`: show and change config.yaml with TLJH's verbs, then reload.
+
+Every change is validated against the schema before the file is written (the
+message names the key and what is allowed), written atomically under a lock,
+and keeps comments and key order.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import click
+import psutil
+
+from . import config as config_mod
+from . import configfile, systemd
+from .paths import Paths
+
+
+def default_prefix():
+    """The prefix this tljh-config was installed into (<prefix>/hub/bin/tljh-config)."""
+    if os.environ.get("TLJH_INSTALL_PREFIX"):
+        return os.environ["TLJH_INSTALL_PREFIX"]
+    candidate = os.path.dirname(sys.prefix)
+    if os.path.isdir(os.path.join(candidate, "config")):
+        return candidate
+    return "/opt/tljh"
+
+
+def parse_value(text):
+    """TLJH's parsing: true/false, integers, floats, none; anything else is a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _walk(data, key, create):
+    """The mapping holding the last part of a dotted key, and that part."""
+    parts = key.split(".")
+    if not all(parts):
+        raise click.ClickException(f"{key!r} is not a valid key")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            if not create:
+                return None, parts[-1]
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise click.ClickException(f"{'.'.join(parts[:i + 1])} is not a mapping")
+        node = child
+    return node, parts[-1]
+
+
+def _prune_empty(data, key):
+    parts = key.split(".")
+    for depth in range(len(parts) - 1, 0, -1):
+        parent, _ = _walk(data, ".".join(parts[:depth]), create=False)
+        child = parent.get(parts[depth - 1]) if parent is not None else None
+        if isinstance(child, dict) and not child:
+            del parent[parts[depth - 1]]
+
+
+class Context:
+    def __init__(self, prefix):
+        self.paths = Paths(os.path.abspath(prefix))
+
+    def edit(self):
+        return configfile.editing(self.paths.config_file)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option("--prefix", default=default_prefix, show_default="the install's prefix",
+              help="Install prefix holding config/config.yaml.")
+@click.pass_context
+def main(ctx, prefix):
+    """Show and change the configuration of The Littlest JupyterHub."""
+    if os.geteuid() != 0:
+        raise click.ClickException("tljh-config needs root: run it with sudo")
+    ctx.obj = Context(prefix)
+
+
+def _run_edit(ctx, change):
+    try:
+        with ctx.edit() as data:
+            change(data)
+    except config_mod.ConfigError as e:
+        raise click.ClickException(f"{e}. {ctx.paths.config_file} was not changed.") from None
+
+
+@main.command()
+@pass_ctx
+def show(ctx):
+    """Print config.yaml."""
+    if os.path.exists(ctx.paths.config_file):
+        with open(ctx.paths.config_file) as f:
+            click.echo(f.read(), nl=False)
+
+
+@main.command()
+@click.argument("key")
+@pass_ctx
+def get(ctx, key):
+    """Print the value of KEY (from config.yaml, else its default)."""
+    try:
+        data = config_mod.load(ctx.paths.config_file)
+    except config_mod.ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    parent, last = _walk(data, key, create=False)
+    if parent is None or last not in parent:
+        raise click.ClickException(f"{key} is not set and has no default")
+    value = parent[last]
+    click.echo(value if isinstance(value, str) else json.dumps(value))
+
+
+@main.command("set")
+@click.argument("key")
+@click.argument("value")
+@pass_ctx
+def set_(ctx, key, value):
+    """Set KEY to VALUE (true/false, numbers and none are parsed)."""
+    def change(data):
+        parent, last = _walk(data, key, create=True)
+        parent[last] = parse_value(value)
+
+    _run_edit(ctx, change)
+
+
+@main.command()
+@click.argument("key")
+@pass_ctx
+def unset(ctx, key):
+    """Remove KEY (back to its default)."""
+    def change(data):
+        parent, last = _walk(data, key, create=False)
+        if parent is None or last not in parent:
+            raise click.ClickException(f"{key} is not set")
+        del parent[last]
+        _prune_empty(data, key)
+
+    _run_edit(ctx, change)
+
+
+@main.command("add-item")
+@click.argument("key")
+@click.argument("value")
+@pass_ctx
+def add_item(ctx, key, value):
+    """Append VALUE to the list at KEY."""
+    def change(data):
+        parent, last = _walk(data, key, create=True)
+        items = parent.setdefault(last, [])
+        if not isinstance(items, list):
+            raise click.ClickException(f"{key} is not a list")
+        item = parse_value(value)
+        if item not in items:
+            items.append(item)
+
+    _run_edit(ctx, change)
+
+
+@main.command("remove-item")
+@click.argument("key")
+@click.argument("value")
+@pass_ctx
+def remove_item(ctx, key, value):
+    """Remove VALUE from the list at KEY."""
+    def change(data):
+        parent, last = _walk(data, key, create=False)
+        items = parent.get(last) if parent is not None else None
+        item = parse_value(value)
+        if not isinstance(items, list) or item not in items:
+            raise click.ClickException(f"{value!r} is not in {key}")
+        items.remove(item)
+
+    _run_edit(ctx, change)
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["hub", "proxy"]), default="hub")
+@pass_ctx
+def reload(ctx, what):
+    """Apply config changes: restart the hub (user servers keep running) or the proxy."""
+    try:
+        config = config_mod.load(ctx.paths.config_file)
+    except config_mod.ConfigError as e:
+        raise click.ClickException(f"not reloading: {e}") from None
+    if what == "proxy":
+        _reload_proxy(ctx.paths, config)
+    else:
+        _reload_hub(ctx.paths)
+    click.echo(f"Reloaded the {what}.")
+
+
+def _reload_hub(paths):
+    if systemd.booted() and _unit_exists("tljh-daemon.service"):
+        subprocess.run(["systemctl", "restart", "tljh-daemon.service"], check=True)
+        return
+    from tljh_installer import service  # process mode: the installer's start logic
+
+    proc, log_path = service.restart_process_mode(paths)
+    service.wait_for_hub(paths, proc=proc, log_path=log_path)
+
+
+def _reload_proxy(paths, config):
+    from .proxy.traefik import TraefikProxy
+
+    TraefikProxy(paths, config, "traefik").write_static_config()
+    if systemd.booted() and _unit_exists("tljh-traefik.service"):
+        subprocess.run(["systemctl", "restart", "tljh-traefik.service"], check=True)
+        return
+    # Process mode: the daemon's supervisor restarts Traefik with the new static config.
+    try:
+        with open(os.path.join(paths.traefik_dir, "traefik.pid")) as f:
+            pid = json.load(f)["pid"]
+        if "traefik" in psutil.Process(pid).name():
+            os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError, KeyError, psutil.Error):
+        raise click.ClickException("Traefik is not running; start the hub first") from None
+
+
+def _unit_exists(unit):
+    result = subprocess.run(["systemctl", "show", unit, "--property=LoadState"], capture_output=True, text=True)
+    return "LoadState=loaded" in result.stdout
+
+
+if __name__ == "__main__":
+    main()
