@@ -7,6 +7,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
+
+import requests
 
 import pytest
 
@@ -115,3 +118,24 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
         assert f.read() == config_before
     # The same kernel (so the same server process) still answers, with the same cookies.
     assert client.execute(admin, kernel, "6*7") == "42"
+
+    # tljh-config reload works in process mode: the hub restarts, servers keep running.
+    tljh_config = [os.path.join(prefix, "hub", "bin", "tljh-config"), "--prefix", prefix]
+    reload = subprocess.run([*tljh_config, "reload", "hub"], capture_output=True, text=True, timeout=120)
+    assert reload.returncode == 0, reload.stderr
+    assert client.get(client.url("/hub/home")).status_code == 200
+    assert client.execute(admin, kernel, "6*7") == "42"
+    new_port = free_port()
+    subprocess.run([*tljh_config, "set", "http.port", str(new_port)], check=True)
+    subprocess.run([*tljh_config, "reload", "proxy"], check=True, timeout=120)
+    moved = HubClient(f"http://127.0.0.1:{new_port}")
+    moved.cookies = client.cookies
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if moved.get(moved.url(f"/user/{admin}/api/status"), timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    assert moved.execute(admin, kernel, "6*7") == "42"
