@@ -12,11 +12,6 @@ from tljh_daemon.accounts import delete_account
 
 USER_ENV_PACKAGES = ["jupyterhub", "jupyterlab", "ipykernel"]
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="needs root: servers run as their own Unix users (run the tests as root)"
-)
-
-
 def _python_for_users():
     # The user environment must use an interpreter every Unix user can execute.
     for candidate in ("/usr/bin/python3", shutil.which("python3")):

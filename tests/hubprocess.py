@@ -7,8 +7,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 from ruamel.yaml import YAML
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: servers run as their own Unix users (run the tests as root)"
+)
 
 
 def free_port():

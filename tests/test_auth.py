@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import needs_root
+from hubprocess import needs_root
 from hubclient import HubClient
 
 pytestmark = needs_root

@@ -13,7 +13,7 @@ import requests
 
 import pytest
 
-from conftest import needs_root
+from hubprocess import needs_root
 from hubclient import HubClient
 from hubprocess import free_port
 

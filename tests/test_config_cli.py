@@ -8,7 +8,7 @@ import threading
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import needs_root
+from hubprocess import needs_root
 
 pytestmark = needs_root
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from conftest import needs_root
+from hubprocess import needs_root
 from hubclient import HubClient
 
 pytestmark = needs_root

@@ -5,7 +5,7 @@ import shutil
 import signal
 import tempfile
 
-from conftest import needs_root
+from hubprocess import needs_root
 from hubclient import HubClient
 
 pytestmark = needs_root
