@@ -4,7 +4,7 @@ import logging
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import aiohttp_jinja2
@@ -12,8 +12,12 @@ import jinja2
 from aiohttp import web
 
 from . import compat
+from .api import groups as api_groups
 from .api import hub as api_hub
+from .api import misc as api_misc
 from .api import oauth as api_oauth
+from .api import servers as api_servers
+from .api import tokens as api_tokens
 from .api import users as api_users
 from .auth import make_authenticator
 from .db import Database
@@ -42,6 +46,9 @@ class Hub:
     proxy: TraefikProxy
     mode: str = "process"  # or "systemd"
     servers: ServerManager = None
+    traefik: object = None  # TraefikSupervisor (process mode) or TraefikUnit (systemd)
+    services: dict = field(default_factory=dict)
+    background: list = field(default_factory=list)
     jupyterhub_version: str = compat.FALLBACK_VERSION
 
 
@@ -77,10 +84,8 @@ def make_app(config, paths, mode="process"):
         loader=jinja2.PackageLoader("tljh_daemon", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    app.add_routes(api_hub.routes)
-    app.add_routes(api_oauth.routes)
-    app.add_routes(api_users.routes)
-    app.add_routes(pages.routes)
+    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, pages):
+        app.add_routes(module.routes)
     app.cleanup_ctx.append(_lifetime)
     return app
 
@@ -96,6 +101,7 @@ async def _lifetime(app):
     else:
         spawner = ProcessSpawner()
         traefik = TraefikSupervisor(hub.proxy)
+    hub.traefik = traefik
     hub.servers = ServerManager(
         config=config,
         paths=hub.paths,

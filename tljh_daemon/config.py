@@ -34,7 +34,7 @@ DEFAULTS = {
     "https": {"enabled": False, "port": 443},
     "hub": {"port": 15001},
     "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
-    "spawner": {"start_timeout": 120, "stop_timeout": 10},
+    "spawner": {"start_timeout": 120, "stop_timeout": 10, "concurrent_spawn_limit": 100},
 }
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
@@ -99,6 +99,7 @@ SCHEMA = _obj(
             {
                 "start_timeout": {"type": "number", "exclusiveMinimum": 0},
                 "stop_timeout": {"type": "number", "exclusiveMinimum": 0},
+                "concurrent_spawn_limit": {"type": "integer", "minimum": 0},
             }
         ),
         "services": {"type": "object"},

@@ -67,6 +67,18 @@ MIGRATIONS = [
         expires_at REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE groups (
+        name TEXT PRIMARY KEY,
+        properties TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE group_members (
+        group_name TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE,
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        PRIMARY KEY (group_name, user)
+    );
+    CREATE INDEX group_members_user ON group_members(user);
+    """,
 ]
 
 

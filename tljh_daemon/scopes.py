@@ -14,6 +14,16 @@ IMPLIES = {
     "servers": {"read:servers"},
     "tokens": {"read:tokens"},
     "admin:groups": {"groups", "read:groups", "read:groups:name"},
+    "groups": {"read:groups", "read:groups:name"},
+    "read:groups": {"read:groups:name"},
+    "list:users": set(),
+    "read:services": {"read:services:name"},
+}
+
+#: every scope name this hub knows (a token cannot be given anything else)
+KNOWN = set(IMPLIES) | {s for implied in IMPLIES.values() for s in implied} | {
+    "self", "inherit", "access:servers", "access:services", "read:hub", "admin-ui", "proxy",
+    "shutdown", "read:metrics", "list:services", "list:groups", "delete:servers", "delete:groups",
 }
 
 
@@ -21,12 +31,14 @@ def role_scopes(name, admin):
     """The scopes a logged-in user holds: their own things, or everything for admins."""
     own = {
         f"{scope}!user={name}"
-        for scope in ("users", "servers", "access:servers", "tokens", "read:users", "read:servers")
+        for scope in ("users", "servers", "access:servers", "tokens", "read:users", "read:servers",
+                      "delete:servers")
     }
     if admin:
         return own | {
-            "admin:users", "admin:servers", "access:servers", "tokens", "admin:groups",
-            "read:hub", "admin-ui", "proxy", "shutdown", "read:metrics",
+            "admin:users", "admin:servers", "access:servers", "tokens", "admin:groups", "list:users",
+            "read:hub", "admin-ui", "proxy", "shutdown", "read:metrics", "list:services", "read:services",
+            "access:services", "list:groups", "delete:servers", "delete:groups",
         }
     return own
 
@@ -57,8 +69,9 @@ def _expand(scope):
     return names, flt
 
 
-def allows(held, needed, *, user=None, server=None):
-    """True when any scope in `held` grants `needed` for `user` (and `server`)."""
+def allows(held, needed, *, user=None, server=None, group=None, user_groups=()):
+    """True when any scope in `held` grants `needed` for the target: a `user` (who is in
+    `user_groups`), a `server` of that user, or a `group`."""
     for scope in held:
         names, flt = _expand(scope)
         if needed not in names:
@@ -70,4 +83,36 @@ def allows(held, needed, *, user=None, server=None):
             return True
         if kind == "server" and user is not None and server is not None and value == f"{user}/{server}":
             return True
+        if kind == "group" and (value == group or value in user_groups):
+            return True
     return False
+
+
+def valid(scope):
+    """Is `scope` a well-formed scope string this hub knows?"""
+    base, sep, flt = scope.partition("!")
+    if base not in KNOWN:
+        return False
+    if not sep:
+        return True
+    kind, eq, value = flt.partition("=")
+    return bool(eq and value) and kind in ("user", "server", "group")
+
+
+def subset_of(requested, held):
+    """Can someone holding `held` hand out every scope in `requested`?"""
+    for scope in requested:
+        base, _, flt = scope.partition("!")
+        kind, _, value = flt.partition("=")
+        if kind == "user":
+            ok = allows(held, base, user=value)
+        elif kind == "server":
+            user, _, server = value.partition("/")
+            ok = allows(held, base, user=user, server=server)
+        elif kind == "group":
+            ok = allows(held, base, group=value)
+        else:
+            ok = any(s == base or (base in _expand(s)[0] and "!" not in s) for s in held)
+        if not ok:
+            return False
+    return True

@@ -96,6 +96,9 @@ class ServerManager:
     def row(self, user, server=""):
         return self.db.one("SELECT * FROM servers WHERE user=? AND name=?", (user, server))
 
+    def pending_count(self):
+        return self.db.one("SELECT COUNT(*) FROM servers WHERE state='pending'")[0]
+
     def state(self, user):
         row = self.row(user)
         return row["state"] if row else "stopped"

@@ -17,3 +17,7 @@ def parse(text):
     """Parse an ISO 8601 timestamp; naive values are taken as UTC. ValueError if bad."""
     dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def from_timestamp(seconds):
+    return datetime.fromtimestamp(seconds, timezone.utc)

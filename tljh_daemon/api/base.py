@@ -4,6 +4,7 @@ import json
 
 from aiohttp import web
 
+from .. import groups, users
 from ..handlers import xsrf
 from ..handlers.identity import identify
 
@@ -20,10 +21,11 @@ def authenticated(request):
     return identity
 
 
-def require(request, scope, *, user=None, server=None):
+def require(request, scope, *, user=None, server=None, group=None, user_groups=()):
     identity = authenticated(request)
-    if not identity.can(scope, user=user, server=server):
-        if user is not None and not identity.can(f"read:users:name", user=user) and not identity.can("read:users", user=user):
+    target = dict(user=user, server=server, group=group, user_groups=user_groups)
+    if not identity.can(scope, **target):
+        if user is not None and not identity.can("read:users:name", user=user, user_groups=user_groups):
             # Do not reveal whether the user exists.
             raise web.HTTPNotFound(text="No such user")
         raise web.HTTPForbidden(text=f"Action is not authorized with current scopes; requires any of [{scope}]")
@@ -44,3 +46,14 @@ async def json_body(request, required=True):
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="The request body must be a JSON object")
     return data
+
+
+def user_row(request, scope):
+    """(Identity, users row) for the `{name}` in the URL, checking `scope` on that user."""
+    name = request.match_info["name"]
+    db = request.app["hub"].db
+    identity = require(request, scope, user=name, user_groups=groups.names_of_user(db, name))
+    row = users.user_model_row(db, name)
+    if row is None:
+        raise web.HTTPNotFound(text=f"No such user: {name}")
+    return identity, row

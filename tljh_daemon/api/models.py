@@ -1,18 +1,19 @@
 """JSON models of users and servers, shaped like JupyterHub's REST API."""
 
+from .. import groups
 from ..servers import server_prefix, url_name
 
 
-def server_model(hub, name):
+def server_model(hub, name, include_stopped=False):
     row = hub.servers.row(name)
-    if row is None or row["state"] in ("stopped", "failed"):
+    if row is None or (row["state"] in ("stopped", "failed") and not include_stopped):
         return None
     pending = {"pending": "spawn", "stopping": "stop"}.get(row["state"])
     return {
         "name": "",
         "ready": row["state"] == "running",
         "pending": pending,
-        "stopped": False,
+        "stopped": row["state"] in ("stopped", "failed"),
         "url": server_prefix(name),
         "progress_url": f"/hub/api/users/{url_name(name)}/server/progress",
         "started": row["started"],
@@ -22,15 +23,15 @@ def server_model(hub, name):
     }
 
 
-def user_model(hub, row, *, scopes=None):
+def user_model(hub, row, *, scopes=None, include_stopped=False):
     name = row["name"]
-    server = server_model(hub, name)
+    server = server_model(hub, name, include_stopped)
     model = {
         "kind": "user",
         "name": name,
         "admin": bool(row["admin"]),
         "roles": ["admin", "user"] if row["admin"] else ["user"],
-        "groups": [],
+        "groups": groups.names_of_user(hub.db, name),
         "server": server["url"] if server and server["ready"] else None,
         "pending": server["pending"] if server else None,
         "created": row["created"],

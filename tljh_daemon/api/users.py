@@ -1,18 +1,55 @@
-"""/hub/api/user and the per-user endpoints a single-user server and the pages use."""
+"""/hub/api/user and /hub/api/users: who am I, list, create, read, change, delete users."""
 
-import asyncio
-import json
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import timeutil, users
-from ..servers import ServerBusy
-from .base import authenticated, json_body, require
-from .models import server_model, user_model
+from .. import users
+from ..users import InvalidName, normalize_name
+from .base import authenticated, json_body, require, user_row
+from .models import user_model
 
 routes = web.RouteTableDef()
 
-KEEPALIVE_SECONDS = 15
+PAGINATION_TYPE = "application/jupyterhub-pagination+json"
+PAGE_DEFAULT_LIMIT = 50
+PAGE_MAX_LIMIT = 200
+SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
+STATES = {
+    "active": "EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ('pending', 'running', 'stopping'))",
+    "ready": "EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state='running')",
+    "inactive": "NOT EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ('pending', 'running', 'stopping'))",
+}
+
+
+def _flag(request, key):
+    value = request.query.get(key)
+    return value is not None and value.lower() not in ("0", "false", "no")
+
+
+def pagination(request):
+    """(offset, limit, paginated?) with JupyterHub's defaults and caps."""
+    accept = {part.strip().lower() for part in request.headers.get("Accept", "").split(",")}
+    paginated = PAGINATION_TYPE in accept
+    try:
+        offset = abs(int(request.query.get("offset", 0)))
+        limit = abs(int(request.query.get("limit", PAGE_DEFAULT_LIMIT if paginated else PAGE_MAX_LIMIT)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="Invalid argument type, offset and limit must be integers") from None
+    return offset, min(max(limit, 1), PAGE_MAX_LIMIT), paginated
+
+
+def paginated_response(request, items, offset, limit, total, paginated):
+    if not paginated:
+        return web.json_response(items)
+    next_page = None
+    if offset + limit < total:
+        query = dict(request.query, offset=offset + limit, limit=limit)
+        next_page = {"offset": offset + limit, "limit": limit, "url": f"{request.path}?{urlencode(query)}"}
+    return web.json_response(
+        {"items": items, "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next_page}},
+        content_type=PAGINATION_TYPE,
+    )
 
 
 @routes.get("/hub/api/user")
@@ -23,116 +60,121 @@ async def current_user(request):
     return web.json_response(user_model(hub, row, scopes=identity.scopes))
 
 
-def _user_row(request, scope):
-    name = request.match_info["name"]
-    identity = require(request, scope, user=name)
-    row = users.user_model_row(request.app["hub"].db, name)
-    if row is None:
-        raise web.HTTPNotFound(text=f"No such user: {name}")
-    return identity, row
+@routes.get("/hub/api/users")
+async def list_users(request):
+    identity = authenticated(request)
+    hub = request.app["hub"]
+    offset, limit, paginated = pagination(request)
+    where, params = [], []
+    if not identity.can("list:users"):
+        # Filtered list:users scopes (e.g. list:users!user=x) see only those users.
+        allowed = [s.partition("!user=")[2] for s in identity.scopes if s.startswith("list:users!user=")]
+        if not allowed:
+            raise web.HTTPForbidden(text="Action is not authorized with current scopes; requires any of [list:users]")
+        where.append(f"name IN ({','.join('?' * len(allowed))})")
+        params += allowed
+    state = request.query.get("state")
+    if state:
+        if state not in STATES:
+            raise web.HTTPBadRequest(text=f"Unrecognized state filter: {state!r}; use one of active, ready, inactive")
+        where.append(STATES[state])
+    name_filter = request.query.get("name_filter")
+    if name_filter:
+        where.append("name LIKE ? ESCAPE '\\'")
+        params.append("%" + name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    sort = request.query.get("sort", "id")
+    column = SORTS.get(sort.lstrip("-"))
+    if column is None:
+        raise web.HTTPBadRequest(text=f"sort must be 'id', 'name', or 'last_activity', not {sort!r}")
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    nulls = "IS NULL" if direction == "DESC" else "IS NOT NULL"
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    total = hub.db.one(f"SELECT COUNT(*) FROM users{clause}", params)[0]
+    rows = hub.db.all(
+        f"SELECT * FROM users{clause} ORDER BY ({column} {nulls}), {column} {direction} LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    stopped = _flag(request, "include_stopped_servers")
+    items = [user_model(hub, row, include_stopped=stopped) for row in rows]
+    return paginated_response(request, items, offset, limit, total, paginated)
 
 
-def _parse_time(value, key):
-    if not isinstance(value, str):
-        raise web.HTTPBadRequest(text=f"{key} must be an ISO 8601 timestamp string")
+def _valid_names(names):
     try:
-        return timeutil.parse(value)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"{key} is not an ISO 8601 timestamp: {value!r}") from None
+        return [normalize_name(n) for n in names]
+    except InvalidName as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
 
 
-@routes.post("/hub/api/users/{name}/activity")
-async def activity(request):
-    _, row = _user_row(request, "users:activity")
+@routes.post("/hub/api/users")
+async def create_users(request):
+    require(request, "admin:users")
     hub = request.app["hub"]
     body = await json_body(request)
+    names = body.get("usernames")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not names:
+        raise web.HTTPBadRequest(text="usernames must be a non-empty list of strings")
+    admin = body.get("admin", False)
+    if not isinstance(admin, bool):
+        raise web.HTTPBadRequest(text="admin must be true or false")
+    names = list(dict.fromkeys(_valid_names(names)))
+    new = [n for n in names if users.user_model_row(hub.db, n) is None]
+    if not new:
+        raise web.HTTPConflict(text="All of those users already exist")
+    with hub.db.transaction():
+        for name in new:
+            users.ensure_user(hub.db, name, admin=admin)
+    created = [user_model(hub, users.user_model_row(hub.db, n)) for n in new]
+    return web.json_response(created, status=201)
+
+
+@routes.get("/hub/api/users/{name}")
+async def get_user(request):
+    _, row = user_row(request, "read:users")
+    hub = request.app["hub"]
+    return web.json_response(user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers")))
+
+
+@routes.post("/hub/api/users/{name}")
+async def create_user(request):
+    require(request, "admin:users")
+    hub = request.app["hub"]
+    body = await json_body(request, required=False)
+    (name,) = _valid_names([request.match_info["name"]])
+    if users.user_model_row(hub.db, name) is not None:
+        raise web.HTTPConflict(text=f"User {name} already exists")
+    admin = body.get("admin", False)
+    if not isinstance(admin, bool):
+        raise web.HTTPBadRequest(text="admin must be true or false")
+    users.ensure_user(hub.db, name, admin=admin)
+    return web.json_response(user_model(hub, users.user_model_row(hub.db, name)), status=201)
+
+
+@routes.patch("/hub/api/users/{name}")
+async def modify_user(request):
+    _, row = user_row(request, "admin:users")
+    hub = request.app["hub"]
+    body = await json_body(request)
+    unknown = set(body) - {"admin", "name"}
+    if unknown:
+        raise web.HTTPBadRequest(text=f"Cannot change {', '.join(sorted(unknown))}")
+    if "name" in body and body["name"] != row["name"]:
+        raise web.HTTPBadRequest(text="Renaming users is not supported (their Unix account is named after them)")
+    if "admin" in body:
+        if not isinstance(body["admin"], bool):
+            raise web.HTTPBadRequest(text="admin must be true or false")
+        hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(body["admin"]), row["name"]))
+    return web.json_response(user_model(hub, users.user_model_row(hub.db, row["name"])))
+
+
+@routes.delete("/hub/api/users/{name}")
+async def delete_user(request):
+    identity, row = user_row(request, "admin:users")
+    hub = request.app["hub"]
     name = row["name"]
-    if "last_activity" in body:
-        users.touch_activity(hub.db, name, _parse_time(body["last_activity"], "last_activity"))
-    servers = body.get("servers", {})
-    if not isinstance(servers, dict):
-        raise web.HTTPBadRequest(text="servers must be an object of server name to activity")
-    for server_name, info in servers.items():
-        if not isinstance(info, dict) or "last_activity" not in info:
-            raise web.HTTPBadRequest(text=f"servers.{server_name} needs a last_activity")
-        when = _parse_time(info["last_activity"], f"servers.{server_name}.last_activity")
-        if server_name != "" or hub.servers.row(name) is None:
-            raise web.HTTPBadRequest(text=f"No such server {server_name!r} for user {name}")
-        stamp = timeutil.isoformat(when)
-        hub.db.execute(
-            "UPDATE servers SET last_activity=? WHERE user=? AND name=''"
-            " AND (last_activity IS NULL OR last_activity < ?)",
-            (stamp, name, stamp),
-        )
-        users.touch_activity(hub.db, name, when)
+    if name == identity.name:
+        raise web.HTTPBadRequest(text="You cannot delete yourself")
+    if hub.servers.state(name) not in ("stopped", "failed"):
+        await hub.servers.stop(name)
+    hub.db.execute("DELETE FROM users WHERE name=?", (name,))
     return web.Response(status=204)
-
-
-@routes.post("/hub/api/users/{name}/server")
-async def start_server(request):
-    _, row = _user_row(request, "servers")
-    hub = request.app["hub"]
-    await json_body(request, required=False)  # user options: none supported yet
-    state = hub.servers.state(row["name"])
-    if state == "running":
-        raise web.HTTPBadRequest(text=f"{row['name']} is already running")
-    if state in ("pending", "stopping"):
-        raise web.HTTPBadRequest(text=f"{row['name']} is {state}; try again when it is done")
-    try:
-        hub.servers.start(row)
-    except ServerBusy as e:
-        raise web.HTTPBadRequest(text=str(e)) from None
-    return web.Response(status=202)
-
-
-@routes.delete("/hub/api/users/{name}/server")
-async def stop_server(request):
-    _, row = _user_row(request, "servers")
-    hub = request.app["hub"]
-    if hub.servers.state(row["name"]) in ("stopped", "failed"):
-        return web.Response(status=204)
-    task = hub.servers.stop(row["name"])
-    try:
-        await asyncio.wait_for(asyncio.shield(task), timeout=5)
-    except asyncio.TimeoutError:
-        return web.Response(status=202)
-    return web.Response(status=204)
-
-
-def _sse(event):
-    return f"data: {json.dumps(event)}\n\n".encode()
-
-
-@routes.get("/hub/api/users/{name}/server/progress")
-async def progress(request):
-    _, row = _user_row(request, "read:servers")
-    hub = request.app["hub"]
-    name = row["name"]
-    server = hub.servers.row(name)
-    state = server["state"] if server else "stopped"
-    tracker = hub.servers.progress.get(name)
-    if state == "stopped" or (state == "failed" and tracker is None and not server["message"]):
-        raise web.HTTPBadRequest(text=f"{name} is not running")
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
-    if tracker is None:  # nothing in memory (e.g. after a restart): report the outcome only
-        model = server_model(hub, name)
-        if state == "running":
-            event = {"progress": 100, "ready": True, "message": f"Server ready at {model['url']}",
-                     "url": model["url"]}
-        elif state == "failed":
-            event = {"progress": 100, "failed": True, "message": f"Spawn failed: {server['message']}"}
-        else:
-            event = {"progress": 0, "message": f"Server is {state}"}
-        await response.write(_sse(event))
-        return response
-    index = 0
-    while True:
-        batch = await tracker.events_after(index, KEEPALIVE_SECONDS)
-        for event in batch:
-            await response.write(_sse(event))
-        index += len(batch)
-        if tracker.finished and index >= len(tracker.events):
-            return response
-        if not batch:
-            await response.write(b":keepalive\n\n")

@@ -16,8 +16,8 @@ class Identity:
     via: str  # "token" or "cookie"
     token: object = None  # the api_tokens row, for token requests
 
-    def can(self, scope, *, user=None, server=None):
-        return scopes.allows(self.scopes, scope, user=user, server=server)
+    def can(self, scope, **target):
+        return scopes.allows(self.scopes, scope, **target)
 
 
 def token_from_request(request):

@@ -1,0 +1,56 @@
+"""/hub/health, /hub/api/services and /hub/api/shutdown."""
+
+import asyncio
+import logging
+import os
+import signal
+
+from aiohttp import web
+
+from .. import systemd
+from .base import json_body, require
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+@routes.get("/hub/health")
+@routes.get("/hub/api/health")
+async def health(request):
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/hub/api/services")
+async def list_services(request):
+    require(request, "list:services")
+    hub = request.app["hub"]
+    return web.json_response({s.name: s.model() for s in hub.services.values()} if hub.services else {})
+
+
+@routes.post("/hub/api/shutdown")
+async def shutdown(request):
+    require(request, "shutdown")
+    hub = request.app["hub"]
+    body = await json_body(request, required=False)
+    stop_servers, stop_proxy = body.get("servers", False), body.get("proxy", True)
+    if not isinstance(stop_servers, bool) or not isinstance(stop_proxy, bool):
+        raise web.HTTPBadRequest(text="servers and proxy must be true or false")
+
+    async def later():
+        await asyncio.sleep(0.2)  # let the 202 reach the client
+        if stop_servers:
+            await asyncio.gather(*(hub.servers.stop(r["user"]) for r in
+                                   hub.db.all("SELECT user FROM servers WHERE state IN ('pending', 'running')")))
+        if stop_proxy:
+            await hub.traefik.close()  # no more restarts
+            if hub.mode == "systemd":
+                await systemd.systemctl("stop", "tljh-traefik.service")
+            else:
+                await asyncio.to_thread(hub.traefik.stop)
+        log.warning("Shutting down on request (servers stopped: %s, proxy stopped: %s)", stop_servers, stop_proxy)
+        if hub.mode == "systemd":
+            await systemd.systemctl("stop", "--no-block", "tljh-daemon.service")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    hub.background.append(asyncio.create_task(later()))
+    return web.json_response({"status": 202, "message": "Shutting down"}, status=202)

@@ -1,0 +1,135 @@
+"""Server endpoints: activity reports, start/stop, and the spawn progress event stream."""
+
+import asyncio
+import json
+import random
+
+from aiohttp import web
+
+from .. import timeutil, users
+from ..servers import ServerBusy
+from .base import json_body, user_row
+from .models import server_model
+
+routes = web.RouteTableDef()
+
+KEEPALIVE_SECONDS = 15
+
+
+def _parse_time(value, key):
+    if not isinstance(value, str):
+        raise web.HTTPBadRequest(text=f"{key} must be an ISO 8601 timestamp string")
+    try:
+        return timeutil.parse(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"{key} is not an ISO 8601 timestamp: {value!r}") from None
+
+
+@routes.post("/hub/api/users/{name}/activity")
+async def activity(request):
+    _, row = user_row(request, "users:activity")
+    hub = request.app["hub"]
+    body = await json_body(request)
+    name = row["name"]
+    if "last_activity" in body:
+        users.touch_activity(hub.db, name, _parse_time(body["last_activity"], "last_activity"))
+    servers = body.get("servers", {})
+    if not isinstance(servers, dict):
+        raise web.HTTPBadRequest(text="servers must be an object of server name to activity")
+    for server_name, info in servers.items():
+        if not isinstance(info, dict) or "last_activity" not in info:
+            raise web.HTTPBadRequest(text=f"servers.{server_name} needs a last_activity")
+        when = _parse_time(info["last_activity"], f"servers.{server_name}.last_activity")
+        if server_name != "" or hub.servers.row(name) is None:
+            raise web.HTTPBadRequest(text=f"No such server {server_name!r} for user {name}")
+        stamp = timeutil.isoformat(when)
+        hub.db.execute(
+            "UPDATE servers SET last_activity=? WHERE user=? AND name=''"
+            " AND (last_activity IS NULL OR last_activity < ?)",
+            (stamp, name, stamp),
+        )
+        users.touch_activity(hub.db, name, when)
+    return web.Response(status=204)
+
+
+@routes.post("/hub/api/users/{name}/server")
+async def start_server(request):
+    _, row = user_row(request, "servers")
+    hub = request.app["hub"]
+    await json_body(request, required=False)  # user options: none supported yet
+    state = hub.servers.state(row["name"])
+    if state == "running":
+        raise web.HTTPBadRequest(text=f"{row['name']} is already running")
+    if state in ("pending", "stopping"):
+        raise web.HTTPBadRequest(text=f"{row['name']} is {state}; try again when it is done")
+    limit = hub.config["spawner"]["concurrent_spawn_limit"]
+    if limit and hub.servers.pending_count() >= limit:
+        raise web.HTTPTooManyRequests(
+            text=f"Too many users trying to start right now ({limit} at once); try again soon",
+            headers={"Retry-After": str(random.randint(5, 15))},
+        )
+    try:
+        hub.servers.start(row)
+    except ServerBusy as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    return web.Response(status=202)
+
+
+@routes.delete("/hub/api/users/{name}/server")
+async def stop_server(request):
+    _, row = user_row(request, "servers")
+    hub = request.app["hub"]
+    if hub.servers.state(row["name"]) in ("stopped", "failed"):
+        return web.Response(status=204)
+    task = hub.servers.stop(row["name"])
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=5)
+    except asyncio.TimeoutError:
+        return web.Response(status=202)
+    return web.Response(status=204)
+
+
+def _sse(event):
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+@routes.get("/hub/api/users/{name}/server/progress")
+async def progress(request):
+    _, row = user_row(request, "read:servers")
+    hub = request.app["hub"]
+    name = row["name"]
+    server = hub.servers.row(name)
+    state = server["state"] if server else "stopped"
+    tracker = hub.servers.progress.get(name)
+    if state == "stopped" or (state == "failed" and tracker is None and not server["message"]):
+        raise web.HTTPBadRequest(text=f"{name} is not running")
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    if tracker is None:  # nothing in memory (e.g. after a restart): report the outcome only
+        model = server_model(hub, name)
+        if state == "running":
+            event = {"progress": 100, "ready": True, "message": f"Server ready at {model['url']}",
+                     "url": model["url"]}
+        elif state == "failed":
+            event = {"progress": 100, "failed": True, "message": f"Spawn failed: {server['message']}"}
+        else:
+            event = {"progress": 0, "message": f"Server is {state}"}
+        await response.write(_sse(event))
+        return response
+    index = 0
+    while True:
+        batch = await tracker.events_after(index, KEEPALIVE_SECONDS)
+        for event in batch:
+            await response.write(_sse(event))
+        index += len(batch)
+        if tracker.finished and index >= len(tracker.events):
+            return response
+        if not batch:
+            await response.write(b":keepalive\n\n")
+
+
+@routes.post("/hub/api/users/{name}/servers/{server}")
+@routes.delete("/hub/api/users/{name}/servers/{server}")
+async def named_server(request):
+    user_row(request, "servers")
+    raise web.HTTPBadRequest(text="Named servers are not enabled on this hub; use /users/{name}/server")

@@ -1,0 +1,106 @@
+"""/hub/api/users/{name}/tokens: users' own API tokens (never wider than their owner)."""
+
+import json
+import time
+
+from aiohttp import web
+
+from .. import scopes, timeutil, tokens, users
+from .base import json_body, user_row
+
+routes = web.RouteTableDef()
+
+LISTED_KINDS = ("api",)
+
+
+def token_model(row):
+    expires = row["expires_at"]
+    return {
+        "kind": "api_token",
+        "id": f"a{row['id']}",
+        "user": row["user"],
+        "note": row["note"] or "",
+        "scopes": json.loads(row["scopes"]),
+        "roles": [],
+        "created": row["created"],
+        "expires_at": timeutil.isoformat(timeutil.from_timestamp(expires)) if expires else None,
+        "last_activity": row["last_activity"],
+        "prefix": row["prefix"],
+        "session_id": None,
+        "oauth_client": None,
+    }
+
+
+def _live_tokens(db, user):
+    return db.all(
+        f"SELECT * FROM api_tokens WHERE user=? AND kind IN ({','.join('?' * len(LISTED_KINDS))})"
+        " AND (expires_at IS NULL OR expires_at > ?) ORDER BY id",
+        (user, *LISTED_KINDS, time.time()),
+    )
+
+
+def _token_row(request, name):
+    token_id = request.match_info["token_id"]
+    if not token_id.startswith("a") or not token_id[1:].isdigit():
+        raise web.HTTPNotFound(text=f"No such token: {token_id}")
+    for row in _live_tokens(request.app["hub"].db, name):
+        if row["id"] == int(token_id[1:]):
+            return row
+    raise web.HTTPNotFound(text=f"No such token: {token_id}")
+
+
+@routes.get("/hub/api/users/{name}/tokens")
+async def list_tokens(request):
+    _, row = user_row(request, "read:tokens")
+    return web.json_response({"api_tokens": [token_model(t) for t in _live_tokens(request.app["hub"].db, row["name"])]})
+
+
+def owner_scopes(hub, name):
+    owner = users.user_model_row(hub.db, name)
+    return scopes.role_scopes(name, bool(owner["admin"]))
+
+
+@routes.post("/hub/api/users/{name}/tokens")
+async def create_token(request):
+    identity, row = user_row(request, "tokens")
+    hub = request.app["hub"]
+    body = await json_body(request, required=False)
+    note = body.get("note") or ""
+    expires_in = body.get("expires_in")
+    requested = body.get("scopes")
+    if not isinstance(note, str):
+        raise web.HTTPBadRequest(text="note must be a string")
+    if expires_in is not None and (not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0):
+        raise web.HTTPBadRequest(text="expires_in must be a positive number of seconds")
+    owner = owner_scopes(hub, row["name"])
+    if requested is None:
+        granted = owner
+    else:
+        if not isinstance(requested, list) or not all(isinstance(s, str) for s in requested):
+            raise web.HTTPBadRequest(text="scopes must be a list of strings")
+        bad = [s for s in requested if not scopes.valid(s)]
+        if bad:
+            raise web.HTTPBadRequest(text=f"Unknown scopes: {', '.join(bad)}")
+        if not scopes.subset_of(requested, owner) or not scopes.subset_of(requested, identity.scopes):
+            raise web.HTTPForbidden(text="A token cannot have scopes wider than its owner's or its creator's")
+        granted = set(requested)
+    if body.get("roles"):
+        raise web.HTTPBadRequest(text="Roles on tokens are not supported; request scopes instead")
+    secret = tokens.create(hub.db, row["name"], "api", granted, note=note or "Requested via API",
+                           expires_in=expires_in)
+    created = tokens.lookup(hub.db, secret)
+    return web.json_response({**token_model(created), "token": secret}, status=201)
+
+
+@routes.get("/hub/api/users/{name}/tokens/{token_id}")
+async def get_token(request):
+    _, row = user_row(request, "read:tokens")
+    return web.json_response(token_model(_token_row(request, row["name"])))
+
+
+@routes.delete("/hub/api/users/{name}/tokens/{token_id}")
+async def delete_token(request):
+    _, row = user_row(request, "tokens")
+    token = _token_row(request, row["name"])
+    request.app["hub"].db.execute("DELETE FROM api_tokens WHERE id=?", (token["id"],))
+    return web.Response(status=204)

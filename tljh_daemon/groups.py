@@ -1,0 +1,39 @@
+"""Groups of users (JupyterHub's groups: a name, members and free-form properties)."""
+
+import json
+
+
+def names_of_user(db, user):
+    return [r["group_name"] for r in db.all("SELECT group_name FROM group_members WHERE user=? ORDER BY group_name", (user,))]
+
+
+def members(db, group):
+    return [r["user"] for r in db.all("SELECT user FROM group_members WHERE group_name=? ORDER BY user", (group,))]
+
+
+def get(db, name):
+    return db.one("SELECT * FROM groups WHERE name=?", (name,))
+
+
+def model(db, row):
+    return {
+        "kind": "group",
+        "name": row["name"],
+        "users": members(db, row["name"]),
+        "properties": json.loads(row["properties"]),
+        "roles": [],
+    }
+
+
+def create(db, name, properties=None):
+    db.execute("INSERT INTO groups (name, properties) VALUES (?, ?)", (name, json.dumps(properties or {})))
+
+
+def add_members(db, group, names):
+    for name in names:
+        db.execute("INSERT OR IGNORE INTO group_members (group_name, user) VALUES (?, ?)", (group, name))
+
+
+def remove_members(db, group, names):
+    for name in names:
+        db.execute("DELETE FROM group_members WHERE group_name=? AND user=?", (group, name))
