@@ -8,6 +8,7 @@ import os
 import pwd
 import stat
 import time
+from urllib.parse import urlparse
 
 import psutil
 import pytest
@@ -44,12 +45,18 @@ def alice(hub, names):
 
 
 def singleuser_port(unix_user):
-    for proc in psutil.process_iter(["username", "cmdline"]):
-        if proc.info["username"] == unix_user and any("jupyterhub-singleuser" in a for a in proc.info["cmdline"] or []):
-            for conn in proc.net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN:
-                    return conn.laddr.port
-    raise AssertionError(f"no listening jupyterhub-singleuser for {unix_user}")
+    """The port a user's live jupyterhub-singleuser was told to bind (its JUPYTERHUB_SERVICE_URL)."""
+    for proc in psutil.process_iter(["username", "cmdline", "status"]):
+        if (proc.info["username"] == unix_user and proc.info["status"] != psutil.STATUS_ZOMBIE
+                and any("jupyterhub-singleuser" in a for a in proc.info["cmdline"] or [])):
+            try:
+                env = proc.environ()
+            except psutil.Error:
+                continue
+            # Match on the hub user too: another PID namespace (a test container) may reuse the uid.
+            if env.get("JUPYTERHUB_USER") == unix_user.removeprefix("jupyter-"):
+                return urlparse(env["JUPYTERHUB_SERVICE_URL"]).port
+    raise AssertionError(f"no running jupyterhub-singleuser for {unix_user}")
 
 
 def test_login_spawn_and_run_code_as_the_user(hub, alice, names):
@@ -99,7 +106,7 @@ def test_other_users_cannot_reach_a_server(hub, alice, names):
     target = names["alice"]
 
     page = bob.get(bob.url(f"/user/{target}/lab"))
-    assert page.status_code == 403
+    assert page.status_code == 403, [r.url for r in page.history] + [page.url, page.text[:300]]
     assert "JupyterLab" not in page.text
     api = bob.get(bob.url(f"/user/{target}/api/contents"))
     assert api.status_code in (302, 403) or api.url.startswith(bob.url("/hub/"))

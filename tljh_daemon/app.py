@@ -20,6 +20,8 @@ from .api import servers as api_servers
 from .api import tokens as api_tokens
 from .api import users as api_users
 from .auth import make_authenticator
+from .culler import Culler
+from .managed_services import ServiceManager
 from .db import Database
 from .handlers import middleware, pages
 from .hookspecs import plugin_manager
@@ -47,6 +49,7 @@ class Hub:
     mode: str = "process"  # or "systemd"
     servers: ServerManager = None
     traefik: object = None  # TraefikSupervisor (process mode) or TraefikUnit (systemd)
+    service_manager: object = None
     services: dict = field(default_factory=dict)
     background: list = field(default_factory=list)
     jupyterhub_version: str = compat.FALLBACK_VERSION
@@ -113,6 +116,9 @@ async def _lifetime(app):
         http=http,
         plugins=plugin_manager(),
     )
+    hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
+    hub.services = hub.service_manager.services
+    culler = Culler(hub, config["services"]["cull"])
     watchdog = None
     try:
         changed = hub.proxy.write_static_config()
@@ -121,6 +127,8 @@ async def _lifetime(app):
         await traefik.start(config_changed=changed)
         await hub.servers.reconcile()
         hub.servers.start_watching()
+        await hub.service_manager.start()
+        culler.start()
         log.info("Hub ready (%s mode): http://%s:%s/", hub.mode,
                  config["http"]["address"] or "localhost", config["http"]["port"])
         watchdog = await notify_ready_and_keep_watchdog()
@@ -128,6 +136,8 @@ async def _lifetime(app):
     finally:
         if watchdog:
             watchdog.cancel()
+        await culler.close()
+        await hub.service_manager.close()
         await hub.servers.close()
         await traefik.close()
         await http.close()

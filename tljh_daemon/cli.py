@@ -4,6 +4,7 @@ import fcntl
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -101,6 +102,12 @@ def _stop_process(pid, create_time=None, timeout=10):
               help="Also stop the user servers.")
 def stop(prefix, servers):
     """Stop the daemon, Traefik and (by default) every user server."""
+    if systemd.booted():
+        from tljh_installer.service import units_prefix
+
+        if units_prefix() == os.path.abspath(prefix):
+            _stop_units(servers)
+            return
     from .db import Database
     from .proxy.supervisor import TraefikSupervisor
     from .proxy.traefik import TraefikProxy
@@ -129,6 +136,27 @@ def stop(prefix, servers):
             db.execute("UPDATE servers SET state='stopped', pid=NULL, port=NULL WHERE user=?", (row["user"],))
             click.echo(f"Stopped the server of {row['user']}")
         db.close()
+
+
+def _stop_units(servers):
+    """systemd mode: a SIGTERM would only get the daemon restarted (Restart=always); stop its units.
+    The daemon forgets the stopped servers when it starts again."""
+    from tljh_installer.service import UNITS
+
+    from .spawner.systemd import SLICE
+
+    units = list(UNITS)
+    if servers and "LoadState=loaded" in _systemctl("show", SLICE, "--property=LoadState"):
+        units.append(SLICE)  # stopping the slice stops every jupyter-<name> unit in it
+    _systemctl("stop", *units)
+    click.echo(f"Stopped {', '.join(units)}; `systemctl start tljh-daemon` starts the hub again")
+
+
+def _systemctl(*args):
+    result = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise click.ClickException(f"systemctl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
 
 
 if __name__ == "__main__":

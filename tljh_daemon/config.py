@@ -35,6 +35,18 @@ DEFAULTS = {
     "hub": {"port": 15001},
     "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
     "spawner": {"start_timeout": 120, "stop_timeout": 10, "concurrent_spawn_limit": 100},
+    "services": {
+        "cull": {
+            "enabled": True,
+            "timeout": 600,
+            "every": 60,
+            "concurrency": 5,
+            "max_age": 0,
+            "users": False,
+            "remove_named_servers": False,
+            "exempt_admins": False,
+        }
+    },
 }
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
@@ -102,7 +114,35 @@ SCHEMA = _obj(
                 "concurrent_spawn_limit": {"type": "integer", "minimum": 0},
             }
         ),
-        "services": {"type": "object"},
+        "services": {
+            "type": "object",
+            "properties": {
+                "cull": _obj(
+                    {
+                        "enabled": {"type": "boolean"},
+                        "timeout": {"type": "number", "exclusiveMinimum": 0},
+                        "every": {"type": "number", "exclusiveMinimum": 0},
+                        "concurrency": {"type": "integer", "minimum": 1},
+                        "max_age": {"type": "number", "minimum": 0},
+                        "users": {"type": "boolean"},
+                        "remove_named_servers": {"type": "boolean"},
+                        "exempt_admins": {"type": "boolean"},
+                    }
+                )
+            },
+            # Any other key is a managed service, named by its key.
+            "additionalProperties": _obj(
+                {
+                    "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "url": {"type": "string", "pattern": "^http://127\\.0\\.0\\.1:[0-9]+/?$"},
+                    "admin": {"type": "boolean"},
+                    "scopes": {"type": "array", "items": {"type": "string"}},
+                    "user": {"type": "string"},
+                    "display": {"type": "boolean"},
+                }
+            ),
+        },
     }
 )
 

@@ -34,6 +34,7 @@ def role_scopes(name, admin):
         for scope in ("users", "servers", "access:servers", "tokens", "read:users", "read:servers",
                       "delete:servers")
     }
+    own.add("access:services")  # as in JupyterHub: users may use the hub's services
     if admin:
         return own | {
             "admin:users", "admin:servers", "access:servers", "tokens", "admin:groups", "list:users",
@@ -69,7 +70,7 @@ def _expand(scope):
     return names, flt
 
 
-def allows(held, needed, *, user=None, server=None, group=None, user_groups=()):
+def allows(held, needed, *, user=None, server=None, group=None, user_groups=(), service=None):
     """True when any scope in `held` grants `needed` for the target: a `user` (who is in
     `user_groups`), a `server` of that user, or a `group`."""
     for scope in held:
@@ -85,6 +86,8 @@ def allows(held, needed, *, user=None, server=None, group=None, user_groups=()):
             return True
         if kind == "group" and (value == group or value in user_groups):
             return True
+        if kind == "service" and value == service:
+            return True
     return False
 
 
@@ -96,7 +99,7 @@ def valid(scope):
     if not sep:
         return True
     kind, eq, value = flt.partition("=")
-    return bool(eq and value) and kind in ("user", "server", "group")
+    return bool(eq and value) and kind in ("user", "server", "group", "service")
 
 
 def subset_of(requested, held):

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import scopes, tokens
+from .. import tokens
 from ..handlers.identity import identify
 from ..handlers.pages import login_redirect
 
@@ -35,6 +35,8 @@ def granted_scopes(identity, access_scopes):
             ok = identity.can(base, user=user, server=server)
         elif kind == "user":
             ok = identity.can(base, user=value)
+        elif kind == "service":
+            ok = identity.can(base, service=value)
         else:
             ok = identity.can(base)
         if ok:

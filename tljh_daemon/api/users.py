@@ -1,7 +1,5 @@
 """/hub/api/user and /hub/api/users: who am I, list, create, read, change, delete users."""
 
-from urllib.parse import urlencode
-
 from aiohttp import web
 
 from .. import users
@@ -45,7 +43,8 @@ def paginated_response(request, items, offset, limit, total, paginated):
     next_page = None
     if offset + limit < total:
         query = dict(request.query, offset=offset + limit, limit=limit)
-        next_page = {"offset": offset + limit, "limit": limit, "url": f"{request.path}?{urlencode(query)}"}
+        # An absolute URL, as JupyterHub gives (jupyterhub-idle-culler fetches it as is).
+        next_page = {"offset": offset + limit, "limit": limit, "url": str(request.url.with_query(query))}
     return web.json_response(
         {"items": items, "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next_page}},
         content_type=PAGINATION_TYPE,
@@ -56,6 +55,8 @@ def paginated_response(request, items, offset, limit, total, paginated):
 async def current_user(request):
     identity = authenticated(request)
     hub = request.app["hub"]
+    if identity.kind == "service":
+        return web.json_response({**hub.services[identity.name].model(), "scopes": sorted(identity.scopes)})
     row = users.user_model_row(hub.db, identity.name)
     return web.json_response(user_model(hub, row, scopes=identity.scopes))
 

@@ -14,7 +14,8 @@ class Identity:
     admin: bool
     scopes: set
     via: str  # "token" or "cookie"
-    token: object = None  # the api_tokens row, for token requests
+    token: object = None  # the api_tokens row, for user token requests
+    kind: str = "user"  # or "service"
 
     def can(self, scope, **target):
         return scopes.allows(self.scopes, scope, **target)
@@ -32,7 +33,10 @@ def identify(request):
     hub = request.app["hub"]
     identity = None
     secret = token_from_request(request)
-    if secret:
+    service = hub.service_manager.service_for_token(secret) if secret and hub.service_manager else None
+    if service is not None:
+        identity = Identity(service.name, service.admin, service.granted_scopes, "token", kind="service")
+    elif secret:
         row = tokens.lookup(hub.db, secret)
         user = users.user_model_row(hub.db, row["user"]) if row else None
         if user is not None:

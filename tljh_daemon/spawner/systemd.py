@@ -65,6 +65,9 @@ class SystemdSpawner(Spawner):
             "PrivateTmp=yes",
             f"SupplementaryGroups={' '.join(_group_names(request))}",
             "KillMode=control-group",
+            # A kernel killed for going over MemoryMax must not take the server down with it
+            # (systemd's default OOMPolicy=stop would, on cgroup v2).
+            "OOMPolicy=continue",
             f"TimeoutStopSec={self.stop_timeout}",
             f"StandardOutput=append:{request.log_path}",
             f"StandardError=append:{request.log_path}",

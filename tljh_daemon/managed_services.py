@@ -1,0 +1,152 @@
+"""Managed services: programs the daemon starts with an API token and keeps running.
+
+Configured under `services.<name>` in config.yaml (every key but `cull`). A
+service with a `url` is routed at /services/<name>/ and can log browsers in
+with OAuth, like a single-user server. Services live and die with the daemon;
+their tokens are fresh on every start and kept only in memory.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import pwd
+import subprocess
+from dataclasses import dataclass, field
+
+from . import scopes, tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ManagedService:
+    name: str
+    command: list
+    environment: dict = field(default_factory=dict)
+    url: str = None
+    admin: bool = False
+    scopes: list = field(default_factory=list)
+    user: str = None
+    display: bool = True
+    token: str = None
+    proc: object = None
+
+    @property
+    def prefix(self):
+        return f"/services/{self.name}/"
+
+    @property
+    def granted_scopes(self):
+        return scopes.role_scopes(self.name, admin=True) if self.admin else set(self.scopes)
+
+    def model(self):
+        return {
+            "kind": "service",
+            "name": self.name,
+            "admin": self.admin,
+            "roles": [],
+            "url": self.url or "",
+            "prefix": self.prefix if self.url else "",
+            "pid": self.proc.pid if self.proc and self.proc.poll() is None else 0,
+            "command": self.command,
+            "display": self.display,
+            "info": {},
+        }
+
+
+class ServiceManager:
+    restart_delay = 2.0
+
+    def __init__(self, hub, hub_api_url):
+        self.hub = hub
+        self.hub_api_url = hub_api_url
+        self.services = {
+            name: ManagedService(name=name, **spec)
+            for name, spec in hub.config["services"].items()
+            if name != "cull"
+        }
+        self._tasks = []
+        self._by_token_hash = {}
+
+    def service_for_token(self, secret):
+        return self._by_token_hash.get(tokens.hash_token(secret))
+
+    def _environment(self, service):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            **service.environment,
+            "JUPYTERHUB_SERVICE_NAME": service.name,
+            "JUPYTERHUB_API_TOKEN": service.token,
+            "JUPYTERHUB_API_URL": self.hub_api_url,
+            "JUPYTERHUB_BASE_URL": "/",
+            "JUPYTERHUB_HOST": "",
+        }
+        if service.url:
+            env.update({
+                "JUPYTERHUB_SERVICE_URL": service.url,
+                "JUPYTERHUB_SERVICE_PREFIX": service.prefix,
+                "JUPYTERHUB_CLIENT_ID": f"service-{service.name}",
+                "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{service.prefix}oauth_callback",
+                "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={service.name}"]),
+                "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
+            })
+        return env
+
+    def _register_oauth_client(self, service):
+        self.hub.db.execute(
+            "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"
+            " redirect_uri=excluded.redirect_uri, access_scopes=excluded.access_scopes",
+            (f"service-{service.name}", tokens.hash_token(service.token), f"{service.prefix}oauth_callback",
+             f"Service {service.name}", json.dumps([f"access:services!service={service.name}"])),
+        )
+
+    def _launch(self, service):
+        log_path = os.path.join(self.hub.paths.logs_dir, f"service-{service.name}.log")
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        kwargs = {}
+        if service.user:
+            entry = pwd.getpwnam(service.user)
+            kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir}
+        try:
+            service.proc = subprocess.Popen(
+                service.command, env=self._environment(service), stdin=subprocess.DEVNULL,
+                stdout=fd, stderr=subprocess.STDOUT, **kwargs,
+            )
+        finally:
+            os.close(fd)
+        log.info("Started service %s (pid %s)", service.name, service.proc.pid)
+
+    async def _supervise(self, service):
+        while True:
+            try:
+                await asyncio.to_thread(self._launch, service)
+            except (OSError, KeyError) as e:
+                log.error("Service %s cannot start: %s", service.name, e)
+            else:
+                while service.proc.poll() is None:
+                    await asyncio.sleep(0.5)
+                log.warning("Service %s exited with status %s; restarting", service.name, service.proc.returncode)
+            await asyncio.sleep(self.restart_delay)
+
+    async def start(self):
+        for service in self.services.values():
+            service.token = tokens.new_secret()
+            self._by_token_hash[tokens.hash_token(service.token)] = service
+            if service.url:
+                self._register_oauth_client(service)
+                await self.hub.proxy.add_route(service.prefix, service.url.rstrip("/"), wait=False)
+            self._tasks.append(asyncio.create_task(self._supervise(service)))
+
+    async def close(self):
+        for task in self._tasks:
+            task.cancel()
+        for service in self.services.values():
+            if service.proc and service.proc.poll() is None:
+                service.proc.terminate()
+                try:
+                    await asyncio.to_thread(service.proc.wait, 5)
+                except subprocess.TimeoutExpired:
+                    service.proc.kill()
