@@ -10,7 +10,8 @@ import pytest
 from hubprocess import HubProcess
 from tljh_daemon.accounts import delete_account
 
-USER_ENV_PACKAGES = ["jupyterhub", "jupyterlab", "ipykernel"]
+# jupyterhub-idle-culler rides along so the culling test can run the real one as a managed service.
+USER_ENV_PACKAGES = ["jupyterhub", "jupyterlab", "ipykernel", "jupyterhub-idle-culler"]
 
 def _python_for_users():
     # The user environment must use an interpreter every Unix user can execute.

@@ -1,0 +1,91 @@
+"""Idle servers are stopped: by the real jupyterhub-idle-culler as a managed service, and by the
+built-in culler. A server whose activity is reported keeps running."""
+
+import os
+import threading
+import time
+
+import pytest
+import requests
+
+from hubclient import HubClient
+from hubprocess import needs_root
+
+pytestmark = needs_root
+
+
+def start_servers(hub, names):
+    for name in names:
+        client = HubClient(hub.url)
+        assert client.login(name, "pw").status_code == 302
+        assert client.spawn(name)[-1]["ready"] is True
+
+
+class ActivityReporter(threading.Thread):
+    """Reports activity for one user every half second, as a busy single-user server would."""
+
+    def __init__(self, hub, token, name):
+        super().__init__(daemon=True)
+        self.url = f"{hub.url}/hub/api/users/{name}/activity"
+        self.headers = {"Authorization": f"token {token}"}
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(0.5):
+            now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+            requests.post(self.url, json={"last_activity": now, "servers": {"": {"last_activity": now}}},
+                          headers=self.headers, timeout=5)
+
+
+def admin_token(hub, name):
+    client = HubClient(hub.url)
+    client.login(name, "pw")
+    xsrf = next(c.value for c in client.cookies if c.name == "_xsrf")
+    return client.post(client.url(f"/hub/api/users/{name}/tokens"), json={}, headers={"X-XSRFToken": xsrf}).json()["token"]
+
+
+def wait_until_stopped(hub, token, name, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        user = requests.get(f"{hub.url}/hub/api/users/{name}", headers={"Authorization": f"token {token}"}).json()
+        if not user["servers"]:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+@pytest.mark.parametrize("culler", ["jupyterhub-idle-culler", "built-in"])
+def test_idle_server_is_culled_and_active_one_kept(make_hub, user_env, run_id, unix_accounts, culler):
+    admin, idle, busy = (f"{run_id}-{r}{culler[:1]}" for r in ("admin", "idle", "busy"))
+    unix_accounts.extend(f"jupyter-{n}" for n in (idle, busy))
+    config = {"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+              "users": {"admin": [admin]}, "user_environment": {"path": user_env}}
+    if culler == "built-in":
+        config["services"] = {"cull": {"timeout": 4, "every": 1}}
+    else:
+        config["services"] = {
+            "cull": {"enabled": False},
+            "idle-culler": {
+                "command": [os.path.join(user_env, "bin", "python"), "-m", "jupyterhub_idle_culler",
+                            "--timeout=4", "--cull-every=1"],
+                "admin": True,
+            },
+        }
+    hub = make_hub(config)
+    token = admin_token(hub, admin)
+    start_servers(hub, [idle, busy])
+    reporter = ActivityReporter(hub, token, busy)
+    reporter.start()
+    try:
+        assert wait_until_stopped(hub, token, idle, timeout=30), f"{culler} did not stop the idle server"
+        time.sleep(2)
+        busy_model = requests.get(f"{hub.url}/hub/api/users/{busy}", headers={"Authorization": f"token {token}"}).json()
+        assert busy_model["servers"][""]["ready"] is True, "the active server must keep running"
+    finally:
+        reporter.stopped.set()
+    if culler == "jupyterhub-idle-culler":
+        services = requests.get(f"{hub.url}/hub/api/services", headers={"Authorization": f"token {token}"}).json()
+        assert services["idle-culler"]["pid"] > 0
+        with open(os.path.join(hub.prefix, "state", "logs", "service-idle-culler.log")) as f:
+            log = f.read()
+        assert f"Culling server {idle}" in log and busy not in log.split("Culling server")[-1]
