@@ -218,3 +218,14 @@ def test_concurrent_spawn_limit_answers_429(make_hub, run_id, unix_accounts):
     assert r.status_code == 429 and 5 <= int(r.headers["Retry-After"]) <= 15
     assert one.delete(f"/users/{first}/server").status_code in (202, 204)
     shutil.rmtree(slow)
+
+
+def test_metrics_need_the_scope_and_count_spawns(admin, bob, hub):
+    assert requests.get(f"{hub.url}/hub/metrics", headers=bob.headers).status_code == 403
+    r = requests.get(f"{hub.url}/hub/metrics", headers=admin.headers)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
+    text = r.text
+    assert 'jupyterhub_server_spawn_duration_seconds_count{status="success"} 1.0' in text
+    assert "jupyterhub_running_servers 0.0" in text
+    assert 'jupyterhub_request_duration_seconds_count{code="200",handler="/hub/api/users",method="GET"}' in text
+    assert requests.get(f"{hub.url}/hub/metrics").status_code == 403

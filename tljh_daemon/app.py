@@ -22,6 +22,8 @@ from .api import users as api_users
 from .auth import make_authenticator
 from .culler import Culler
 from .managed_services import ServiceManager
+from . import metrics
+from .metrics import Metrics
 from .db import Database
 from .handlers import middleware, pages
 from .hookspecs import plugin_manager
@@ -52,6 +54,7 @@ class Hub:
     service_manager: object = None
     services: dict = field(default_factory=dict)
     background: list = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION
 
 
@@ -80,14 +83,14 @@ def make_app(config, paths, mode="process"):
         jupyterhub_version=compat.installed_jupyterhub_version(user_env),
         mode=mode,
     )
-    app = web.Application(middlewares=[middleware.hub_headers, middleware.errors])
+    app = web.Application(middlewares=[metrics.measure, middleware.hub_headers, middleware.errors])
     app["hub"] = hub
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("tljh_daemon", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, pages):
+    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, metrics, pages):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_lifetime)
     return app
@@ -115,6 +118,7 @@ async def _lifetime(app):
         hub_api_url=f"http://127.0.0.1:{config['hub']['port']}/hub/api",
         http=http,
         plugins=plugin_manager(),
+        metrics=hub.metrics,
     )
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
     hub.services = hub.service_manager.services

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import time
 from urllib.parse import quote
 
 import aiohttp
@@ -77,7 +78,7 @@ class ServerManager:
     poll_interval = 5.0
     ready_poll_interval = 0.1
 
-    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins):
+    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins, metrics):
         self.config = config
         self.paths = paths
         self.db = db
@@ -87,6 +88,7 @@ class ServerManager:
         self.hub_api_url = hub_api_url
         self.http = http
         self.plugins = plugins
+        self.metrics = metrics
         self.progress = {}  # user -> Progress of the latest spawn
         self.tasks = {}  # user -> running start/stop task
         self._watcher = None
@@ -196,6 +198,7 @@ class ServerManager:
         name = user_row["name"]
         prefix = server_prefix(name)
         handle = None
+        started = time.perf_counter()
         try:
             await progress.emit(0, "Server requested")
             username = self.authenticator.system_username(name)
@@ -254,7 +257,9 @@ class ServerManager:
             await progress.emit(90, f"Routing {prefix}")
             await route
             self._set(name, state="running", last_activity=timeutil.isoformat(timeutil.now()))
-            log.info("Server for %s is ready at %s (pid %s)", name, prefix, handle.pid)
+            log.info("Server for %s is ready at %s (pid %s) in %.2fs", name, prefix, handle.pid,
+                     time.perf_counter() - started)
+            self.metrics.spawn_duration.labels("success").observe(time.perf_counter() - started)
             await progress.emit(
                 100,
                 f"Server ready at {prefix}",
@@ -271,6 +276,7 @@ class ServerManager:
                 log.exception("Spawn for %s failed unexpectedly", name)
             log.warning("Spawn for %s failed: %s", name, reason)
             await self._cleanup_failed(name, handle, reason)
+            self.metrics.spawn_duration.labels("failure").observe(time.perf_counter() - started)
             await progress.emit(100, f"Spawn failed: {reason}", failed=True)
 
     async def _cleanup_failed(self, name, handle, reason):
