@@ -25,6 +25,7 @@ from .managed_services import ServiceManager
 from . import metrics
 from .metrics import Metrics
 from .db import Database
+from .handlers import admin as admin_pages
 from .handlers import middleware, pages
 from .hookspecs import plugin_manager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
@@ -90,7 +91,8 @@ def make_app(config, paths, mode="process"):
         loader=jinja2.PackageLoader("tljh_daemon", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, metrics, pages):
+    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, metrics,
+                   admin_pages, pages):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_lifetime)
     return app

@@ -246,6 +246,9 @@ async def user_server_fallback(request):
     raise web.HTTPFound(f"/hub/spawn/{url_name(name)}?" + urlencode({"next": target}))
 
 
+routes.static("/hub/static", STATIC_DIR)
+
+
 @routes.get("/hub/logo")
 async def logo(request):
     return web.FileResponse(os.path.join(STATIC_DIR, "logo.svg"))

@@ -1,0 +1,115 @@
+"""The admin panel (/hub/admin), live server usage, and the token page (/hub/token).
+
+Pages are rendered on the server (one SQL page of users, so 5,000 users stay
+fast); buttons call the REST API from a small script with the XSRF header.
+"""
+
+import psutil
+from aiohttp import web
+
+from .. import groups
+from ..api.users import PAGE_MAX_LIMIT, SORTS
+from ..servers import server_prefix
+from .pages import render, require_user
+
+routes = web.RouteTableDef()
+PAGE_SIZE = 50
+
+
+def require_admin(request):
+    identity = require_user(request)
+    if not identity.admin:
+        raise web.HTTPForbidden(text="Only admins can open the admin panel")
+    return identity
+
+
+@routes.get("/hub/admin")
+async def admin_page(request):
+    require_admin(request)
+    db = request.app["hub"].db
+    search = request.query.get("search", "")
+    sort = request.query.get("sort", "name")
+    if sort.lstrip("-") not in SORTS:
+        sort = "name"
+    try:
+        offset = max(int(request.query.get("offset", 0)), 0)
+        limit = min(max(int(request.query.get("limit", PAGE_SIZE)), 1), PAGE_MAX_LIMIT)
+    except ValueError:
+        raise web.HTTPBadRequest(text="offset and limit must be integers") from None
+    column = "u." + SORTS[sort.lstrip("-")]
+    direction = "DESC" if sort.startswith("-") else "ASC"
+    where, params = "", []
+    if search:
+        where = " WHERE u.name LIKE ? ESCAPE '\\'"
+        params.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    total = db.one(f"SELECT COUNT(*) FROM users u{where}", params)[0]
+    rows = db.all(
+        f"SELECT u.*, s.state AS server_state FROM users u LEFT JOIN servers s ON s.user=u.name AND s.name=''"
+        f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    users = [
+        {
+            "name": r["name"],
+            "admin": bool(r["admin"]),
+            "state": r["server_state"] or "stopped",
+            "url": server_prefix(r["name"]),
+            "last_activity": r["last_activity"] or "",
+            "groups": groups.names_of_user(db, r["name"]),
+        }
+        for r in rows
+    ]
+    group_rows = [groups.model(db, g) for g in db.all("SELECT * FROM groups ORDER BY name")]
+    return render(request, "admin.html", {
+        "users": users, "groups": group_rows, "search": search, "sort": sort, "total": total,
+        "offset": offset, "limit": limit,
+        "prev_offset": max(offset - limit, 0) if offset else None,
+        "next_offset": offset + limit if offset + limit < total else None,
+    })
+
+
+class UsageSampler:
+    """Memory (RSS of the process tree) and CPU % per running server; CPU % needs two samples,
+    so the psutil.Process objects are kept between polls."""
+
+    def __init__(self):
+        self._procs = {}
+
+    def _tree(self, pid):
+        proc = self._procs.get(pid)
+        if proc is None or not proc.is_running():
+            proc = self._procs[pid] = psutil.Process(pid)
+        return [proc, *proc.children(recursive=True)]
+
+    def sample(self, pid):
+        rss, cpu = 0, 0.0
+        for p in self._tree(pid):
+            cached = self._procs.setdefault(p.pid, p)
+            try:
+                rss += cached.memory_info().rss
+                cpu += cached.cpu_percent(None)
+            except psutil.Error:
+                pass
+        return {"memory_bytes": rss, "cpu_percent": round(cpu, 1)}
+
+
+SAMPLER = UsageSampler()
+
+
+@routes.get("/hub/admin/usage")
+async def usage(request):
+    require_admin(request)
+    hub = request.app["hub"]
+    result = {}
+    for row in hub.db.all("SELECT user, pid FROM servers WHERE state='running' AND pid IS NOT NULL"):
+        try:
+            result[row["user"]] = SAMPLER.sample(row["pid"])
+        except psutil.Error:
+            continue
+    return web.json_response(result)
+
+
+@routes.get("/hub/token")
+async def token_page(request):
+    require_user(request)
+    return render(request, "token.html")

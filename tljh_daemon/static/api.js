@@ -1,0 +1,21 @@
+// Calls to the hub's REST API with the page's XSRF token (cookie-authenticated requests need it).
+window.hubApi = function (method, path, body) {
+  var xsrf = document.querySelector('meta[name="xsrf"]').content;
+  return fetch("/hub/api" + path, {
+    method: method,
+    credentials: "same-origin",
+    headers: { "X-XSRFToken": xsrf, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  }).then(function (r) {
+    return r.text().then(function (text) {
+      var data = text ? JSON.parse(text) : null;
+      if (!r.ok) throw new Error((data && data.message) || r.statusText);
+      return data;
+    });
+  });
+};
+window.showStatus = function (text, isError) {
+  var el = document.getElementById("status");
+  el.textContent = text;
+  el.className = isError ? "error" : "notice";
+};
