@@ -13,6 +13,7 @@ class HubClient(requests.Session):
     def __init__(self, base_url):
         super().__init__()
         self.base_url = base_url.rstrip("/")
+        self.trust_env = False  # loopback only; and env CA bundles must not override self.verify
 
     def url(self, path):
         return self.base_url + path
@@ -64,7 +65,8 @@ class HubClient(requests.Session):
         """Run `code` over the kernel websocket (through the proxy); return text/plain of the result."""
         ws_url = self.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies if c.path.startswith(f"/user/{name}"))
-        ws = websocket.create_connection(ws_url, cookie=cookie, timeout=timeout)
+        sslopt = {"ca_certs": self.verify} if isinstance(self.verify, str) else None
+        ws = websocket.create_connection(ws_url, cookie=cookie, timeout=timeout, sslopt=sslopt)
         try:
             msg_id = uuid.uuid4().hex
             ws.send(json.dumps({

@@ -33,9 +33,17 @@ class HubProcess:
             "hub": {"port": self.hub_port},
             "traefik_api": {"port": self.api_port},
         }
+        https = config.get("https", {})
+        if https.get("enabled"):
+            base["https"] = {"port": free_port()}
+            https = {**https, "port": base["https"]["port"]}
+            config = {**config, "https": https}
         self.write_config({**base, **config})
         self.proc = None
         self.url = f"http://127.0.0.1:{self.http_port}"
+        if https.get("enabled"):
+            self.url = f"https://127.0.0.1:{https['port']}"
+        self.verify = True  # a CA bundle path for HTTPS hubs with a private CA
 
     @property
     def config_file(self):
@@ -63,7 +71,7 @@ class HubProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + "/hub/api", timeout=1).status_code == 200:
+                if requests.get(self.url + "/hub/api", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

@@ -1,8 +1,10 @@
 """The application factory: wires configuration, state, auth, spawner and proxy together."""
 
+import asyncio
 import logging
 import os
 import shutil
+import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -12,6 +14,7 @@ import jinja2
 from aiohttp import web
 
 from . import compat
+from . import config as config_mod
 from .api import groups as api_groups
 from .api import hub as api_hub
 from .api import misc as api_misc
@@ -98,6 +101,24 @@ def make_app(config, paths, mode="process"):
     return app
 
 
+async def reload_proxy(hub):
+    """SIGHUP (`tljh-config reload proxy`): re-read the proxy's part of config.yaml,
+    restart Traefik if its static config changed, rewrite the routes. Servers keep running."""
+    try:
+        new = config_mod.load(hub.paths.config_file)
+    except config_mod.ConfigError as e:
+        log.error("Not reloading the proxy: %s", e)
+        return
+    for section in ("http", "https", "traefik_api"):
+        hub.config[section] = new[section]  # shared with the proxy and the server manager
+    if hub.proxy.write_static_config():
+        log.info("Proxy configuration changed; restarting Traefik")
+        await hub.traefik.close()
+        await hub.traefik.start(config_changed=True)
+    await hub.proxy.set_routes(hub.proxy.routes)
+    log.info("Proxy configuration reloaded")
+
+
 async def _lifetime(app):
     """Start-up: proxy first (adopting a running Traefik), then re-adopt user servers."""
     hub = app["hub"]
@@ -138,6 +159,8 @@ async def _lifetime(app):
         log.info("Hub ready (%s mode): http://%s:%s/", hub.mode,
                  config["http"]["address"] or "localhost", config["http"]["port"])
         watchdog = await notify_ready_and_keep_watchdog()
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, lambda: hub.background.append(asyncio.create_task(reload_proxy(hub))))
         yield
     finally:
         if watchdog:

@@ -6,6 +6,7 @@ typo never silently falls back to a default.
 
 import copy
 import os
+import ssl
 
 import jsonschema
 from ruamel.yaml import YAML
@@ -31,7 +32,21 @@ DEFAULTS = {
     "limits": {"memory": None, "cpu": None},
     "user_environment": {"default_app": "jupyterlab", "path": None},
     "http": {"port": 80, "address": ""},
-    "https": {"enabled": False, "port": 443},
+    "https": {
+        "enabled": False,
+        "port": 443,
+        "address": "",
+        "tls": {"cert": "", "key": ""},
+        "letsencrypt": {
+            "email": "",
+            "domains": [],
+            "staging": False,
+            "acme_server": "",
+            "acme_ca_file": "",
+            "dns_provider": "",
+            "dns_env_file": "",
+        },
+    },
     "hub": {"port": 15001},
     "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
     "spawner": {"start_timeout": 120, "stop_timeout": 10, "concurrent_spawn_limit": 100},
@@ -97,7 +112,25 @@ SCHEMA = _obj(
             }
         ),
         "http": _obj({"port": _port, "address": {"type": "string"}}),
-        "https": _obj({"enabled": {"type": "boolean"}, "port": _port}, extra=True),
+        "https": _obj(
+            {
+                "enabled": {"type": "boolean"},
+                "port": _port,
+                "address": {"type": "string"},
+                "tls": _obj({"cert": {"type": "string"}, "key": {"type": "string"}}),
+                "letsencrypt": _obj(
+                    {
+                        "email": {"type": "string"},
+                        "domains": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                        "staging": {"type": "boolean"},
+                        "acme_server": {"type": "string", "pattern": "^(https://.*)?$"},
+                        "acme_ca_file": {"type": "string"},
+                        "dns_provider": {"type": "string", "pattern": "^[a-z0-9.-]*$"},
+                        "dns_env_file": {"type": "string"},
+                    }
+                ),
+            }
+        ),
         "hub": _obj({"port": _port}),
         "traefik_api": _obj(
             {
@@ -170,6 +203,7 @@ def validate(config):
     """Raise ConfigError for the most relevant schema violation in `config`."""
     errors = list(jsonschema.Draft7Validator(SCHEMA).iter_errors(config))
     if not errors:
+        check_https(config)
         return
     error = jsonschema.exceptions.best_match(errors)
     path = list(error.absolute_path)
@@ -184,6 +218,38 @@ def validate(config):
             ".".join(map(str, path)), f"{error.instance!r} is not one of: {allowed}"
         )
     raise ConfigError(".".join(map(str, path)), error.message)
+
+
+def check_https(config):
+    """Cross-key checks that a schema cannot express: a usable certificate source."""
+    https = config["https"]
+    tls, le = https["tls"], https["letsencrypt"]
+    if bool(tls["cert"]) != bool(tls["key"]):
+        raise ConfigError("https.tls", "set both https.tls.cert and https.tls.key, or neither")
+    if tls["cert"]:
+        for key in ("cert", "key"):
+            if not os.path.isfile(tls[key]):
+                raise ConfigError(f"https.tls.{key}", f"the file {tls[key]} does not exist")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(tls["cert"], tls["key"])
+        except (ssl.SSLError, OSError) as e:
+            raise ConfigError("https.tls", f"the certificate and key do not load together: {e}") from None
+    if bool(le["email"]) != bool(le["domains"]):
+        raise ConfigError("https.letsencrypt", "set both https.letsencrypt.email and https.letsencrypt.domains")
+    if le["acme_ca_file"] and not os.path.isfile(le["acme_ca_file"]):
+        raise ConfigError("https.letsencrypt.acme_ca_file", f"the file {le['acme_ca_file']} does not exist")
+    if le["dns_provider"] and not le["email"]:
+        raise ConfigError("https.letsencrypt.dns_provider", "needs https.letsencrypt.email and .domains")
+    if https["enabled"]:
+        if not tls["cert"] and not le["email"]:
+            raise ConfigError(
+                "https.enabled",
+                "HTTPS needs a certificate: set https.tls.cert and https.tls.key, "
+                "or https.letsencrypt.email and https.letsencrypt.domains",
+            )
+        if https["port"] == config["http"]["port"]:
+            raise ConfigError("https.port", "must differ from http.port")
 
 
 def load_yaml(path):

@@ -195,11 +195,11 @@ def remove_item(ctx, key, value):
 def reload(ctx, what):
     """Apply config changes: restart the hub (user servers keep running) or the proxy."""
     try:
-        config = config_mod.load(ctx.paths.config_file)
+        config_mod.load(ctx.paths.config_file)
     except config_mod.ConfigError as e:
         raise click.ClickException(f"not reloading: {e}") from None
     if what == "proxy":
-        _reload_proxy(ctx.paths, config)
+        _reload_proxy(ctx.paths)
     else:
         _reload_hub(ctx.paths)
     click.echo(f"Reloaded the {what}.")
@@ -215,21 +215,19 @@ def _reload_hub(paths):
     service.wait_for_hub(paths, proc=proc, log_path=log_path)
 
 
-def _reload_proxy(paths, config):
-    from .proxy.traefik import TraefikProxy
-
-    TraefikProxy(paths, config, "traefik").write_static_config()
-    if systemd.booted() and _unit_exists("tljh-traefik.service"):
-        subprocess.run(["systemctl", "restart", "tljh-traefik.service"], check=True)
+def _reload_proxy(paths):
+    """The daemon owns Traefik's configuration: ask it (SIGHUP) to re-read and apply it."""
+    if systemd.booted() and _unit_exists("tljh-daemon.service"):
+        subprocess.run(["systemctl", "kill", "--kill-who=main", "--signal=HUP", "tljh-daemon.service"], check=True)
         return
-    # Process mode: the daemon's supervisor restarts Traefik with the new static config.
     try:
-        with open(os.path.join(paths.traefik_dir, "traefik.pid")) as f:
-            pid = json.load(f)["pid"]
-        if "traefik" in psutil.Process(pid).name():
-            os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError, KeyError, psutil.Error):
-        raise click.ClickException("Traefik is not running; start the hub first") from None
+        with open(os.path.join(paths.state_dir, "daemon.pid")) as f:
+            pid = int(f.read().strip())
+        if not any("tljh" in part for part in psutil.Process(pid).cmdline()):
+            raise ValueError(pid)
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError, psutil.Error):
+        raise click.ClickException("the hub is not running; start it first") from None
 
 
 def _unit_exists(unit):

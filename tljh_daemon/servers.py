@@ -167,7 +167,17 @@ class ServerManager:
             "JUPYTERHUB_SERVER_NAME": "",
             "JUPYTERHUB_DEFAULT_URL": DEFAULT_URLS[app],
             "JUPYTERHUB_ADMIN_ACCESS": "1",
+            **self._public_urls(prefix),
         }
+
+    def _public_urls(self, prefix):
+        """With HTTPS on a known domain, servers learn their public URL (for links they print)."""
+        https = self.config["https"]
+        domains = https["letsencrypt"]["domains"]
+        if not (https["enabled"] and domains):
+            return {}
+        origin = f"https://{domains[0]}" + (f":{https['port']}" if https["port"] != 443 else "")
+        return {"JUPYTERHUB_PUBLIC_URL": origin + prefix, "JUPYTERHUB_PUBLIC_HUB_URL": origin + "/hub/"}
 
     def _extra_groups(self, name):
         """users.extra_user_groups: {group: [user, ...]} as in TLJH."""

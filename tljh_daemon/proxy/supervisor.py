@@ -15,6 +15,7 @@ import psutil
 from ..spawner.process import process_for
 from ..spawner.base import ServerHandle
 from ..systemd import systemctl
+from .traefik import read_env_file
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class TraefikSupervisor:
         try:
             self._popen = subprocess.Popen(
                 [self.proxy.traefik_bin, f"--configFile={self.proxy.static_config_path}"],
+                env={**os.environ, **read_env_file(self.proxy.env_file)},  # ACME CA / DNS credentials
                 stdin=subprocess.DEVNULL,
                 stdout=fd,
                 stderr=subprocess.STDOUT,

@@ -21,6 +21,19 @@ import bcrypt
 log = logging.getLogger(__name__)
 
 RULES_FILE = "tljh.yaml"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+TLS_OPTIONS = {
+    "minVersion": "VersionTLS12",
+    "sniStrict": False,
+    "cipherSuites": [  # TLS 1.2 suites with forward secrecy and AEAD (TLS 1.3 suites are fixed)
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ],
+}
 HUB_ROUTER = "hub"
 API_ROUTER = "traefik-api"
 
@@ -41,6 +54,21 @@ def write_atomically(data, path, tmp_dir=None):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_env_file(path):
+    """KEY=VALUE lines (comments and blanks skipped); a missing file is an empty mapping."""
+    env = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line and not line.startswith("#") and "=" in line:
+                    key, _, value = line.partition("=")
+                    env[key.strip()] = value.strip().strip('"').strip("'")
+    except FileNotFoundError:
+        pass
+    return env
 
 
 def router_name(prefix):
@@ -85,16 +113,26 @@ class TraefikProxy:
 
     # -- static configuration -------------------------------------------------
 
+    @property
+    def https(self):
+        return self.config["https"]
+
+    @property
+    def letsencrypt(self):
+        """The Let's Encrypt (ACME) settings when HTTPS uses them, else None."""
+        le = self.https["letsencrypt"]
+        return le if self.https["enabled"] and le["email"] and not self.https["tls"]["cert"] else None
+
     def static_config(self):
-        http = self.config["http"]
-        api = self.config["traefik_api"]
-        return {
+        http, api = self.config["http"], self.config["traefik_api"]
+        entry_points = {
+            "http": {"address": f"{http['address']}:{http['port']}"},
+            "auth_api": {"address": f"{api['ip']}:{api['port']}"},
+        }
+        config = {
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-            "log": {"level": "WARN"},
-            "entryPoints": {
-                "http": {"address": f"{http['address']}:{http['port']}"},
-                "auth_api": {"address": f"{api['ip']}:{api['port']}"},
-            },
+            "log": {"level": "INFO" if self.letsencrypt else "WARN"},
+            "entryPoints": entry_points,
             "api": {"dashboard": False},
             "ping": {"entryPoint": "auth_api"},
             "providers": {
@@ -102,16 +140,60 @@ class TraefikProxy:
                 "file": {"directory": self.paths.traefik_rules_dir, "watch": True},
             },
         }
+        if self.https["enabled"]:
+            entry_points["http"]["http"] = {
+                "redirections": {"entryPoint": {"to": "https", "scheme": "https", "permanent": True}}
+            }
+            entry_points["https"] = {"address": f"{self.https['address']}:{self.https['port']}"}
+        le = self.letsencrypt
+        if le:
+            acme = {"email": le["email"], "storage": self.acme_store}
+            if le["acme_server"]:
+                acme["caServer"] = le["acme_server"]
+            elif le["staging"]:
+                acme["caServer"] = LETSENCRYPT_STAGING
+            if le["dns_provider"]:
+                acme["dnsChallenge"] = {"provider": le["dns_provider"]}
+            else:
+                acme["httpChallenge"] = {"entryPoint": "http"}
+            config["certificatesResolvers"] = {"letsencrypt": {"acme": acme}}
+        return config
+
+    @property
+    def acme_store(self):
+        return os.path.join(self.paths.traefik_dir, "acme.json")
+
+    @property
+    def env_file(self):
+        return os.path.join(self.paths.traefik_dir, "traefik.env")
+
+    def environment(self):
+        """Variables Traefik's ACME client (lego) needs: a private CA, DNS provider credentials."""
+        env = {}
+        le = self.letsencrypt
+        if le and le["acme_ca_file"]:
+            env["LEGO_CA_CERTIFICATES"] = le["acme_ca_file"]
+        if le and le["dns_provider"]:
+            path = le["dns_env_file"] or os.path.join(self.paths.config_dir, "dns.env")
+            env.update(read_env_file(path))
+        return env
 
     def write_static_config(self):
-        """Render traefik.yaml; return True when its content changed."""
-        old = None
-        if os.path.exists(self.static_config_path):
-            with open(self.static_config_path) as f:
-                old = f.read()
+        """Render traefik.yaml and traefik.env (0600); return True when either changed."""
+        def current(path):
+            try:
+                with open(path) as f:
+                    return f.read()
+            except FileNotFoundError:
+                return None
+
+        before = (current(self.static_config_path), current(self.env_file))
         write_atomically(self.static_config(), self.static_config_path)
-        with open(self.static_config_path) as f:
-            return f.read() != old
+        lines = "".join(f"{k}={v}\n" for k, v in sorted(self.environment().items()))
+        fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(lines)
+        return (current(self.static_config_path), current(self.env_file)) != before
 
     # -- dynamic configuration ------------------------------------------------
 
@@ -149,13 +231,35 @@ class TraefikProxy:
                 "priority": 100 + len(prefix),
             }
             services[name] = {"loadBalancer": {"servers": [{"url": target}]}}
-        return {
+        config = {
             "http": {
                 "routers": routers,
                 "services": services,
                 "middlewares": {"traefik-api-auth": {"basicAuth": {"users": self._api_users()}}},
             }
         }
+        if self.https["enabled"]:
+            self._add_tls(config)
+        return config
+
+    def _add_tls(self, config):
+        """Public routers move to the https entrypoint (http only redirects), TLS 1.2+."""
+        le = self.letsencrypt
+        if le:
+            domains = le["domains"]
+            tls = {"certResolver": "letsencrypt", "domains": [{"main": domains[0], "sans": domains[1:]}]}
+        else:
+            tls = {}
+        for name, router in config["http"]["routers"].items():
+            if router["entryPoints"] == ["http"]:
+                router["entryPoints"] = ["https"]
+                router["tls"] = tls
+        config["tls"] = {"options": {"default": TLS_OPTIONS}}
+        cert = self.https["tls"]
+        if cert["cert"]:
+            pair = {"certFile": cert["cert"], "keyFile": cert["key"]}
+            config["tls"]["certificates"] = [pair]
+            config["tls"]["stores"] = {"default": {"defaultCertificate": pair}}
 
     async def _write_rules(self):
         """Write the rules file outside the watched directory, then move it in."""

@@ -1,0 +1,147 @@
+"""HTTPS: an admin's own certificate, and Let's Encrypt mode against a local ACME server (pebble)."""
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+import requests
+
+from hubclient import HubClient
+from hubprocess import free_port, needs_root
+from pki import make_pki
+
+pytestmark = needs_root
+
+
+@pytest.fixture(scope="module")
+def pki():
+    directory = tempfile.mkdtemp(dir="/var/tmp")
+    yield make_pki(directory)
+    shutil.rmtree(directory)
+
+
+def handshake(port, server_hostname, cafile=None, **context_options):
+    """TLS-connect to 127.0.0.1:port; return the negotiated protocol (raises on failure)."""
+    context = ssl.create_default_context(cafile=cafile) if cafile else ssl._create_unverified_context()
+    for key, value in context_options.items():
+        setattr(context, key, value) if key != "ciphers" else context.set_ciphers(value)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with context.wrap_socket(sock, server_hostname=server_hostname) as tls:
+            return tls.version()
+
+
+def test_own_certificate_serves_hub_and_servers_over_https(make_hub, pki, user_env, run_id, unix_accounts):
+    name = f"{run_id}-secure"
+    unix_accounts.append(f"jupyter-{name}")
+    hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                    "user_environment": {"path": user_env},
+                    "https": {"enabled": True, "tls": {"cert": pki["cert"], "key": pki["key"]}}}, start=False)
+    hub.verify = pki["ca"]
+    hub.start()
+    https_port = int(hub.url.rsplit(":", 1)[1])
+
+    plain = requests.get(f"http://127.0.0.1:{hub.http_port}/hub/login?next=/hub/home", allow_redirects=False)
+    assert plain.status_code in (301, 308)
+    assert plain.headers["Location"] == f"https://127.0.0.1:{https_port}/hub/login?next=/hub/home"
+
+    client = HubClient(hub.url)
+    client.verify = pki["ca"]
+    login = client.login(name, "pw")
+    assert login.status_code == 302
+    cookie = login.headers["Set-Cookie"]
+    assert "jupyterhub-hub-login=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    assert client.spawn(name)[-1]["ready"] is True
+    lab = client.get(client.url(f"/user/{name}/lab"))
+    assert lab.status_code == 200 and lab.url.startswith("https://")
+    kernel = client.start_kernel(name)
+    assert client.execute(name, kernel, "6*7") == "42"  # over wss:// through Traefik
+
+    assert handshake(https_port, "localhost", pki["ca"]) in ("TLSv1.2", "TLSv1.3")
+    with pytest.raises(ssl.SSLError):  # a TLS 1.2 suite without forward secrecy is refused
+        handshake(https_port, "localhost", pki["ca"], maximum_version=ssl.TLSVersion.TLSv1_2,
+                  ciphers="AES128-SHA:AES256-SHA")
+
+
+def tljh_config(prefix, *args):
+    return subprocess.run([sys.executable, "-m", "tljh_daemon.config_cli", "--prefix", str(prefix), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_inconsistent_https_settings_are_refused(tmp_path, pki):
+    (tmp_path / "config").mkdir()
+    config = tmp_path / "config" / "config.yaml"
+    config.write_text("http:\n  port: 80\n")
+    before = config.read_text()
+    cases = [
+        (["set", "https.enabled", "true"], "https.enabled", "HTTPS needs a certificate"),
+        (["set", "https.tls.cert", pki["cert"]], "https.tls", "set both"),
+        (["set", "https.tls.cert", "/nonexistent.pem"], "https.tls", "set both"),
+        (["set", "https.letsencrypt.email", "a@b.org"], "https.letsencrypt", "domains"),
+    ]
+    for args, key, message in cases:
+        result = tljh_config(tmp_path, *args)
+        assert result.returncode != 0 and key in result.stderr and message in result.stderr, result.stderr
+        assert config.read_text() == before
+    config.write_text(f"https:\n  tls:\n    cert: {pki['cert']}\n")
+    mismatch = tljh_config(tmp_path, "set", "https.tls.key", pki["other_key"])
+    assert mismatch.returncode != 0 and "do not load together" in mismatch.stderr
+    missing = tljh_config(tmp_path, "set", "https.tls.key", "/nonexistent-key.pem")
+    assert missing.returncode != 0 and "does not exist" in missing.stderr
+    ok = tljh_config(tmp_path, "set", "https.tls.key", pki["key"])
+    assert ok.returncode == 0, ok.stderr
+    assert tljh_config(tmp_path, "set", "https.enabled", "true").returncode == 0
+
+
+@pytest.mark.skipif(not shutil.which("pebble"), reason="Debian's pebble package is not installed")
+def test_lets_encrypt_mode_gets_a_certificate_from_pebble(make_hub, pki, tmp_path):
+    dns_port, challtest_port, acme_port, pebble_mgmt = (free_port() for _ in range(4))
+    hub = make_hub({"auth": {"type": "dummy"},
+                    "https": {"enabled": True, "letsencrypt": {
+                        "email": "admin@tljh.test", "domains": ["tljh.test"],
+                        "acme_server": f"https://127.0.0.1:{acme_port}/dir", "acme_ca_file": pki["ca"]}}},
+                   start=False)
+    hub.verify = False  # until the ACME certificate arrives, Traefik serves its default one
+    pebble_config = tmp_path / "pebble.json"
+    pebble_config.write_text(json.dumps({"pebble": {
+        "listenAddress": f"127.0.0.1:{acme_port}", "managementListenAddress": f"127.0.0.1:{pebble_mgmt}",
+        "certificate": pki["cert"], "privateKey": pki["key"],
+        "httpPort": hub.http_port, "tlsPort": free_port(), "ocspResponderURL": "",
+        "externalAccountBindingRequired": False}}))
+    env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
+    dns = subprocess.Popen(["pebble-challtestsrv", "-dns01", f"127.0.0.1:{dns_port}", "-http01", "", "-https01", "",
+                            "-tlsalpn01", "", "-management", f"127.0.0.1:{challtest_port}",
+                            "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pebble = subprocess.Popen(["pebble", "-config", str(pebble_config), "-dnsserver", f"127.0.0.1:{dns_port}"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        hub.start()
+        https_port = int(hub.url.rsplit(":", 1)[1])
+        root = requests.get(f"https://127.0.0.1:{pebble_mgmt}/roots/0", verify=pki["ca"], timeout=5).text
+        root_file = tmp_path / "pebble-root.pem"
+        root_file.write_text(root)
+        deadline, last = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            try:
+                assert handshake(https_port, "tljh.test", str(root_file))
+                break
+            except (ssl.SSLError, OSError) as e:
+                last = e
+                time.sleep(0.5)
+        else:
+            with open(os.path.join(hub.prefix, "state", "logs", "traefik.log")) as f:
+                traefik_log = f.read()[-3000:]
+            pytest.fail(f"no certificate from pebble within 60s ({last}); Traefik's log:\n{traefik_log}")
+        acme_store = os.path.join(hub.prefix, "state", "traefik", "acme.json")
+        assert oct(os.stat(acme_store).st_mode & 0o777) == "0o600"
+    finally:
+        for proc in (pebble, dns):
+            proc.terminate()
+            proc.wait(10)
