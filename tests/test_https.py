@@ -102,7 +102,7 @@ def test_inconsistent_https_settings_are_refused(tmp_path, pki):
 @pytest.mark.skipif(not shutil.which("pebble"), reason="Debian's pebble package is not installed")
 def test_lets_encrypt_mode_gets_a_certificate_from_pebble(make_hub, pki, tmp_path):
     dns_port, challtest_port, acme_port, pebble_mgmt = (free_port() for _ in range(4))
-    hub = make_hub({"auth": {"type": "dummy"},
+    hub = make_hub({"auth": {"type": "dummy"}, "users": {"admin": ["root-admin"]},
                     "https": {"enabled": True, "letsencrypt": {
                         "email": "admin@tljh.test", "domains": ["tljh.test"],
                         "acme_server": f"https://127.0.0.1:{acme_port}/dir", "acme_ca_file": pki["ca"]}}},
@@ -141,6 +141,11 @@ def test_lets_encrypt_mode_gets_a_certificate_from_pebble(make_hub, pki, tmp_pat
             pytest.fail(f"no certificate from pebble within 60s ({last}); Traefik's log:\n{traefik_log}")
         acme_store = os.path.join(hub.prefix, "state", "traefik", "acme.json")
         assert oct(os.stat(acme_store).st_mode & 0o777) == "0o600"
+        admin = HubClient(hub.url)
+        admin.verify = False
+        admin.login("root-admin", "x")
+        panel = admin.get(admin.url("/hub/admin")).text
+        assert "Let&#39;s Encrypt (ACME)" in panel and "Pebble Intermediate" in panel, panel[-2000:]
     finally:
         for proc in (pebble, dns):
             proc.terminate()

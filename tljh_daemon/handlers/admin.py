@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import groups
 from ..api.users import PAGE_MAX_LIMIT, SORTS
+from ..proxy import certificates
 from ..servers import server_prefix
 from .pages import render, require_user
 
@@ -60,9 +61,11 @@ async def admin_page(request):
         for r in rows
     ]
     group_rows = [groups.model(db, g) for g in db.all("SELECT * FROM groups ORDER BY name")]
+    proxy = request.app["hub"].proxy
+    https = certificates.status(proxy, proxy.log_path)
     return render(request, "admin.html", {
         "users": users, "groups": group_rows, "search": search, "sort": sort, "total": total,
-        "offset": offset, "limit": limit,
+        "offset": offset, "limit": limit, "https": https,
         "prev_offset": max(offset - limit, 0) if offset else None,
         "next_offset": offset + limit if offset + limit < total else None,
     })

@@ -131,7 +131,8 @@ class TraefikProxy:
         }
         config = {
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
-            "log": {"level": "INFO" if self.letsencrypt else "WARN"},
+            # A file (not stdout) so ACME errors can be shown to admins in both modes.
+            "log": {"level": "INFO" if self.letsencrypt else "WARN", "filePath": self.log_path, "noColor": True},
             "entryPoints": entry_points,
             "api": {"dashboard": False},
             "ping": {"entryPoint": "auth_api"},
@@ -158,6 +159,10 @@ class TraefikProxy:
                 acme["httpChallenge"] = {"entryPoint": "http"}
             config["certificatesResolvers"] = {"letsencrypt": {"acme": acme}}
         return config
+
+    @property
+    def log_path(self):
+        return os.path.join(self.paths.logs_dir, "traefik.log")
 
     @property
     def acme_store(self):
