@@ -17,6 +17,7 @@ from urllib.parse import quote
 import aiohttp
 
 from . import accounts, scopes, timeutil, tokens
+from .admission import Admission
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class ServerManager:
         self.http = http
         self.plugins = plugins
         self.metrics = metrics
+        self.admission = Admission(config["spawner"]["concurrent_starts"] or os.cpu_count() or 1)
         self.progress = {}  # user -> Progress of the latest spawn
         self.tasks = {}  # user -> running start/stop task
         self._watcher = None
@@ -252,20 +254,21 @@ class ServerManager:
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
                 limits=limits,
             )
-            await progress.emit(30, "Starting jupyterhub-singleuser")
-            handle = await self.spawner.start(request)
-            self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port)
-            await progress.emit(50, "Waiting for the server to respond")
-            # Traefik's reload overlaps the server's own start-up.
-            target = f"http://127.0.0.1:{port}"
-            route = asyncio.create_task(self.proxy.add_route(prefix, target))
-            try:
-                await self._wait_ready(name, handle, f"{target}{prefix}api", request.log_path)
-            except BaseException:
-                route.cancel()
-                raise
-            await progress.emit(90, f"Routing {prefix}")
-            await route
+            async with self.admission.slot(progress):
+                await progress.emit(30, "Starting jupyterhub-singleuser")
+                handle = await self.spawner.start(request)
+                self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port)
+                await progress.emit(50, "Waiting for the server to respond")
+                # Traefik's reload overlaps the server's own start-up.
+                target = f"http://127.0.0.1:{port}"
+                route = asyncio.create_task(self.proxy.add_route(prefix, target))
+                try:
+                    await self._wait_ready(name, handle, f"{target}{prefix}api", request.log_path)
+                except BaseException:
+                    route.cancel()
+                    raise
+                await progress.emit(90, f"Routing {prefix}")
+                await route
             self._set(name, state="running", last_activity=timeutil.isoformat(timeutil.now()))
             log.info("Server for %s is ready at %s (pid %s) in %.2fs", name, prefix, handle.pid,
                      time.perf_counter() - started)
