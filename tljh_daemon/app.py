@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import compat
+from . import compat, metrics
 from . import config as config_mod
 from .api import groups as api_groups
 from .api import hub as api_hub
@@ -24,13 +24,12 @@ from .api import tokens as api_tokens
 from .api import users as api_users
 from .auth import make_authenticator
 from .culler import Culler
-from .managed_services import ServiceManager
-from . import metrics
-from .metrics import Metrics
 from .db import Database
 from .handlers import admin as admin_pages
 from .handlers import middleware, pages
 from .hookspecs import plugin_manager
+from .managed_services import ServiceManager
+from .metrics import Metrics
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
 from .servers import ServerManager, server_prefix

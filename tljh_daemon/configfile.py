@@ -4,12 +4,12 @@ before writing, written atomically, under an exclusive lock against other writer
 import fcntl
 import io
 import os
-import tempfile
 from contextlib import contextmanager
 
 from ruamel.yaml import YAML
 
 from . import config as config_mod
+from .files import write_atomically
 
 
 def _yaml():
@@ -50,13 +50,4 @@ def editing(path):
         _yaml().dump(data, buffer)
         if buffer.getvalue() == original or (original is None and not data):
             return
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".config-")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(buffer.getvalue())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, buffer.getvalue())

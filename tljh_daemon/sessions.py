@@ -4,28 +4,20 @@ The cookie is signed with a secret kept in the state directory (0600), and
 only the id's hash is stored, so a copy of the database logs nobody in.
 """
 
-import os
 import secrets
 import time
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from . import tokens
+from .files import read_or_create_secret
 
 COOKIE_NAME = "jupyterhub-hub-login"
 MAX_AGE = 14 * 24 * 3600
 
 
 def load_or_create_secret(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        secret = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secret)
-        return secret
+    return read_or_create_secret(path, lambda: secrets.token_bytes(32))
 
 
 class SessionStore:

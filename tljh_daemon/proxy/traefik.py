@@ -13,10 +13,11 @@ import logging
 import os
 import re
 import secrets
-import tempfile
 
 import aiohttp
 import bcrypt
+
+from ..files import read_or_create_secret, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +39,9 @@ HUB_ROUTER = "hub"
 API_ROUTER = "traefik-api"
 
 
-def write_atomically(data, path, tmp_dir=None):
-    """Write `data` as JSON (which is YAML, so Traefik reads it unambiguously) via a temp file.
-
-    `tmp_dir` must be on the same filesystem; for the watched rules directory it is
-    a sibling directory, so Traefik sees one complete file appear.
-    """
-    fd, tmp = tempfile.mkstemp(dir=tmp_dir or os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_json(data, path, tmp_dir=None):
+    """JSON is YAML, so Traefik reads it, and unambiguously (no YAML quoting surprises)."""
+    write_atomically(path, json.dumps(data, indent=1, sort_keys=True), tmp_dir=tmp_dir)
 
 
 def read_env_file(path):
@@ -101,15 +89,7 @@ class TraefikProxy:
 
     def _persisted_api_password(self):
         path = os.path.join(self.paths.traefik_dir, "api_password")
-        try:
-            with open(path) as f:
-                return f.read().strip()
-        except FileNotFoundError:
-            password = secrets.token_urlsafe(24)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(password)
-            return password
+        return read_or_create_secret(path, lambda: secrets.token_urlsafe(24).encode()).decode().strip()
 
     # -- static configuration -------------------------------------------------
 
@@ -193,11 +173,8 @@ class TraefikProxy:
                 return None
 
         before = (current(self.static_config_path), current(self.env_file))
-        write_atomically(self.static_config(), self.static_config_path)
-        lines = "".join(f"{k}={v}\n" for k, v in sorted(self.environment().items()))
-        fd = os.open(self.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(lines)
+        write_json(self.static_config(), self.static_config_path)
+        write_atomically(self.env_file, "".join(f"{k}={v}\n" for k, v in sorted(self.environment().items())))
         return (current(self.static_config_path), current(self.env_file)) != before
 
     # -- dynamic configuration ------------------------------------------------
@@ -270,7 +247,7 @@ class TraefikProxy:
         """Write the rules file outside the watched directory, then move it in."""
         data = self.dynamic_config()
         async with self._write_lock:
-            await asyncio.to_thread(write_atomically, data, self.rules_path, self.paths.traefik_dir)
+            await asyncio.to_thread(write_json, data, self.rules_path, self.paths.traefik_dir)
 
     # -- routes -----------------------------------------------------------------
 
