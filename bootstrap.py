@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 MIN_PYTHON = (3, 9)
@@ -117,6 +118,20 @@ def product_spec(args):
     fail("no product to install: pass --pip-spec (or set TLJH_BOOTSTRAP_PIP_SPEC), or run bootstrap.py from a checkout")
 
 
+def build_copy(path):
+    """A scratch copy of a local source tree to build from.
+
+    Building a setuptools project writes `*.egg-info` and `build/` into the tree: that
+    fails on a read-only checkout (a bind mount, a CD, another user's files) and leaves
+    root-owned files in a writable one. The caller deletes the copy.
+    """
+    tmp = tempfile.mkdtemp(prefix="tljh-src-")
+    ignore = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache")
+    copy = os.path.join(tmp, os.path.basename(os.path.normpath(path)) or "src")
+    shutil.copytree(path, copy, ignore=ignore, symlinks=True)
+    return tmp, copy
+
+
 def install_hub_env(prefix, spec):
     hub = os.path.join(prefix, "hub")
     python = os.path.join(hub, "bin", "python")
@@ -129,8 +144,15 @@ def install_hub_env(prefix, spec):
         log("Installing uv into the hub environment")
         run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"])
     log(f"Installing the hub from {spec}")
-    run([os.path.join(hub, "bin", "uv"), "pip", "install", "--quiet", "--python", python,
-         "--upgrade", "--reinstall-package", "tljh-daemon", spec])
+    scratch = None
+    if os.path.isdir(spec):
+        scratch, spec = build_copy(spec)
+    try:
+        run([os.path.join(hub, "bin", "uv"), "pip", "install", "--quiet", "--python", python,
+             "--upgrade", "--reinstall-package", "tljh-daemon", spec])
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     return python
 
 

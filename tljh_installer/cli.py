@@ -43,6 +43,8 @@ def main(argv=None):
     admins = [name for name, _ in args.admin]
     passwords = {name: pw for name, pw in args.admin if pw}
     try:
+        if systemd.booted():
+            service.check_units_prefix(paths)  # before changing anything
         with progress.step("Writing the configuration"):
             steps.configure(paths, admins, args.http_port)
             config_mod.load(paths.config_file)

@@ -1,8 +1,11 @@
 """Installer side of plugins: install them into the hub environment, collect their hooks' answers."""
 
 import logging
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from .steps import run, uv
 
@@ -10,9 +13,23 @@ log = logging.getLogger("tljh_installer")
 
 
 def install(specs):
-    """Install every --plugin spec (all of them are kept; TLJH kept only the last)."""
-    if specs:
+    """Install every --plugin spec (all of them are kept; TLJH kept only the last).
+
+    A local directory is built from a scratch copy, as bootstrap.py does for the hub:
+    building writes egg-info into the tree, which fails where it is read-only.
+    """
+    if not specs:
+        return
+    with tempfile.TemporaryDirectory(prefix="tljh-plugins-") as scratch:
+        specs = [_build_copy(spec, scratch) if os.path.isdir(spec) else spec for spec in specs]
         run([uv(), "pip", "install", "--python", sys.executable, *specs])
+
+
+def _build_copy(path, scratch):
+    copy = os.path.join(scratch, os.path.basename(os.path.normpath(path)))
+    ignore = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__")
+    shutil.copytree(path, copy, ignore=ignore, symlinks=True)
+    return copy
 
 
 def collected(manager, hook):

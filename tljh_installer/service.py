@@ -36,28 +36,52 @@ def systemctl(*args):
 
 
 def write_traefik_static_config(paths):
-    """So Traefik's unit can start before the daemon ever ran."""
+    """So Traefik's unit can start before the daemon ever ran. True when the file changed."""
     from tljh_daemon.proxy.traefik import TraefikProxy
 
     paths.ensure()
-    TraefikProxy(paths, config_mod.load(paths.config_file), "traefik").write_static_config()
+    return TraefikProxy(paths, config_mod.load(paths.config_file), "traefik").write_static_config()
+
+
+def units_prefix():
+    """The prefix the installed tljh-daemon unit serves, or None when there is none."""
+    try:
+        with open(os.path.join(UNIT_DIR, "tljh-daemon.service")) as f:
+            for line in f:
+                if line.startswith("Environment=TLJH_INSTALL_PREFIX="):
+                    return line.strip().split("=", 2)[2]
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def check_units_prefix(paths):
+    """The units (and the jupyter-<name> unit names) are machine-wide: one install per machine."""
+    other = units_prefix()
+    if other is not None and other != paths.prefix:
+        raise RuntimeError(
+            f"this machine's tljh-daemon and tljh-traefik units already serve the install at {other}; "
+            f"under systemd there can be only one install per machine (re-run with --prefix {other} to upgrade it)"
+        )
 
 
 def restart_systemd_mode(paths):
-    """Install the units; (re)start the daemon. User servers are separate units and keep running."""
-    changed = False
+    """Install the units; (re)start the daemon. User servers are separate units and keep running;
+    Traefik (and so every open connection) is restarted only when its unit or config changed."""
+    changed = []
     for unit, content in render_units(paths).items():
         path = os.path.join(UNIT_DIR, unit)
         old = open(path).read() if os.path.exists(path) else None
         if old != content:
             with open(path, "w") as f:
                 f.write(content)
-            changed = True
+            changed.append(unit)
     if changed:
         systemctl("daemon-reload")
-    write_traefik_static_config(paths)
+    traefik_config_changed = write_traefik_static_config(paths)
     systemctl("enable", *UNITS)
-    systemctl("start", "tljh-traefik.service")
+    restart_traefik = traefik_config_changed or "tljh-traefik.service" in changed
+    systemctl("restart" if restart_traefik else "start", "tljh-traefik.service")
     systemctl("restart", "tljh-daemon.service")
 
 
