@@ -76,15 +76,17 @@ class HubClient(requests.Session):
                 "content": {"code": code, "silent": False, "store_history": False,
                             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
             }))
-            deadline = time.monotonic() + timeout
+            deadline, result = time.monotonic() + timeout, None
             while time.monotonic() < deadline:
                 msg = json.loads(ws.recv())
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
                 if msg["msg_type"] == "execute_result":
-                    return msg["content"]["data"]["text/plain"]
-                if msg["msg_type"] == "error":
+                    result = msg["content"]["data"]["text/plain"]
+                elif msg["msg_type"] == "error":
                     raise RuntimeError(msg["content"]["evalue"])
-            raise TimeoutError("no execute_result")
+                elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    return result  # None for a statement without a value
+            raise TimeoutError("the kernel did not finish")
         finally:
             ws.close()

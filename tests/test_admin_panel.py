@@ -1,7 +1,6 @@
 """The admin panel and the token page in a real headless Chromium (Playwright)."""
 
 import os
-import shutil
 
 import pytest
 import requests

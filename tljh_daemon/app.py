@@ -36,7 +36,6 @@ from .servers import ServerManager, server_prefix
 from .sessions import SessionStore, load_or_create_secret
 from .spawner import ProcessSpawner
 from .spawner.systemd import SystemdSpawner
-from .systemd import notify_ready_and_keep_watchdog
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,6 @@ async def _lifetime(app):
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
     hub.services = hub.service_manager.services
     culler = Culler(hub, config["services"]["cull"])
-    watchdog = None
     try:
         changed = hub.proxy.write_static_config()
         running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
@@ -157,13 +155,10 @@ async def _lifetime(app):
         culler.start()
         log.info("Hub ready (%s mode): http://%s:%s/", hub.mode,
                  config["http"]["address"] or "localhost", config["http"]["port"])
-        watchdog = await notify_ready_and_keep_watchdog()
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGHUP, lambda: hub.background.append(asyncio.create_task(reload_proxy(hub))))
         yield
     finally:
-        if watchdog:
-            watchdog.cancel()
         await culler.close()
         await hub.service_manager.close()
         await hub.servers.close()

@@ -1,5 +1,6 @@
 """`tljh-daemon`: run the hub, or stop everything it started (process mode)."""
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -54,10 +55,7 @@ def _lock(paths):
                    "auto: systemd when it is PID 1.")
 def run(prefix, log_level, mode):
     """Run the hub in the foreground."""
-    from aiohttp import web
-
     from .app import make_app
-    from .handlers.middleware import AccessLogger
 
     logging.basicConfig(
         level=log_level.upper(),
@@ -72,15 +70,30 @@ def run(prefix, log_level, mode):
     if mode == "auto":
         mode = "systemd" if systemd.booted() else "process"
     app = make_app(config, paths, mode)
-    web.run_app(
-        app,
-        host="127.0.0.1",
-        port=config["hub"]["port"],
-        access_log_class=AccessLogger,
-        print=None,
-        handle_signals=True,
-    )
+    asyncio.run(_serve(app, config["hub"]["port"]))
     os.close(lock)
+
+
+async def _serve(app, port):
+    """Start the app, listen, and only then tell systemd we are ready; stop on SIGTERM/SIGINT."""
+    from aiohttp import web
+
+    from .handlers.middleware import AccessLogger
+
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    await runner.setup()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stopping.set)
+    watchdog = None
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        watchdog = await systemd.notify_ready_and_keep_watchdog()
+        await stopping.wait()
+    finally:
+        if watchdog:
+            watchdog.cancel()
+        await runner.cleanup()
 
 
 def _stop_process(pid, create_time=None, timeout=10):
