@@ -426,6 +426,20 @@ def test_a_second_install_cannot_take_over_the_units(install):
     assert install.hub_answers()
 
 
+def test_a_server_unit_that_dies_is_noticed_and_can_start_again(install):
+    dave = User(install, "dave", "dave-first-password")
+    install.sh(["systemctl", "kill", "--signal=SIGKILL", "jupyter-dave"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if "Start my server" in dave.client.get(dave.client.url("/hub/home")).text:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the hub did not notice that jupyter-dave died")
+    dave.spawn()  # the failed unit was reset, so the same unit name starts again
+    assert dave.value("6*7") == 42
+
+
 def test_tljh_daemon_stop_stops_the_units(install, admin):
     """Last: it takes the hub down. In systemd mode `stop` must not just SIGTERM the daemon
     (Restart=always would bring it back) but stop the units, user servers included."""

@@ -175,3 +175,17 @@ def test_traefik_restarted_when_it_dies(hub, alice, names):
         pytest.fail("Traefik did not come back")
     with open(f"{hub.prefix}/state/traefik/traefik.pid") as f:
         assert json.load(f)["pid"] != old
+
+
+def test_a_server_that_dies_is_noticed_and_can_start_again(hub, alice, names):
+    name = names["alice"]
+    port = singleuser_port(f"jupyter-{name}")
+    victim = next(c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port
+                  and c.status == psutil.CONN_LISTEN)
+    psutil.Process(victim).kill()
+    deadline = time.monotonic() + 20
+    while "Start my server" not in alice.get(alice.url("/hub/home")).text:
+        assert time.monotonic() < deadline, "the hub did not notice the server died"
+        time.sleep(0.5)
+    assert f"PathPrefix(`/user/{name}/`)" not in hub.traefik_route_names()
+    assert alice.spawn(name)[-1]["ready"] is True

@@ -382,12 +382,10 @@ class ServerManager:
                 log.exception("Checking running servers failed")
 
     async def check_running(self):
-        for row in self.db.all("SELECT * FROM servers WHERE state='running'"):
-            name = row["user"]
-            if name in self.tasks:
-                continue
-            ended = await self.spawner.poll(name, self.handle_of(row))
-            if ended:
+        rows = self.db.all("SELECT * FROM servers WHERE state='running'")
+        servers = [(row["user"], self.handle_of(row)) for row in rows if row["user"] not in self.tasks]
+        for name, ended in (await self.spawner.poll_all(servers)).items():
+            if ended and name not in self.tasks and self.state(name) == "running":
                 log.warning("The server of %s stopped on its own: %s", name, ended)
                 await self.proxy.delete_route(server_prefix(name), wait=False)
                 self._mark_gone(name, ended)

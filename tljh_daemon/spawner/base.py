@@ -42,6 +42,10 @@ class Spawner:
         """None while `user`'s server runs, else a short description of how it ended."""
         raise NotImplementedError
 
+    async def poll_all(self, servers):
+        """{user: poll(user, handle)} for [(user, handle), ...]; backends may batch this."""
+        return {user: await self.poll(user, handle) for user, handle in servers}
+
     async def stop(self, user, handle, timeout):
         """Stop the server: SIGTERM, then SIGKILL after `timeout` seconds."""
         raise NotImplementedError

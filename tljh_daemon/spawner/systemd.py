@@ -36,11 +36,18 @@ def env_file_line(key, value):
     return f'{key}="{escaped}"\n'
 
 
+PROPERTIES = "--property=ActiveState,SubState,Result,MainPID,ExecMainStatus,LoadState"
+
+
+async def units_properties(units):
+    """Properties of several units from one `systemctl show` (blocks in argument order)."""
+    _, out = await systemctl("show", *units, PROPERTIES)
+    blocks = out.strip("\n").split("\n\n")
+    return [dict(line.split("=", 1) for line in block.splitlines() if "=" in line) for block in blocks]
+
+
 async def unit_properties(unit):
-    _, out = await systemctl(
-        "show", unit, "--property=ActiveState,SubState,Result,MainPID,ExecMainStatus,LoadState"
-    )
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return (await units_properties([unit]))[0]
 
 
 class SystemdSpawner(Spawner):
@@ -118,8 +125,16 @@ class SystemdSpawner(Spawner):
         return ServerHandle(pid, create_time)
 
     async def poll(self, user, handle):
-        unit = unit_name(user)
-        state = await unit_properties(unit)
+        return await self._ended(unit_name(user), await unit_properties(unit_name(user)))
+
+    async def poll_all(self, servers):
+        """One systemctl call for every running server (the watcher polls them all every few seconds)."""
+        if not servers:
+            return {}
+        states = await units_properties([unit_name(user) for user, _ in servers])
+        return {user: await self._ended(unit_name(user), state) for (user, _), state in zip(servers, states)}
+
+    async def _ended(self, unit, state):
         active = state.get("ActiveState")
         if active in ("active", "activating", "reloading"):
             return None
