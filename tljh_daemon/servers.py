@@ -77,7 +77,7 @@ class ServerBusy(Exception):
 
 class ServerManager:
     poll_interval = 5.0
-    ready_poll_interval = 0.1
+    ready_poll_interval = 0.02  # a refused loopback connect is cheap; a coarse poll adds latency
 
     def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins, metrics):
         self.config = config

@@ -4,8 +4,10 @@ from .. import groups
 from ..servers import server_prefix, url_name
 
 
-def server_model(hub, name, include_stopped=False):
-    row = hub.servers.row(name)
+def server_model(hub, name, include_stopped=False, row=...):
+    """The default server of `name`; pass its `row` (None: no row) when already fetched."""
+    if row is ...:
+        row = hub.servers.row(name)
     if row is None or (row["state"] in ("stopped", "failed") and not include_stopped):
         return None
     pending = {"pending": "spawn", "stopping": "stop"}.get(row["state"])
@@ -23,15 +25,15 @@ def server_model(hub, name, include_stopped=False):
     }
 
 
-def user_model(hub, row, *, scopes=None, include_stopped=False):
+def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None):
     name = row["name"]
-    server = server_model(hub, name, include_stopped)
+    server = server_model(hub, name, include_stopped, server_row)
     model = {
         "kind": "user",
         "name": name,
         "admin": bool(row["admin"]),
         "roles": ["admin", "user"] if row["admin"] else ["user"],
-        "groups": groups.names_of_user(hub.db, name),
+        "groups": groups.names_of_user(hub.db, name) if group_names is None else group_names,
         "server": server["url"] if server and server["ready"] else None,
         "pending": server["pending"] if server else None,
         "created": row["created"],
@@ -41,3 +43,18 @@ def user_model(hub, row, *, scopes=None, include_stopped=False):
     if scopes is not None:
         model["scopes"] = sorted(scopes)
     return model
+
+
+def user_models(hub, rows, include_stopped=False):
+    """Models of a page of users with two queries for all of them (not two per user)."""
+    names = [r["name"] for r in rows]
+    marks = ",".join("?" * len(names))
+    servers = {r["user"]: r for r in hub.db.all(f"SELECT * FROM servers WHERE name='' AND user IN ({marks})", names)}
+    memberships = {}
+    for r in hub.db.all(f"SELECT user, group_name FROM group_members WHERE user IN ({marks}) ORDER BY group_name", names):
+        memberships.setdefault(r["user"], []).append(r["group_name"])
+    return [
+        user_model(hub, row, include_stopped=include_stopped, server_row=servers.get(row["name"]),
+                   group_names=memberships.get(row["name"], []))
+        for row in rows
+    ]
