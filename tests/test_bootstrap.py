@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import requests
@@ -77,7 +78,25 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     cmd = [SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(port),
            "--plugin", EXAMPLE_PLUGIN, "--admin", f"{admin}:{password}"]
     env = {"PATH": os.environ["PATH"], "HOME": "/root"}
-    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    pages, installing = [], threading.Event()
+
+    def watch_progress_page():
+        while not installing.is_set():
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                if "being installed" in r.text:
+                    pages.append(r.text)
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_progress_page)
+    watcher.start()
+    first = subprocess.run([*cmd, "--show-progress-page"], capture_output=True, text=True, timeout=900, env=env)
+    installing.set()
+    watcher.join()
+    assert any("Building the user environment" in page for page in pages), pages[-1:]
+    assert not any(password in page or "installer.log" in page for page in pages)
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"The hub is at http://127.0.0.1:{port}/" in first.stdout
     assert "Building the user environment" in first.stdout and "tljh-daemon stop" in first.stdout

@@ -1,6 +1,7 @@
 """`python -m tljh_installer`: the steps after bootstrap.py made the hub environment."""
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -11,6 +12,7 @@ from tljh_daemon.paths import Paths
 
 from . import plugins, service, steps
 from .progress import Steps, setup_logging
+from .progress_page import ProgressPage
 
 
 def parse_admin(value):
@@ -27,9 +29,41 @@ def parser():
                    help="name[:password]; repeatable; each is added to users.admin")
     p.add_argument("--http-port", type=int, help="port Traefik serves HTTP on (http.port)")
     p.add_argument("--user-requirements-txt-url", help="requirements.txt to install into the user environment")
+    p.add_argument("--show-progress-page", action="store_true",
+                   help="serve a page with the install's step names on the HTTP port until the hub starts")
     p.add_argument("--plugin", action="append", default=[],
                    help="pip spec of a plugin to install into the hub environment; repeatable")
     return p
+
+
+def _prepare(args, paths, progress, passwords):
+    """Everything before the hub starts; returns the plugin manager."""
+    with progress.step("Installing plugins"):
+        plugins.install(args.plugin)
+        manager = plugin_manager()
+        for name in manager.list_name_plugin():
+            print(f"    plugin: {name[0]}")
+    with progress.step("Installing apt packages from plugins"):
+        plugins.install_apt_packages(plugins.collected(manager, "tljh_extra_apt_packages"))
+    with progress.step("Installing hub packages from plugins"):
+        plugins.install_hub_packages(plugins.collected(manager, "tljh_extra_hub_pip_packages"))
+    with progress.step("Setting up groups and admin sudo rights"):
+        steps.ensure_groups()
+        steps.ensure_sudoers()
+        steps.link_tljh_config(paths)
+    with progress.step("Setting admin passwords"):
+        steps.preset_admin_passwords(paths, passwords)
+        steps.secure_private_dirs(paths)
+    with progress.step("Building the user environment"):
+        steps.build_user_env(paths, plugins.collected(manager, "tljh_extra_user_pip_packages"),
+                             requirements_url=args.user_requirements_txt_url)
+        conda = plugins.collected(manager, "tljh_extra_user_conda_packages")
+        if conda:
+            print(f"    warning: the user environment has no conda; not installed: {', '.join(conda)}")
+    with progress.step("Applying plugin configuration"):
+        with configfile.editing(paths.config_file) as config:
+            manager.hook.tljh_config_post_install(config=config)
+    return manager
 
 
 def main(argv=None):
@@ -47,32 +81,15 @@ def main(argv=None):
             service.check_units_prefix(paths)  # before changing anything
         with progress.step("Writing the configuration"):
             steps.configure(paths, admins, args.http_port)
-            config_mod.load(paths.config_file)
-        with progress.step("Installing plugins"):
-            plugins.install(args.plugin)
-            manager = plugin_manager()
-            for name in manager.list_name_plugin():
-                print(f"    plugin: {name[0]}")
-        with progress.step("Installing apt packages from plugins"):
-            plugins.install_apt_packages(plugins.collected(manager, "tljh_extra_apt_packages"))
-        with progress.step("Installing hub packages from plugins"):
-            plugins.install_hub_packages(plugins.collected(manager, "tljh_extra_hub_pip_packages"))
-        with progress.step("Setting up groups and admin sudo rights"):
-            steps.ensure_groups()
-            steps.ensure_sudoers()
-            steps.link_tljh_config(paths)
-        with progress.step("Setting admin passwords"):
-            steps.preset_admin_passwords(paths, passwords)
-            steps.secure_private_dirs(paths)
-        with progress.step("Building the user environment"):
-            steps.build_user_env(paths, plugins.collected(manager, "tljh_extra_user_pip_packages"),
-                                 requirements_url=args.user_requirements_txt_url)
-            conda = plugins.collected(manager, "tljh_extra_user_conda_packages")
-            if conda:
-                print(f"    warning: the user environment has no conda; not installed: {', '.join(conda)}")
-        with progress.step("Applying plugin configuration"):
-            with configfile.editing(paths.config_file) as config:
-                manager.hook.tljh_config_post_install(config=config)
+            config = config_mod.load(paths.config_file)
+        page = contextlib.ExitStack()
+        if args.show_progress_page:
+            try:
+                page.enter_context(ProgressPage(progress, config["http"]["address"], config["http"]["port"]))
+            except OSError as e:  # e.g. a re-run: Traefik already serves the hub there
+                print(f"    no progress page: port {config['http']['port']} is in use ({e.strerror})")
+        with page:
+            manager = _prepare(args, paths, progress, passwords)
         if systemd.booted():
             with progress.step("Starting the hub (systemd units)"):
                 service.restart_systemd_mode(paths)

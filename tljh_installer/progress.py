@@ -33,12 +33,14 @@ class Steps:
     def __init__(self):
         self.started = time.monotonic()
         self.done = []
+        self.current = None
 
     @contextmanager
     def step(self, name):
         print(f"==> {name} ...", flush=True)
         log.info("step: %s", name)
         start = time.monotonic()
+        self.current = name
         try:
             yield
         except Exception:
@@ -47,6 +49,7 @@ class Steps:
             raise
         elapsed = time.monotonic() - start
         self.done.append((name, elapsed))
+        self.current = None
         print(f"    done in {elapsed:.1f}s", flush=True)
 
     @property
