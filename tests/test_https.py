@@ -150,3 +150,29 @@ def test_lets_encrypt_mode_gets_a_certificate_from_pebble(make_hub, pki, tmp_pat
         for proc in (pebble, dns):
             proc.terminate()
             proc.wait(10)
+
+
+def test_stop_works_even_when_the_config_became_invalid(make_hub, pki, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(pki["cert"], cert)
+    shutil.copy(pki["key"], key)
+    hub = make_hub({"auth": {"type": "dummy"},
+                    "https": {"enabled": True, "tls": {"cert": str(cert), "key": str(key)}}}, start=False)
+    hub.verify = pki["ca"]
+    hub.start()
+    with open(os.path.join(hub.prefix, "state", "traefik", "traefik.pid")) as f:
+        traefik = json.load(f)["pid"]
+    cert.unlink()  # config.yaml now names a missing file
+    result = subprocess.run(hub.command("stop"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    hub.proc.wait(10)
+    assert not psutil_alive(traefik)
+
+
+def psutil_alive(pid):
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

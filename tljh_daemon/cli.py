@@ -139,7 +139,12 @@ def stop(prefix, servers):
                 break
             time.sleep(0.1)
         click.echo(f"Stopped tljh-daemon (pid {pid})")
-    config = _load_config(paths)
+    # Stopping must work even when config.yaml has become invalid (e.g. a certificate
+    # file it names was removed): Traefik is found by its pid file, not by the config.
+    try:
+        config = config_mod.merge(config_mod.DEFAULTS, config_mod.load_yaml(paths.config_file))
+    except config_mod.ConfigError:
+        config = config_mod.DEFAULTS
     TraefikSupervisor(TraefikProxy(paths, config, "traefik")).stop()
     click.echo("Stopped Traefik")
     if servers and os.path.exists(paths.database):
