@@ -56,3 +56,9 @@ def touch_activity(db, name, when):
         "AND (last_activity IS NULL OR last_activity < ?)",
         (stamp, name, stamp),
     )
+
+
+def name_contains(text):
+    """(SQL condition, parameter) matching user names that contain `text` literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "name LIKE ? ESCAPE '\\'", f"%{escaped}%"

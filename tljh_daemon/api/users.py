@@ -81,8 +81,9 @@ async def list_users(request):
         where.append(STATES[state])
     name_filter = request.query.get("name_filter")
     if name_filter:
-        where.append("name LIKE ? ESCAPE '\\'")
-        params.append("%" + name_filter.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        condition, pattern = users.name_contains(name_filter)
+        where.append(condition)
+        params.append(pattern)
     sort = request.query.get("sort", "id")
     column = SORTS.get(sort.lstrip("-"))
     if column is None:

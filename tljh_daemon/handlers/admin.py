@@ -7,7 +7,7 @@ fast); buttons call the REST API from a small script with the XSRF header.
 import psutil
 from aiohttp import web
 
-from .. import groups
+from .. import groups, users
 from ..api.users import PAGE_MAX_LIMIT, SORTS
 from ..proxy import certificates
 from ..servers import server_prefix
@@ -41,15 +41,16 @@ async def admin_page(request):
     direction = "DESC" if sort.startswith("-") else "ASC"
     where, params = "", []
     if search:
-        where = " WHERE u.name LIKE ? ESCAPE '\\'"
-        params.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        condition, pattern = users.name_contains(search)
+        where = " WHERE u." + condition
+        params.append(pattern)
     total = db.one(f"SELECT COUNT(*) FROM users u{where}", params)[0]
     rows = db.all(
         f"SELECT u.*, s.state AS server_state FROM users u LEFT JOIN servers s ON s.user=u.name AND s.name=''"
         f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
-    users = [
+    listed = [
         {
             "name": r["name"],
             "admin": bool(r["admin"]),
@@ -64,7 +65,7 @@ async def admin_page(request):
     proxy = request.app["hub"].proxy
     https = certificates.status(proxy, proxy.log_path)
     return render(request, "admin.html", {
-        "users": users, "groups": group_rows, "search": search, "sort": sort, "total": total,
+        "users": listed, "groups": group_rows, "search": search, "sort": sort, "total": total,
         "offset": offset, "limit": limit, "https": https,
         "prev_offset": max(offset - limit, 0) if offset else None,
         "next_offset": offset + limit if offset + limit < total else None,
