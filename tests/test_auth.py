@@ -1,6 +1,7 @@
 """First-use and PAM authentication through the real login form (via Traefik)."""
 
 import pwd
+import threading
 import subprocess
 
 import pytest
@@ -81,3 +82,56 @@ def test_pam_login_and_server_runs_as_that_account(make_hub, pam_user, user_env)
     assert client.get(client.url(f"/user/{pam_user}/lab")).status_code == 200
     kernel = client.start_kernel(pam_user)
     assert client.execute(pam_user, kernel, "import os; os.getuid()") == str(pwd.getpwnam(pam_user).pw_uid)
+
+
+def _race_first_logins(hub, name, passwords):
+    """Submit the login form for `name` with every password at once; {password: status}."""
+    clients = {pw: HubClient(hub.url) for pw in passwords}
+    pages = {pw: c.get(c.url("/hub/login")) for pw, c in clients.items()}  # XSRF cookies first
+    barrier = threading.Barrier(len(passwords))
+    results = {}
+
+    def login(pw):
+        client = clients[pw]
+        data = {"_xsrf": client.xsrf_from(pages[pw].text), "username": name, "password": pw, "next": ""}
+        barrier.wait()
+        results[pw] = client.post(client.url("/hub/login"), data=data, allow_redirects=False).status_code
+
+    threads = [threading.Thread(target=login, args=(pw,)) for pw in passwords]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    return results, clients
+
+
+def test_simultaneous_first_logins_exactly_one_wins(make_hub, run_id):
+    name, admin = f"{run_id}-race", f"{run_id}-raceadm"
+    hub = make_hub({"auth": {"type": "firstuse"}, "users": {"admin": [admin]}})
+    passwords = [f"password-{i}" for i in range(10)]
+    results, clients = _race_first_logins(hub, name, passwords)
+    winners = [pw for pw, status in results.items() if status == 302]
+    assert len(winners) == 1 and sorted(results.values()) == [302] + [403] * 9, results
+    winner = winners[0]
+    assert clients[winner].get(clients[winner].url("/hub/home")).status_code == 200
+    loser = next(pw for pw in passwords if pw != winner)
+    assert clients[loser].get(clients[loser].url("/hub/home"), allow_redirects=False).status_code == 302
+    assert HubClient(hub.url).login(name, winner).status_code == 302  # after the failed-login slow-down
+    assert HubClient(hub.url).login(name, loser).status_code == 403
+
+    # After an admin reset the next first logins race again: again exactly one wins.
+    boss = HubClient(hub.url)
+    assert boss.login(admin, "admin-password").status_code == 302
+    page = boss.get(boss.url(f"/hub/auth/change-password/{name}"))
+    assert boss.post(boss.url(f"/hub/auth/change-password/{name}"),
+                     data={"_xsrf": boss.xsrf_from(page.text), "new_password": ""}).status_code == 200
+    results, clients = _race_first_logins(hub, name, [f"again-{i}" for i in range(10)])
+    winners = [pw for pw, status in results.items() if status == 302]
+    assert len(winners) == 1 and list(results.values()).count(403) == 9, results
+    # Only the winner's password is the password now (checked without the login slow-down).
+    session = clients[winners[0]]
+    page = session.get(session.url("/hub/auth/change-password"))
+    for old, status in ((next(pw for pw in results if pw != winners[0]), 400), (winners[0], 200)):
+        r = session.post(session.url("/hub/auth/change-password"),
+                         data={"_xsrf": session.xsrf_from(page.text), "old_password": old, "new_password": "final-pw"})
+        assert r.status_code == status, (old, r.text)

@@ -1,4 +1,9 @@
-"""First use: the first login of an allowed name sets its password (bcrypt-hashed)."""
+"""First use: the first login of an allowed name sets its password (bcrypt-hashed).
+
+Simultaneous first logins race for the name: the password is claimed with one
+conditional UPDATE (only while no password is stored), so exactly one wins and
+the others are checked against the winner's password like any later login.
+"""
 
 import asyncio
 
@@ -31,9 +36,22 @@ class FirstUseAuthenticator(Authenticator):
         row = users.user_model_row(self.db, name)
         if row is None or row["password_hash"] is None:
             self._check_length(password)
-            await self.set_password(name, password)
-            return True
+            hashed = await asyncio.to_thread(hash_password, password)
+            if self._claim(name, hashed):
+                return True
+            row = users.user_model_row(self.db, name)  # another login claimed it first
+            if row is None or row["password_hash"] is None:
+                return False
         return await asyncio.to_thread(verify_password, password, row["password_hash"])
+
+    def _claim(self, name, hashed):
+        """Store `hashed` as the password of `name` only if it has none; True if this call won."""
+        with self.db.transaction():
+            users.ensure_user(self.db, name, admin=name in self.admins)
+            claimed = self.db.execute(
+                "UPDATE users SET password_hash=? WHERE name=? AND password_hash IS NULL", (hashed, name)
+            )
+            return claimed.rowcount == 1
 
     async def set_password(self, name, password):
         self._check_length(password)
