@@ -4,8 +4,10 @@ One hub (dummy auth with a shared password) serves the whole module; the tests
 run in order and build on each other, like a user's session would.
 """
 
+import html
 import os
 import pwd
+import re
 import stat
 import time
 from urllib.parse import urlparse
@@ -125,6 +127,58 @@ def test_cookie_api_calls_need_xsrf(hub, alice, names):
     assert r.status_code == 403
     assert r.json()["status"] == 403
     assert alice.get(alice.url(f"/user/{names['alice']}/api/status")).status_code == 200
+
+
+def test_api_token_is_accepted_by_oauth_authorize(hub, alice, names):
+    """A client with an API token that follows the server's OAuth redirect gets a code, not the
+    login page (as in JupyterHub), and reaches the server; a token of another user does not."""
+    name = names["alice"]
+    xsrf = next(c.value for c in alice.cookies if c.name == "_xsrf" and c.path == "/hub/")
+    token = alice.post(alice.url(f"/hub/api/users/{name}/tokens"), json={},
+                       headers={"X-XSRFToken": xsrf}).json()["token"]
+    client = HubClient(hub.url)  # no hub cookie: only the token
+    first = client.get(client.url(f"/user/{name}/lab"), allow_redirects=False)
+    location = first.headers["Location"]
+    assert first.status_code == 302 and "/hub/api/oauth2/authorize" in location
+    authorize = client.url(location) if location.startswith("/") else location
+    anonymous = client.get(authorize, allow_redirects=False)
+    assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/hub/login")
+    r = client.get(authorize,
+                   headers={"Authorization": f"token {token}"}, allow_redirects=False)
+    assert r.status_code == 302, r.text
+    assert r.headers["Location"].startswith(f"/user/{name}/oauth_callback?code="), r.headers["Location"]
+    lab = client.get(client.url(r.headers["Location"]))
+    assert lab.status_code == 200 and lab.url == client.url(f"/user/{name}/lab") and "JupyterLab" in lab.text
+
+    bob = HubClient(hub.url)
+    assert bob.login(names["bob"], PASSWORD).status_code == 302
+    bob_xsrf = next(c.value for c in bob.cookies if c.name == "_xsrf" and c.path == "/hub/")
+    bob_token = bob.post(bob.url(f"/hub/api/users/{names['bob']}/tokens"), json={},
+                         headers={"X-XSRFToken": bob_xsrf}).json()["token"]
+    refused = HubClient(hub.url).get(authorize,
+                                     headers={"Authorization": f"token {bob_token}"}, allow_redirects=False)
+    assert refused.status_code == 403
+
+
+def test_user_redirect_keeps_the_query_encoded(hub, alice, names):
+    """nbgitpuller links: `%23` in `urlpath` must reach the server still encoded."""
+    name = names["alice"]
+    tail = "git-pull?repo=https%3A%2F%2Fexample.org%2Fr.git&urlpath=lab%2Ftree%2Fr%2Fa.ipynb%23section&x=a%2Bb"
+    r = alice.get(alice.url(f"/hub/user-redirect/{tail}"), allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"] == f"/user/{name}/{tail}"
+    short = alice.get(alice.url(f"/user-redirect/{tail}"), allow_redirects=False)  # without /hub, as JupyterHub
+    assert short.status_code == 302 and short.headers["Location"] == f"/hub/user-redirect/{tail}"
+    # Not logged in: through the login page and back, still encoded.
+    client = HubClient(hub.url)
+    to_login = client.get(client.url(f"/hub/user-redirect/{tail}"), allow_redirects=False)
+    assert to_login.status_code == 302 and to_login.headers["Location"].startswith("/hub/login?next=")
+    login_page = client.get(client.url(to_login.headers["Location"]))
+    next_url = re.search(r'name="next" value="([^"]*)"', login_page.text).group(1)
+    assert html.unescape(next_url) == f"/hub/user-redirect/{tail}"
+    logged_in = client.login(name, PASSWORD, next_url=html.unescape(next_url))
+    assert logged_in.headers["Location"] == f"/hub/user-redirect/{tail}"
+    assert client.get(client.url(logged_in.headers["Location"]), allow_redirects=False).headers["Location"] \
+        == f"/user/{name}/{tail}"
 
 
 def test_daemon_killed_and_restarted_keeps_servers_and_sessions(hub, alice, names):

@@ -47,9 +47,11 @@ def granted_scopes(identity, access_scopes):
 @routes.get("/hub/api/oauth2/authorize")
 async def authorize(request):
     hub = request.app["hub"]
-    identity = identify(request)
-    if identity is None or identity.via != "cookie":
+    identity = identify(request)  # the login cookie, or an API token (as JupyterHub accepts)
+    if identity is None:
         raise login_redirect(request)
+    if identity.kind != "user":
+        raise web.HTTPForbidden(text="Services cannot authorize OAuth clients")
     query = request.query
     client = hub.db.one("SELECT * FROM oauth_clients WHERE id=?", (query.get("client_id", ""),))
     if client is None:

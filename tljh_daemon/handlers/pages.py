@@ -1,10 +1,12 @@
 """HTML pages: login, logout, home, spawn and its progress, password changes."""
 
 import os
-from urllib.parse import urlencode
+import string
+from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
+from yarl import URL
 
 from .. import sessions, tokens, users
 from ..auth import LoginRefused
@@ -24,8 +26,24 @@ def safe_next(url, default):
     return default
 
 
+def raw_path_qs(request):
+    """The path and query exactly as the client sent them (still %-encoded): decoding would
+    turn e.g. `%23` into a `#` that cuts the URL short when redirecting."""
+    return request.raw_path
+
+
+def raw_query(request):
+    return request.rel_url.raw_query_string
+
+
+def raw_redirect(target):
+    """A redirect to `target` exactly as given (no re-encoding or normalizing of the query)."""
+    # Only what cannot go into a header as is (spaces, controls, non-ASCII) is %-encoded.
+    return web.HTTPFound(URL(quote(target, safe=string.punctuation), encoded=True))
+
+
 def login_redirect(request):
-    return web.HTTPFound("/hub/login?" + urlencode({"next": request.path_qs}))
+    return web.HTTPFound("/hub/login?" + urlencode({"next": raw_path_qs(request)}))
 
 
 def require_user(request):
@@ -79,7 +97,7 @@ async def login_page(request):
     identity = identify(request)
     next_url = request.query.get("next", "")
     if identity is not None:
-        raise web.HTTPFound(safe_next(next_url, default_url(hub, identity.name)))
+        raise raw_redirect(safe_next(next_url, default_url(hub, identity.name)))
     return render(request, "login.html", {"next": next_url, "hint": hub.authenticator.login_hint})
 
 
@@ -100,7 +118,7 @@ async def login_submit(request):
             status=403,
         )
     users.ensure_user(hub.db, name, admin=name in hub.authenticator.admins)
-    response = web.HTTPFound(safe_next(next_url, default_url(hub, name)))
+    response = raw_redirect(safe_next(next_url, default_url(hub, name)))
     set_hub_cookie(request, response, sessions.COOKIE_NAME, hub.sessions.create(name), max_age=sessions.MAX_AGE)
     raise response
 
@@ -157,7 +175,7 @@ async def spawn(request):
     row = target_user(request, identity)
     hub = request.app["hub"]
     if hub.servers.state(row["name"]) == "running":
-        raise web.HTTPFound(safe_next(request.query.get("next", ""), server_prefix(row["name"])))
+        raise raw_redirect(safe_next(request.query.get("next", ""), server_prefix(row["name"])))
     await _start(request, identity, row)
 
 
@@ -190,7 +208,7 @@ async def spawn_pending(request):
     url = server_prefix(name)
     next_url = safe_next(request.query.get("next", ""), url)
     if state == "running":
-        raise web.HTTPFound(next_url)
+        raise raw_redirect(next_url)
     if state == "failed":
         return render(
             request,
@@ -214,14 +232,17 @@ async def spawn_pending(request):
 @routes.get("/hub/user-redirect/{tail:.*}")
 async def user_redirect(request):
     identity = require_user(request)
-    query = f"?{request.query_string}" if request.query_string else ""
-    raise web.HTTPFound(server_prefix(identity.name) + request.match_info["tail"] + query)
+    raw_tail = request.rel_url.raw_path[len("/hub/user-redirect/"):]
+    query = f"?{raw_query(request)}" if raw_query(request) else ""
+    raise raw_redirect(server_prefix(identity.name) + raw_tail + query)
 
 
 @routes.get("/user/{name}/{tail:.*}")
+@routes.get("/user-redirect/{tail:.*}")
 async def user_prefix_redirect(request):
-    """/user/<name>/... reaches the hub only when no route exists; the hub cookie lives under /hub/."""
-    raise web.HTTPFound("/hub" + request.path_qs)
+    """/user/<name>/... reaches the hub only when no route exists, and /user-redirect/... is
+    JupyterHub's short form: both move under /hub/, where the hub cookie lives."""
+    raise raw_redirect("/hub" + raw_path_qs(request))
 
 
 @routes.get("/hub/user/{name}/{tail:.*}")
@@ -233,16 +254,16 @@ async def user_server_fallback(request):
     hub = request.app["hub"]
     if users.user_model_row(hub.db, name) is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
-    target = server_prefix(name) + request.match_info["tail"]
-    if request.query_string:
-        target += "?" + request.query_string
+    target = server_prefix(name) + request.rel_url.raw_path.split("/", 4)[4]  # /hub/user/<name>/<tail>
+    if raw_query(request):
+        target += "?" + raw_query(request)
     state = hub.servers.state(name)
     if state == "running":
         # Our route is live before we say "ready", so this is a stale request: retry once.
         if request.query.get("redirects"):
             raise web.HTTPServiceUnavailable(text="The server is running but not reachable; try again shortly")
-        sep = "&" if request.query_string else "?"
-        raise web.HTTPFound(target + sep + "redirects=1")
+        sep = "&" if raw_query(request) else "?"
+        raise raw_redirect(target + sep + "redirects=1")
     raise web.HTTPFound(f"/hub/spawn/{url_name(name)}?" + urlencode({"next": target}))
 
 
