@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import compat, metrics
+from . import accounts, compat, metrics
 from . import config as config_mod
 from .api import groups as api_groups
 from .api import hub as api_hub
@@ -53,6 +53,8 @@ class Hub:
     mode: str = "process"  # or "systemd"
     servers: ServerManager = None
     traefik: object = None  # TraefikSupervisor (process mode) or TraefikUnit (systemd)
+    spawner: object = None  # ProcessSpawner or SystemdSpawner, handed to the ServerManager
+    ensure_account: object = None  # accounts.ensure_account: the Unix-account step of a spawn
     service_manager: object = None
     services: dict = field(default_factory=dict)
     background: list = field(default_factory=list)
@@ -71,19 +73,32 @@ def find_traefik():
     return found
 
 
-def make_app(config, paths, mode="process"):
+def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, proxy_runner=None,
+             spawner=None, ensure_account=None):
+    """The hub application. The daemon passes only config, paths and mode; the fast test tier
+    injects a fake spawner, proxy (and its runner) and account step, so no root, Traefik or
+    JupyterLab is needed there."""
     paths.ensure()
     db = Database(paths.database)
     user_env = config["user_environment"]["path"] or paths.user_env
+    proxy = proxy or TraefikProxy(paths, config, find_traefik())
+    if spawner is None:
+        spawner = (SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
+                   if mode == "systemd" else ProcessSpawner())
+    if proxy_runner is None:
+        proxy_runner = TraefikUnit(proxy) if mode == "systemd" else TraefikSupervisor(proxy)
     hub = Hub(
         config=config,
         paths=paths,
         db=db,
         sessions=SessionStore(db, load_or_create_secret(paths.cookie_secret)),
-        authenticator=make_authenticator(config, db),
-        proxy=TraefikProxy(paths, config, find_traefik()),
+        authenticator=authenticator or make_authenticator(config, db),
+        proxy=proxy,
         jupyterhub_version=compat.installed_jupyterhub_version(user_env),
         mode=mode,
+        spawner=spawner,
+        traefik=proxy_runner,
+        ensure_account=ensure_account or accounts.ensure_account,
     )
     app = web.Application(middlewares=[metrics.measure, middleware.hub_headers, middleware.errors])
     app["hub"] = hub
@@ -122,24 +137,19 @@ async def _lifetime(app):
     hub = app["hub"]
     config = hub.config
     http = aiohttp.ClientSession()
-    if hub.mode == "systemd":
-        spawner = SystemdSpawner(os.path.join(hub.paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
-        traefik = TraefikUnit(hub.proxy)
-    else:
-        spawner = ProcessSpawner()
-        traefik = TraefikSupervisor(hub.proxy)
-    hub.traefik = traefik
+    traefik = hub.traefik
     hub.servers = ServerManager(
         config=config,
         paths=hub.paths,
         db=hub.db,
-        spawner=spawner,
+        spawner=hub.spawner,
         proxy=hub.proxy,
         authenticator=hub.authenticator,
         hub_api_url=f"http://127.0.0.1:{config['hub']['port']}/hub/api",
         http=http,
         plugins=plugin_manager(),
         metrics=hub.metrics,
+        ensure_account=hub.ensure_account,
     )
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
     hub.services = hub.service_manager.services

@@ -79,7 +79,8 @@ class ServerManager:
     poll_interval = 5.0
     ready_poll_interval = 0.02  # a refused loopback connect is cheap; a coarse poll adds latency
 
-    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins, metrics):
+    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins, metrics,
+                 ensure_account=accounts.ensure_account):
         self.config = config
         self.paths = paths
         self.db = db
@@ -90,6 +91,7 @@ class ServerManager:
         self.http = http
         self.plugins = plugins
         self.metrics = metrics
+        self.ensure_account = ensure_account
         self.admission = Admission(config["spawner"]["concurrent_starts"] or os.cpu_count() or 1)
         self.progress = {}  # user -> Progress of the latest spawn
         self.tasks = {}  # user -> running start/stop task
@@ -216,7 +218,7 @@ class ServerManager:
             username = self.authenticator.system_username(name)
             await progress.emit(10, f"Preparing the Unix account {username}")
             try:
-                account, created = await accounts.ensure_account(
+                account, created = await self.ensure_account(
                     username,
                     admin=bool(user_row["admin"]),
                     extra_groups=self._extra_groups(name),

@@ -48,11 +48,12 @@ async def json_body(request, required=True):
     return data
 
 
-def user_row(request, scope):
-    """(Identity, users row) for the `{name}` in the URL, checking `scope` on that user."""
+def user_row(request, scope, server=None):
+    """(Identity, users row) for the `{name}` in the URL, checking `scope` on that user
+    (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
     name = request.match_info["name"]
     db = request.app["hub"].db
-    identity = require(request, scope, user=name, user_groups=groups.names_of_user(db, name))
+    identity = require(request, scope, user=name, server=server, user_groups=groups.names_of_user(db, name))
     row = users.user_model_row(db, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")

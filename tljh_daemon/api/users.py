@@ -89,7 +89,7 @@ async def list_users(request):
     if column is None:
         raise web.HTTPBadRequest(text=f"sort must be 'id', 'name', or 'last_activity', not {sort!r}")
     direction = "DESC" if sort.startswith("-") else "ASC"
-    # NULLs last ascending, first descending (as JupyterHub); rowid and name are never NULL,
+    # NULL sorts lowest (first ascending, last descending, as SQLite orders it); rowid and name are never NULL,
     # and ordering plainly by them lets SQLite walk an index instead of sorting every row.
     nulls = f"({column} {'IS NULL' if direction == 'DESC' else 'IS NOT NULL'}), " if column == "last_activity" else ""
     clause = f" WHERE {' AND '.join(where)}" if where else ""

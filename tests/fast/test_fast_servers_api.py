@@ -1,0 +1,251 @@
+"""Server start/stop, the progress event stream, activity reports and spawn failures,
+through ServerManager's real code path (the spawner only is fake)."""
+
+import json
+
+from tljh_daemon import tokens
+
+
+async def _events(hub, name, token):
+    """The progress stream of `name`'s server, read to its end."""
+    async with hub.api("GET", f"/users/{name}/server/progress", token) as resp:
+        assert resp.status == 200, await resp.text()
+        assert resp.headers["Content-Type"] == "text/event-stream"
+        text = await resp.text()
+    return [json.loads(line[len("data: "):]) for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def test_start_stop_and_routes(hub):
+    token = hub.token("alice")
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    events = await _events(hub, "alice", token)
+    assert events[-1]["ready"] is True and events[-1]["url"] == "/user/alice/"
+    assert [e["progress"] for e in events] == sorted(e["progress"] for e in events)
+    assert hub.hub.servers.state("alice") == "running"
+    assert hub.proxy.routes["/user/alice/"].startswith("http://127.0.0.1:")
+    async with hub.api("GET", "/users/alice", token) as resp:
+        model = await resp.json()
+    assert model["server"] == "/user/alice/" and model["pending"] is None
+    assert model["servers"][""]["ready"] is True
+    assert model["servers"][""]["progress_url"] == "/hub/api/users/alice/server/progress"
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 400
+        assert "already running" in (await resp.json())["message"]
+    async with hub.api("DELETE", "/users/alice/server", token) as resp:
+        assert resp.status == 204
+    assert hub.hub.servers.state("alice") == "stopped"
+    assert "/user/alice/" not in hub.proxy.routes
+    assert hub.spawner.stopped == ["alice"]
+    async with hub.api("DELETE", "/users/alice/server", token) as resp:
+        assert resp.status == 204  # stopping a stopped server is fine
+    async with hub.api("GET", "/users/alice/server/progress", token) as resp:
+        assert resp.status == 400  # nothing to report for a stopped server
+
+
+async def test_spawn_request_carries_the_hub_contract(hub):
+    token = hub.token("alice")
+    await hub.start_server("alice", token)
+    (request,) = hub.spawner.requests
+    env = request.env
+    assert request.username == "jupyter-alice" and request.user == "alice"
+    assert env["JUPYTERHUB_USER"] == "alice"
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/user/alice/"
+    assert env["JUPYTERHUB_CLIENT_ID"] == "jupyterhub-user-alice"
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == "/user/alice/oauth_callback"
+    assert env["JUPYTERHUB_DEFAULT_URL"] == "/lab"
+    assert env["JUPYTERHUB_ACTIVITY_URL"].endswith("/hub/api/users/alice/activity")
+    # The server's token works for its own identity, only with the server role's scopes.
+    row = tokens.lookup(hub.db, env["JUPYTERHUB_API_TOKEN"])
+    assert row["kind"] == "server" and row["user"] == "alice"
+    async with hub.api("GET", "/user", env["JUPYTERHUB_API_TOKEN"]) as resp:
+        assert resp.status == 200
+        assert set((await resp.json())["scopes"]) == tokens.scopes_of(row)
+    async with hub.api("GET", "/users", env["JUPYTERHUB_API_TOKEN"]) as resp:
+        assert resp.status == 403
+    # Stopping revokes it.
+    async with hub.api("DELETE", "/users/alice/server", token) as resp:
+        assert resp.status == 204
+    assert tokens.lookup(hub.db, env["JUPYTERHUB_API_TOKEN"]) is None
+
+
+async def test_account_step_gets_admin_and_extra_groups(start_hub):
+    hub = await start_hub({"users": {"extra_user_groups": {"teachers": ["tina"], "other": ["x"]}}})
+    await hub.start_server("tina", hub.token("tina", admin=True))
+    assert hub.accounts.calls == [("jupyter-tina", True, ["teachers"], True)]
+
+
+async def test_default_app_and_public_url_env(start_hub, tmp_path):
+    hub = await start_hub({"user_environment": {"default_app": "classic"}})
+    await hub.start_server("alice", hub.token("alice"))
+    assert hub.spawner.requests[0].env["JUPYTERHUB_DEFAULT_URL"] == "/tree"
+    assert "JUPYTERHUB_PUBLIC_URL" not in hub.spawner.requests[0].env
+
+
+async def test_start_while_pending_is_400_and_stop_cancels(hub):
+    hub.spawner.never_answer = True
+    token = hub.token("alice")
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    assert hub.hub.servers.state("alice") == "pending"
+    async with hub.api("GET", "/users/alice", token) as resp:
+        assert (await resp.json())["pending"] == "spawn"
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 400
+        assert "pending" in (await resp.json())["message"]
+    async with hub.api("DELETE", "/users/alice/server", token) as resp:
+        assert resp.status in (202, 204)
+    await hub.wait_for_state("alice", "failed")
+    assert "/user/alice/" not in hub.proxy.routes
+    assert hub.spawner.running == {}
+
+
+async def test_concurrent_spawn_limit_is_429_with_retry_after(start_hub):
+    hub = await start_hub({"spawner": {"concurrent_spawn_limit": 1}})
+    hub.spawner.never_answer = True
+    async with hub.api("POST", "/users/a/server", hub.token("a")) as resp:
+        assert resp.status == 202
+    async with hub.api("POST", "/users/b/server", hub.token("b")) as resp:
+        assert resp.status == 429
+        assert 5 <= int(resp.headers["Retry-After"]) <= 15
+        assert "Too many" in (await resp.json())["message"]
+    assert hub.hub.servers.state("b") == "stopped"
+
+
+async def test_named_servers_are_refused(hub):
+    token = hub.token("alice")
+    for method in ("POST", "DELETE"):
+        async with hub.api(method, "/users/alice/servers/extra", token) as resp:
+            assert resp.status == 400
+            assert "Named servers" in (await resp.json())["message"]
+
+
+async def test_users_cannot_start_or_stop_others(hub):
+    hub.add_user("bob")
+    alice = hub.token("alice")
+    for method in ("POST", "DELETE"):
+        async with hub.api(method, "/users/bob/server", alice) as resp:
+            assert resp.status == 404
+    assert hub.spawner.requests == []
+
+
+async def test_admin_starts_and_stops_anyone(hub):
+    admin = hub.token("boss", admin=True)
+    hub.add_user("bob")
+    await hub.start_server("bob", admin)
+    async with hub.api("DELETE", "/users/bob/server", admin) as resp:
+        assert resp.status == 204
+    assert hub.spawner.stopped == ["bob"]
+
+
+async def test_spawn_failure_is_reported_and_retry_works(hub):
+    token = hub.token("alice")
+    hub.spawner.fail_start = "the quota is exhausted"
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    events = await _events(hub, "alice", token)
+    assert events[-1]["failed"] is True
+    assert "the quota is exhausted" in events[-1]["message"]
+    assert hub.hub.servers.row("alice")["message"] == "the quota is exhausted"
+    assert hub.proxy.routes == {}
+    assert hub.db.one("SELECT COUNT(*) FROM api_tokens WHERE user='alice' AND kind='server'")[0] == 0
+    # A failed server is not "running" in the model, and the next start goes through.
+    async with hub.api("GET", "/users/alice", token) as resp:
+        assert (await resp.json())["servers"] == {}
+    hub.spawner.fail_start = None
+    await hub.start_server("alice", token)
+    assert "/user/alice/" in hub.proxy.routes
+
+
+async def test_server_exiting_before_ready_reports_log_tail(hub):
+    token = hub.token("alice")
+    hub.spawner.exit_on_start = "exited with status 1"
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    events = await _events(hub, "alice", token)
+    assert events[-1]["failed"] is True
+    assert "exited with status 1" in events[-1]["message"]
+    assert "ImportError" in events[-1]["message"]  # the last lines of the server's log
+
+
+async def test_start_timeout_names_the_config_key(start_hub):
+    hub = await start_hub({"spawner": {"start_timeout": 0.3}})
+    hub.spawner.never_answer = True
+    token = hub.token("alice")
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    events = await _events(hub, "alice", token)
+    assert events[-1]["failed"] is True
+    assert "spawner.start_timeout" in events[-1]["message"]
+    assert "alice" in hub.spawner.stopped  # the half-started server was stopped
+
+
+async def test_missing_singleuser_and_account_errors_fail_clearly(hub, user_env_dir):
+    import os
+    token = hub.token("alice")
+    hub.accounts.fail = "useradd failed: no space left"
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    events = await _events(hub, "alice", token)
+    assert "useradd failed" in events[-1]["message"]
+    hub.accounts.fail = None
+    os.unlink(os.path.join(user_env_dir, "bin", "jupyterhub-singleuser"))
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    events = await _events(hub, "alice", token)
+    assert "user_environment.path" in events[-1]["message"]
+    assert hub.spawner.requests == []
+
+
+async def test_progress_replay_after_the_fact(hub):
+    token = hub.token("alice")
+    await hub.start_server("alice", token)
+    first = await _events(hub, "alice", token)
+    again = await _events(hub, "alice", token)
+    assert first == again  # replayable from the start
+    assert first[0]["message"] == "Server requested"
+    hub.hub.servers.progress.clear()  # as after a daemon restart
+    (event,) = await _events(hub, "alice", token)
+    assert event["ready"] is True and event["progress"] == 100
+
+
+async def test_server_dying_is_noticed(hub):
+    token = hub.token("alice")
+    await hub.start_server("alice", token)
+    await hub.spawner.exit("alice", "killed by signal 9")
+    await hub.hub.servers.check_running()
+    assert hub.hub.servers.state("alice") == "stopped"
+    assert hub.hub.servers.row("alice")["message"] == "killed by signal 9"
+    assert "/user/alice/" not in hub.proxy.routes
+
+
+async def test_activity_moves_forward_only(hub):
+    token = hub.token("alice")
+    await hub.start_server("alice", token)
+    server_token = hub.spawner.requests[0].env["JUPYTERHUB_API_TOKEN"]
+    stamp, older = "2030-01-02T03:04:05.000000Z", "2029-01-01T00:00:00.000000Z"
+    body = {"last_activity": stamp, "servers": {"": {"last_activity": stamp}}}
+    async with hub.api("POST", "/users/alice/activity", server_token, json=body) as resp:
+        assert resp.status == 204
+    async with hub.api("POST", "/users/alice/activity", server_token, json={"last_activity": older}) as resp:
+        assert resp.status == 204
+    async with hub.api("GET", "/users/alice", token) as resp:
+        model = await resp.json()
+    assert model["last_activity"] == stamp
+    assert model["servers"][""]["last_activity"] == stamp
+    hub.add_user("bob")
+    async with hub.api("POST", "/users/bob/activity", server_token, json={"last_activity": stamp}) as resp:
+        assert resp.status in (403, 404)
+
+
+async def test_activity_rejects_bad_bodies(hub):
+    token = hub.token("alice")
+    await hub.start_server("alice", token)
+    bad = [{"last_activity": "yesterday"}, {"last_activity": 5}, {"servers": []},
+           {"servers": {"": {}}}, {"servers": {"other": {"last_activity": "2030-01-01T00:00:00Z"}}}]
+    for body in bad:
+        async with hub.api("POST", "/users/alice/activity", token, json=body) as resp:
+            assert resp.status == 400, body
+            assert (await resp.json())["message"], body
+    async with hub.api("POST", "/users/alice/activity", token) as resp:
+        assert resp.status == 400  # a body is required
