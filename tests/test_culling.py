@@ -2,6 +2,7 @@
 built-in culler. A server whose activity is reported keeps running."""
 
 import os
+import subprocess
 import threading
 import time
 
@@ -37,11 +38,18 @@ class ActivityReporter(threading.Thread):
                           headers=self.headers, timeout=5)
 
 
-def admin_token(hub, name):
+#: the scopes jupyterhub-idle-culler's README tells admins to grant it, and nothing more
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+def admin_token(hub, name, scopes=None):
     client = HubClient(hub.url)
     client.login(name, "pw")
     xsrf = next(c.value for c in client.cookies if c.name == "_xsrf")
-    return client.post(client.url(f"/hub/api/users/{name}/tokens"), json={}, headers={"X-XSRFToken": xsrf}).json()["token"]
+    body = {} if scopes is None else {"scopes": scopes}
+    r = client.post(client.url(f"/hub/api/users/{name}/tokens"), json=body, headers={"X-XSRFToken": xsrf})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
 
 
 def wait_until_stopped(hub, token, name, timeout):
@@ -54,38 +62,50 @@ def wait_until_stopped(hub, token, name, timeout):
     return False
 
 
-@pytest.mark.parametrize("culler", ["jupyterhub-idle-culler", "built-in"])
-def test_idle_server_is_culled_and_active_one_kept(make_hub, user_env, run_id, unix_accounts, culler):
-    admin, idle, busy = (f"{run_id}-{r}{culler[:1]}" for r in ("admin", "idle", "busy"))
+@pytest.mark.parametrize("culler", ["jupyterhub-idle-culler", "external-idle-culler", "built-in"])
+def test_idle_server_is_culled_and_active_one_kept(make_hub, user_env, run_id, unix_accounts, culler, tmp_path):
+    """The real jupyterhub-idle-culler runs with exactly its README's scopes, as a managed service
+    and as an outside program with an API token."""
+    admin, idle, busy = (f"{run_id}-{r}{culler[:2]}" for r in ("admin", "idle", "busy"))
     unix_accounts.extend(f"jupyter-{n}" for n in (idle, busy))
     config = {"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
               "users": {"admin": [admin]}, "user_environment": {"path": user_env}}
     if culler == "built-in":
         config["services"] = {"cull": {"timeout": 4, "every": 1}}
     else:
-        config["services"] = {
-            "cull": {"enabled": False},
-            "idle-culler": {
-                "command": [os.path.join(user_env, "bin", "python"), "-m", "jupyterhub_idle_culler",
-                            "--timeout=4", "--cull-every=1"],
-                "admin": True,
-            },
-        }
+        config["services"] = {"cull": {"enabled": False}}
+    culler_command = [os.path.join(user_env, "bin", "python"), "-m", "jupyterhub_idle_culler",
+                      "--timeout=4", "--cull-every=1"]
+    if culler == "jupyterhub-idle-culler":
+        config["services"]["idle-culler"] = {"command": culler_command, "scopes": CULLER_SCOPES}
     hub = make_hub(config)
     token = admin_token(hub, admin)
     start_servers(hub, [idle, busy])
+    external = None
+    log_path = os.path.join(hub.prefix, "state", "logs", "service-idle-culler.log")
+    if culler == "external-idle-culler":
+        log_path = str(tmp_path / "culler.log")
+        env = {"PATH": os.environ["PATH"], "JUPYTERHUB_API_TOKEN": admin_token(hub, admin, CULLER_SCOPES)}
+        with open(log_path, "wb") as log_file:
+            external = subprocess.Popen([*culler_command, f"--url={hub.url}/hub/api"], env=env,
+                                        stdout=log_file, stderr=subprocess.STDOUT)
     reporter = ActivityReporter(hub, token, busy)
     reporter.start()
     try:
-        assert wait_until_stopped(hub, token, idle, timeout=30), f"{culler} did not stop the idle server"
+        assert wait_until_stopped(hub, token, idle, timeout=60), f"{culler} did not stop the idle server"
         time.sleep(2)
         busy_model = requests.get(f"{hub.url}/hub/api/users/{busy}", headers={"Authorization": f"token {token}"}).json()
         assert busy_model["servers"][""]["ready"] is True, "the active server must keep running"
     finally:
         reporter.stopped.set()
-    if culler == "jupyterhub-idle-culler":
-        services = requests.get(f"{hub.url}/hub/api/services", headers={"Authorization": f"token {token}"}).json()
-        assert services["idle-culler"]["pid"] > 0
-        with open(os.path.join(hub.prefix, "state", "logs", "service-idle-culler.log")) as f:
+        if external is not None:
+            external.terminate()
+            external.wait(30)
+    if culler != "built-in":
+        if external is None:
+            services = requests.get(f"{hub.url}/hub/api/services", headers={"Authorization": f"token {token}"}).json()
+            assert services["idle-culler"]["pid"] > 0
+        with open(log_path) as f:
             log = f.read()
-        assert f"Culling server {idle}" in log and busy not in log.split("Culling server")[-1]
+        assert f"Culling server {idle}" in log and busy not in log.split("Culling server")[-1], log
+        assert " 403 " not in log and " 404 " not in log and "Traceback" not in log, log

@@ -149,6 +149,36 @@ def test_token_lifecycle_expiry_and_narrow_scopes(bob, hub, names):
     assert bob.get(f"/users/{me}/tokens/{narrow['id']}").status_code == 404
 
 
+def test_scope_hierarchy_and_models_filtered_by_scope(admin, hub, names):
+    """JupyterHub 6's scopes: `list:users` shows names only, `read:servers` adds servers,
+    `delete:servers` stops but does not start, `start:servers` starts."""
+    carl = names["carl"]
+    admin.post(f"/users/{carl}")
+
+    def token(*scopes):
+        r = admin.post(f"/users/{names['admin']}/tokens", json={"scopes": list(scopes)})
+        assert r.status_code == 201, r.text
+        return Api(hub, r.json()["token"])
+
+    lister = token("list:users")
+    listed = lister.get("/users").json()
+    assert listed and all(set(u) == {"kind", "name", "admin"} for u in listed), listed
+    assert set(lister.get(f"/users/{carl}").json()) == {"kind", "name", "admin"}
+    assert set(token("read:servers").get(f"/users/{carl}").json()) == {"kind", "name", "admin", "servers"}
+    assert set(token("read:users:activity", "list:users").get(f"/users/{carl}").json()) == {
+        "kind", "name", "admin", "last_activity"}
+    assert "servers" in admin.get(f"/users/{carl}").json()
+
+    stopper = token("delete:servers", "list:users")
+    assert stopper.delete(f"/users/{carl}/server").status_code == 204  # not running: nothing to do
+    refused = stopper.post(f"/users/{carl}/server")
+    assert refused.status_code == 403 and "start:servers" in refused.json()["message"]
+    assert token("delete:servers").post(f"/users/{carl}/server").status_code == 404  # cannot even see carl
+    assert token("start:servers", "list:users").delete(f"/users/{carl}/server").status_code == 403
+    me = lister.get("/user").json()
+    assert me["name"] == names["admin"] and me["scopes"] == ["list:users"] and "groups" in me
+
+
 def test_groups_and_group_filtered_scopes(admin, hub, names, run_id):
     group = f"{run_id}-class"
     assert admin.post(f"/groups/{group}", json={"users": [names["bob"]]}).status_code == 201

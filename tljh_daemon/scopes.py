@@ -2,28 +2,49 @@
 
 A held scope is `name` or `name!filter` where the filter is `user=<u>`,
 `server=<u>/<server>` or `group=<g>`. Broader scopes imply narrower ones
-(e.g. `admin:servers` implies `servers` implies `read:servers`).
+(e.g. `admin:servers` implies `servers` implies `start:servers` and `delete:servers`).
 """
 
+import functools
+
+#: JupyterHub 6's scope hierarchy: each scope and the narrower scopes it directly implies.
 IMPLIES = {
-    "admin:users": {"users", "read:users", "users:activity", "read:users:activity", "read:users:name", "read:users:groups"},
-    "users": {"read:users", "users:activity", "read:users:activity", "read:users:name", "read:users:groups"},
+    "admin:users": {"admin:auth_state", "users", "read:roles:users", "delete:users"},
+    "users": {"read:users", "list:users", "users:activity"},
+    "list:users": {"read:users:name"},
     "read:users": {"read:users:name", "read:users:groups", "read:users:activity"},
+    "read:roles": {"read:roles:users", "read:roles:services", "read:roles:groups"},
     "users:activity": {"read:users:activity"},
-    "admin:servers": {"servers", "read:servers", "admin:server_state"},
-    "servers": {"read:servers"},
+    "admin:servers": {"admin:server_state", "servers"},
+    "servers": {"read:servers", "start:servers", "delete:servers"},
+    "read:servers": {"read:users:name"},
     "tokens": {"read:tokens"},
-    "admin:groups": {"groups", "read:groups", "read:groups:name"},
-    "groups": {"read:groups", "read:groups:name"},
+    "admin:groups": {"groups", "read:roles:groups", "delete:groups"},
+    "groups": {"read:groups", "list:groups"},
+    "list:groups": {"read:groups:name"},
     "read:groups": {"read:groups:name"},
-    "list:users": set(),
+    "admin:services": {"list:services", "read:services", "read:roles:services"},
+    "list:services": {"read:services:name"},
     "read:services": {"read:services:name"},
+    "users:shares": {"read:users:shares"},
+    "groups:shares": {"read:groups:shares"},
+    "shares": {"read:shares"},
 }
 
 #: every scope name this hub knows (a token cannot be given anything else)
 KNOWN = set(IMPLIES) | {s for implied in IMPLIES.values() for s in implied} | {
     "self", "inherit", "access:servers", "access:services", "read:hub", "admin-ui", "proxy",
-    "shutdown", "read:metrics", "list:services", "list:groups", "delete:servers", "delete:groups",
+    "shutdown", "read:metrics",
+}
+
+#: which fields of a user model each scope lets the holder read (as JupyterHub filters them)
+USER_MODEL_FIELDS = {
+    "read:users": {"kind", "name", "admin", "roles", "groups", "server", "pending", "created", "last_activity"},
+    "read:users:name": {"kind", "name", "admin"},
+    "read:users:groups": {"kind", "name", "groups"},
+    "read:users:activity": {"kind", "name", "last_activity"},
+    "read:servers": {"kind", "name", "servers"},
+    "read:roles:users": {"kind", "name", "roles", "admin"},
 }
 
 
@@ -32,14 +53,15 @@ def role_scopes(name, admin):
     own = {
         f"{scope}!user={name}"
         for scope in ("users", "servers", "access:servers", "tokens", "read:users", "read:servers",
-                      "delete:servers")
+                      "delete:servers", "start:servers")
     }
     own.add("access:services")  # as in JupyterHub: users may use the hub's services
     if admin:
         return own | {
             "admin:users", "admin:servers", "access:servers", "tokens", "admin:groups", "list:users",
             "read:hub", "admin-ui", "proxy", "shutdown", "read:metrics", "list:services", "read:services",
-            "access:services", "list:groups", "delete:servers", "delete:groups",
+            "access:services", "list:groups", "delete:servers", "delete:groups", "delete:users",
+            "start:servers",
         }
     return own
 
@@ -58,6 +80,7 @@ def access_scopes(name, server=""):
     return [f"access:servers!server={name}/{server}", f"access:servers!user={name}"]
 
 
+@functools.lru_cache(maxsize=4096)
 def _expand(scope):
     base, _, flt = scope.partition("!")
     names = {base}
@@ -67,7 +90,12 @@ def _expand(scope):
             if implied not in names:
                 names.add(implied)
                 frontier.append(implied)
-    return names, flt
+    return frozenset(names), flt
+
+
+def identify_scopes(name):
+    """What any token of `name` may read about its owner on /hub/api/user (as in JupyterHub)."""
+    return {f"read:users:name!user={name}", f"read:users:groups!user={name}"}
 
 
 def allows(held, needed, *, user=None, server=None, group=None, user_groups=(), service=None):

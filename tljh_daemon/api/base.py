@@ -21,14 +21,16 @@ def authenticated(request):
     return identity
 
 
-def require(request, scope, *, user=None, server=None, group=None, user_groups=()):
+def require(request, *scopes, user=None, server=None, group=None, user_groups=()):
+    """The caller's Identity if it holds any of `scopes` for the target (JupyterHub's needs_scope)."""
     identity = authenticated(request)
     target = dict(user=user, server=server, group=group, user_groups=user_groups)
-    if not identity.can(scope, **target):
+    if not any(identity.can(scope, **target) for scope in scopes):
         if user is not None and not identity.can("read:users:name", user=user, user_groups=user_groups):
             # Do not reveal whether the user exists.
             raise web.HTTPNotFound(text="No such user")
-        raise web.HTTPForbidden(text=f"Action is not authorized with current scopes; requires any of [{scope}]")
+        raise web.HTTPForbidden(
+            text=f"Action is not authorized with current scopes; requires any of [{', '.join(scopes)}]")
     return identity
 
 
@@ -48,12 +50,12 @@ async def json_body(request, required=True):
     return data
 
 
-def user_row(request, scope, server=None):
-    """(Identity, users row) for the `{name}` in the URL, checking `scope` on that user
+def user_row(request, *scopes, server=None):
+    """(Identity, users row) for the `{name}` in the URL, checking any of `scopes` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
     name = request.match_info["name"]
     db = request.app["hub"].db
-    identity = require(request, scope, user=name, server=server, user_groups=groups.names_of_user(db, name))
+    identity = require(request, *scopes, user=name, server=server, user_groups=groups.names_of_user(db, name))
     row = users.user_model_row(db, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")

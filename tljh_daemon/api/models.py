@@ -1,6 +1,7 @@
 """JSON models of users and servers, shaped like JupyterHub's REST API."""
 
 from .. import groups
+from ..scopes import USER_MODEL_FIELDS
 from ..servers import server_prefix, url_name
 
 
@@ -58,3 +59,15 @@ def user_models(hub, rows, include_stopped=False):
                    group_names=memberships.get(row["name"], []))
         for row in rows
     ]
+
+
+def visible_fields(identity, model):
+    """`model` with only the fields `identity`'s scopes let it read about that user (JupyterHub's
+    filtering: e.g. `list:users` alone shows names, `read:servers` adds the servers)."""
+    target = {"user": model["name"], "user_groups": model.get("groups", ())}
+    allowed = set()
+    for scope, fields in USER_MODEL_FIELDS.items():
+        extra = {"server": ""} if scope == "read:servers" else {}
+        if identity.can(scope, **target, **extra):
+            allowed |= fields
+    return {key: value for key, value in model.items() if key in allowed}

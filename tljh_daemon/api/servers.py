@@ -54,7 +54,7 @@ async def activity(request):
 
 @routes.post("/hub/api/users/{name}/server")
 async def start_server(request):
-    _, row = user_row(request, "servers", server="")
+    _, row = user_row(request, "start:servers", server="")
     hub = request.app["hub"]
     await json_body(request, required=False)  # user options: none supported yet
     state = hub.servers.state(row["name"])
@@ -77,7 +77,7 @@ async def start_server(request):
 
 @routes.delete("/hub/api/users/{name}/server")
 async def stop_server(request):
-    _, row = user_row(request, "servers", server="")
+    _, row = user_row(request, "delete:servers", server="")
     hub = request.app["hub"]
     if hub.servers.state(row["name"]) in ("stopped", "failed"):
         return web.Response(status=204)
@@ -131,5 +131,6 @@ async def progress(request):
 @routes.post("/hub/api/users/{name}/servers/{server}")
 @routes.delete("/hub/api/users/{name}/servers/{server}")
 async def named_server(request):
-    user_row(request, "servers", server=request.match_info["server"])
+    user_row(request, "start:servers" if request.method == "POST" else "delete:servers",
+             server=request.match_info["server"])
     raise web.HTTPBadRequest(text="Named servers are not enabled on this hub; use /users/{name}/server")

@@ -1,17 +1,22 @@
 """/hub/api/user and /hub/api/users: who am I, list, create, read, change, delete users."""
 
+import dataclasses
+
 from aiohttp import web
 
-from .. import users
+from .. import scopes, users
 from ..users import InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row
-from .models import user_model, user_models
+from .models import user_model, user_models, visible_fields
 
 routes = web.RouteTableDef()
 
 PAGINATION_TYPE = "application/jupyterhub-pagination+json"
 PAGE_DEFAULT_LIMIT = 50
 PAGE_MAX_LIMIT = 200
+#: reading one user needs any of these (JupyterHub's GET /users/{name})
+READ_USER_SCOPES = ("read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity",
+                    "read:roles:users")
 SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
 STATES = {
     "active": "EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ('pending', 'running', 'stopping'))",
@@ -58,7 +63,10 @@ async def current_user(request):
     if identity.kind == "service":
         return web.json_response({**hub.services[identity.name].model(), "scopes": sorted(identity.scopes)})
     row = users.user_model_row(hub.db, identity.name)
-    return web.json_response(user_model(hub, row, scopes=identity.scopes))
+    model = user_model(hub, row)
+    # Any token may identify its owner (name, groups); the rest follows its scopes.
+    reader = dataclasses.replace(identity, scopes=identity.scopes | scopes.identify_scopes(identity.name))
+    return web.json_response({**visible_fields(reader, model), "scopes": sorted(identity.scopes)})
 
 
 @routes.get("/hub/api/users")
@@ -99,7 +107,7 @@ async def list_users(request):
         (*params, limit, offset),
     )
     stopped = _flag(request, "include_stopped_servers")
-    items = user_models(hub, rows, include_stopped=stopped)
+    items = [visible_fields(identity, model) for model in user_models(hub, rows, include_stopped=stopped)]
     return paginated_response(request, items, offset, limit, total, paginated)
 
 
@@ -134,9 +142,10 @@ async def create_users(request):
 
 @routes.get("/hub/api/users/{name}")
 async def get_user(request):
-    _, row = user_row(request, "read:users")
+    identity, row = user_row(request, *READ_USER_SCOPES)
     hub = request.app["hub"]
-    return web.json_response(user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers")))
+    model = user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"))
+    return web.json_response(visible_fields(identity, model))
 
 
 @routes.post("/hub/api/users/{name}")
@@ -173,7 +182,7 @@ async def modify_user(request):
 
 @routes.delete("/hub/api/users/{name}")
 async def delete_user(request):
-    identity, row = user_row(request, "admin:users")
+    identity, row = user_row(request, "delete:users")
     hub = request.app["hub"]
     name = row["name"]
     if name == identity.name:
