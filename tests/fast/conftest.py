@@ -86,8 +86,9 @@ class Browser:
 class FastHub:
     """The hub under test, its fakes, and helpers to act as users, tokens and browsers."""
 
-    def __init__(self, client, spawner, proxy, proxy_runner, accounts):
+    def __init__(self, client, spawner, proxy, proxy_runner, accounts, prefix):
         self.client = client
+        self.prefix = prefix
         self.spawner = spawner
         self.proxy = proxy
         self.proxy_runner = proxy_runner
@@ -160,19 +161,20 @@ async def start_hub(aiohttp_client, tmp_path, user_env_dir):
     """Factory: the hub application with config overrides (merged over BASE_CONFIG)."""
     hubs = []
 
-    async def start(config=None, **fakes):
-        paths = Paths(str(tmp_path / f"prefix{len(hubs)}"))
-        os.makedirs(paths.prefix)
+    async def start(config=None, *, spawner=None, prefix=None):
+        """`spawner` and `prefix` of an earlier hub: a restart of that hub (servers keep running)."""
+        paths = Paths(prefix or str(tmp_path / f"prefix{len(hubs)}"))
+        os.makedirs(paths.prefix, exist_ok=True)
         overrides = config_mod.merge({"user_environment": {"path": user_env_dir}}, config or {})
         settings = write_config(paths, overrides)
         paths.ensure()
-        spawner = fakes.get("spawner") or FakeSpawner()
-        proxy = fakes.get("proxy") or FakeProxy(settings, paths)
+        spawner = spawner or FakeSpawner()
+        proxy = FakeProxy(settings, paths)
         runner = FakeProxyRunner()
         accounts = FakeAccounts(str(tmp_path / "home"))
         app = make_app(settings, paths, spawner=spawner, proxy=proxy, proxy_runner=runner,
                        ensure_account=accounts)
-        hub = FastHub(await aiohttp_client(app), spawner, proxy, runner, accounts)
+        hub = FastHub(await aiohttp_client(app), spawner, proxy, runner, accounts, paths.prefix)
         hubs.append(hub)
         return hub
 
