@@ -132,13 +132,17 @@ class FastHub:
             assert resp.status == 302, f"login of {name} failed with {resp.status}"
         return browser
 
-    async def wait_for_state(self, name, state, timeout=10):
+    async def wait_for(self, condition, what, timeout=10):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.hub.servers.state(name) != state:
+        while not condition():
             if loop.time() > deadline:
-                raise AssertionError(f"{name}'s server is {self.hub.servers.state(name)}, not {state}")
+                raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.01)
+
+    async def wait_for_state(self, name, state, timeout=10):
+        await self.wait_for(lambda: self.hub.servers.state(name) == state,
+                            f"{name}'s server to be {state} (it is {self.hub.servers.state(name)})", timeout)
 
     async def start_server(self, name, token):
         async with self.api("POST", f"/users/{name}/server", token) as resp:
