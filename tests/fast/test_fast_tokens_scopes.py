@@ -171,3 +171,47 @@ def test_scope_validation_and_subsets():
     assert scopes.subset_of(["read:users!user=a"], {"users!user=a"})
     assert not scopes.subset_of(["read:users"], {"users!user=a"})
     assert scopes.subset_of(["read:users"], {"admin:users"})
+
+
+async def test_user_models_show_only_what_the_scopes_allow(hub):
+    hub.add_user("alice")
+    await hub.start_server("alice", hub.token("boss", admin=True))
+    lister = hub.token("lister", ["list:users"])
+    async with hub.api("GET", "/users", lister) as resp:
+        assert resp.status == 200
+        alice = next(u for u in await resp.json() if u["name"] == "alice")
+    assert set(alice) == {"kind", "name", "admin"}  # names only: no servers, no activity
+    watcher = hub.token("watcher", ["list:users", "read:servers", "read:users:activity"])
+    async with hub.api("GET", "/users", watcher) as resp:
+        alice = next(u for u in await resp.json() if u["name"] == "alice")
+    assert alice["servers"][""]["ready"] is True
+    assert "last_activity" in alice and "groups" not in alice
+
+
+async def test_start_and_stop_are_separate_scopes(hub):
+    hub.add_user("alice")
+    starter = hub.token("starter", ["start:servers!user=alice", "read:users:name!user=alice"])
+    stopper = hub.token("stopper", ["delete:servers!user=alice", "read:users:name!user=alice"])
+    async with hub.api("POST", "/users/alice/server", stopper) as resp:
+        assert resp.status == 403
+    async with hub.api("POST", "/users/alice/server", starter) as resp:
+        assert resp.status == 202
+    await hub.wait_for_state("alice", "running")
+    async with hub.api("DELETE", "/users/alice/server", starter) as resp:
+        assert resp.status == 403
+    async with hub.api("DELETE", "/users/alice/server", stopper) as resp:
+        assert resp.status == 204
+    assert hub.spawner.stopped == ["alice"]
+
+
+async def test_idle_culler_service_scopes_suffice(hub):
+    """jupyterhub-idle-culler's documented scopes: list, read activity and servers, stop servers."""
+    hub.add_user("alice")
+    await hub.start_server("alice", hub.token("boss", admin=True))
+    culler = hub.token("culler", ["list:users", "read:users:activity", "read:servers", "delete:servers"])
+    async with hub.api("GET", "/users?state=ready", culler) as resp:
+        assert [u["name"] for u in await resp.json()] == ["alice"]
+    async with hub.api("DELETE", "/users/alice/server", culler) as resp:
+        assert resp.status == 204
+    async with hub.api("DELETE", "/users/alice", culler) as resp:
+        assert resp.status == 403  # deleting users needs delete:users
