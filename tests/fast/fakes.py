@@ -29,7 +29,8 @@ class FakeSpawner(Spawner):
         self.stopped = []  # users whose server was stopped through stop()
         self.fail_start = None  # a message: start() raises SpawnError with it
         self.exit_on_start = None  # a message: the server "exits" before answering
-        self.never_answer = False  # the server runs but never answers its readiness check
+        self.never_answer = False  # servers run but never answer their readiness check
+        self.silent = set()  # users whose servers never answer (the others do)
         self._pids = itertools.count(900_000)
 
     async def start(self, request):
@@ -43,7 +44,7 @@ class FakeSpawner(Spawner):
             self.ended[request.user] = self.exit_on_start
             return handle
         runner = None
-        if not self.never_answer:
+        if not (self.never_answer or request.user in self.silent):
             url = URL(request.env["JUPYTERHUB_SERVICE_URL"])
             app = web.Application()
 

@@ -249,3 +249,49 @@ async def test_activity_rejects_bad_bodies(hub):
             assert (await resp.json())["message"], body
     async with hub.api("POST", "/users/alice/activity", token) as resp:
         assert resp.status == 400  # a body is required
+
+
+async def _read_until(resp, predicate, timeout=10):
+    """Events of a live progress stream until one matches `predicate`."""
+    import asyncio
+    events = []
+
+    async def read():
+        async for line in resp.content:
+            if line.startswith(b"data: "):
+                events.append(json.loads(line[len(b"data: "):]))
+                if predicate(events[-1]):
+                    return
+
+    await asyncio.wait_for(read(), timeout)
+    return events
+
+
+async def test_busy_machine_queues_starts_and_shows_the_place_in_line(start_hub):
+    hub = await start_hub({"spawner": {"concurrent_starts": 1}})
+    hub.spawner.silent = {"first"}
+    first, second = hub.token("first"), hub.token("second")
+    async with hub.api("POST", "/users/first/server", first) as resp:
+        assert resp.status == 202
+    await hub.wait_for(lambda: hub.spawner.requests, "the first server to be launched")
+    async with hub.api("POST", "/users/second/server", second) as resp:
+        assert resp.status == 202
+    async with hub.api("GET", "/users/second/server/progress", second) as resp:
+        events = await _read_until(resp, lambda e: "queue_position" in e)
+    assert events[-1]["queue_position"] == 1
+    assert "1 server is ahead" in events[-1]["message"]
+    assert [r.user for r in hub.spawner.requests] == ["first"]  # the second waits its turn
+    async with hub.api("DELETE", "/users/first/server", first) as resp:
+        assert resp.status in (202, 204)
+    await hub.wait_for_state("second", "running")  # the freed slot goes to the next in line
+
+
+async def test_progress_streams_live_while_pending(hub):
+    hub.spawner.never_answer = True
+    token = hub.token("alice")
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202
+    async with hub.api("GET", "/users/alice/server/progress", token) as resp:
+        events = await _read_until(resp, lambda e: e["progress"] >= 50)
+    assert events[-1]["message"] == "Waiting for the server to respond"
+    assert not any(e.get("ready") or e.get("failed") for e in events)
