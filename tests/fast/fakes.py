@@ -114,6 +114,9 @@ class FakeProxy:
         if (prefix in self.routes) != present:
             raise TimeoutError(f"route {prefix} is {'missing' if present else 'still there'}")
 
+    async def close(self):
+        pass
+
 
 class FakeProxyRunner:
     """What runs the proxy (TraefikSupervisor / TraefikUnit): here nothing."""

@@ -86,7 +86,7 @@ async def test_services_model_identity_and_route(start_hub):
     assert services["reporter"]["display"] is False and services["reporter"]["admin"] is True
     async with hub.api("GET", "/services", hub.token("alice")) as resp:
         assert resp.status == 403
-    announcer = hub.hub.services["announcer"].token
+    announcer = hub.hub.service_manager.services["announcer"].token
     async with hub.api("GET", "/user", announcer) as resp:
         me = await resp.json()
     assert me["kind"] == "service" and me["name"] == "announcer"
@@ -95,7 +95,7 @@ async def test_services_model_identity_and_route(start_hub):
         assert resp.status == 200
     async with hub.api("POST", "/users/x", announcer) as resp:
         assert resp.status == 403  # only the scopes it was given
-    reporter = hub.hub.services["reporter"].token
+    reporter = hub.hub.service_manager.services["reporter"].token
     async with hub.api("POST", "/users/x", reporter) as resp:
         assert resp.status == 201  # admin services may
 
