@@ -77,7 +77,8 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
              spawner=None, ensure_account=None):
     """The hub application. The daemon passes only config, paths and mode; the fast test tier
     injects a fake spawner, proxy (and its runner) and account step, so no root, Traefik or
-    JupyterLab is needed there."""
+    JupyterLab is needed there. `authenticator` is an Authenticator class (any callable taking
+    config and the database); by default the one `auth.type` names."""
     paths.ensure()
     db = Database(paths.database)
     user_env = config["user_environment"]["path"] or paths.user_env
@@ -92,7 +93,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         paths=paths,
         db=db,
         sessions=SessionStore(db, load_or_create_secret(paths.cookie_secret)),
-        authenticator=authenticator or make_authenticator(config, db),
+        authenticator=(authenticator or make_authenticator)(config, db),
         proxy=proxy,
         jupyterhub_version=compat.installed_jupyterhub_version(user_env),
         mode=mode,

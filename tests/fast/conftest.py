@@ -169,7 +169,7 @@ async def start_hub(aiohttp_client, tmp_path, user_env_dir):
     """Factory: the hub application with config overrides (merged over BASE_CONFIG)."""
     hubs = []
 
-    async def start(config=None, *, spawner=None, prefix=None):
+    async def start(config=None, *, spawner=None, prefix=None, authenticator=None):
         """`spawner` and `prefix` of an earlier hub: a restart of that hub (servers keep running)."""
         paths = Paths(prefix or str(tmp_path / f"prefix{len(hubs)}"))
         os.makedirs(paths.prefix, exist_ok=True)
@@ -181,7 +181,7 @@ async def start_hub(aiohttp_client, tmp_path, user_env_dir):
         runner = FakeProxyRunner()
         accounts = FakeAccounts(str(tmp_path / "home"))
         app = make_app(settings, paths, spawner=spawner, proxy=proxy, proxy_runner=runner,
-                       ensure_account=accounts)
+                       ensure_account=accounts, authenticator=authenticator)
         hub = FastHub(await aiohttp_client(app), spawner, proxy, runner, accounts, paths.prefix)
         hubs.append(hub)
         return hub

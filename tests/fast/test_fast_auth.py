@@ -6,6 +6,7 @@ import bcrypt
 import pytest
 
 from tljh_daemon import sessions
+from tljh_daemon.auth import Authenticator
 
 
 @pytest.fixture
@@ -236,3 +237,32 @@ async def test_xsrf_cookie_is_httponly(hub):
         xsrf = r.cookies["_xsrf"]
         assert xsrf["httponly"] and xsrf["path"] == "/hub/"
         assert xsrf.value in await r.text()  # rendered into the form instead
+
+
+class ReversedNameAuthenticator(Authenticator):
+    """An injected authenticator in PAM's shape: existing accounts only, named like the user."""
+
+    creates_accounts = False
+
+    def system_username(self, name):
+        return name
+
+    async def check_password(self, name, password):
+        return password == name[::-1]
+
+
+async def test_injected_authenticator_and_existing_accounts_only(start_hub):
+    hub = await start_hub(authenticator=ReversedNameAuthenticator)
+    browser = await hub.browser()
+    assert (await browser.login("alice", "alice")).status == 403
+    assert (await browser.login("alice", "ecila")).status == 302
+    async with browser.request("GET", "/hub/spawn"):
+        pass
+    await hub.wait_for_state("alice", "failed")
+    assert "there is no Unix account named 'alice'" in hub.hub.servers.row("alice")["message"]
+    assert hub.accounts.calls[-1] == ("alice", False, [], False)  # never asked to create one
+    hub.accounts.known.add("alice")
+    async with browser.request("GET", "/hub/spawn"):
+        pass
+    await hub.wait_for_state("alice", "running")
+    assert hub.spawner.requests[-1].username == "alice"
