@@ -74,29 +74,88 @@ def tljh_config(prefix, *args):
                           capture_output=True, text=True, timeout=60)
 
 
-def test_inconsistent_https_settings_are_refused(tmp_path, pki):
+def hub_pid(hub):
+    with open(os.path.join(hub.prefix, "state", "daemon.pid")) as f:
+        return int(f.read())
+
+
+def test_tljh_documented_https_sequence_own_certificate(make_hub, pki):
+    """TLJH's how-to, one command at a time: each `set` is accepted; `reload proxy` refuses
+    until the pair is complete, names what is missing and leaves the running hub alone."""
+    hub = make_hub({"auth": {"type": "dummy"}})
+    pid, https_port = hub_pid(hub), free_port()
+    assert tljh_config(hub.prefix, "set", "https.port", str(https_port)).returncode == 0
+    steps = [
+        (("set", "https.enabled", "true"), "https.enabled", "HTTPS needs a certificate"),
+        (("set", "https.tls.key", pki["key"]), "https.tls.cert", "set https.tls.cert too"),
+    ]
+    for args, key, message in steps:
+        done = tljh_config(hub.prefix, *args)
+        assert done.returncode == 0, done.stderr
+        refused = tljh_config(hub.prefix, "reload", "proxy")
+        assert refused.returncode != 0
+        assert key in refused.stderr and message in refused.stderr and "unchanged" in refused.stderr, refused.stderr
+        assert requests.get(hub.url + "/hub/api", timeout=5).status_code == 200
+        assert hub_pid(hub) == pid
+    with pytest.raises(requests.RequestException):
+        requests.get(f"https://127.0.0.1:{https_port}/hub/api", verify=pki["ca"], timeout=2)
+
+    done = tljh_config(hub.prefix, "set", "https.tls.cert", pki["cert"])
+    assert done.returncode == 0, done.stderr
+    reload = tljh_config(hub.prefix, "reload", "proxy")
+    assert reload.returncode == 0, reload.stderr
+    deadline, last = time.monotonic() + 60, None
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"https://127.0.0.1:{https_port}/hub/api", verify=pki["ca"], timeout=2).ok:
+                break
+        except requests.RequestException as e:
+            last = e
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"HTTPS did not come up after reload proxy: {last}")
+    assert hub_pid(hub) == pid  # the proxy was reloaded, not the hub
+
+
+def test_tljh_documented_lets_encrypt_sequence(make_hub, pki):
+    hub = make_hub({"auth": {"type": "dummy"}})
+    # A loopback ACME directory nobody answers: nothing leaves this machine.
+    acme = f"https://127.0.0.1:{free_port()}/dir"
+    for args in (("set", "https.port", str(free_port())), ("set", "https.letsencrypt.acme_server", acme),
+                 ("set", "https.enabled", "true"), ("set", "https.letsencrypt.email", "admin@tljh.test")):
+        assert tljh_config(hub.prefix, *args).returncode == 0
+    refused = tljh_config(hub.prefix, "reload", "proxy")
+    assert refused.returncode != 0
+    assert "https.letsencrypt.domains" in refused.stderr and "add-item" in refused.stderr, refused.stderr
+    assert requests.get(hub.url + "/hub/api", timeout=5).status_code == 200
+    assert tljh_config(hub.prefix, "add-item", "https.letsencrypt.domains", "tljh.test").returncode == 0
+    reload = tljh_config(hub.prefix, "reload", "proxy")
+    assert reload.returncode == 0, reload.stderr
+    static = os.path.join(hub.prefix, "state", "traefik", "traefik.yaml")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(static) as f:
+            text = f.read()
+        if "admin@tljh.test" in text:
+            break
+        time.sleep(0.2)
+    assert "admin@tljh.test" in text and acme in text
+
+
+def test_set_checks_the_one_value_and_start_checks_the_pairs(tmp_path, pki):
     (tmp_path / "config").mkdir()
     config = tmp_path / "config" / "config.yaml"
     config.write_text("http:\n  port: 80\n")
     before = config.read_text()
-    cases = [
-        (["set", "https.enabled", "true"], "https.enabled", "HTTPS needs a certificate"),
-        (["set", "https.tls.cert", pki["cert"]], "https.tls", "set both"),
-        (["set", "https.tls.cert", "/nonexistent.pem"], "https.tls", "set both"),
-        (["set", "https.letsencrypt.email", "a@b.org"], "https.letsencrypt", "domains"),
-    ]
-    for args, key, message in cases:
-        result = tljh_config(tmp_path, *args)
-        assert result.returncode != 0 and key in result.stderr and message in result.stderr, result.stderr
-        assert config.read_text() == before
-    config.write_text(f"https:\n  tls:\n    cert: {pki['cert']}\n")
-    mismatch = tljh_config(tmp_path, "set", "https.tls.key", pki["other_key"])
-    assert mismatch.returncode != 0 and "do not load together" in mismatch.stderr
-    missing = tljh_config(tmp_path, "set", "https.tls.key", "/nonexistent-key.pem")
-    assert missing.returncode != 0 and "does not exist" in missing.stderr
-    ok = tljh_config(tmp_path, "set", "https.tls.key", pki["key"])
-    assert ok.returncode == 0, ok.stderr
-    assert tljh_config(tmp_path, "set", "https.enabled", "true").returncode == 0
+    missing = tljh_config(tmp_path, "set", "https.tls.cert", "/nonexistent.pem")
+    assert missing.returncode != 0 and "https.tls.cert" in missing.stderr and "does not exist" in missing.stderr
+    assert config.read_text() == before
+    for args in (("set", "https.tls.cert", pki["cert"]), ("set", "https.tls.key", pki["other_key"])):
+        assert tljh_config(tmp_path, *args).returncode == 0
+    # The pair does not fit: the daemon refuses to start, naming the problem.
+    start = subprocess.run([sys.executable, "-m", "tljh_daemon", "run", "--prefix", str(tmp_path)],
+                           capture_output=True, text=True, timeout=60)
+    assert start.returncode != 0 and "do not load together" in start.stderr, start.stderr
 
 
 @pytest.mark.skipif(not shutil.which("pebble"), reason="Debian's pebble package is not installed")

@@ -201,10 +201,13 @@ def merge(base, override):
 
 
 def validate(config):
-    """Raise ConfigError for the most relevant schema violation in `config`."""
+    """Raise ConfigError for the most relevant schema violation in `config`.
+
+    This checks each value on its own, so `tljh-config set` can take TLJH's documented
+    sequences one key at a time; `check` (run at start and at reload) ties keys together.
+    """
     errors = list(jsonschema.Draft7Validator(SCHEMA).iter_errors(config))
     if not errors:
-        check_https(config)
         return
     error = jsonschema.exceptions.best_match(errors)
     path = list(error.absolute_path)
@@ -221,12 +224,22 @@ def validate(config):
     raise ConfigError(".".join(map(str, path)), error.message)
 
 
+def check(config):
+    """Checks that tie keys together; run before the hub starts or reloads, never at `set`."""
+    check_https(config)
+
+
 def check_https(config):
-    """Cross-key checks that a schema cannot express: a usable certificate source."""
+    """A usable certificate source; the message says which key is missing."""
     https = config["https"]
     tls, le = https["tls"], https["letsencrypt"]
     if bool(tls["cert"]) != bool(tls["key"]):
-        raise ConfigError("https.tls", "set both https.tls.cert and https.tls.key, or neither")
+        have, missing = ("cert", "key") if tls["cert"] else ("key", "cert")
+        raise ConfigError(
+            f"https.tls.{missing}",
+            f"missing: https.tls.{have} is set, so set https.tls.{missing} too "
+            f"(tljh-config set https.tls.{missing} <file>), or unset https.tls.{have}",
+        )
     if tls["cert"]:
         for key in ("cert", "key"):
             if not os.path.isfile(tls[key]):
@@ -236,8 +249,18 @@ def check_https(config):
             context.load_cert_chain(tls["cert"], tls["key"])
         except (ssl.SSLError, OSError) as e:
             raise ConfigError("https.tls", f"the certificate and key do not load together: {e}") from None
-    if bool(le["email"]) != bool(le["domains"]):
-        raise ConfigError("https.letsencrypt", "set both https.letsencrypt.email and https.letsencrypt.domains")
+    if le["email"] and not le["domains"]:
+        raise ConfigError(
+            "https.letsencrypt.domains",
+            "missing: https.letsencrypt.email is set, so add a domain "
+            "(tljh-config add-item https.letsencrypt.domains <domain>)",
+        )
+    if le["domains"] and not le["email"]:
+        raise ConfigError(
+            "https.letsencrypt.email",
+            "missing: https.letsencrypt.domains is set, so set an email "
+            "(tljh-config set https.letsencrypt.email <address>)",
+        )
     if le["acme_ca_file"] and not os.path.isfile(le["acme_ca_file"]):
         raise ConfigError("https.letsencrypt.acme_ca_file", f"the file {le['acme_ca_file']} does not exist")
     if le["dns_provider"] and not le["email"]:
@@ -246,7 +269,7 @@ def check_https(config):
         if not tls["cert"] and not le["email"]:
             raise ConfigError(
                 "https.enabled",
-                "HTTPS needs a certificate: set https.tls.cert and https.tls.key, "
+                "missing: HTTPS needs a certificate: set https.tls.cert and https.tls.key, "
                 "or https.letsencrypt.email and https.letsencrypt.domains",
             )
         if https["port"] == config["http"]["port"]:
@@ -270,8 +293,9 @@ def load_yaml(path):
 
 
 def load(path):
-    """The effective configuration: `path` merged over DEFAULTS, validated."""
+    """The effective configuration: `path` merged over DEFAULTS, validated and cross-checked."""
     config = merge(DEFAULTS, load_yaml(path))
     validate(config)
+    check(config)
     config["auth"]["type"] = AUTH_TYPES[config["auth"]["type"]]
     return config

@@ -93,6 +93,10 @@ def main(ctx, prefix):
     ctx.obj = Context(prefix)
 
 
+# Keys that name a file: `set` checks that this one file exists (the pairing is checked at reload).
+FILE_KEYS = ("https.tls.cert", "https.tls.key", "https.letsencrypt.acme_ca_file", "https.letsencrypt.dns_env_file")
+
+
 def _run_edit(ctx, change):
     try:
         with ctx.edit() as data:
@@ -132,9 +136,14 @@ def get(ctx, key):
 @pass_ctx
 def set_(ctx, key, value):
     """Set KEY to VALUE (true/false, numbers and none are parsed)."""
+    parsed = parse_value(value)
+    if key in FILE_KEYS and parsed and not os.path.isfile(str(parsed)):
+        raise click.ClickException(f"config key {key!r}: the file {value} does not exist. "
+                                   f"{ctx.paths.config_file} was not changed.")
+
     def change(data):
         parent, last = _walk(data, key, create=True)
-        parent[last] = parse_value(value)
+        parent[last] = parsed
 
     _run_edit(ctx, change)
 
@@ -193,11 +202,15 @@ def remove_item(ctx, key, value):
 @click.argument("what", type=click.Choice(["hub", "proxy"]), default="hub")
 @pass_ctx
 def reload(ctx, what):
-    """Apply config changes: restart the hub (user servers keep running) or the proxy."""
+    """Apply config changes: restart the hub (user servers keep running) or the proxy.
+
+    The settings that tie keys together (e.g. a certificate with its key) are checked
+    first; if they do not fit, nothing is applied and the running hub is left as it was."""
     try:
         config_mod.load(ctx.paths.config_file)
     except config_mod.ConfigError as e:
-        raise click.ClickException(f"not reloading: {e}") from None
+        raise click.ClickException(
+            f"not reloading the {what}: {e}. Nothing was applied; the running hub is unchanged.") from None
     if what == "proxy":
         _reload_proxy(ctx.paths)
     else:
