@@ -67,8 +67,8 @@ def test_mismatched_key_is_refused_naming_the_key(tmp_path):
     settings = config_mod.merge(config_mod.DEFAULTS, {"https": {"enabled": True, "tls": {
         "cert": pki["cert"], "key": pki["other_key"]}}})
     with pytest.raises(config_mod.ConfigError) as e:
-        config_mod.validate(settings)
+        config_mod.check(settings)
     assert e.value.key == "https.tls"
     assert "do not load together" in str(e.value)
     settings["https"]["tls"]["key"] = pki["key"]
-    config_mod.validate(settings)  # the matching key is fine
+    config_mod.check(settings)  # the matching key is fine
