@@ -35,8 +35,13 @@ def require(request, *scopes, user=None, server=None, group=None, user_groups=()
 
 
 async def json_body(request, required=True):
-    """The parsed JSON object body; a clear 400 for anything else."""
-    text = await request.text()
+    """The parsed JSON object body; a clear 400 for anything else (not UTF-8, not JSON,
+    nested too deeply). A body that cannot be read at all is the errors middleware's job."""
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise web.HTTPBadRequest(text=f"The request body is not valid UTF-8 (byte {e.start})") from None
     if not text.strip():
         if required:
             raise web.HTTPBadRequest(text="A JSON body is required")
@@ -45,6 +50,8 @@ async def json_body(request, required=True):
         data = json.loads(text)
     except ValueError as e:
         raise web.HTTPBadRequest(text=f"Invalid JSON in request body: {e}") from None
+    except RecursionError:
+        raise web.HTTPBadRequest(text="Invalid JSON in request body: nested too deeply") from None
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text="The request body must be a JSON object")
     return data

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import random
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -14,15 +15,22 @@ from .models import server_model
 routes = web.RouteTableDef()
 
 KEEPALIVE_SECONDS = 15
+FUTURE_ACTIVITY_SLACK = timedelta(minutes=59)
 
 
 def _parse_time(value, key):
     if not isinstance(value, str):
         raise web.HTTPBadRequest(text=f"{key} must be an ISO 8601 timestamp string")
     try:
-        return timeutil.parse(value)
+        when = timeutil.parse(value)
     except ValueError:
         raise web.HTTPBadRequest(text=f"{key} is not an ISO 8601 timestamp: {value!r}") from None
+    # JupyterHub's rule: a clock may be a little ahead, a timestamp an hour ahead is wrong
+    # (and would pin the user's activity in the future, so the culler never sees them idle).
+    if when - timeutil.now() > FUTURE_ACTIVITY_SLACK:
+        raise web.HTTPBadRequest(
+            text=f"Rejecting activity from more than an hour in the future: {timeutil.isoformat(when)}")
+    return when
 
 
 @routes.post("/hub/api/users/{name}/activity")

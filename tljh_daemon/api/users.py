@@ -17,6 +17,7 @@ PAGE_MAX_LIMIT = 200
 #: reading one user needs any of these (JupyterHub's GET /users/{name})
 READ_USER_SCOPES = ("read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity",
                     "read:roles:users")
+MAX_SQL_INTEGER = 2**63 - 1
 SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
 STATES = {
     "active": "EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ('pending', 'running', 'stopping'))",
@@ -34,12 +35,25 @@ def pagination(request):
     """(offset, limit, paginated?) with JupyterHub's defaults and caps."""
     accept = {part.strip().lower() for part in request.headers.get("Accept", "").split(",")}
     paginated = PAGINATION_TYPE in accept
+    offset = _count_argument(request, "offset", 0)
+    limit = _count_argument(request, "limit", PAGE_DEFAULT_LIMIT if paginated else PAGE_MAX_LIMIT)
+    return offset, min(max(limit, 1), PAGE_MAX_LIMIT), paginated
+
+
+def _count_argument(request, key, default):
+    """A non-negative integer query argument that SQLite can take (a clear 400 otherwise)."""
+    text = request.query.get(key)
+    if text is None:
+        return default
     try:
-        offset = abs(int(request.query.get("offset", 0)))
-        limit = abs(int(request.query.get("limit", PAGE_DEFAULT_LIMIT if paginated else PAGE_MAX_LIMIT)))
+        value = int(text)
     except ValueError:
         raise web.HTTPBadRequest(text="Invalid argument type, offset and limit must be integers") from None
-    return offset, min(max(limit, 1), PAGE_MAX_LIMIT), paginated
+    if value < 0:
+        raise web.HTTPBadRequest(text=f"{key} must not be negative")
+    if value > MAX_SQL_INTEGER:
+        raise web.HTTPBadRequest(text=f"{key} must be at most {MAX_SQL_INTEGER}")
+    return value
 
 
 def paginated_response(request, items, offset, limit, total, paginated):
@@ -66,7 +80,10 @@ async def current_user(request):
     model = user_model(hub, row)
     # Any token may identify its owner (name, groups); the rest follows its scopes.
     reader = dataclasses.replace(identity, scopes=identity.scopes | scopes.identify_scopes(identity.name))
-    return web.json_response({**visible_fields(reader, model), "scopes": sorted(identity.scopes)})
+    # As JupyterHub (5.0+): token_id names the asking token, so a client can find (and revoke) it.
+    token_id = f"a{identity.token['id']}" if identity.token is not None else None
+    return web.json_response({**visible_fields(reader, model), "scopes": sorted(identity.scopes),
+                              "token_id": token_id, "session_id": None})
 
 
 @routes.get("/hub/api/users")

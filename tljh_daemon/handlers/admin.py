@@ -33,7 +33,7 @@ async def admin_page(request):
     if sort.lstrip("-") not in SORTS:
         sort = "name"
     try:
-        offset = max(int(request.query.get("offset", 0)), 0)
+        offset = min(max(int(request.query.get("offset", 0)), 0), 2**63 - 1)  # SQLite integers are 64-bit
         limit = min(max(int(request.query.get("limit", PAGE_SIZE)), 1), PAGE_MAX_LIMIT)
     except ValueError:
         raise web.HTTPBadRequest(text="offset and limit must be integers") from None

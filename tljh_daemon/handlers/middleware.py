@@ -4,7 +4,7 @@ the X-JupyterHub-Version header, and the XSRF cookie."""
 import logging
 
 import aiohttp_jinja2
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractAccessLogger
 
 from . import xsrf
@@ -27,10 +27,33 @@ def json_error(status, message, headers=None):
     return web.json_response({"status": status, "message": message}, status=status, headers=headers)
 
 
+def bad_request_reason(exc):
+    """The client's fault behind an exception raised while reading its request, or None.
+
+    aiohttp raises these from `request.read()/text()/post()` for a body it cannot decode
+    (a `Content-Encoding` that does not match the bytes, form data that is not UTF-8);
+    handlers should not each have to know that."""
+    if isinstance(exc, web.RequestPayloadError):
+        cause = exc.__cause__
+        detail = cause.message if isinstance(cause, http_exceptions.HttpProcessingError) else str(exc)
+        return f"The request body could not be read: {detail.strip()}"
+    if isinstance(exc, http_exceptions.HttpProcessingError):
+        return f"The request body could not be read: {exc.message.strip()}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "The request body is not valid UTF-8"
+    return None
+
+
 @web.middleware
 async def errors(request, handler):
     try:
         return await handler(request)
+    except (web.RequestPayloadError, http_exceptions.HttpProcessingError, UnicodeDecodeError) as exc:
+        reason = bad_request_reason(exc)
+        log.info("Bad request body in %s %s: %s", request.method, request.path, reason)
+        if is_api(request):
+            return json_error(400, reason)
+        return render_error(request, 400, reason)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
