@@ -111,11 +111,29 @@ def test_create_list_paginate_filter_sort(admin, run_id):
     ("post", "/users/{admin}/tokens", {"json": {"scopes": ["fly:planes"]}}),
     ("post", "/groups", {"json": {"groups": "g"}}),
     ("get", "/users", {"params": {"limit": "many"}}),
+    # Issue 10, item 6: these were 500s.
+    ("post", "/users", {"data": b'\xff\xfe{"usernames": ["x"]}'}),
+    ("post", "/users/{admin}/tokens", {"data": b"\xff"}),
+    ("post", "/users", {"data": "[" * 100_000}),
+    ("post", "/users", {"data": b"not gzip", "headers": {"Content-Encoding": "gzip"}}),
+    ("get", "/users", {"params": {"offset": "99999999999999999999999"}}),
+    ("get", "/users", {"params": {"offset": "-1"}}),
+    ("get", "/users", {"params": {"limit": "-1"}}),
+    # Item 7: JupyterHub refuses activity more than an hour ahead.
+    ("post", "/users/{admin}/activity", {"json": {"last_activity": "2099-01-01T00:00:00Z"}}),
 ])
 def test_bad_bodies_get_a_json_400(admin, names, method, path, kwargs):
     r = getattr(admin, method)(path.format(admin=names["admin"]), **kwargs)
     assert r.status_code == 400, r.text
     assert r.json()["status"] == 400 and r.json()["message"]
+
+
+def test_trace_is_refused_and_user_names_its_token(admin, names):
+    r = admin.trace("/users")
+    assert r.status_code == 405 and r.json()["status"] == 405
+    me = admin.get("/user").json()
+    assert me["name"] == names["admin"]
+    assert me["token_id"] in [t["id"] for t in admin.get(f"/users/{names['admin']}/tokens").json()["api_tokens"]]
 
 
 def test_non_admin_token_limits(bob, names):
