@@ -2,8 +2,9 @@
 through ServerManager's real code path (the spawner only is fake)."""
 
 import json
+from datetime import timedelta
 
-from tljh_daemon import tokens
+from tljh_daemon import timeutil, tokens
 
 
 async def _events(hub, name, token):
@@ -223,7 +224,9 @@ async def test_activity_moves_forward_only(hub):
     token = hub.token("alice")
     await hub.start_server("alice", token)
     server_token = hub.spawner.requests[0].env["JUPYTERHUB_API_TOKEN"]
-    stamp, older = "2030-01-02T03:04:05.000000Z", "2029-01-01T00:00:00.000000Z"
+    # Ahead of the spawn's own activity, but within the hour JupyterHub allows a fast clock.
+    stamp = timeutil.isoformat(timeutil.now() + timedelta(minutes=30))
+    older = timeutil.isoformat(timeutil.now() - timedelta(days=1))
     body = {"last_activity": stamp, "servers": {"": {"last_activity": stamp}}}
     async with hub.api("POST", "/users/alice/activity", server_token, json=body) as resp:
         assert resp.status == 204
