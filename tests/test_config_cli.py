@@ -108,3 +108,43 @@ def test_needs_root(prefix):
     result = subprocess.run([*as_nobody, "-m", "tljh_daemon.config_cli", "--prefix", str(prefix), "show"],
                             capture_output=True, text=True, cwd="/", env=env)
     assert result.returncode != 0 and "needs root" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("set", "http.port", "19150.0"), "'http.port': 19150.0 is not of type 'integer'"),
+    (("set", "http.port", "-1"), "'http.port': -1 is less than the minimum"),
+    (("set", "hub.port", "80"), "'hub.port': 80 is already http.port"),
+    (("set", "traefik_api.port", "80"), "'traefik_api.port': 80 is already http.port"),
+])
+def test_ports_are_integers_and_distinct(prefix, args, message):
+    """Issue 10, item 8: refused at `set`, naming the key; the file is untouched."""
+    result = tljh_config(prefix, *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "No such option" not in result.stderr and "Traceback" not in result.stderr
+    assert config_text(prefix) == ORIGINAL
+
+
+def test_negative_values_are_values_not_options(prefix):
+    tljh_config(prefix, "add-item", "users.allowed", "-dash")
+    assert "- -dash" in config_text(prefix)
+    tljh_config(prefix, "remove-item", "users.allowed", "-dash")
+
+
+@pytest.mark.parametrize("broken", ["users: [\n", "- just\n- a list\n"])
+def test_set_on_a_hand_broken_file_is_a_clean_message(prefix, broken):
+    (prefix / "config" / "config.yaml").write_text(broken)
+    result = tljh_config(prefix, "set", "http.port", "8080", check=False)
+    assert result.returncode != 0
+    assert "config.yaml" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert config_text(prefix) == broken
+
+
+def test_reload_refuses_equal_ports_naming_the_keys(prefix):
+    """A file edited by hand with two equal ports: reload says so and applies nothing."""
+    with open(prefix / "config" / "config.yaml", "a") as f:
+        f.write("http:\n  port: 4100\nhub:\n  port: 4100\n")
+    result = tljh_config(prefix, "reload", check=False)
+    assert result.returncode != 0
+    assert "'hub.port': 4100 is already http.port" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -206,8 +206,9 @@ def validate(config):
     This checks each value on its own, so `tljh-config set` can take TLJH's documented
     sequences one key at a time; `check` (run at start and at reload) ties keys together.
     """
-    errors = list(jsonschema.Draft7Validator(SCHEMA).iter_errors(config))
+    errors = list(_Validator(SCHEMA).iter_errors(config))
     if not errors:
+        check_ports(config)
         return
     error = jsonschema.exceptions.best_match(errors)
     path = list(error.absolute_path)
@@ -222,6 +223,35 @@ def validate(config):
             ".".join(map(str, path)), f"{error.instance!r} is not one of: {allowed}"
         )
     raise ConfigError(".".join(map(str, path)), error.message)
+
+
+def _strict_integer(checker, instance):
+    """Only a real int is an integer: jsonschema also takes 19150.0, which Traefik cannot."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft7Validator,
+    type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
+)
+
+PORT_KEYS = ("http.port", "https.port", "hub.port", "traefik_api.port")
+
+
+def check_ports(config):
+    """The hub's listening ports are distinct (HTTPS's only counts when it is enabled).
+
+    Checked at `set` too: two services on one port take the hub down at the next start."""
+    seen = {}
+    for key in PORT_KEYS:
+        section, _, name = key.partition(".")
+        if section == "https" and not config["https"]["enabled"]:
+            continue
+        port = config[section][name]
+        if port in seen:
+            raise ConfigError(key, f"{port} is already {seen[port]}: these ports must differ "
+                                   f"({', '.join(PORT_KEYS)})")
+        seen[port] = key
 
 
 def check(config):
@@ -272,8 +302,6 @@ def check_https(config):
                 "missing: HTTPS needs a certificate: set https.tls.cert and https.tls.key, "
                 "or https.letsencrypt.email and https.letsencrypt.domains",
             )
-        if https["port"] == config["http"]["port"]:
-            raise ConfigError("https.port", "must differ from http.port")
 
 
 def load_yaml(path):

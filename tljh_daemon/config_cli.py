@@ -130,7 +130,11 @@ def get(ctx, key):
     click.echo(value if isinstance(value, str) else json.dumps(value))
 
 
-@main.command("set")
+# Values may start with "-" (`set http.port -1`): take them as values, not as options.
+VALUE_COMMAND = {"context_settings": {"ignore_unknown_options": True}}
+
+
+@main.command("set", **VALUE_COMMAND)
 @click.argument("key")
 @click.argument("value")
 @pass_ctx
@@ -163,7 +167,7 @@ def unset(ctx, key):
     _run_edit(ctx, change)
 
 
-@main.command("add-item")
+@main.command("add-item", **VALUE_COMMAND)
 @click.argument("key")
 @click.argument("value")
 @pass_ctx
@@ -181,7 +185,7 @@ def add_item(ctx, key, value):
     _run_edit(ctx, change)
 
 
-@main.command("remove-item")
+@main.command("remove-item", **VALUE_COMMAND)
 @click.argument("key")
 @click.argument("value")
 @pass_ctx

@@ -41,9 +41,14 @@ def editing(path):
         if os.path.exists(path):
             with open(path) as f:
                 original = f.read()
-            data = _yaml().load(original)
+            try:
+                data = _yaml().load(original)
+            except Exception as e:  # ruamel raises many kinds; any means "fix the file by hand"
+                raise config_mod.ConfigError(None, f"{path} is not valid YAML: {e}") from None
         if data is None:
             data = _yaml().load("{}\n")
+        if not isinstance(data, dict):
+            raise config_mod.ConfigError(None, f"{path} must hold a mapping of keys")
         yield data
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, plain(data)))
         buffer = io.StringIO()
