@@ -2,6 +2,12 @@
 
 No root, no Traefik, no JupyterLab, no network beyond loopback: `make_app` gets a fake
 spawner, proxy and account step (see fakes.py). Everything else is the real code.
+
+Writing a test: take the `hub` fixture (default config) or `await start_hub({...})` (config
+overrides, validated like config.yaml). Then `hub.token(name, scopes, admin=)` for an API
+token, `async with hub.api(method, path, token, json=...) as resp` for a request,
+`await hub.browser(name)` for a logged-in browser (cookies, `browser.xsrf`), and
+`hub.spawner`, `hub.proxy`, `hub.accounts` to steer or inspect the fakes.
 """
 
 import asyncio
