@@ -6,17 +6,17 @@ import os
 import shutil
 import signal
 import sys
-from dataclasses import dataclass, field
 
 import aiohttp
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import accounts, compat, metrics
+from . import accounts, compat
 from . import config as config_mod
 from .api import groups as api_groups
 from .api import hub as api_hub
+from .api import metrics as api_metrics
 from .api import misc as api_misc
 from .api import oauth as api_oauth
 from .api import servers as api_servers
@@ -28,38 +28,17 @@ from .db import Database
 from .handlers import admin as admin_pages
 from .handlers import middleware, pages
 from .hookspecs import plugin_manager
+from .hub import HUB, Hub
 from .managed_services import ServiceManager
-from .metrics import Metrics
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
 from .servers import ServerManager, server_prefix
 from .sessions import SessionStore, load_or_create_secret
 from .spawner import ProcessSpawner
 from .spawner.systemd import SystemdSpawner
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Hub:
-    """Everything a request handler may need, in one place (`request.app["hub"]`)."""
-
-    config: dict
-    paths: object
-    db: Database
-    sessions: SessionStore
-    authenticator: object
-    proxy: TraefikProxy
-    mode: str = "process"  # or "systemd"
-    servers: ServerManager = None
-    traefik: object = None  # TraefikSupervisor (process mode) or TraefikUnit (systemd)
-    spawner: object = None  # ProcessSpawner or SystemdSpawner, handed to the ServerManager
-    ensure_account: object = None  # accounts.ensure_account: the Unix-account step of a spawn
-    service_manager: object = None
-    services: dict = field(default_factory=dict)
-    background: list = field(default_factory=list)
-    metrics: Metrics = field(default_factory=Metrics)
-    jupyterhub_version: str = compat.FALLBACK_VERSION
 
 
 def find_traefik():
@@ -101,14 +80,14 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         traefik=proxy_runner,
         ensure_account=ensure_account or accounts.ensure_account,
     )
-    app = web.Application(middlewares=[metrics.measure, middleware.hub_headers, middleware.errors])
-    app["hub"] = hub
+    app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors])
+    app[HUB] = hub
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("tljh_daemon", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, metrics,
+    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
                    admin_pages, pages):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_lifetime)
@@ -135,7 +114,7 @@ async def reload_proxy(hub):
 
 async def _lifetime(app):
     """Start-up: proxy first (adopting a running Traefik), then re-adopt user servers."""
-    hub = app["hub"]
+    hub = app[HUB]
     config = hub.config
     http = aiohttp.ClientSession()
     traefik = hub.traefik
@@ -153,7 +132,6 @@ async def _lifetime(app):
         ensure_account=hub.ensure_account,
     )
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
-    hub.services = hub.service_manager.services
     culler = Culler(hub, config["services"]["cull"])
     try:
         changed = hub.proxy.write_static_config()
@@ -170,9 +148,12 @@ async def _lifetime(app):
             signal.SIGHUP, lambda: hub.background.append(asyncio.create_task(reload_proxy(hub))))
         yield
     finally:
+        # Everything that may still use the database or an HTTP session ends first.
+        await cancel_and_wait(*hub.background)
         await culler.close()
         await hub.service_manager.close()
         await hub.servers.close()
         await traefik.close()
+        await hub.proxy.close()
         await http.close()
         hub.db.close()

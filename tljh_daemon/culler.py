@@ -10,6 +10,7 @@ import logging
 from datetime import timedelta
 
 from . import timeutil
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,7 @@ class Culler:
             self._task = asyncio.create_task(self._loop())
 
     async def close(self):
-        if self._task:
-            self._task.cancel()
+        await cancel_and_wait(self._task)
 
     async def _loop(self):
         while True:

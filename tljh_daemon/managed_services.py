@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from . import scopes, tokens
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +142,7 @@ class ServiceManager:
             self._tasks.append(asyncio.create_task(self._supervise(service)))
 
     async def close(self):
-        for task in self._tasks:
-            task.cancel()
+        await cancel_and_wait(*self._tasks)
         for service in self.services.values():
             if service.proc and service.proc.poll() is None:
                 service.proc.terminate()

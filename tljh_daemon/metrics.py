@@ -1,16 +1,10 @@
-"""Prometheus metrics at /hub/metrics (names follow JupyterHub's where they exist)."""
+"""Prometheus metrics, served at /hub/metrics (names follow JupyterHub's where they exist)."""
 
-import time
 from datetime import timedelta
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from . import timeutil
-from .api.base import require
-
-routes = web.RouteTableDef()
-
 
 class Metrics:
     def __init__(self):
@@ -38,33 +32,3 @@ class Metrics:
             since = timeutil.isoformat(now - delta)
             self.active_users.labels(period).set(
                 db.one("SELECT COUNT(*) FROM users WHERE last_activity >= ?", (since,))[0])
-
-
-def handler_name(request):
-    """The route pattern (not the concrete path), so labels stay few."""
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"
-
-
-@web.middleware
-async def measure(request, handler):
-    start = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as e:
-        status = e.status
-        raise
-    finally:
-        request.app["hub"].metrics.request_duration.labels(
-            request.method, handler_name(request), str(status)).observe(time.perf_counter() - start)
-
-
-@routes.get("/hub/metrics")
-async def metrics(request):
-    require(request, "read:metrics")
-    hub = request.app["hub"]
-    hub.metrics.refresh(hub.db)
-    return web.Response(body=generate_latest(hub.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

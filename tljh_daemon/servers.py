@@ -19,6 +19,7 @@ import aiohttp
 from . import accounts, scopes, timeutil, tokens
 from .admission import Admission
 from .spawner import ServerHandle, SpawnError, SpawnRequest
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -393,10 +394,8 @@ class ServerManager:
                 self._mark_gone(name, ended)
 
     async def close(self):
-        if self._watcher:
-            self._watcher.cancel()
-        for task in list(self.tasks.values()):
-            task.cancel()
+        """Stop watching and cancel starts and stops under way (a cancelled start cleans up)."""
+        await cancel_and_wait(self._watcher, *self.tasks.values())
 
 
 def _log_tail(path, lines=3):

@@ -22,6 +22,7 @@ from fakes import FakeAccounts, FakeProxy, FakeProxyRunner, FakeSpawner
 from tljh_daemon import config as config_mod
 from tljh_daemon import scopes, tokens, users
 from tljh_daemon.app import make_app
+from tljh_daemon.hub import HUB
 from tljh_daemon.paths import Paths
 
 BASE_CONFIG = {
@@ -33,10 +34,6 @@ BASE_CONFIG = {
 
 def hub_of(app):
     """The Hub object of an app (one place to change if its key changes)."""
-    try:
-        from tljh_daemon.hub import HUB  # web.AppKey, once the Hub has its own module
-    except ImportError:
-        return app["hub"]
     return app[HUB]
 
 

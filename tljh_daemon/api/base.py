@@ -7,6 +7,7 @@ from aiohttp import web
 from .. import groups, users
 from ..handlers import xsrf
 from ..handlers.identity import identify
+from ..hub import HUB
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
@@ -61,7 +62,7 @@ def user_row(request, *scopes, server=None):
     """(Identity, users row) for the `{name}` in the URL, checking any of `scopes` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
     name = request.match_info["name"]
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     identity = require(request, *scopes, user=name, server=server, user_groups=groups.names_of_user(db, name))
     row = users.user_model_row(db, name)
     if row is None:

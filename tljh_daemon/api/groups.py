@@ -5,6 +5,7 @@ import json
 from aiohttp import web
 
 from .. import groups, users
+from ..hub import HUB
 from .base import authenticated, json_body, require
 from .users import paginated_response, pagination
 
@@ -14,7 +15,7 @@ routes = web.RouteTableDef()
 def _group(request, scope):
     name = request.match_info["name"]
     require(request, scope, group=name)
-    row = groups.get(request.app["hub"].db, name)
+    row = groups.get(request.app[HUB].db, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such group: {name}")
     return row
@@ -39,7 +40,7 @@ async def list_groups(request):
     identity = authenticated(request)
     if not identity.can("list:groups"):
         raise web.HTTPForbidden(text="Action is not authorized with current scopes; requires any of [list:groups]")
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     offset, limit, paginated = pagination(request)
     total = db.one("SELECT COUNT(*) FROM groups")[0]
     rows = db.all("SELECT * FROM groups ORDER BY name LIMIT ? OFFSET ?", (limit, offset))
@@ -49,7 +50,7 @@ async def list_groups(request):
 @routes.post("/hub/api/groups")
 async def create_groups(request):
     require(request, "admin:groups")
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     names = _names(await json_body(request), "groups")
     if not names or any(not n or "/" in n for n in names):
         raise web.HTTPBadRequest(text="groups must be a non-empty list of names without '/'")
@@ -64,14 +65,14 @@ async def create_groups(request):
 @routes.get("/hub/api/groups/{name}")
 async def get_group(request):
     row = _group(request, "read:groups")
-    return web.json_response(groups.model(request.app["hub"].db, row))
+    return web.json_response(groups.model(request.app[HUB].db, row))
 
 
 @routes.post("/hub/api/groups/{name}")
 async def create_group(request):
     name = request.match_info["name"]
     require(request, "admin:groups")
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     body = await json_body(request, required=False)
     if groups.get(db, name):
         raise web.HTTPConflict(text=f"Group {name} already exists")
@@ -85,14 +86,14 @@ async def create_group(request):
 @routes.delete("/hub/api/groups/{name}")
 async def delete_group(request):
     row = _group(request, "delete:groups")
-    request.app["hub"].db.execute("DELETE FROM groups WHERE name=?", (row["name"],))
+    request.app[HUB].db.execute("DELETE FROM groups WHERE name=?", (row["name"],))
     return web.Response(status=204)
 
 
 @routes.post("/hub/api/groups/{name}/users")
 async def add_group_users(request):
     row = _group(request, "groups")
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     names = _existing_users(db, _names(await json_body(request), "users"))
     groups.add_members(db, row["name"], names)
     return web.json_response(groups.model(db, row))
@@ -101,7 +102,7 @@ async def add_group_users(request):
 @routes.delete("/hub/api/groups/{name}/users")
 async def remove_group_users(request):
     row = _group(request, "groups")
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     groups.remove_members(db, row["name"], _names(await json_body(request), "users"))
     return web.json_response(groups.model(db, row))
 
@@ -109,7 +110,7 @@ async def remove_group_users(request):
 @routes.put("/hub/api/groups/{name}/properties")
 async def set_group_properties(request):
     row = _group(request, "groups")
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     properties = await json_body(request)
     db.execute("UPDATE groups SET properties=? WHERE name=?", (json.dumps(properties), row["name"]))
     return web.json_response(groups.model(db, groups.get(db, row["name"])))

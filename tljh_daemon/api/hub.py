@@ -5,6 +5,7 @@ import sys
 from aiohttp import web
 
 from .. import __version__
+from ..hub import HUB
 from .base import require
 
 routes = web.RouteTableDef()
@@ -13,13 +14,13 @@ routes = web.RouteTableDef()
 @routes.get("/hub/api")
 @routes.get("/hub/api/")
 async def api_root(request):
-    return web.json_response({"version": request.app["hub"].jupyterhub_version})
+    return web.json_response({"version": request.app[HUB].jupyterhub_version})
 
 
 @routes.get("/hub/api/info")
 async def api_info(request):
     require(request, "read:hub")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     return web.json_response(
         {
             "version": hub.jupyterhub_version,

@@ -8,6 +8,7 @@ import signal
 from aiohttp import web
 
 from .. import systemd
+from ..hub import HUB
 from .base import json_body, require
 
 log = logging.getLogger(__name__)
@@ -23,14 +24,15 @@ async def health(request):
 @routes.get("/hub/api/services")
 async def list_services(request):
     require(request, "list:services")
-    hub = request.app["hub"]
-    return web.json_response({s.name: s.model() for s in hub.services.values()} if hub.services else {})
+    hub = request.app[HUB]
+    services = hub.service_manager.services if hub.service_manager else {}
+    return web.json_response({s.name: s.model() for s in services.values()})
 
 
 @routes.post("/hub/api/shutdown")
 async def shutdown(request):
     require(request, "shutdown")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     body = await json_body(request, required=False)
     stop_servers, stop_proxy = body.get("servers", False), body.get("proxy", True)
     if not isinstance(stop_servers, bool) or not isinstance(stop_proxy, bool):

@@ -13,6 +13,7 @@ from aiohttp import web
 from .. import tokens
 from ..handlers.identity import identify
 from ..handlers.pages import login_redirect
+from ..hub import HUB
 
 routes = web.RouteTableDef()
 
@@ -46,7 +47,7 @@ def granted_scopes(identity, access_scopes):
 
 @routes.get("/hub/api/oauth2/authorize")
 async def authorize(request):
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     identity = identify(request)  # the login cookie, or an API token (as JupyterHub accepts)
     if identity is None:
         raise login_redirect(request)
@@ -105,7 +106,7 @@ def _pkce_ok(code_row, verifier):
 
 @routes.post("/hub/api/oauth2/token")
 async def token(request):
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     form = await request.post()
     if form.get("grant_type") != "authorization_code":
         return oauth_error("unsupported_grant_type", "only authorization_code is supported")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from aiohttp import web
 
 from .. import timeutil, users
+from ..hub import HUB
 from ..servers import ServerBusy
 from .base import json_body, user_row
 from .models import server_model
@@ -36,7 +37,7 @@ def _parse_time(value, key):
 @routes.post("/hub/api/users/{name}/activity")
 async def activity(request):
     _, row = user_row(request, "users:activity")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     body = await json_body(request)
     name = row["name"]
     if "last_activity" in body:
@@ -63,7 +64,7 @@ async def activity(request):
 @routes.post("/hub/api/users/{name}/server")
 async def start_server(request):
     _, row = user_row(request, "start:servers", server="")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     await json_body(request, required=False)  # user options: none supported yet
     state = hub.servers.state(row["name"])
     if state == "running":
@@ -86,7 +87,7 @@ async def start_server(request):
 @routes.delete("/hub/api/users/{name}/server")
 async def stop_server(request):
     _, row = user_row(request, "delete:servers", server="")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     if hub.servers.state(row["name"]) in ("stopped", "failed"):
         return web.Response(status=204)
     task = hub.servers.stop(row["name"])
@@ -104,7 +105,7 @@ def _sse(event):
 @routes.get("/hub/api/users/{name}/server/progress")
 async def progress(request):
     _, row = user_row(request, "read:servers", server="")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     name = row["name"]
     server = hub.servers.row(name)
     state = server["state"] if server else "stopped"

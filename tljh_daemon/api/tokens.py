@@ -6,6 +6,7 @@ import time
 from aiohttp import web
 
 from .. import scopes, timeutil, tokens, users
+from ..hub import HUB
 from .base import json_body, user_row
 
 routes = web.RouteTableDef()
@@ -43,7 +44,7 @@ def _token_row(request, name):
     token_id = request.match_info["token_id"]
     if not token_id.startswith("a") or not token_id[1:].isdigit():
         raise web.HTTPNotFound(text=f"No such token: {token_id}")
-    for row in _live_tokens(request.app["hub"].db, name):
+    for row in _live_tokens(request.app[HUB].db, name):
         if row["id"] == int(token_id[1:]):
             return row
     raise web.HTTPNotFound(text=f"No such token: {token_id}")
@@ -52,7 +53,7 @@ def _token_row(request, name):
 @routes.get("/hub/api/users/{name}/tokens")
 async def list_tokens(request):
     _, row = user_row(request, "read:tokens")
-    return web.json_response({"api_tokens": [token_model(t) for t in _live_tokens(request.app["hub"].db, row["name"])]})
+    return web.json_response({"api_tokens": [token_model(t) for t in _live_tokens(request.app[HUB].db, row["name"])]})
 
 
 def owner_scopes(hub, name):
@@ -63,7 +64,7 @@ def owner_scopes(hub, name):
 @routes.post("/hub/api/users/{name}/tokens")
 async def create_token(request):
     identity, row = user_row(request, "tokens")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     body = await json_body(request, required=False)
     note = body.get("note") or ""
     expires_in = body.get("expires_in")
@@ -102,5 +103,5 @@ async def get_token(request):
 async def delete_token(request):
     _, row = user_row(request, "tokens")
     token = _token_row(request, row["name"])
-    request.app["hub"].db.execute("DELETE FROM api_tokens WHERE id=?", (token["id"],))
+    request.app[HUB].db.execute("DELETE FROM api_tokens WHERE id=?", (token["id"],))
     return web.Response(status=204)

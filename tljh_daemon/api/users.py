@@ -5,6 +5,7 @@ import dataclasses
 from aiohttp import web
 
 from .. import scopes, users
+from ..hub import HUB
 from ..users import InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row
 from .models import user_model, user_models, visible_fields
@@ -73,9 +74,9 @@ def paginated_response(request, items, offset, limit, total, paginated):
 @routes.get("/hub/api/user")
 async def current_user(request):
     identity = authenticated(request)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     if identity.kind == "service":
-        return web.json_response({**hub.services[identity.name].model(), "scopes": sorted(identity.scopes)})
+        return web.json_response({**hub.service_manager.services[identity.name].model(), "scopes": sorted(identity.scopes)})
     row = users.user_model_row(hub.db, identity.name)
     model = user_model(hub, row)
     # Any token may identify its owner (name, groups); the rest follows its scopes.
@@ -89,7 +90,7 @@ async def current_user(request):
 @routes.get("/hub/api/users")
 async def list_users(request):
     identity = authenticated(request)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     offset, limit, paginated = pagination(request)
     where, params = [], []
     if not identity.can("list:users"):
@@ -138,7 +139,7 @@ def _valid_names(names):
 @routes.post("/hub/api/users")
 async def create_users(request):
     require(request, "admin:users")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     body = await json_body(request)
     names = body.get("usernames")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or not names:
@@ -160,7 +161,7 @@ async def create_users(request):
 @routes.get("/hub/api/users/{name}")
 async def get_user(request):
     identity, row = user_row(request, *READ_USER_SCOPES)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     model = user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"))
     return web.json_response(visible_fields(identity, model))
 
@@ -168,7 +169,7 @@ async def get_user(request):
 @routes.post("/hub/api/users/{name}")
 async def create_user(request):
     require(request, "admin:users")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     body = await json_body(request, required=False)
     (name,) = _valid_names([request.match_info["name"]])
     if users.user_model_row(hub.db, name) is not None:
@@ -183,7 +184,7 @@ async def create_user(request):
 @routes.patch("/hub/api/users/{name}")
 async def modify_user(request):
     _, row = user_row(request, "admin:users")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     body = await json_body(request)
     unknown = set(body) - {"admin", "name"}
     if unknown:
@@ -200,7 +201,7 @@ async def modify_user(request):
 @routes.delete("/hub/api/users/{name}")
 async def delete_user(request):
     identity, row = user_row(request, "delete:users")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     name = row["name"]
     if name == identity.name:
         raise web.HTTPBadRequest(text="You cannot delete yourself")

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import groups, users
 from ..api.users import PAGE_MAX_LIMIT, SORTS
+from ..hub import HUB
 from ..proxy import certificates
 from ..servers import server_prefix
 from .pages import render, require_user
@@ -27,7 +28,7 @@ def require_admin(request):
 @routes.get("/hub/admin")
 async def admin_page(request):
     require_admin(request)
-    db = request.app["hub"].db
+    db = request.app[HUB].db
     search = request.query.get("search", "")
     sort = request.query.get("sort", "name")
     if sort.lstrip("-") not in SORTS:
@@ -62,7 +63,7 @@ async def admin_page(request):
         for r in rows
     ]
     group_rows = [groups.model(db, g) for g in db.all("SELECT * FROM groups ORDER BY name")]
-    proxy = request.app["hub"].proxy
+    proxy = request.app[HUB].proxy
     https = certificates.status(proxy, proxy.log_path)
     return render(request, "admin.html", {
         "users": listed, "groups": group_rows, "search": search, "sort": sort, "total": total,
@@ -103,7 +104,7 @@ SAMPLER = UsageSampler()
 @routes.get("/hub/admin/usage")
 async def usage(request):
     require_admin(request)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     result = {}
     for row in hub.db.all("SELECT user, pid FROM servers WHERE state='running' AND pid IS NOT NULL"):
         try:

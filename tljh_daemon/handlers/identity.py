@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 
 from .. import scopes, sessions, tokens, users
+from ..hub import HUB
 
 AUTH_HEADER = re.compile(r"^(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 
@@ -30,7 +31,7 @@ def identify(request):
     """The request's Identity, or None. Cached on the request."""
     if "identity" in request:
         return request["identity"]
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     identity = None
     secret = token_from_request(request)
     service = hub.service_manager.service_for_token(secret) if secret and hub.service_manager else None

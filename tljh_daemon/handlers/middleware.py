@@ -1,12 +1,14 @@
 """Cross-cutting response behavior: JSON errors for the API, error pages for browsers,
-the X-JupyterHub-Version header, and the XSRF cookie."""
+the X-JupyterHub-Version header, the XSRF cookie, and request latency metrics."""
 
 import logging
+import time
 
 import aiohttp_jinja2
 from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractAccessLogger
 
+from ..hub import HUB
 from . import xsrf
 
 log = logging.getLogger(__name__)
@@ -77,10 +79,32 @@ def render_error(request, status, message, headers=None):
     return response
 
 
+def handler_name(request):
+    """The route pattern (not the concrete path), so labels stay few."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def measure(request, handler):
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        request.app[HUB].metrics.request_duration.labels(
+            request.method, handler_name(request), str(status)).observe(time.perf_counter() - start)
+
+
 @web.middleware
 async def hub_headers(request, handler):
     response = await handler(request)
-    response.headers["X-JupyterHub-Version"] = request.app["hub"].jupyterhub_version
+    response.headers["X-JupyterHub-Version"] = request.app[HUB].jupyterhub_version
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self'")
     xsrf.set_cookie_if_new(request, response)

@@ -10,6 +10,7 @@ from yarl import URL
 
 from .. import sessions, tokens, users
 from ..auth import LoginRefused
+from ..hub import HUB
 from ..servers import ServerBusy, server_prefix, url_name
 from . import xsrf
 from .identity import identify, set_hub_cookie
@@ -55,7 +56,7 @@ def require_user(request):
 
 def render(request, template, context=None, status=200):
     identity = identify(request)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     context = {
         "user": identity,
         "xsrf": xsrf.token(request),
@@ -70,7 +71,7 @@ def target_user(request, identity):
     name = request.match_info.get("name") or identity.name
     if name != identity.name and not identity.admin:
         raise web.HTTPForbidden(text="You can only manage your own server")
-    row = users.user_model_row(request.app["hub"].db, name)
+    row = users.user_model_row(request.app[HUB].db, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
     return row
@@ -93,7 +94,7 @@ async def hub_root(request):
 
 @routes.get("/hub/login")
 async def login_page(request):
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     identity = identify(request)
     next_url = request.query.get("next", "")
     if identity is not None:
@@ -103,7 +104,7 @@ async def login_page(request):
 
 @routes.post("/hub/login")
 async def login_submit(request):
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     form = await request.post()
     xsrf.check(request, form)
     next_url = form.get("next", "")
@@ -125,7 +126,7 @@ async def login_submit(request):
 
 @routes.get("/hub/logout")
 async def logout(request):
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     identity = identify(request)
     cookie = request.cookies.get(sessions.COOKIE_NAME)
     if cookie:
@@ -141,7 +142,7 @@ async def logout(request):
 @routes.get("/hub/home")
 async def home(request):
     identity = require_user(request)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     row = hub.servers.row(identity.name)
     return render(
         request,
@@ -156,7 +157,7 @@ async def home(request):
 
 
 async def _start(request, identity, row):
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     name = row["name"]
     if hub.servers.state(name) != "running":
         try:
@@ -173,7 +174,7 @@ async def _start(request, identity, row):
 async def spawn(request):
     identity = require_user(request)
     row = target_user(request, identity)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     if hub.servers.state(row["name"]) == "running":
         raise raw_redirect(safe_next(request.query.get("next", ""), server_prefix(row["name"])))
     await _start(request, identity, row)
@@ -193,7 +194,7 @@ async def stop_submit(request):
     identity = require_user(request)
     xsrf.check(request, await request.post())
     row = target_user(request, identity)
-    await request.app["hub"].servers.stop(row["name"])
+    await request.app[HUB].servers.stop(row["name"])
     raise web.HTTPFound("/hub/home")
 
 
@@ -201,7 +202,7 @@ async def stop_submit(request):
 async def spawn_pending(request):
     identity = require_user(request)
     row = target_user(request, identity)
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     name = row["name"]
     server = hub.servers.row(name)
     state = server["state"] if server else "stopped"
@@ -251,7 +252,7 @@ async def user_server_fallback(request):
     name = request.match_info["name"]
     if name != identity.name and not identity.admin:
         raise web.HTTPForbidden(text=f"You are not allowed to use the server of {name}")
-    hub = request.app["hub"]
+    hub = request.app[HUB]
     if users.user_model_row(hub.db, name) is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
     target = server_prefix(name) + request.rel_url.raw_path.split("/", 4)[4]  # /hub/user/<name>/<tail>
@@ -286,7 +287,7 @@ async def change_password(request):
     identity = require_user(request)
     form = await request.post()
     xsrf.check(request, form)
-    auth = request.app["hub"].authenticator
+    auth = request.app[HUB].authenticator
     if not hasattr(auth, "change_password"):
         raise web.HTTPBadRequest(text="Passwords are managed outside the hub for this authenticator")
     try:
@@ -311,7 +312,7 @@ async def reset_password(request):
     xsrf.check(request, form)
     if not identity.admin:
         raise web.HTTPForbidden(text="Only admins can reset other users' passwords")
-    auth = request.app["hub"].authenticator
+    auth = request.app[HUB].authenticator
     name = request.match_info["name"]
     if not hasattr(auth, "reset_password") or users.user_model_row(auth.db, name) is None:
         raise web.HTTPBadRequest(text=f"Cannot reset the password of {name} with this authenticator")

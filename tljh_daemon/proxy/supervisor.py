@@ -15,6 +15,7 @@ import psutil
 from ..spawner.process import process_for
 from ..spawner.base import ServerHandle
 from ..systemd import systemctl
+from ..tasks import cancel_and_wait
 from .traefik import read_env_file
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ class TraefikSupervisor:
                     log.exception("Restarting Traefik failed; will try again")
 
     async def close(self):
-        if self._task:
-            self._task.cancel()
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 class TraefikUnit:

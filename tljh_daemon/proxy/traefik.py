@@ -81,15 +81,21 @@ class TraefikProxy:
         api = config["traefik_api"]
         self.api_url = f"http://{api['ip']}:{api['port']}"
         self.api_user = api["username"]
-        self.api_password = api["password"] or self._persisted_api_password()
+        self._api_password = api["password"]
         self.static_config_path = os.path.join(paths.traefik_dir, "traefik.yaml")
         self.rules_path = os.path.join(paths.traefik_rules_dir, RULES_FILE)
         self.routes = {}  # prefix -> target url
         self._write_lock = asyncio.Lock()
+        self._api_htpasswd = None
+        self._session = None  # one HTTP session for all API calls, opened on first use
 
-    def _persisted_api_password(self):
-        path = os.path.join(self.paths.traefik_dir, "api_password")
-        return read_or_create_secret(path, lambda: secrets.token_urlsafe(24).encode()).decode().strip()
+    @property
+    def api_password(self):
+        """traefik_api.password, or a generated one kept in state/traefik/api_password."""
+        if not self._api_password:
+            path = os.path.join(self.paths.traefik_dir, "api_password")
+            self._api_password = read_or_create_secret(path, lambda: secrets.token_urlsafe(24).encode()).decode().strip()
+        return self._api_password
 
     # -- static configuration -------------------------------------------------
 
@@ -181,7 +187,7 @@ class TraefikProxy:
 
     def _api_users(self):
         # Keep the bcrypt hash stable across rewrites of the rules file.
-        if not hasattr(self, "_api_htpasswd"):
+        if self._api_htpasswd is None:
             hashed = bcrypt.hashpw(self.api_password.encode(), bcrypt.gensalt(rounds=10))
             self._api_htpasswd = f"{self.api_user}:{hashed.decode()}"
         return [self._api_htpasswd]
@@ -270,11 +276,18 @@ class TraefikProxy:
         await self._write_rules()
 
     async def api_get(self, path):
-        auth = aiohttp.BasicAuth(self.api_user, self.api_password)
-        timeout = aiohttp.ClientTimeout(total=2)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(self.api_url + path, auth=auth) as resp:
-                return resp.status
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                auth=aiohttp.BasicAuth(self.api_user, self.api_password),
+                timeout=aiohttp.ClientTimeout(total=2),
+            )
+        async with self._session.get(self.api_url + path) as resp:
+            return resp.status
+
+    async def close(self):
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def route_is_live(self, prefix):
         try:

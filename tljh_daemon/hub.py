@@ -1,0 +1,45 @@
+"""The Hub object: everything a request handler may need, stored on the app under `HUB`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from aiohttp import web
+
+from . import compat
+from .metrics import Metrics
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .db import Database
+    from .managed_services import ServiceManager
+    from .paths import Paths
+    from .proxy.supervisor import TraefikSupervisor, TraefikUnit
+    from .proxy.traefik import TraefikProxy
+    from .servers import ServerManager
+    from .sessions import SessionStore
+    from .spawner.base import Spawner
+
+
+@dataclass
+class Hub:
+    config: dict
+    paths: Paths
+    db: Database
+    sessions: SessionStore
+    authenticator: Any
+    proxy: TraefikProxy
+    mode: str = "process"  # or "systemd"
+    servers: Optional[ServerManager] = None
+    traefik: Optional[TraefikSupervisor | TraefikUnit] = None
+    spawner: Optional[Spawner] = None  # handed to the ServerManager
+    ensure_account: Any = None  # accounts.ensure_account: the Unix-account step of a spawn
+    service_manager: Optional[ServiceManager] = None
+    background: list[asyncio.Task] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+    jupyterhub_version: str = compat.FALLBACK_VERSION
+
+
+HUB = web.AppKey("hub", Hub)
