@@ -13,7 +13,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import systemd
+from . import ports, systemd
 from .paths import Paths
 
 DEFAULT_PREFIX = os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh")
@@ -67,6 +67,10 @@ def run(prefix, log_level, mode):
     paths = Paths(os.path.abspath(prefix))
     config = _load_config(paths)
     lock = _lock(paths)
+    try:
+        ports.check_free(config, paths)  # before Traefik or anything else starts
+    except ports.PortInUse as e:
+        raise click.ClickException(f"not starting: {e}") from None
     if mode == "auto":
         mode = "systemd" if systemd.booted() else "process"
     app = make_app(config, paths, mode)

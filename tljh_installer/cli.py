@@ -6,7 +6,7 @@ import os
 import sys
 
 from tljh_daemon import config as config_mod
-from tljh_daemon import configfile, systemd
+from tljh_daemon import configfile, ports, systemd
 from tljh_daemon.hookspecs import plugin_manager
 from tljh_daemon.paths import Paths
 
@@ -82,6 +82,10 @@ def main(argv=None):
         with progress.step("Writing the configuration"):
             steps.configure(paths, admins, args.http_port)
             config = config_mod.load(paths.config_file)
+        with progress.step("Checking that the hub's ports are free"):
+            # Before anything is installed or started; this install's own daemon and Traefik
+            # (an upgrade) may hold them.
+            ports.check_free(config, paths, own_pids=[service.running_daemon_pid(paths)])
         page = contextlib.ExitStack()
         if args.show_progress_page:
             try:
@@ -100,7 +104,7 @@ def main(argv=None):
                 service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
         with progress.step("Running plugin post-install hooks"):
             manager.hook.tljh_post_install()
-    except (RuntimeError, config_mod.ConfigError, OSError) as e:
+    except (RuntimeError, config_mod.ConfigError, ports.PortInUse, OSError) as e:
         sys.exit(f"tljh_installer: error: {e}\nFull log: {log_path}")
     url = service.hub_url(paths)
     print(f"\nDone in {progress.total:.1f}s. The hub is at {url}/")
