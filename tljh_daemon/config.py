@@ -11,6 +11,8 @@ import ssl
 import jsonschema
 from ruamel.yaml import YAML
 
+from .auth import ldap as ldap_settings
+
 AUTH_TYPES = {
     "firstuse": "firstuse",
     "firstuseauthenticator.FirstUseAuthenticator": "firstuse",
@@ -19,6 +21,8 @@ AUTH_TYPES = {
     "dummy": "dummy",
     "jupyterhub.auth.DummyAuthenticator": "dummy",
     "dummyauthenticator.DummyAuthenticator": "dummy",
+    "ldap": "ldap",
+    "ldapauthenticator.LDAPAuthenticator": "ldap",
 }
 
 DEFAULTS = {
@@ -82,6 +86,7 @@ SCHEMA = _obj(
                     {"min_password_length": {"type": "integer", "minimum": 1}}, extra=True
                 ),
                 "DummyAuthenticator": _obj({"password": {"type": ["string", "null"]}}),
+                "LDAPAuthenticator": ldap_settings.SCHEMA,
             },
             extra=True,  # other authenticators' sections
         ),
@@ -257,6 +262,16 @@ def check_ports(config):
 def check(config):
     """Checks that tie keys together; run before the hub starts or reloads, never at `set`."""
     check_https(config)
+    check_auth(config)
+
+
+def check_auth(config):
+    """The chosen authenticator's cross-key rules (e.g. LDAP needs a server and a way to form DNs)."""
+    if AUTH_TYPES.get(config["auth"]["type"]) == "ldap":
+        settings = {**ldap_settings.DEFAULTS, **config["auth"].get("LDAPAuthenticator", {})}
+        problem = ldap_settings.check_settings(settings)
+        if problem:
+            raise ConfigError(f"auth.LDAPAuthenticator.{problem[0]}", problem[1])
 
 
 def check_https(config):

@@ -3,12 +3,14 @@
 from .base import Authenticator, LoginRefused
 from .dummy import DummyAuthenticator
 from .firstuse import FirstUseAuthenticator
+from .ldap import LDAPAuthenticator
 from .pam import PAMAuthenticator
 
 AUTHENTICATORS = {
     "dummy": DummyAuthenticator,
     "firstuse": FirstUseAuthenticator,
     "pam": PAMAuthenticator,
+    "ldap": LDAPAuthenticator,
 }
 
 

@@ -70,7 +70,8 @@ class Authenticator:
         return system_username(name)
 
     async def check_password(self, name, password):
-        """True when `password` is right for `name`. Runs blocking work in a thread."""
+        """True (or the user's hub name, when the provider renames) when `password` is right
+        for `name`. Runs blocking work in a thread; may raise LoginRefused with a specific reason."""
         raise NotImplementedError
 
     async def login(self, name, password):
@@ -92,4 +93,4 @@ class Authenticator:
             log.warning("Failed login for %s", name)
             raise LoginRefused("Invalid username or password")
         self.throttle.succeeded(name)
-        return name
+        return ok if isinstance(ok, str) else name
