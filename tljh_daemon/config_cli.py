@@ -108,10 +108,10 @@ def _run_edit(ctx, change):
 @main.command()
 @pass_ctx
 def show(ctx):
-    """Print config.yaml."""
+    """Print config.yaml, with passwords and secrets masked."""
     if os.path.exists(ctx.paths.config_file):
         with open(ctx.paths.config_file) as f:
-            click.echo(f.read(), nl=False)
+            click.echo(configfile.masked(f.read()), nl=False)
 
 
 @main.command()

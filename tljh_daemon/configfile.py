@@ -4,6 +4,7 @@ before writing, written atomically, under an exclusive lock against other writer
 import fcntl
 import io
 import os
+import re
 from contextlib import contextmanager
 
 from ruamel.yaml import YAML
@@ -26,6 +27,30 @@ def plain(data):
     if isinstance(data, list):
         return [plain(v) for v in data]
     return data
+
+
+SECRET_KEY = re.compile(r"(password|secret)", re.IGNORECASE)
+MASK = "********"
+
+
+def masked(text):
+    """config.yaml's text with the values of secret-looking keys (…password, …secret) masked;
+    comments and layout are kept."""
+    data = _yaml().load(text)
+    if not isinstance(data, dict):
+        return text
+
+    def walk(node):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value)
+            elif SECRET_KEY.search(str(key)) and value not in (None, ""):
+                node[key] = MASK
+
+    walk(data)
+    buffer = io.StringIO()
+    _yaml().dump(data, buffer)
+    return buffer.getvalue()
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from tljh_daemon import configfile
 
 
 @pytest.mark.parametrize("yaml_text, key, words", [
-    ("auth:\n  type: ldap\n", "auth.type", "not one of"),
+    ("auth:\n  type: kerberos\n", "auth.type", "not one of"),
     ("auth:\n  FirstUseAuthenticator:\n    min_password_length: 0\n", "auth.FirstUseAuthenticator.min_password_length", ""),
     ("auth:\n  DummyAuthenticator:\n    password: 5\n", "auth.DummyAuthenticator.password", ""),
     ("users:\n  admin: alice\n", "users.admin", "not of type"),

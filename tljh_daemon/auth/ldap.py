@@ -136,16 +136,19 @@ class LDAPAuthenticator(Authenticator):
         s = self.settings
         self.username_pattern = re.compile(s["valid_username_regex"])
         self.user_dn_attribute = s["lookup_dn_user_dn_attribute"] or s["user_attribute"]
-        port = s["server_port"] or (636 if s["tls_strategy"] == "on_connect" else 389)
-        tls = None
+        self.port = s["server_port"] or (636 if s["tls_strategy"] == "on_connect" else 389)
+        self.tls = None
         if s["tls_strategy"] != "insecure":
             kwargs = dict(s["tls_kwargs"])
             kwargs["validate"] = getattr(ssl, kwargs.get("validate", "CERT_REQUIRED"))
-            tls = ldap3.Tls(**kwargs)
-        self.server = ldap3.Server(
-            s["server_address"], port=port, use_ssl=s["tls_strategy"] == "on_connect", tls=tls,
-            connect_timeout=CONNECT_TIMEOUT, get_info=ldap3.NONE,
-        )
+            self.tls = ldap3.Tls(**kwargs)
+
+    def _server(self):
+        # A fresh Server per connection: ldap3 remembers a failed address as unavailable and
+        # would keep refusing after the directory comes back.
+        s = self.settings
+        return ldap3.Server(s["server_address"], port=self.port, use_ssl=s["tls_strategy"] == "on_connect",
+                            tls=self.tls, connect_timeout=CONNECT_TIMEOUT, get_info=ldap3.NONE)
 
     # -- blocking part (runs in a worker thread) --------------------------------------------
 
@@ -154,7 +157,7 @@ class LDAPAuthenticator(Authenticator):
         auto_bind = (ldap3.AUTO_BIND_TLS_BEFORE_BIND if self.settings["tls_strategy"] == "before_bind"
                      else ldap3.AUTO_BIND_NO_TLS)
         try:
-            return ldap3.Connection(self.server, user=dn, password=password, auto_bind=auto_bind,
+            return ldap3.Connection(self._server(), user=dn, password=password, auto_bind=auto_bind,
                                     receive_timeout=RECEIVE_TIMEOUT, raise_exceptions=False)
         except ldap_errors.LDAPBindError:
             return None
@@ -236,7 +239,7 @@ class LDAPAuthenticator(Authenticator):
             result = await asyncio.to_thread(self._authenticate, name, password)
         except DirectoryUnreachable as e:
             log.error("LDAP server %s:%s unreachable during the login of %s: %s",
-                      self.server.host, self.server.port, name, e)
+                      self.settings["server_address"], self.port, name, e)
             raise LoginRefused(UNREACHABLE) from None
         if result is None:
             return False
