@@ -67,3 +67,60 @@ async def ensure_account(username, *, admin=False, extra_groups=(), create=True)
 def delete_account(username):
     """Remove an account and its home (used by tests and user deletion)."""
     subprocess.run(["userdel", "--remove", username], capture_output=True)
+
+
+def _set_admin_group(username, admin):
+    try:
+        pwd.getpwnam(username)
+    except KeyError:
+        return False  # no account yet: the group is set when it is made
+    try:
+        members = grp.getgrnam(ADMINS_GROUP).gr_mem
+    except KeyError:
+        if not admin:
+            return False
+        _ensure_group(ADMINS_GROUP)
+        members = []
+    if admin and username not in members:
+        _run("usermod", "--append", "--groups", ADMINS_GROUP, username)
+    elif not admin and username in members:
+        _run("gpasswd", "--delete", username, ADMINS_GROUP)
+    else:
+        return False
+    return True
+
+
+async def set_admin_group(username, admin):
+    """Put an existing account in the admins group (which grants sudo) or take it out.
+
+    True when the membership changed. Running processes keep the groups they started with."""
+    changed = await asyncio.to_thread(_set_admin_group, username, admin)
+    if changed:
+        log.info("%s %s %s the group %s", "Added" if admin else "Removed", username,
+                 "to" if admin else "from", ADMINS_GROUP)
+    return changed
+
+
+def _reconcile_admin_group(wanted):
+    existing = {entry.pw_name for entry in pwd.getpwall()}
+    try:
+        members = set(grp.getgrnam(ADMINS_GROUP).gr_mem)
+    except KeyError:
+        members = set()
+    changed = []
+    for username, admin in wanted.items():
+        if username in existing and admin != (username in members):
+            if _set_admin_group(username, admin):
+                changed.append((username, admin))
+    return changed
+
+
+async def reconcile_admin_group(wanted):
+    """Make the admins group match `wanted` ({account: admin?}) for accounts that exist.
+
+    Returns the [(account, admin)] changes made."""
+    changed = await asyncio.to_thread(_reconcile_admin_group, wanted)
+    for username, admin in changed:
+        log.info("%s %s %s the group %s", "Added" if admin else "Removed", username,
+                 "to" if admin else "from", ADMINS_GROUP)
+    return changed

@@ -12,8 +12,9 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import accounts, compat
+from . import accounts, admins, compat
 from . import config as config_mod
+from .cgroups import Cgroups, cgroup_tag
 from .api import groups as api_groups
 from .api import hub as api_hub
 from .api import metrics as api_metrics
@@ -64,7 +65,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     proxy = proxy or TraefikProxy(paths, config, find_traefik())
     if spawner is None:
         spawner = (SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
-                   if mode == "systemd" else ProcessSpawner())
+                   if mode == "systemd" else ProcessSpawner(Cgroups(cgroup_tag(paths.prefix))))
     if proxy_runner is None:
         proxy_runner = TraefikUnit(proxy) if mode == "systemd" else TraefikSupervisor(proxy)
     hub = Hub(
@@ -139,6 +140,7 @@ async def _lifetime(app):
         await hub.proxy.set_routes({server_prefix(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
         await traefik.start(config_changed=changed)
         await hub.servers.reconcile()
+        await admins.reconcile(hub)
         hub.servers.start_watching()
         await hub.service_manager.start()
         culler.start()

@@ -15,7 +15,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import configfile, systemd
+from . import cgroups, configfile, systemd
 from .paths import Paths
 
 
@@ -150,6 +150,18 @@ def set_(ctx, key, value):
         parent[last] = parsed
 
     _run_edit(ctx, change)
+    if key.startswith("limits.") and parse_value(value) is not None:
+        click.echo(limit_enforcement(ctx.paths, key))
+
+
+def limit_enforcement(paths, key):
+    """Whether this machine can enforce `key` (a limits.* key), in a sentence for the admin."""
+    if systemd.booted():
+        return f"{key} is enforced by systemd for each user server."
+    groups = cgroups.Cgroups(cgroups.cgroup_tag(paths.prefix))
+    if groups.available:
+        return f"{key} is enforced with a cgroup (v{groups.version}) per user server."
+    return f"Warning: {key} is NOT enforced on this machine ({groups.reason})."
 
 
 @main.command()

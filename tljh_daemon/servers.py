@@ -97,6 +97,7 @@ class ServerManager:
         self.progress = {}  # user -> Progress of the latest spawn
         self.tasks = {}  # user -> running start/stop task
         self._watcher = None
+        self._oom_kills_seen = {}  # user -> OOM kills already logged
 
     # -- queries ---------------------------------------------------------------
 
@@ -392,6 +393,17 @@ class ServerManager:
                 log.warning("The server of %s stopped on its own: %s", name, ended)
                 await self.proxy.delete_route(server_prefix(name), wait=False)
                 self._mark_gone(name, ended)
+            elif not ended:
+                self._report_oom_kills(name)
+
+    def _report_oom_kills(self, name):
+        """Log when the kernel killed one of a server's processes (a kernel) for memory."""
+        count = self.spawner.oom_kills(name)
+        seen = self._oom_kills_seen.get(name, 0)
+        if count and count > seen:
+            log.warning("The kernel killed %d process(es) of %s's server for going over limits.memory (%s)",
+                        count - seen, name, self.config["limits"]["memory"])
+        self._oom_kills_seen[name] = count or 0
 
     async def close(self):
         """Stop watching and cancel starts and stops under way (a cancelled start cleans up)."""

@@ -4,7 +4,7 @@ import dataclasses
 
 from aiohttp import web
 
-from .. import scopes, users
+from .. import admins, scopes, users
 from ..hub import HUB
 from ..users import InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row
@@ -194,7 +194,7 @@ async def modify_user(request):
     if "admin" in body:
         if not isinstance(body["admin"], bool):
             raise web.HTTPBadRequest(text="admin must be true or false")
-        hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(body["admin"]), row["name"]))
+        await admins.set_admin(hub, row["name"], body["admin"])
     return web.json_response(user_model(hub, users.user_model_row(hub.db, row["name"])))
 
 

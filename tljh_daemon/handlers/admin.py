@@ -67,7 +67,7 @@ async def admin_page(request):
     https = certificates.status(proxy, proxy.log_path)
     return render(request, "admin.html", {
         "users": listed, "groups": group_rows, "search": search, "sort": sort, "total": total,
-        "offset": offset, "limit": limit, "https": https,
+        "offset": offset, "limit": limit, "https": https, "limits": limits_status(request.app[HUB]),
         "prev_offset": max(offset - limit, 0) if offset else None,
         "next_offset": offset + limit if offset + limit < total else None,
     })
@@ -111,7 +111,21 @@ async def usage(request):
             result[row["user"]] = SAMPLER.sample(row["pid"])
         except psutil.Error:
             continue
+        result[row["user"]]["oom_kills"] = hub.spawner.oom_kills(row["user"])
     return web.json_response(result)
+
+
+def limits_status(hub):
+    """[(key, value, how it is enforced or why it is not)] for the limits that are set."""
+    spawner, status = hub.spawner, []
+    for key, value in hub.config["limits"].items():
+        if value is None:
+            continue
+        note = spawner.limits_note
+        if key not in spawner.supported_limits and not note.startswith("not enforced"):
+            note = f"not enforced: {note}"
+        status.append((f"limits.{key}", value, note))
+    return status
 
 
 @routes.get("/hub/token")

@@ -33,6 +33,13 @@ class ServerHandle:
 class Spawner:
     #: limits this backend enforces; others are reported as unavailable
     supported_limits = frozenset()
+    #: how limits are enforced, or why they are not (shown to admins)
+    limits_note = "not enforced"
+
+    def oom_kills(self, user):
+        """How many of `user`'s server processes were killed for going over the memory limit,
+        or None where this is not known."""
+        return None
 
     async def start(self, request):
         """Launch the server; return its ServerHandle. Raise SpawnError on failure."""

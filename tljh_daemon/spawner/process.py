@@ -2,7 +2,8 @@
 
 Servers run in their own session so they outlive a daemon restart; the daemon
 finds them again by PID *and* process start time (psutil), so a recycled PID
-is never mistaken for a server.
+is never mistaken for a server. Where the host lets root write cgroups, a server
+with limits runs in its own cgroup (see cgroups.py), removed when it stops.
 """
 
 import asyncio
@@ -13,6 +14,7 @@ import subprocess
 
 import psutil
 
+from ..cgroups import CgroupError, Cgroups
 from .base import ServerHandle, Spawner, SpawnError
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,18 @@ def describe_exit(returncode):
 
 
 class ProcessSpawner(Spawner):
-    def __init__(self):
+    def __init__(self, cgroups: Cgroups = None):
         self._children = {}  # pid -> Popen, for servers started by this daemon (so they are reaped)
+        self.cgroups = cgroups
+        if cgroups is not None and cgroups.available:
+            self.supported_limits = frozenset({"memory", "cpu"})
+
+    @property
+    def limits_note(self):
+        """How limits are enforced here, or why they are not (shown to admins)."""
+        if self.cgroups is None:
+            return "not enforced: process mode without cgroups"
+        return self.cgroups.describe()
 
     def _popen(self, request):
         os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
@@ -66,15 +78,32 @@ class ProcessSpawner(Spawner):
         finally:
             os.close(fd)
 
+    def _start_in_cgroup(self, request):
+        group = None
+        if request.limits and self.supported_limits:
+            group = self.cgroups.create(request.user, request.limits)
+        popen = self._popen(request)
+        if group is not None:
+            try:
+                # At once: the server forks its kernels only much later, and they inherit it.
+                group.attach(popen.pid)
+            except OSError:
+                popen.kill()
+                popen.wait()
+                group.remove()
+                raise
+        return popen
+
     async def start(self, request):
-        if request.limits:
+        if request.limits and not self.supported_limits:
             log.warning(
-                "Process mode cannot enforce %s for %s (needs systemd); running without them",
-                ", ".join(sorted(request.limits)),
-                request.user,
+                "Process mode cannot enforce %s for %s (%s); running without them",
+                ", ".join(sorted(request.limits)), request.user, self.limits_note,
             )
         try:
-            popen = await asyncio.to_thread(self._popen, request)
+            popen = await asyncio.to_thread(self._start_in_cgroup, request)
+        except CgroupError as e:
+            raise SpawnError(f"could not apply the limits: {e}") from None
         except OSError as e:
             raise SpawnError(f"could not start {request.cmd[0]}: {e.strerror or e}") from None
         self._children[popen.pid] = popen
@@ -88,8 +117,22 @@ class ProcessSpawner(Spawner):
             if code is None:
                 return None
             del self._children[handle.pid]
+            await self._remove_cgroup(user)
             return describe_exit(code)
-        return None if process_for(handle) else "the server process is gone"
+        if process_for(handle):
+            return None
+        await self._remove_cgroup(user)
+        return "the server process is gone"
+
+    async def _remove_cgroup(self, user):
+        group = self.cgroups.get(user) if self.cgroups is not None else None
+        if group is not None and group.exists():
+            await asyncio.to_thread(group.remove)
+
+    def oom_kills(self, user):
+        """How many of `user`'s server processes the kernel killed for memory (None: not known)."""
+        group = self.cgroups.get(user) if self.cgroups is not None else None
+        return group.oom_kills() if group is not None and group.exists() else None
 
     async def stop(self, user, handle, timeout):
         proc = process_for(handle)
@@ -121,3 +164,4 @@ class ProcessSpawner(Spawner):
                     p.kill()
             except psutil.Error:
                 pass
+        await self._remove_cgroup(user)  # and anything else still in its cgroup

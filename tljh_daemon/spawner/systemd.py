@@ -52,6 +52,7 @@ async def unit_properties(unit):
 
 class SystemdSpawner(Spawner):
     supported_limits = frozenset({"memory", "cpu"})
+    limits_note = "systemd (MemoryMax, CPUQuota)"
 
     def __init__(self, env_dir, stop_timeout):
         self.env_dir = env_dir

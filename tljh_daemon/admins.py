@@ -1,0 +1,74 @@
+"""Admin rights kept in step: the hub's admin flag, `users.admin` in config, and membership of
+the Unix group that grants sudo.
+
+Demoting an admin (REST API, admin panel, or removing the name from `users.admin`) takes their
+account out of the group at once; start-up reconciles every account with the database, so a
+change made while the hub was down (or by an older version) is applied too.
+"""
+
+import json
+import logging
+import os
+
+from . import accounts
+from .users import normalize_name
+
+log = logging.getLogger(__name__)
+
+
+async def set_admin(hub, name, admin):
+    """Change `name`'s admin flag and their account's admins-group membership."""
+    hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(admin), name))
+    await sync_account(hub, name, admin)
+
+
+async def sync_account(hub, name, admin):
+    """Grant the group only to accounts the hub makes (as spawns do); revoke it from any."""
+    if admin and not hub.authenticator.creates_accounts:
+        return
+    try:
+        await accounts.set_admin_group(hub.authenticator.system_username(name), admin)
+    except accounts.AccountError as e:
+        log.error("Could not %s admin rights of %s: %s", "grant" if admin else "revoke", name, e)
+
+
+def _applied_path(hub):
+    return os.path.join(hub.paths.state_dir, "config_admins.json")
+
+
+def _load_applied(hub):
+    try:
+        with open(_applied_path(hub)) as f:
+            return set(json.load(f))
+    except (OSError, ValueError):
+        return set()
+
+
+def _save_applied(hub, names):
+    tmp = _applied_path(hub) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(sorted(names), f)
+    os.replace(tmp, _applied_path(hub))
+
+
+async def reconcile(hub):
+    """At start-up: apply `users.admin` (names removed since the last start lose admin, listed
+    users who exist gain it), then make every account's group membership match the database."""
+    listed = {normalize_name(n) for n in hub.config["users"]["admin"]}
+    for name in _load_applied(hub) - listed:
+        if hub.db.one("SELECT admin FROM users WHERE name=?", (name,)):
+            log.info("%s is no longer in users.admin: removing admin rights", name)
+            hub.db.execute("UPDATE users SET admin=0 WHERE name=?", (name,))
+    for name in listed:
+        hub.db.execute("UPDATE users SET admin=1 WHERE name=?", (name,))
+    _save_applied(hub, listed)
+    auth = hub.authenticator
+    wanted = {
+        auth.system_username(row["name"]): bool(row["admin"])
+        for row in hub.db.all("SELECT name, admin FROM users")
+        if auth.creates_accounts or not row["admin"]
+    }
+    try:
+        await accounts.reconcile_admin_group(wanted)
+    except accounts.AccountError as e:
+        log.error("Could not bring the admins group in step with the hub: %s", e)
