@@ -101,26 +101,33 @@ async def set_admin_group(username, admin):
     return changed
 
 
-def _reconcile_admin_group(wanted):
-    existing = {entry.pw_name for entry in pwd.getpwall()}
+def admin_group_drift(wanted):
+    """[(account, admin)] changes that would make the admins group match `wanted`
+    ({account: admin?}), for accounts that exist. One group lookup, plus one passwd lookup per
+    admin not yet in the group (admins are few), so it is cheap enough for the event loop."""
     try:
         members = set(grp.getgrnam(ADMINS_GROUP).gr_mem)
     except KeyError:
         members = set()
-    changed = []
+    drift = []
     for username, admin in wanted.items():
-        if username in existing and admin != (username in members):
-            if _set_admin_group(username, admin):
-                changed.append((username, admin))
-    return changed
+        if admin == (username in members):
+            continue
+        if admin:
+            try:
+                pwd.getpwnam(username)
+            except KeyError:
+                continue  # no account yet: it joins the group when it is made
+        drift.append((username, admin))
+    return drift
 
 
 async def reconcile_admin_group(wanted):
     """Make the admins group match `wanted` ({account: admin?}) for accounts that exist.
 
     Returns the [(account, admin)] changes made."""
-    changed = await asyncio.to_thread(_reconcile_admin_group, wanted)
-    for username, admin in changed:
-        log.info("%s %s %s the group %s", "Added" if admin else "Removed", username,
-                 "to" if admin else "from", ADMINS_GROUP)
+    changed = []
+    for username, admin in admin_group_drift(wanted):
+        if await set_admin_group(username, admin):
+            changed.append((username, admin))
     return changed
