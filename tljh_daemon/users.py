@@ -1,6 +1,7 @@
 """Hub users: name rules, the Unix account behind each one, and their rows in the database."""
 
 import hashlib
+import re
 import unicodedata
 
 from . import timeutil
@@ -11,24 +12,47 @@ class InvalidName(ValueError):
 
 
 def normalize_name(name):
-    """Lowercase, stripped; refuse empty names, '/', and control characters."""
+    """Lowercase, stripped; refuse empty names, '.' and '..' (they are path steps in every URL
+    and file name made from a user name), '/', and control characters."""
     name = unicodedata.normalize("NFC", (name or "").strip()).lower()
     if not name:
         raise InvalidName("the user name is empty")
     if "/" in name or any(unicodedata.category(c).startswith("C") or c.isspace() for c in name):
         raise InvalidName("user names cannot contain '/', spaces or control characters")
+    if name in (".", "..") or unicodedata.normalize("NFKC", name) in (".", ".."):
+        raise InvalidName(f"{name!r} cannot be a user name")
     if len(name) > 255:
         raise InvalidName("the user name is too long")
     return name
 
 
+PORTABLE_NAME = re.compile(r"[a-z0-9_.-]+")
+MAPPED_LENGTH = 30
+
+
 def system_username(name):
-    """TLJH's account name: `jupyter-<name>`, cut with a hash suffix to fit 32 characters."""
+    """The Unix account of hub user `name`.
+
+    Portable names keep TLJH's rule: `jupyter-<name>`, or, when that is 26 characters or more,
+    its first 26 characters + `-` + 5 hex characters of its sha256 (32 in all). Other names
+    (non-ASCII, `@`, `+`, ...) become `jupyter-<ASCII letters of the name>-<sha256 hex>`, always
+    exactly 30 characters: a length neither branch of TLJH's rule produces, so no hub name can
+    take over another's account."""
+    if not PORTABLE_NAME.fullmatch(name):
+        return _mapped_username(name)
     username = f"jupyter-{name}"
     if len(username) < 26:
         return username
     digest = hashlib.sha256(username.encode("utf-8")).hexdigest()
     return f"{username[:26]}-{digest[:5]}"
+
+
+def _mapped_username(name):
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name).strip("-")[:11].strip("-") or "u"
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()
+    head = f"jupyter-{slug}-"
+    return head + digest[: MAPPED_LENGTH - len(head)]
 
 
 def user_model_row(db, name):

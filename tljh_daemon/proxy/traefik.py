@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import secrets
+from urllib.parse import unquote
 
 import aiohttp
 import bcrypt
@@ -212,7 +213,8 @@ class TraefikProxy:
         for prefix, target in sorted(self.routes.items()):
             name = router_name(prefix)
             routers[name] = {
-                "rule": f"PathPrefix(`{_backtick_safe(prefix)}`)",
+                # Traefik matches the decoded path; prefixes are %-encoded (as JupyterHub's).
+                "rule": f"PathPrefix(`{_backtick_safe(unquote(prefix))}`)",
                 "entryPoints": ["http"],
                 "service": name,
                 # Longer prefixes win; every user route outranks the hub's catch-all.

@@ -1,0 +1,46 @@
+"""User names through the real interfaces: a non-ASCII name logs in, spawns and is reached
+through Traefik, its server running as a safe ASCII account; '.' and '..' are refused."""
+
+import pwd
+from urllib.parse import quote
+
+import requests
+
+from hubclient import HubClient
+from hubprocess import needs_root
+from tljh_daemon.users import system_username
+
+pytestmark = needs_root
+
+
+def test_non_ascii_name_runs_as_an_ascii_account_and_dots_are_refused(make_hub, user_env, run_id,
+                                                                       unix_accounts):
+    name, admin = f"zoë-{run_id}", f"{run_id}-namesadm"
+    account = system_username(name)
+    unix_accounts.append(account)
+    assert account.isascii() and len(account) == 30
+    hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                    "users": {"admin": [admin]}, "user_environment": {"path": user_env}})
+    client = HubClient(hub.url)
+    assert client.login(f"Zoë-{run_id}", "pw").status_code == 302  # the hub name is lowercased, kept as typed
+    assert client.spawn(quote(name))[-1]["ready"] is True
+    lab = client.get(client.url(f"/user/{quote(name)}/lab"))
+    assert lab.status_code == 200 and "JupyterLab" in lab.text
+    kernel = client.start_kernel(quote(name))
+    assert client.execute(quote(name), kernel, "import os; os.getuid()") == str(pwd.getpwnam(account).pw_uid)
+    assert client.execute(quote(name), kernel, "os.environ['JUPYTERHUB_USER']") == repr(name)
+
+    boss = HubClient(hub.url)
+    assert boss.login(admin, "pw").status_code == 302
+    xsrf = next(c.value for c in boss.cookies if c.name == "_xsrf")
+    token = boss.post(boss.url(f"/hub/api/users/{admin}/tokens"), json={},
+                      headers={"X-XSRFToken": xsrf}).json()["token"]
+    api = requests.Session()
+    api.headers["Authorization"] = f"token {token}"
+    assert api.get(f"{hub.url}/hub/api/users/{quote(name)}").json()["name"] == name
+    for bad in (".", "..", "．．"):
+        r = api.post(f"{hub.url}/hub/api/users", json={"usernames": [bad]})
+        assert r.status_code == 400 and "cannot be a user name" in r.json()["message"], r.text
+        assert HubClient(hub.url).login(bad, "pw").status_code == 403
+    assert api.delete(f"{hub.url}/hub/api/users/{quote(name)}").status_code == 204
+    assert api.get(f"{hub.url}/hub/api/users/{quote(name)}").status_code == 404
