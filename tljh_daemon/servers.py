@@ -391,7 +391,10 @@ class ServerManager:
         for name, ended in (await self.spawner.poll_all(servers)).items():
             if ended and name not in self.tasks and self.state(name) == "running":
                 log.warning("The server of %s stopped on its own: %s", name, ended)
-                await self.proxy.delete_route(server_prefix(name), wait=False)
+                try:  # as on a stop: the server counts as gone once Traefik has dropped its route
+                    await self.proxy.delete_route(server_prefix(name))
+                except TimeoutError as e:
+                    log.warning("%s", e)
                 self._mark_gone(name, ended)
             elif not ended:
                 self._report_oom_kills(name)
