@@ -9,7 +9,7 @@ import pytest
 @pytest.mark.parametrize(
     "yaml_text, expected",
     [
-        ("auth:\n  type: ldap\n", "auth.type"),
+        ("auth:\n  type: no-such-login\n", "auth.type"),
         ("http:\n  port: 99999\n", "http.port"),
         ("users:\n  admin: alice\n", "users.admin"),
         ("limits:\n  memory: lots\n", "limits.memory"),

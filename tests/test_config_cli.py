@@ -65,7 +65,7 @@ def test_every_verb_round_trip_keeps_comments_and_order(prefix):
 
 
 @pytest.mark.parametrize("args, named, allowed", [
-    (("set", "auth.type", "ldap"), "auth.type", "firstuse"),
+    (("set", "auth.type", "no-such-login"), "auth.type", "firstuse"),
     (("set", "http.port", "99999"), "http.port", "65535"),
     (("set", "limits.memory", "lots"), "limits.memory", "does not match"),
     (("set", "user_environment.default_app", "vscode"), "user_environment.default_app", "jupyterlab"),

@@ -1,5 +1,6 @@
 """The REST API through Traefik, with JupyterHub's semantics, status codes and scopes."""
 
+import datetime
 import pathlib
 import shutil
 import tempfile
@@ -231,11 +232,12 @@ def test_start_stop_via_api_and_server_token_reports_only_its_own_activity(bob, 
     kernel = browser.start_kernel(me)
     server_token = browser.execute(me, kernel, "__import__('os').environ['JUPYTERHUB_API_TOKEN']").strip("'")
     server = Api(hub, server_token)
-    stamp = "2030-01-01T00:00:00.000000Z"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     ok = server.post(f"/users/{me}/activity", json={"last_activity": stamp, "servers": {"": {"last_activity": stamp}}})
     assert ok.status_code == 204
     assert bob.get(f"/users/{me}").json()["last_activity"] == stamp
-    older = "2029-01-01T00:00:00.000000Z"
+    older = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     server.post(f"/users/{me}/activity", json={"last_activity": older})
     assert bob.get(f"/users/{me}").json()["last_activity"] == stamp, "activity only moves forward"
     assert server.post(f"/users/{names['admin']}/activity", json={"last_activity": stamp}).status_code in (403, 404)
