@@ -16,6 +16,7 @@ import psutil
 
 from . import config as config_mod
 from . import cgroups, configfile, systemd
+from .files import write_atomically
 from .paths import Paths
 
 
@@ -212,6 +213,38 @@ def remove_item(ctx, key, value):
         items.remove(item)
 
     _run_edit(ctx, change)
+
+
+@main.group()
+def export():
+    """Write this hub's settings in another product's format."""
+
+
+@export.command("z2jh")
+@click.option("-o", "--output", default="z2jh-values.yaml", show_default=True,
+              help="The values file to write ('-' for standard output). It holds secrets: mode 0600.")
+@pass_ctx
+def export_z2jh(ctx, output):
+    """A Helm values file for the Zero to JupyterHub chart; prints what could not be mapped."""
+    from . import z2jh
+
+    try:
+        config = config_mod.load(ctx.paths.config_file)
+    except config_mod.ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    user_env = config["user_environment"]["path"] or ctx.paths.user_env
+    packages = z2jh.user_packages(user_env)
+    result = z2jh.Export(config, groups=z2jh.hub_groups(ctx.paths.database), user_packages=packages)
+    text = z2jh.dump(result.values, z2jh.image_note(packages) if packages else None)
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        write_atomically(os.path.abspath(output), text, mode=0o600)
+        click.echo(f"Wrote {output} (mode 0600: it holds this hub's secrets).", err=True)
+    if result.unmapped:
+        click.echo("Not mapped (set these by hand on Kubernetes):", err=True)
+        for key, reason in result.unmapped:
+            click.echo(f"  {key}: {reason}", err=True)
 
 
 @main.command()

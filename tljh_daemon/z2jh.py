@@ -1,0 +1,273 @@
+"""`tljh-config export z2jh`: our settings as a values file for the Zero to JupyterHub chart.
+
+The chart's hub is JupyterHub itself, so most settings become traitlets under
+`hub.config.<Class>`; the rest map onto the chart's own keys (singleuser.*, cull.*,
+proxy.https.*). Whatever has no counterpart on Kubernetes (Unix groups, ports, the
+machine's own services) is returned as a list of (key, reason) so the admin sees it.
+"""
+
+import importlib.metadata
+import io
+import json
+import os
+import re
+import sqlite3
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from . import config as config_mod
+
+# Our auth.type -> the JupyterHub authenticator class the chart's hub image ships.
+# Types missing here fall back to the dotted class name config.AUTH_TYPES accepts for them.
+AUTHENTICATOR_CLASSES = {
+    "firstuse": "firstuseauthenticator.FirstUseAuthenticator",
+    "pam": "jupyterhub.auth.PAMAuthenticator",
+    "dummy": "jupyterhub.auth.DummyAuthenticator",
+    "ldap": "ldapauthenticator.LDAPAuthenticator",
+    "native": "nativeauthenticator.NativeAuthenticator",
+    "tmp": "tmpauthenticator.TmpAuthenticator",
+    "generic": "oauthenticator.generic.GenericOAuthenticator",
+    "github": "oauthenticator.github.GitHubOAuthenticator",
+    "google": "oauthenticator.google.GoogleOAuthenticator",
+}
+
+# Why a user's sign-in cannot simply move with the settings.
+AUTH_NOTES = {
+    "pam": "PAM checks /etc/shadow on this machine; the hub pod has no such accounts, "
+           "so pick an authenticator backed by a directory or an identity provider",
+    "firstuse": "passwords set at first login stay in this hub's database; "
+                "each user sets a new one at their first login on Kubernetes",
+    "native": "sign-ups and passwords stay in this hub's database; users sign up again",
+}
+
+DEFAULT_URLS = {"jupyterlab": "/lab", "classic": "/tree", "notebook": "/tree"}
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+CHART_MEMORY_GUARANTEE = 1024**3  # the chart's default singleuser.memory.guarantee (1G)
+BASE_USER_PACKAGES = ("jupyterhub", "jupyterlab", "notebook", "ipykernel")
+UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def authenticator_class(auth_type):
+    """The dotted class name for our auth.type, or None."""
+    if auth_type in AUTHENTICATOR_CLASSES:
+        return AUTHENTICATOR_CLASSES[auth_type]
+    dotted = [name for name, kind in config_mod.AUTH_TYPES.items() if kind == auth_type and "." in name]
+    return dotted[0] if dotted else None
+
+
+def memory_bytes(text):
+    number, unit = re.fullmatch(r"([0-9.]+)([KMGT]?)", text).groups()
+    return float(number) * UNITS[unit]
+
+
+class Export:
+    """Builds the values (`self.values`) and the list of what did not map (`self.unmapped`)."""
+
+    def __init__(self, config, *, groups=None, user_packages=()):
+        self.config = config
+        self.values = {}
+        self.unmapped = []
+        self._auth(groups or {})
+        self._limits()
+        self._culling()
+        self._https()
+        self._singleuser()
+        self._leftovers(user_packages)
+
+    def put(self, dotted, value):
+        node = self.values
+        *parents, last = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+
+    def skip(self, key, reason):
+        self.unmapped.append((key, reason))
+
+    def _auth(self, groups):
+        auth, users = self.config["auth"], self.config["users"]
+        kind = auth["type"]
+        cls = authenticator_class(kind)
+        section_names = {name for name in auth if name != "type"}
+        if cls is None:
+            self.skip("auth.type", f"{kind!r} has no JupyterHub authenticator class known to the export")
+        else:
+            self.put("hub.config.JupyterHub.authenticator_class", cls)
+            section = cls.rsplit(".", 1)[-1]
+            settings = {k: v for k, v in (auth.get(section) or {}).items() if v is not None}
+            if settings:
+                self.put(f"hub.config.{section}", settings)
+            section_names.discard(section)
+        if kind in AUTH_NOTES:
+            self.skip("auth.type", AUTH_NOTES[kind])
+        for name in sorted(section_names):  # other authenticators' settings: not in use here
+            if auth.get(name) and auth.get(name) != config_mod.DEFAULTS["auth"].get(name):
+                self.skip(f"auth.{name}", f"settings of an authenticator other than auth.type {kind!r}; not exported")
+        names = {"admin": "admin_users", "allowed": "allowed_users", "banned": "blocked_users"}
+        for ours, theirs in names.items():
+            if users[ours]:
+                self.put(f"hub.config.Authenticator.{theirs}", sorted(users[ours]))
+        section = self.values.get("hub", {}).get("config", {}).get(cls.rsplit(".", 1)[-1], {}) if cls else {}
+        restricted = users["allowed"] or any(k.startswith("allowed_") and v for k, v in section.items())
+        if not restricted:
+            # Here an empty users.allowed lets everyone who signs in use the hub; JupyterHub 5
+            # needs that said explicitly.
+            self.put("hub.config.Authenticator.allow_all", True)
+        if groups:
+            self.put("hub.config.JupyterHub.load_groups", groups)
+        if users["extra_user_groups"]:
+            self.skip("users.extra_user_groups",
+                      "Unix groups on this machine; user pods have no such accounts (use hub groups or "
+                      "singleuser.extraPodConfig / supplemental groups instead)")
+
+    def _limits(self):
+        limits = self.config["limits"]
+        if limits["memory"]:
+            self.put("singleuser.memory.limit", limits["memory"])
+            if memory_bytes(limits["memory"]) < CHART_MEMORY_GUARANTEE:
+                self.put("singleuser.memory.guarantee", limits["memory"])  # a guarantee above the limit fails
+        if limits["cpu"]:
+            self.put("singleuser.cpu.limit", limits["cpu"])
+
+    def _culling(self):
+        cull = self.config["services"]["cull"]
+        self.put("cull.enabled", bool(cull["enabled"]))
+        if not cull["enabled"]:
+            return
+        for ours, theirs in (("timeout", "timeout"), ("every", "every"), ("concurrency", "concurrency"),
+                             ("max_age", "maxAge")):
+            self.put(f"cull.{theirs}", int(round(cull[ours])))
+        self.put("cull.users", bool(cull["users"]))
+        self.put("cull.removeNamedServers", bool(cull["remove_named_servers"]))
+        self.put("cull.adminUsers", not cull["exempt_admins"])
+
+    def _https(self):
+        https = self.config["https"]
+        tls, le = https["tls"], https["letsencrypt"]
+        if not https["enabled"]:
+            return
+        self.put("proxy.https.enabled", True)
+        if tls["cert"]:
+            self.put("proxy.https.type", "manual")
+            for key in ("cert", "key"):
+                with open(tls[key]) as f:
+                    self.put(f"proxy.https.manual.{key}", f.read())
+            self.skip("proxy.https.hosts", "the certificate's domain names: set proxy.https.hosts to them")
+        else:
+            self.put("proxy.https.type", "letsencrypt")
+            self.put("proxy.https.letsencrypt.contactEmail", le["email"])
+            self.put("proxy.https.hosts", list(le["domains"]))
+            server = le["acme_server"] or (LETSENCRYPT_STAGING if le["staging"] else "")
+            if server:
+                self.put("proxy.https.letsencrypt.acmeServer", server)
+            if le["dns_provider"]:
+                self.skip("https.letsencrypt.dns_provider",
+                          "the chart's Let's Encrypt uses the HTTP-01 challenge only; use cert-manager for DNS-01")
+            if le["acme_ca_file"]:
+                self.skip("https.letsencrypt.acme_ca_file", "the chart cannot trust an extra ACME CA")
+        if https["port"] != 443:
+            self.skip("https.port", "the chart's proxy serves HTTPS on 443 (proxy.service.* sets the Service)")
+
+    def _singleuser(self):
+        app = self.config["user_environment"]["default_app"]
+        self.put("singleuser.defaultUrl", DEFAULT_URLS[app])
+        if app == "classic":
+            self.skip("user_environment.default_app",
+                      "'classic' is Notebook 7's /tree on the chart's images (nbclassic is not installed)")
+        spawner = self.config["spawner"]
+        self.put("singleuser.startTimeout", int(round(spawner["start_timeout"])))
+        if spawner["concurrent_spawn_limit"]:
+            self.put("hub.concurrentSpawnLimit", spawner["concurrent_spawn_limit"])
+        for key, value in spawner.items():
+            if key not in ("start_timeout", "stop_timeout", "concurrent_spawn_limit", "concurrent_starts") \
+                    and value not in (None, "", [], {}):
+                self.skip(f"spawner.{key}", "a setting of this machine's spawner; KubeSpawner has its own "
+                                            "(singleuser.*)")
+
+    def _leftovers(self, user_packages):
+        if self.config["http"]["port"] != 80:
+            self.skip("http.port", "the chart's proxy serves HTTP on 80 (proxy.service.* sets the Service)")
+        if self.config["user_environment"]["path"]:
+            self.skip("user_environment.path", "user pods run the image's environment (singleuser.image)")
+        for name in sorted(self.config["services"]):
+            if name != "cull":
+                self.skip(f"services.{name}", "a process on this machine; run it in the hub pod "
+                                              "(hub.services and hub.extraContainers) or beside the chart")
+        if user_packages:
+            self.skip("user environment packages",
+                      f"{len(user_packages)} packages beyond JupyterLab: build an image with them and set "
+                      f"singleuser.image (the list is at the top of the values file)")
+
+
+def hub_groups(database):
+    """{group: {"users": [...], "properties": {...}}} from this hub's database (JupyterHub's
+    load_groups form), or {} when there is no database yet."""
+    if not os.path.exists(database):
+        return {}
+    db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        groups = {name: {"users": [], "properties": json.loads(props or "{}")}
+                  for name, props in db.execute("SELECT name, properties FROM groups ORDER BY name")}
+        for group, user in db.execute("SELECT group_name, user FROM group_members ORDER BY user"):
+            groups[group]["users"].append(user)
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()
+    return {name: {k: v for k, v in g.items() if v} or {"users": []} for name, g in groups.items()}
+
+
+def user_packages(user_env):
+    """`name==version` of what the user environment holds beyond JupyterLab and what it needs."""
+    paths = [os.path.join(user_env, "lib", d, "site-packages")
+             for d in (os.listdir(os.path.join(user_env, "lib")) if os.path.isdir(os.path.join(user_env, "lib")) else [])]
+    dists = {}
+    for dist in importlib.metadata.distributions(path=paths):
+        name = _canonical(dist.metadata["Name"] or "")
+        if name:
+            dists[name] = dist
+    needed, todo = set(), [p for p in BASE_USER_PACKAGES if p in dists] + ["pip", "setuptools", "wheel"]
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for requirement in (dists[name].requires or []) if name in dists else []:
+            if "extra ==" in requirement:
+                continue
+            todo.append(_canonical(re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0]))
+    return sorted(f"{dists[n].metadata['Name']}=={dists[n].version}" for n in dists if n not in needed)
+
+
+def _canonical(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def image_note(packages):
+    """The comment put at the top of the values file when the user environment has extras."""
+    lines = [
+        "Packages installed in this hub's user environment beyond JupyterLab. Build a user image",
+        "with them, e.g. a Dockerfile:",
+        "  FROM quay.io/jupyterhub/k8s-singleuser-sample:<chart version>",
+        "  RUN pip install --no-cache-dir \\",
+        *[f"      {p} \\" for p in packages[:-1]],
+        f"      {packages[-1]}",
+        "then set singleuser.image.name and singleuser.image.tag to it.",
+    ]
+    return "\n".join(lines)
+
+
+def dump(values, note=None):
+    """The values as YAML text, with `note` as a comment block at the top."""
+    data = CommentedMap(values)
+    header = "Helm values for the Zero to JupyterHub chart, exported by `tljh-config export z2jh`.\n"
+    header += "It holds secrets (client secrets, passwords, TLS keys): keep it private."
+    if note:
+        header += "\n\n" + note
+    data.yaml_set_start_comment(header)
+    yaml = YAML()
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
