@@ -27,6 +27,7 @@ from .auth import make_authenticator
 from .culler import Culler
 from .db import Database
 from .handlers import admin as admin_pages
+from .handlers import login as login_pages
 from .handlers import middleware, pages
 from .hookspecs import plugin_manager
 from .hub import HUB, Hub
@@ -88,8 +89,9 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         loader=jinja2.PackageLoader("tljh_daemon", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
+    app.add_routes(hub.authenticator.routes())  # its own pages: OAuth callback, sign-up ...
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
-                   admin_pages, pages):
+                   admin_pages, login_pages, pages):
         app.add_routes(module.routes)
     app.cleanup_ctx.append(_lifetime)
     return app

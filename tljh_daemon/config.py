@@ -11,19 +11,8 @@ import ssl
 import jsonschema
 from ruamel.yaml import YAML
 
-from .auth import ldap as ldap_settings
-
-AUTH_TYPES = {
-    "firstuse": "firstuse",
-    "firstuseauthenticator.FirstUseAuthenticator": "firstuse",
-    "pam": "pam",
-    "jupyterhub.auth.PAMAuthenticator": "pam",
-    "dummy": "dummy",
-    "jupyterhub.auth.DummyAuthenticator": "dummy",
-    "dummyauthenticator.DummyAuthenticator": "dummy",
-    "ldap": "ldap",
-    "ldapauthenticator.LDAPAuthenticator": "ldap",
-}
+from .auth import AUTH_TYPES, REGISTRY
+from .auth.registry import section_settings
 
 DEFAULTS = {
     "base_url": "/",
@@ -82,13 +71,9 @@ SCHEMA = _obj(
         "auth": _obj(
             {
                 "type": {"enum": sorted(AUTH_TYPES)},
-                "FirstUseAuthenticator": _obj(
-                    {"min_password_length": {"type": "integer", "minimum": 1}}, extra=True
-                ),
-                "DummyAuthenticator": _obj({"password": {"type": ["string", "null"]}}),
-                "LDAPAuthenticator": ldap_settings.SCHEMA,
+                **{cls.section: cls.SCHEMA for cls in REGISTRY.values() if cls.section},
             },
-            extra=True,  # other authenticators' sections
+            extra=True,  # sections of authenticators we do not implement are kept, unused
         ),
         "users": _obj(
             {
@@ -267,11 +252,10 @@ def check(config):
 
 def check_auth(config):
     """The chosen authenticator's cross-key rules (e.g. LDAP needs a server and a way to form DNs)."""
-    if AUTH_TYPES.get(config["auth"]["type"]) == "ldap":
-        settings = {**ldap_settings.DEFAULTS, **config["auth"].get("LDAPAuthenticator", {})}
-        problem = ldap_settings.check_settings(settings)
-        if problem:
-            raise ConfigError(f"auth.LDAPAuthenticator.{problem[0]}", problem[1])
+    cls = REGISTRY[AUTH_TYPES[config["auth"]["type"]]]
+    problem = cls.check_settings(section_settings(config, cls))
+    if problem:
+        raise ConfigError(f"auth.{cls.section}.{problem[0]}", problem[1])
 
 
 def check_https(config):

@@ -1,21 +1,19 @@
-"""Authenticators, chosen by `auth.type`."""
+"""Authenticators, chosen by `auth.type` (see registry.py)."""
 
-from .base import Authenticator, LoginRefused
+from .base import Authenticator, LoggedIn, LoginRefused, PasswordsManagedElsewhere
 from .dummy import DummyAuthenticator
 from .firstuse import FirstUseAuthenticator
 from .ldap import LDAPAuthenticator
 from .pam import PAMAuthenticator
+from .registry import AUTH_TYPES, REGISTRY, authenticator_class, register
 
-AUTHENTICATORS = {
-    "dummy": DummyAuthenticator,
-    "firstuse": FirstUseAuthenticator,
-    "pam": PAMAuthenticator,
-    "ldap": LDAPAuthenticator,
-}
+for _cls in (FirstUseAuthenticator, PAMAuthenticator, DummyAuthenticator, LDAPAuthenticator):
+    register(_cls)
 
 
 def make_authenticator(config, db):
-    return AUTHENTICATORS[config["auth"]["type"]](config, db)
+    return authenticator_class(config["auth"]["type"])(config, db)
 
 
-__all__ = ["Authenticator", "LoginRefused", "make_authenticator"]
+__all__ = ["AUTH_TYPES", "REGISTRY", "Authenticator", "LoggedIn", "LoginRefused", "PasswordsManagedElsewhere",
+           "authenticator_class", "make_authenticator", "register"]

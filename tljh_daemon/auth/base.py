@@ -1,8 +1,17 @@
-"""The small interface every authenticator implements."""
+"""The interface every authenticator implements, and what they share.
+
+An authenticator says how its login page looks (a password form, a "Sign in with ..."
+button, or both; `auto_login` skips the page), may add routes of its own (an OAuth
+callback, a sign-up page), and decides who a person is. It never creates users or
+sessions itself: it hands a `LoggedIn` to the one shared finish-login path
+(handlers/login.py), which creates the user, applies admin rights and sets the cookie.
+"""
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 from ..users import InvalidName, normalize_name, system_username
 
@@ -11,6 +20,26 @@ log = logging.getLogger(__name__)
 
 class LoginRefused(Exception):
     """Shown to the user on the login page (never says which part was wrong)."""
+
+
+class PasswordsManagedElsewhere(LoginRefused):
+    """This authenticator keeps no passwords the hub could change."""
+
+    def __init__(self, message="Passwords are managed outside the hub for this authenticator"):
+        super().__init__(message)
+
+
+@dataclass
+class LoggedIn:
+    """Who logged in, as the authenticator found out.
+
+    `admin` None: only `users.admin` may promote (today's rule for password logins).
+    `admin` True/False: the provider decides (e.g. from its groups) and it is applied at
+    every login, so a person removed from an admin group loses admin at their next login.
+    """
+
+    name: str
+    admin: Optional[bool] = None
 
 
 class FailedLoginThrottle:
@@ -40,27 +69,69 @@ class FailedLoginThrottle:
 
 
 class Authenticator:
-    """Checks a name and password; knows which Unix account a hub user runs as."""
+    """Decides who a person is; knows which Unix account a hub user runs as.
 
+    Subclasses set the class attributes below; the registry (auth/registry.py) maps
+    `auth.type` values to them and validates `auth.<section>.<key>` with SCHEMA."""
+
+    #: the canonical `auth.type` value, and the other values that mean this class
+    short_name = None
+    class_names = ()
+    #: config.yaml section holding this authenticator's settings: auth.<section>.<key>
+    section = None
+    #: defaults of that section, its JSON schema, and keys never shown or logged
+    DEFAULTS = {}
+    SCHEMA = {"type": "object"}
+    SECRET_KEYS = ()
+
+    #: login page: a name/password form; a "Sign in with <login_service>" button
+    password_form = True
+    login_service = None
     #: shown on the login page
     login_hint = ""
     #: whether a missing Unix account is created on first spawn
     creates_accounts = True
+    #: users change their own password at /hub/auth/change-password
+    can_change_password = False
+    #: admins set or clear others' passwords at /hub/auth/change-password/<name>
+    can_reset_password = False
+
+    @classmethod
+    def check_settings(cls, settings):
+        """Cross-key rules a schema cannot express; returns (key, message) or None."""
+        return None
 
     def __init__(self, config, db):
         self.config = config
         self.db = db
         self.throttle = FailedLoginThrottle()
+        self.settings = {**self.DEFAULTS, **(config["auth"].get(self.section) or {})} if self.section else {}
+
+    @property
+    def auto_login(self):
+        """Skip the login page and go straight to `login_url` (only with a button, no form)."""
+        return bool(self.settings.get("auto_login")) and self.login_service is not None
+
+    def login_url(self, next_url):
+        """Where the "Sign in with ..." button goes (authenticators with a login_service)."""
+        raise NotImplementedError
+
+    def routes(self):
+        """aiohttp route definitions this authenticator adds (OAuth callback, sign-up ...)."""
+        return []
 
     @property
     def admins(self):
         return {normalize_name(n) for n in self.config["users"]["admin"]}
 
+    @property
+    def banned(self):
+        return {normalize_name(n) for n in self.config["users"]["banned"]}
+
     def check_allowed(self, name):
-        users = self.config["users"]
-        if name in {normalize_name(n) for n in users["banned"]}:
+        if name in self.banned:
             return False
-        allowed = {normalize_name(n) for n in users["allowed"]}
+        allowed = {normalize_name(n) for n in self.config["users"]["allowed"]}
         if allowed and name not in allowed | self.admins:
             return False
         return True
@@ -69,13 +140,15 @@ class Authenticator:
         """The Unix account a user's server runs as."""
         return system_username(name)
 
+    # -- password logins ----------------------------------------------------------------
+
     async def check_password(self, name, password):
-        """True (or the user's hub name, when the provider renames) when `password` is right
-        for `name`. Runs blocking work in a thread; may raise LoginRefused with a specific reason."""
+        """True, a LoggedIn, or the user's hub name (when the provider renames) when `password`
+        is right for `name`. Runs blocking work in a thread; may raise LoginRefused with a reason."""
         raise NotImplementedError
 
     async def login(self, name, password):
-        """The normalized name on success; raise LoginRefused otherwise."""
+        """A LoggedIn on success (the password form's POST); raise LoginRefused otherwise."""
         try:
             name = normalize_name(name)
         except InvalidName as e:
@@ -93,4 +166,20 @@ class Authenticator:
             log.warning("Failed login for %s", name)
             raise LoginRefused("Invalid username or password")
         self.throttle.succeeded(name)
-        return ok if isinstance(ok, str) else name
+        if isinstance(ok, LoggedIn):
+            return ok
+        return LoggedIn(ok if isinstance(ok, str) else name)
+
+    # -- passwords kept by the hub ----------------------------------------------------------
+
+    async def change_password(self, name, old, new):
+        """A user changes their own password; LoginRefused says why not."""
+        raise PasswordsManagedElsewhere()
+
+    async def set_password(self, name, password):
+        """Admin action: set `name`'s password."""
+        raise PasswordsManagedElsewhere()
+
+    async def reset_password(self, name):
+        """Admin action: clear `name`'s password (what happens next is the authenticator's rule)."""
+        raise PasswordsManagedElsewhere()

@@ -9,9 +9,16 @@ log = logging.getLogger(__name__)
 
 
 class DummyAuthenticator(Authenticator):
+    short_name = "dummy"
+    class_names = ("jupyterhub.auth.DummyAuthenticator", "dummyauthenticator.DummyAuthenticator")
+    section = "DummyAuthenticator"
+    DEFAULTS = {"password": None}
+    SCHEMA = {"type": "object", "additionalProperties": False,
+              "properties": {"password": {"type": ["string", "null"]}}}
+
     def __init__(self, config, db):
         super().__init__(config, db)
-        self.password = config["auth"]["DummyAuthenticator"]["password"]
+        self.password = self.settings["password"]
         log.warning(
             "!!! auth.type is 'dummy': ANY user name can log in%s. Use it only for demos and tests. !!!",
             " with the shared password" if self.password else " WITH ANY PASSWORD",

@@ -22,11 +22,18 @@ def verify_password(password, hashed):
 
 
 class FirstUseAuthenticator(Authenticator):
+    short_name = "firstuse"
+    class_names = ("firstuseauthenticator.FirstUseAuthenticator",)
+    section = "FirstUseAuthenticator"
+    DEFAULTS = {"min_password_length": 6}
+    SCHEMA = {"type": "object", "properties": {"min_password_length": {"type": "integer", "minimum": 1}}}
     login_hint = "First time here? The password you enter now becomes your password."
+    can_change_password = True
+    can_reset_password = True
 
     @property
     def min_length(self):
-        return self.config["auth"]["FirstUseAuthenticator"]["min_password_length"]
+        return self.settings["min_password_length"]
 
     def _check_length(self, password):
         if len(password) < self.min_length:
@@ -67,6 +74,6 @@ class FirstUseAuthenticator(Authenticator):
             raise LoginRefused("The current password is not right")
         await self.set_password(name, new)
 
-    def reset_password(self, name):
+    async def reset_password(self, name):
         """Admin action: the next login of `name` sets a new password."""
         self.db.execute("UPDATE users SET password_hash=NULL WHERE name=?", (name,))

@@ -17,7 +17,7 @@ from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
 
 from .. import users
-from .base import Authenticator, LoginRefused
+from .base import Authenticator, LoggedIn, LoginRefused
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,16 @@ class DirectoryUnreachable(Exception):
 class LDAPAuthenticator(Authenticator):
     """Checks passwords against an LDAP directory; admin and allowed status come from its groups."""
 
+    short_name = "ldap"
+    class_names = ("ldapauthenticator.LDAPAuthenticator",)
+    section = SECTION
+    DEFAULTS = DEFAULTS
+    SCHEMA = SCHEMA
+    SECRET_KEYS = SECRET_KEYS
+    check_settings = staticmethod(check_settings)
+
     def __init__(self, config, db):
         super().__init__(config, db)
-        self.settings = {**DEFAULTS, **config["auth"].get(SECTION, {})}
         s = self.settings
         self.username_pattern = re.compile(s["valid_username_regex"])
         self.user_dn_attribute = s["lookup_dn_user_dn_attribute"] or s["user_attribute"]
@@ -257,6 +264,4 @@ class LDAPAuthenticator(Authenticator):
             log.warning("LDAP login of %s refused: not in users.allowed nor in allowed_groups", name)
             raise LoginRefused(NOT_ALLOWED)
         # Group membership is re-read at every login: admin rights follow the directory.
-        users.ensure_user(self.db, name)
-        self.db.execute("UPDATE users SET admin=? WHERE name=?", (int(admin), name))
-        return name
+        return LoggedIn(name, admin=admin)

@@ -9,6 +9,8 @@ from .base import Authenticator
 
 
 class PAMAuthenticator(Authenticator):
+    short_name = "pam"
+    class_names = ("jupyterhub.auth.PAMAuthenticator",)
     service = "login"
     creates_accounts = False
 

@@ -1,4 +1,4 @@
-"""HTML pages: login, logout, home, spawn and its progress, password changes."""
+"""HTML pages: home, spawn and its progress, user-redirect (login pages are in login.py)."""
 
 import os
 import string
@@ -8,12 +8,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from .. import sessions, tokens, users
-from ..auth import LoginRefused
+from .. import users
 from ..hub import HUB
 from ..servers import ServerBusy, server_prefix, url_name
 from . import xsrf
-from .identity import identify, set_hub_cookie
+from .identity import identify
 
 routes = web.RouteTableDef()
 
@@ -61,6 +60,8 @@ def render(request, template, context=None, status=200):
         "user": identity,
         "xsrf": xsrf.token(request),
         "auth_type": hub.config["auth"]["type"],
+        "can_change_password": hub.authenticator.can_change_password,
+        "can_reset_password": hub.authenticator.can_reset_password,
         **(context or {}),
     }
     return aiohttp_jinja2.render_template(template, request, context, status=status)
@@ -90,53 +91,6 @@ async def root(request):
 @routes.get("/hub/")
 async def hub_root(request):
     raise web.HTTPFound("/hub/home" if identify(request) else "/hub/login")
-
-
-@routes.get("/hub/login")
-async def login_page(request):
-    hub = request.app[HUB]
-    identity = identify(request)
-    next_url = request.query.get("next", "")
-    if identity is not None:
-        raise raw_redirect(safe_next(next_url, default_url(hub, identity.name)))
-    return render(request, "login.html", {"next": next_url, "hint": hub.authenticator.login_hint})
-
-
-@routes.post("/hub/login")
-async def login_submit(request):
-    hub = request.app[HUB]
-    form = await request.post()
-    xsrf.check(request, form)
-    next_url = form.get("next", "")
-    try:
-        name = await hub.authenticator.login(form.get("username", ""), form.get("password", ""))
-    except LoginRefused as e:
-        return render(
-            request,
-            "login.html",
-            {"next": next_url, "error": str(e), "username": form.get("username", ""),
-             "hint": hub.authenticator.login_hint},
-            status=403,
-        )
-    users.ensure_user(hub.db, name, admin=name in hub.authenticator.admins)
-    response = raw_redirect(safe_next(next_url, default_url(hub, name)))
-    set_hub_cookie(request, response, sessions.COOKIE_NAME, hub.sessions.create(name), max_age=sessions.MAX_AGE)
-    raise response
-
-
-@routes.get("/hub/logout")
-async def logout(request):
-    hub = request.app[HUB]
-    identity = identify(request)
-    cookie = request.cookies.get(sessions.COOKIE_NAME)
-    if cookie:
-        hub.sessions.delete(cookie)
-    if identity is not None:
-        # Browsers lose access to servers too (their OAuth tokens stop working).
-        tokens.revoke(hub.db, user=identity.name, kind="oauth")
-    response = web.HTTPFound("/hub/login")
-    response.del_cookie(sessions.COOKIE_NAME, path="/hub/")
-    raise response
 
 
 @routes.get("/hub/home")
@@ -274,55 +228,3 @@ routes.static("/hub/static", STATIC_DIR)
 @routes.get("/hub/logo")
 async def logo(request):
     return web.FileResponse(os.path.join(STATIC_DIR, "logo.svg"))
-
-
-@routes.get("/hub/auth/change-password")
-async def change_password_page(request):
-    require_user(request)
-    return render(request, "change_password.html", {"target": None})
-
-
-@routes.post("/hub/auth/change-password")
-async def change_password(request):
-    identity = require_user(request)
-    form = await request.post()
-    xsrf.check(request, form)
-    auth = request.app[HUB].authenticator
-    if not hasattr(auth, "change_password"):
-        raise web.HTTPBadRequest(text="Passwords are managed outside the hub for this authenticator")
-    try:
-        await auth.change_password(identity.name, form.get("old_password", ""), form.get("new_password", ""))
-    except LoginRefused as e:
-        return render(request, "change_password.html", {"target": None, "error": str(e)}, status=400)
-    return render(request, "change_password.html", {"target": None, "done": "Your password was changed."})
-
-
-@routes.get("/hub/auth/change-password/{name}")
-async def reset_password_page(request):
-    identity = require_user(request)
-    if not identity.admin:
-        raise web.HTTPForbidden(text="Only admins can reset other users' passwords")
-    return render(request, "change_password.html", {"target": request.match_info["name"]})
-
-
-@routes.post("/hub/auth/change-password/{name}")
-async def reset_password(request):
-    identity = require_user(request)
-    form = await request.post()
-    xsrf.check(request, form)
-    if not identity.admin:
-        raise web.HTTPForbidden(text="Only admins can reset other users' passwords")
-    auth = request.app[HUB].authenticator
-    name = request.match_info["name"]
-    if not hasattr(auth, "reset_password") or users.user_model_row(auth.db, name) is None:
-        raise web.HTTPBadRequest(text=f"Cannot reset the password of {name} with this authenticator")
-    new = form.get("new_password", "")
-    try:
-        if new:
-            await auth.set_password(name, new)
-        else:
-            auth.reset_password(name)
-    except LoginRefused as e:
-        return render(request, "change_password.html", {"target": name, "error": str(e)}, status=400)
-    done = f"The password of {name} was " + ("set." if new else "cleared: their next login sets a new one.")
-    return render(request, "change_password.html", {"target": name, "done": done})

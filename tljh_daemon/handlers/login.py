@@ -1,0 +1,175 @@
+"""Login, logout and password pages, and the one path every successful login ends in.
+
+Whatever the authenticator (password form, OAuth callback, sign-up), `finish_login`
+creates the user row and applies admin rights in one transaction, brings the admins
+group of the Unix account in step, and sets the session cookie. Authenticators never
+create users or sessions themselves, so a refused or failed login leaves nothing behind.
+"""
+
+import logging
+
+from aiohttp import web
+
+from .. import admins, sessions, tokens, users
+from ..auth import LoggedIn, LoginRefused
+from ..hub import HUB
+from . import xsrf
+from .identity import identify, set_hub_cookie
+from .pages import default_url, raw_redirect, render, require_user, safe_next
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+BANNED = "This account may not use this hub. Ask the hub's administrator if you think that is a mistake."
+
+
+def login_context(auth, next_url, **extra):
+    """What login.html needs: the form and/or the "Sign in with ..." button."""
+    return {
+        "next": next_url,
+        "hint": auth.login_hint,
+        "password_form": auth.password_form,
+        "login_service": auth.login_service,
+        "login_url": auth.login_url(next_url) if auth.login_service else None,
+        **extra,
+    }
+
+
+def login_refused_page(request, message, next_url="", status=403, **extra):
+    """The login page with `message` in red: every refused login ends here, never in a 500."""
+    auth = request.app[HUB].authenticator
+    return render(request, "login.html", login_context(auth, next_url, error=message, **extra), status=status)
+
+
+async def finish_login(request, logged_in, next_url):
+    """End a successful authentication: create or update the user, set the session cookie and
+    raise the redirect. A banned name gets the refused page back instead (nothing created).
+    Handlers `return await finish_login(...)`."""
+    hub = request.app[HUB]
+    if isinstance(logged_in, str):
+        logged_in = LoggedIn(logged_in)
+    name = logged_in.name
+    if name in hub.authenticator.banned:
+        log.warning("Login of %s refused: the name is in users.banned", name)
+        return login_refused_page(request, BANNED, next_url)
+    listed_admin = name in hub.authenticator.admins
+    with hub.db.transaction():
+        before = users.user_model_row(hub.db, name)
+        was_admin = bool(before["admin"]) if before else False
+        row = users.ensure_user(hub.db, name, admin=listed_admin)
+        if logged_in.admin is not None:
+            # The provider decides (its groups), at every login; users.admin still promotes.
+            hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(logged_in.admin or listed_admin), name))
+            row = users.user_model_row(hub.db, name)
+    if before is not None and bool(row["admin"]) != was_admin:
+        log.info("%s %s admin at login", name, "became" if row["admin"] else "is no longer")
+        await admins.sync_account(hub, name, bool(row["admin"]))
+    response = raw_redirect(safe_next(next_url, default_url(hub, name)))
+    set_hub_cookie(request, response, sessions.COOKIE_NAME, hub.sessions.create(name), max_age=sessions.MAX_AGE)
+    raise response
+
+
+@routes.get("/hub/login")
+async def login_page(request):
+    hub = request.app[HUB]
+    auth = hub.authenticator
+    identity = identify(request)
+    next_url = request.query.get("next", "")
+    if identity is not None:
+        raise raw_redirect(safe_next(next_url, default_url(hub, identity.name)))
+    if auth.auto_login:
+        raise web.HTTPFound(auth.login_url(next_url))
+    return render(request, "login.html", login_context(auth, next_url))
+
+
+@routes.post("/hub/login")
+async def login_submit(request):
+    hub = request.app[HUB]
+    auth = hub.authenticator
+    form = await request.post()
+    xsrf.check(request, form)
+    next_url = form.get("next", "")
+    if not auth.password_form:
+        raise web.HTTPBadRequest(text="This hub has no password login; use the sign-in button")
+    try:
+        logged_in = await auth.login(form.get("username", ""), form.get("password", ""))
+    except LoginRefused as e:
+        return login_refused_page(request, str(e), next_url, username=form.get("username", ""))
+    return await finish_login(request, logged_in, next_url)
+
+
+@routes.get("/hub/logout")
+async def logout(request):
+    hub = request.app[HUB]
+    identity = identify(request)
+    cookie = request.cookies.get(sessions.COOKIE_NAME)
+    if cookie:
+        hub.sessions.delete(cookie)
+    if identity is not None:
+        # Browsers lose access to servers too (their OAuth tokens stop working).
+        tokens.revoke(hub.db, user=identity.name, kind="oauth")
+    response = web.HTTPFound("/hub/login")
+    response.del_cookie(sessions.COOKIE_NAME, path="/hub/")
+    raise response
+
+
+def _require_password_change(auth):
+    if not auth.can_change_password:
+        raise web.HTTPBadRequest(text="Passwords are managed outside the hub for this authenticator")
+
+
+@routes.get("/hub/auth/change-password")
+async def change_password_page(request):
+    require_user(request)
+    _require_password_change(request.app[HUB].authenticator)
+    return render(request, "change_password.html", {"target": None})
+
+
+@routes.post("/hub/auth/change-password")
+async def change_password(request):
+    identity = require_user(request)
+    form = await request.post()
+    xsrf.check(request, form)
+    auth = request.app[HUB].authenticator
+    _require_password_change(auth)
+    try:
+        await auth.change_password(identity.name, form.get("old_password", ""), form.get("new_password", ""))
+    except LoginRefused as e:
+        return render(request, "change_password.html", {"target": None, "error": str(e)}, status=400)
+    return render(request, "change_password.html", {"target": None, "done": "Your password was changed."})
+
+
+def _require_reset(request, identity):
+    if not identity.admin:
+        raise web.HTTPForbidden(text="Only admins can reset other users' passwords")
+    auth = request.app[HUB].authenticator
+    name = request.match_info["name"]
+    if not auth.can_reset_password or users.user_model_row(auth.db, name) is None:
+        raise web.HTTPBadRequest(text=f"Cannot reset the password of {name} with this authenticator")
+    return auth, name
+
+
+@routes.get("/hub/auth/change-password/{name}")
+async def reset_password_page(request):
+    identity = require_user(request)
+    _, name = _require_reset(request, identity)
+    return render(request, "change_password.html", {"target": name})
+
+
+@routes.post("/hub/auth/change-password/{name}")
+async def reset_password(request):
+    identity = require_user(request)
+    form = await request.post()
+    xsrf.check(request, form)
+    auth, name = _require_reset(request, identity)
+    new = form.get("new_password", "")
+    try:
+        if new:
+            await auth.set_password(name, new)
+        else:
+            await auth.reset_password(name)
+    except LoginRefused as e:
+        return render(request, "change_password.html", {"target": name, "error": str(e)}, status=400)
+    done = f"The password of {name} was " + ("set." if new else "cleared: their next login sets a new one.")
+    return render(request, "change_password.html", {"target": name, "done": done})
