@@ -76,7 +76,7 @@ def tljh_config(prefix, *args):
 
 def hub_pid(hub):
     with open(os.path.join(hub.prefix, "state", "daemon.pid")) as f:
-        return int(f.read())
+        return json.load(f)["pid"]
 
 
 def test_tljh_documented_https_sequence_own_certificate(make_hub, pki):

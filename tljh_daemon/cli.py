@@ -1,7 +1,6 @@
 """`tljh-daemon`: run the hub, or stop everything it started (process mode)."""
 
 import asyncio
-import fcntl
 import logging
 import os
 import signal
@@ -13,7 +12,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import ports, systemd
+from . import pidfile, ports, systemd
 from .paths import Paths
 
 DEFAULT_PREFIX = os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh")
@@ -32,19 +31,6 @@ def _load_config(paths):
         return config_mod.load(paths.config_file)
     except config_mod.ConfigError as e:
         raise click.ClickException(f"{paths.config_file}: {e}") from None
-
-
-def _lock(paths):
-    """Hold an exclusive lock for the daemon's lifetime; refuse a second daemon."""
-    os.makedirs(paths.state_dir, mode=0o700, exist_ok=True)
-    fd = os.open(os.path.join(paths.state_dir, "daemon.pid"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise click.ClickException(f"another tljh-daemon is already running for {paths.prefix}") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
 
 
 @main.command()
@@ -66,7 +52,10 @@ def run(prefix, log_level, mode):
         logging.warning("Not running as root: servers can only be started for the current user")
     paths = Paths(os.path.abspath(prefix))
     config = _load_config(paths)
-    lock = _lock(paths)
+    try:
+        lock = pidfile.acquire(paths)
+    except pidfile.AlreadyRunning as e:
+        raise click.ClickException(str(e)) from None
     try:
         ports.check_free(config, paths)  # before Traefik or anything else starts
     except ports.PortInUse as e:
@@ -75,7 +64,7 @@ def run(prefix, log_level, mode):
         mode = "systemd" if systemd.booted() else "process"
     app = make_app(config, paths, mode)
     asyncio.run(_serve(app, config["hub"]["port"]))
-    os.close(lock)
+    pidfile.release(paths, lock)
 
 
 async def _serve(app, port):
@@ -100,19 +89,6 @@ async def _serve(app, port):
         await runner.cleanup()
 
 
-def _stop_process(pid, create_time=None, timeout=10):
-    try:
-        proc = psutil.Process(pid)
-        if create_time is not None and abs(proc.create_time() - create_time) > 0.01:
-            return
-        proc.terminate()
-        proc.wait(timeout)
-    except psutil.TimeoutExpired:
-        proc.kill()
-    except psutil.Error:
-        pass
-
-
 @main.command()
 @prefix_option
 @click.option("--servers/--keep-servers", default=True, show_default=True,
@@ -125,24 +101,11 @@ def stop(prefix, servers):
         if units_prefix() == os.path.abspath(prefix):
             _stop_units(servers)
             return
-    from .db import Database
     from .proxy.supervisor import TraefikSupervisor
     from .proxy.traefik import TraefikProxy
 
     paths = Paths(os.path.abspath(prefix))
-    pidfile = os.path.join(paths.state_dir, "daemon.pid")
-    try:
-        with open(pidfile) as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        pid = 0
-    if pid and psutil.pid_exists(pid):
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                break
-            time.sleep(0.1)
-        click.echo(f"Stopped tljh-daemon (pid {pid})")
+    _stop_daemon(paths)
     # Stopping must work even when config.yaml has become invalid (e.g. a certificate
     # file it names was removed): Traefik is found by its pid file, not by the config.
     try:
@@ -152,11 +115,64 @@ def stop(prefix, servers):
     TraefikSupervisor(TraefikProxy(paths, config, "traefik")).stop()
     click.echo("Stopped Traefik")
     if servers and os.path.exists(paths.database):
-        db = Database(paths.database)
-        for row in db.all("SELECT user, pid, pid_create_time FROM servers WHERE pid IS NOT NULL"):
-            _stop_process(row["pid"], row["pid_create_time"])
+        _stop_servers(paths, config["spawner"]["stop_timeout"])
+
+
+def _stop_daemon(paths):
+    """SIGTERM the daemon only if state/daemon.pid still names it (a stale file may name a
+    stranger); the daemon removes the file when it stops cleanly, a stale one is removed here."""
+    proc, why_not = pidfile.identify(paths)
+    if proc is None:
+        if why_not is None:
+            click.echo("tljh-daemon was not running")
+        elif pidfile.remove_stale(paths):
+            click.echo(f"Not signalling: {why_not}. {pidfile.path(paths)} was stale "
+                       f"(left by a daemon that did not stop cleanly); removed it")
+        else:
+            click.echo(f"Not signalling: {why_not}. A tljh-daemon holds the lock on {pidfile.path(paths)}; "
+                       f"left it alone")
+        return
+    proc.terminate()
+    if not _wait_gone(proc, 10):
+        raise click.ClickException(f"tljh-daemon (pid {proc.pid}) did not stop within 10s")
+    pidfile.remove_stale(paths)  # in case it could not remove the file itself
+    click.echo(f"Stopped tljh-daemon (pid {proc.pid})")
+
+
+def _wait_gone(proc, timeout):
+    """Until `proc` has exited (a zombie whose parent has not reaped it yet counts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _stop_servers(paths, timeout):
+    """Every server gets SIGTERM at once and `timeout` seconds (spawner.stop_timeout) to exit,
+    then SIGKILL: stopping 16 servers takes about as long as stopping one."""
+    from .db import Database
+    from .spawner import ProcessSpawner
+    from .spawner.base import ServerHandle
+
+    db = Database(paths.database)
+    rows = db.all("SELECT user, pid, pid_create_time FROM servers WHERE pid IS NOT NULL")
+    spawner = ProcessSpawner()  # servers started by another process: found by pid and start time
+
+    async def stop_all():
+        await asyncio.gather(*(spawner.stop(row["user"], ServerHandle(row["pid"], row["pid_create_time"]), timeout)
+                               for row in rows))
+
+    try:
+        asyncio.run(stop_all())
+        for row in rows:
             db.execute("UPDATE servers SET state='stopped', pid=NULL, port=NULL WHERE user=?", (row["user"],))
             click.echo(f"Stopped the server of {row['user']}")
+    finally:
         db.close()
 
 

@@ -15,7 +15,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import cgroups, configfile, systemd
+from . import cgroups, configfile, pidfile, systemd
 from .files import write_atomically
 from .paths import Paths
 
@@ -282,13 +282,12 @@ def _reload_proxy(paths):
     if systemd.booted() and _unit_exists("tljh-daemon.service"):
         subprocess.run(["systemctl", "kill", "--kill-who=main", "--signal=HUP", "tljh-daemon.service"], check=True)
         return
+    proc, _ = pidfile.identify(paths)
     try:
-        with open(os.path.join(paths.state_dir, "daemon.pid")) as f:
-            pid = int(f.read().strip())
-        if not any("tljh" in part for part in psutil.Process(pid).cmdline()):
-            raise ValueError(pid)
-        os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError, psutil.Error):
+        if proc is None:
+            raise psutil.NoSuchProcess(0)
+        proc.send_signal(signal.SIGHUP)
+    except psutil.Error:
         raise click.ClickException("the hub is not running; start it first") from None
 
 

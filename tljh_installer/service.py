@@ -12,6 +12,7 @@ import urllib.request
 import psutil
 
 from tljh_daemon import config as config_mod
+from tljh_daemon import pidfile
 
 
 UNITS = ("tljh-traefik.service", "tljh-daemon.service")
@@ -90,15 +91,8 @@ def daemon_command(paths):
 
 
 def running_daemon_pid(paths):
-    try:
-        with open(os.path.join(paths.state_dir, "daemon.pid")) as f:
-            pid = int(f.read().strip() or 0)
-        proc = psutil.Process(pid)
-        if any("tljh" in part for part in proc.cmdline()) and proc.status() != psutil.STATUS_ZOMBIE:
-            return pid
-    except (OSError, ValueError, psutil.Error):
-        pass
-    return None
+    proc, _ = pidfile.identify(paths)
+    return proc.pid if proc is not None else None
 
 
 def restart_process_mode(paths):
