@@ -89,8 +89,15 @@ def read(paths):
 
 def looks_like_daemon(cmdline):
     """`tljh-daemon run ...` or `python -m tljh_daemon run ...`."""
-    names = [os.path.basename(part) for part in cmdline[:3]]
-    return any(n in ("tljh-daemon", "tljh_daemon", "tljh_daemon.cli") for n in names) and "run" in cmdline
+    if "run" not in cmdline:
+        return False
+    program = os.path.basename(cmdline[0]) if cmdline else ""
+    if program == "tljh-daemon":
+        return True
+    if not program.startswith("python"):
+        return False
+    return (len(cmdline) > 1 and os.path.basename(cmdline[1]) == "tljh-daemon"
+            or cmdline[1:3] in (["-m", "tljh_daemon"], ["-m", "tljh_daemon.cli"]))
 
 
 def identify(paths):
