@@ -4,10 +4,12 @@ from .base import Authenticator, LoggedIn, LoginRefused, PasswordsManagedElsewhe
 from .dummy import DummyAuthenticator
 from .firstuse import FirstUseAuthenticator
 from .ldap import LDAPAuthenticator
+from .oauth import GenericOAuthenticator
 from .pam import PAMAuthenticator
 from .registry import AUTH_TYPES, REGISTRY, authenticator_class, register
 
-for _cls in (FirstUseAuthenticator, PAMAuthenticator, DummyAuthenticator, LDAPAuthenticator):
+for _cls in (FirstUseAuthenticator, PAMAuthenticator, DummyAuthenticator, LDAPAuthenticator,
+             GenericOAuthenticator):
     register(_cls)
 
 
