@@ -12,7 +12,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import accounts, admins, compat
+from . import accounts, admins, compat, urls
 from . import config as config_mod
 from .cgroups import Cgroups, cgroup_tag
 from .api import groups as api_groups
@@ -34,7 +34,7 @@ from .hub import HUB, Hub
 from .managed_services import ServiceManager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
-from .servers import ServerManager, server_prefix
+from .servers import ServerManager
 from .sessions import SessionStore, load_or_create_secret
 from .spawner import ProcessSpawner
 from .spawner.systemd import SystemdSpawner
@@ -84,15 +84,19 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     )
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors])
     app[HUB] = hub
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.PackageLoader("tljh_daemon", "templates"),
         autoescape=jinja2.select_autoescape(default=True),
     )
-    app.add_routes(hub.authenticator.routes())  # its own pages: OAuth callback, sign-up ...
+    # As in JupyterHub's templates: base_url is the hub's own path, prefix the whole hub's.
+    env.globals.update(base_url=hub.url("/hub/"), prefix=hub.base_url)
+    # The authenticator's own pages (OAuth callback, sign-up ...), then ours.
+    app.add_routes(urls.prefixed_routes(hub.authenticator.routes(), hub.base_url))
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
                    admin_pages, login_pages, pages):
-        app.add_routes(module.routes)
+        app.add_routes(urls.prefixed_routes(module.routes, hub.base_url))
+    app.add_routes(urls.outside_routes(hub.base_url))
     app.cleanup_ctx.append(_lifetime)
     return app
 
@@ -128,7 +132,7 @@ async def _lifetime(app):
         spawner=hub.spawner,
         proxy=hub.proxy,
         authenticator=hub.authenticator,
-        hub_api_url=f"http://127.0.0.1:{config['hub']['port']}/hub/api",
+        hub_api_url=f"http://127.0.0.1:{config['hub']['port']}" + hub.url("/hub/api"),
         http=http,
         plugins=plugin_manager(),
         metrics=hub.metrics,
@@ -139,7 +143,7 @@ async def _lifetime(app):
     try:
         changed = hub.proxy.write_static_config()
         running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
-        await hub.proxy.set_routes({server_prefix(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
+        await hub.proxy.set_routes({hub.server_url(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
         await traefik.start(config_changed=changed)
         await admins.reconcile(hub)
         await hub.servers.reconcile()

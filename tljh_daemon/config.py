@@ -6,6 +6,7 @@ typo never silently falls back to a default.
 
 import copy
 import os
+import re
 import ssl
 
 import jsonschema
@@ -67,7 +68,7 @@ _obj = lambda props, extra=False: {  # noqa: E731
 
 SCHEMA = _obj(
     {
-        "base_url": {"const": "/"},
+        "base_url": {"type": "string"},  # its shape: check_base_url
         "auth": _obj(
             {
                 "type": {"enum": sorted(AUTH_TYPES)},
@@ -198,6 +199,7 @@ def validate(config):
     """
     errors = list(_Validator(SCHEMA).iter_errors(config))
     if not errors:
+        check_base_url(config)
         check_ports(config)
         return
     error = jsonschema.exceptions.best_match(errors)
@@ -224,6 +226,22 @@ _Validator = jsonschema.validators.extend(
     jsonschema.Draft7Validator,
     type_checker=jsonschema.Draft7Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
 )
+
+BASE_URL = re.compile(r"^/([A-Za-z0-9._~-]+/)*$")
+
+
+def check_base_url(config):
+    """base_url is '/' or a sub-path such as '/jupyter/': it starts and ends with '/', and its
+    segments are plain URL characters (it goes into Traefik rules, cookie paths and redirects)."""
+    value = config["base_url"]
+    if BASE_URL.match(value):
+        return
+    if not value.startswith("/") or not value.endswith("/"):
+        hint = "/" + value.strip("/") + "/" if value.strip("/") else "/"
+        raise ConfigError("base_url", f"{value!r} must start and end with '/', e.g. {hint!r}")
+    raise ConfigError("base_url", f"{value!r}: use only letters, digits and . _ ~ - between the slashes "
+                                  "(e.g. '/jupyter/')")
+
 
 PORT_KEYS = ("http.port", "https.port", "hub.port", "traefik_api.port")
 

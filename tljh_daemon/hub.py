@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from aiohttp import web
 
-from . import compat
+from . import compat, urls
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -40,6 +40,18 @@ class Hub:
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION
+
+    @property
+    def base_url(self):
+        """config's base_url: '/' or a sub-path such as '/jupyter/' that everything lives under."""
+        return self.config["base_url"]
+
+    def url(self, path):
+        """`path` (e.g. '/hub/login') as served, under base_url."""
+        return urls.join(self.base_url, path)
+
+    def server_url(self, name):
+        return urls.server_prefix(name, base_url=self.base_url)
 
 
 HUB = web.AppKey("hub", Hub)

@@ -1,7 +1,7 @@
 """Managed services: programs the daemon starts with an API token and keeps running.
 
 Configured under `services.<name>` in config.yaml (every key but `cull`). A
-service with a `url` is routed at /services/<name>/ and can log browsers in
+service with a `url` is routed at /services/<name>/ (under base_url) and can log browsers in
 with OAuth, like a single-user server. Services live and die with the daemon;
 their tokens are fresh on every start and kept only in memory.
 """
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from . import scopes, tokens
 from .tasks import cancel_and_wait
+from .urls import join
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,13 @@ class ManagedService:
     scopes: list = field(default_factory=list)
     user: str = None
     display: bool = True
+    base_url: str = "/"
     token: str = None
     proc: object = None
 
     @property
     def prefix(self):
-        return f"/services/{self.name}/"
+        return join(self.base_url, f"/services/{self.name}/")
 
     @property
     def granted_scopes(self):
@@ -63,7 +65,7 @@ class ServiceManager:
         self.hub = hub
         self.hub_api_url = hub_api_url
         self.services = {
-            name: ManagedService(name=name, **spec)
+            name: ManagedService(name=name, base_url=hub.base_url, **spec)
             for name, spec in hub.config["services"].items()
             if name != "cull"
         }
@@ -81,7 +83,7 @@ class ServiceManager:
             "JUPYTERHUB_SERVICE_NAME": service.name,
             "JUPYTERHUB_API_TOKEN": service.token,
             "JUPYTERHUB_API_URL": self.hub_api_url,
-            "JUPYTERHUB_BASE_URL": "/",
+            "JUPYTERHUB_BASE_URL": self.hub.base_url,
             "JUPYTERHUB_HOST": "",
         }
         if service.url:

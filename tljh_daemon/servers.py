@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import time
-from urllib.parse import quote
 
 import aiohttp
 
@@ -20,6 +19,7 @@ from . import accounts, scopes, timeutil, tokens
 from .admission import Admission
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
+from .urls import join, server_prefix, url_name
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,6 @@ def free_port():
         return s.getsockname()[1]
 
 
-def url_name(name):
-    return quote(name, safe="@~")
-
-
-def server_prefix(user, server=""):
-    prefix = f"/user/{url_name(user)}/"
-    return prefix + (f"{url_name(server)}/" if server else "")
 
 
 def client_id(user, server=""):
@@ -147,7 +140,7 @@ class ServerManager:
         return task
 
     def _environment(self, name, account, port, api_token):
-        prefix = server_prefix(name)
+        prefix = self.prefix(name)
         app = self.config["user_environment"]["default_app"]
         env_bin = os.path.join(self.user_env, "bin")
         return {
@@ -162,7 +155,7 @@ class ServerManager:
             "JUPYTERHUB_CLIENT_ID": client_id(name),
             "JUPYTERHUB_API_URL": self.hub_api_url,
             "JUPYTERHUB_ACTIVITY_URL": f"{self.hub_api_url}/users/{url_name(name)}/activity",
-            "JUPYTERHUB_BASE_URL": "/",
+            "JUPYTERHUB_BASE_URL": self.base_url,
             "JUPYTERHUB_HOST": "",
             "JUPYTERHUB_SERVICE_PREFIX": prefix,
             "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
@@ -183,7 +176,15 @@ class ServerManager:
         if not (https["enabled"] and domains):
             return {}
         origin = f"https://{domains[0]}" + (f":{https['port']}" if https["port"] != 443 else "")
-        return {"JUPYTERHUB_PUBLIC_URL": origin + prefix, "JUPYTERHUB_PUBLIC_HUB_URL": origin + "/hub/"}
+        return {"JUPYTERHUB_PUBLIC_URL": origin + prefix, "JUPYTERHUB_PUBLIC_HUB_URL": origin + join(self.base_url, "/hub/")}
+
+    @property
+    def base_url(self):
+        return self.config["base_url"]
+
+    def prefix(self, name):
+        """The URL path of `name`'s server (under base_url), as routed by Traefik."""
+        return server_prefix(name, base_url=self.base_url)
 
     def _extra_groups(self, name):
         """users.extra_user_groups: {group: [user, ...]} as in TLJH."""
@@ -196,7 +197,7 @@ class ServerManager:
 
     def _register_client(self, name, api_token):
         """The server's OAuth client: its secret is the spawn token."""
-        prefix = server_prefix(name)
+        prefix = self.prefix(name)
         self.db.execute(
             "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"
@@ -212,7 +213,7 @@ class ServerManager:
 
     async def _spawn(self, user_row, progress):
         name = user_row["name"]
-        prefix = server_prefix(name)
+        prefix = self.prefix(name)
         handle = None
         started = time.perf_counter()
         try:
@@ -299,7 +300,7 @@ class ServerManager:
     async def _cleanup_failed(self, name, handle, reason):
         if handle is not None:
             await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
-        await self.proxy.delete_route(server_prefix(name), wait=False)
+        await self.proxy.delete_route(self.prefix(name), wait=False)
         tokens.revoke(self.db, user=name, kind="server")
         self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None)
 
@@ -340,7 +341,7 @@ class ServerManager:
         self._set(name, state="stopping")
         tokens.revoke(self.db, user=name, kind="server")
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
-        await self.proxy.delete_route(server_prefix(name))
+        await self.proxy.delete_route(self.prefix(name))
         handle = self.handle_of(row)
         if handle is not None:
             await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
@@ -358,7 +359,7 @@ class ServerManager:
             handle = self.handle_of(row)
             alive = handle is not None and await self.spawner.poll(name, handle) is None
             if alive and row["state"] == "running":
-                routes[server_prefix(name)] = f"http://127.0.0.1:{row['port']}"
+                routes[self.prefix(name)] = f"http://127.0.0.1:{row['port']}"
                 log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
             elif alive:
                 log.info("Stopping the server of %s left %s by the previous daemon", name, row["state"])
@@ -392,7 +393,7 @@ class ServerManager:
             if ended and name not in self.tasks and self.state(name) == "running":
                 log.warning("The server of %s stopped on its own: %s", name, ended)
                 try:  # as on a stop: the server counts as gone once Traefik has dropped its route
-                    await self.proxy.delete_route(server_prefix(name))
+                    await self.proxy.delete_route(self.prefix(name))
                 except TimeoutError as e:
                     log.warning("%s", e)
                 self._mark_gone(name, ended)

@@ -1,4 +1,5 @@
-"""Hub login sessions: a random id in a signed, HttpOnly cookie scoped to /hub/.
+"""Hub login sessions: a random id in a signed, HttpOnly cookie scoped to /hub/
+(under base_url).
 
 The cookie is signed with a secret kept in the state directory (0600), and
 only the id's hash is stored, so a copy of the database logs nobody in.

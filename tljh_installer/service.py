@@ -116,9 +116,10 @@ def restart_process_mode(paths):
 
 
 def hub_url(paths):
+    """Where the hub answers through Traefik: origin and base_url (no trailing slash)."""
     config = config_mod.load(paths.config_file)
     host = config["http"]["address"] or "127.0.0.1"
-    return f"http://{host}:{config['http']['port']}"
+    return f"http://{host}:{config['http']['port']}{config['base_url'][:-1]}"
 
 
 def log_tail(path, lines=15):

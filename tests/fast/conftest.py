@@ -57,13 +57,14 @@ def fake_user_env(path):
 class Browser:
     """A browser: its own cookie jar (login cookie, XSRF cookie) against the hub under test."""
 
-    def __init__(self, origin):
+    def __init__(self, origin, base_url="/"):
         self.origin = origin
+        self.hub_path = base_url + "hub/"  # where the hub's cookies live
         self.session = aiohttp.ClientSession(base_url=origin, cookie_jar=aiohttp.CookieJar(unsafe=True))
 
     @property
     def xsrf(self):
-        cookie = self.session.cookie_jar.filter_cookies(self.origin.with_path("/hub/")).get("_xsrf")
+        cookie = self.session.cookie_jar.filter_cookies(self.origin.with_path(self.hub_path)).get("_xsrf")
         return cookie.value if cookie else None
 
     def request(self, method, path, **kwargs):
@@ -72,10 +73,10 @@ class Browser:
 
     async def login(self, name, password="any", next_url=""):
         """GET the login page (for the XSRF cookie), then POST the form; returns the response."""
-        async with self.request("GET", "/hub/login"):
+        async with self.request("GET", self.hub_path + "login"):
             pass
         form = {"username": name, "password": password, "_xsrf": self.xsrf, "next": next_url}
-        async with self.request("POST", "/hub/login", data=form) as resp:
+        async with self.request("POST", self.hub_path + "login", data=form) as resp:
             await resp.read()
             return resp
 
@@ -84,7 +85,7 @@ class Browser:
         headers = kwargs.pop("headers", {})
         if xsrf and self.xsrf:
             headers["X-XSRFToken"] = self.xsrf
-        return self.request(method, "/hub/api" + path, headers=headers, **kwargs)
+        return self.request(method, self.hub_path + "api" + path, headers=headers, **kwargs)
 
     async def close(self):
         await self.session.close()
@@ -127,12 +128,16 @@ class FastHub:
         kwargs.setdefault("allow_redirects", False)
         return self.client.request(method, path, headers=headers, **kwargs)
 
+    @property
+    def base_url(self):
+        return self.hub.base_url
+
     def api(self, method, path, token=None, **kwargs):
-        return self.request(method, "/hub/api" + path, token, **kwargs)
+        return self.request(method, self.base_url + "hub/api" + path, token, **kwargs)
 
     async def browser(self, name=None, password="any"):
         """A new browser; logged in as `name` when given."""
-        browser = Browser(self.client.make_url("/").with_path(""))
+        browser = Browser(self.client.make_url("/").with_path(""), self.base_url)
         self._browsers.append(browser)
         if name is not None:
             resp = await browser.login(name, password)

@@ -2,7 +2,7 @@
 
 from .. import groups
 from ..scopes import USER_MODEL_FIELDS
-from ..servers import server_prefix, url_name
+from ..urls import url_name
 
 
 def server_model(hub, name, include_stopped=False, row=...):
@@ -17,8 +17,8 @@ def server_model(hub, name, include_stopped=False, row=...):
         "ready": row["state"] == "running",
         "pending": pending,
         "stopped": row["state"] in ("stopped", "failed"),
-        "url": server_prefix(name),
-        "progress_url": f"/hub/api/users/{url_name(name)}/server/progress",
+        "url": hub.server_url(name),
+        "progress_url": hub.url(f"/hub/api/users/{url_name(name)}/server/progress"),
         "started": row["started"],
         "last_activity": row["last_activity"],
         "state": {},

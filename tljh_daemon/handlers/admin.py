@@ -11,7 +11,6 @@ from .. import groups, users
 from ..api.users import PAGE_MAX_LIMIT, SORTS
 from ..hub import HUB
 from ..proxy import certificates
-from ..servers import server_prefix
 from .pages import render, require_user
 
 routes = web.RouteTableDef()
@@ -56,7 +55,7 @@ async def admin_page(request):
             "name": r["name"],
             "admin": bool(r["admin"]),
             "state": r["server_state"] or "stopped",
-            "url": server_prefix(r["name"]),
+            "url": request.app[HUB].server_url(r["name"]),
             "last_activity": r["last_activity"] or "",
             "groups": groups.names_of_user(db, r["name"]),
         }

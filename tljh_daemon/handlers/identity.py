@@ -62,7 +62,7 @@ def set_hub_cookie(request, response, name, value, max_age=None, httponly=True):
     response.set_cookie(
         name,
         value,
-        path="/hub/",
+        path=request.app[HUB].url("/hub/"),
         httponly=httponly,
         samesite="Lax",
         secure=is_https(request),

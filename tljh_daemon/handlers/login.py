@@ -109,8 +109,8 @@ async def logout(request):
     if identity is not None:
         # Browsers lose access to servers too (their OAuth tokens stop working).
         tokens.revoke(hub.db, user=identity.name, kind="oauth")
-    response = web.HTTPFound("/hub/login")
-    response.del_cookie(sessions.COOKIE_NAME, path="/hub/")
+    response = web.HTTPFound(hub.url("/hub/login"))
+    response.del_cookie(sessions.COOKIE_NAME, path=hub.url("/hub/"))
     raise response
 
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def is_api(request):
-    return request.path.startswith("/hub/api")
+    return request.path.startswith(request.app[HUB].url("/hub/api"))
 
 
 def error_message(exc):

@@ -10,7 +10,8 @@ from yarl import URL
 
 from .. import users
 from ..hub import HUB
-from ..servers import ServerBusy, server_prefix, url_name
+from ..servers import ServerBusy
+from ..urls import url_name
 from . import xsrf
 from .identity import identify
 
@@ -42,8 +43,18 @@ def raw_redirect(target):
     return web.HTTPFound(URL(quote(target, safe=string.punctuation), encoded=True))
 
 
+def hub_url(request, path):
+    """`path` (e.g. '/hub/login') under base_url."""
+    return request.app[HUB].url(path)
+
+
+def hub_relative_path(request):
+    """The raw request path as it would be with base_url '/' (what route patterns describe)."""
+    return request.rel_url.raw_path[len(request.app[HUB].base_url) - 1:]
+
+
 def login_redirect(request):
-    return web.HTTPFound("/hub/login?" + urlencode({"next": raw_path_qs(request)}))
+    return web.HTTPFound(hub_url(request, "/hub/login?") + urlencode({"next": raw_path_qs(request)}))
 
 
 def require_user(request):
@@ -79,18 +90,18 @@ def target_user(request, identity):
 
 
 def default_url(hub, name):
-    return server_prefix(name) if hub.servers.state(name) == "running" else "/hub/spawn"
+    return hub.server_url(name) if hub.servers.state(name) == "running" else hub.url("/hub/spawn")
 
 
 @routes.get("/")
 async def root(request):
-    raise web.HTTPFound("/hub/")
+    raise web.HTTPFound(hub_url(request, "/hub/"))
 
 
 @routes.get("/hub")
 @routes.get("/hub/")
 async def hub_root(request):
-    raise web.HTTPFound("/hub/home" if identify(request) else "/hub/login")
+    raise web.HTTPFound(hub_url(request, "/hub/home" if identify(request) else "/hub/login"))
 
 
 @routes.get("/hub/home")
@@ -104,7 +115,7 @@ async def home(request):
         {
             "state": row["state"] if row else "stopped",
             "message": row["message"] if row else None,
-            "url": server_prefix(identity.name),
+            "url": hub.server_url(identity.name),
             "name": identity.name,
         },
     )
@@ -120,7 +131,7 @@ async def _start(request, identity, row):
             pass  # already starting: just show its progress
     next_url = safe_next(request.query.get("next", ""), "")
     query = ("?" + urlencode({"next": next_url})) if next_url else ""
-    raise web.HTTPFound(f"/hub/spawn-pending/{url_name(name)}{query}")
+    raise web.HTTPFound(hub.url(f"/hub/spawn-pending/{url_name(name)}{query}"))
 
 
 @routes.get("/hub/spawn")
@@ -130,7 +141,7 @@ async def spawn(request):
     row = target_user(request, identity)
     hub = request.app[HUB]
     if hub.servers.state(row["name"]) == "running":
-        raise raw_redirect(safe_next(request.query.get("next", ""), server_prefix(row["name"])))
+        raise raw_redirect(safe_next(request.query.get("next", ""), hub.server_url(row["name"])))
     await _start(request, identity, row)
 
 
@@ -149,7 +160,7 @@ async def stop_submit(request):
     xsrf.check(request, await request.post())
     row = target_user(request, identity)
     await request.app[HUB].servers.stop(row["name"])
-    raise web.HTTPFound("/hub/home")
+    raise web.HTTPFound(hub_url(request, "/hub/home"))
 
 
 @routes.get("/hub/spawn-pending/{name}")
@@ -160,7 +171,7 @@ async def spawn_pending(request):
     name = row["name"]
     server = hub.servers.row(name)
     state = server["state"] if server else "stopped"
-    url = server_prefix(name)
+    url = hub.server_url(name)
     next_url = safe_next(request.query.get("next", ""), url)
     if state == "running":
         raise raw_redirect(next_url)
@@ -168,17 +179,17 @@ async def spawn_pending(request):
         return render(
             request,
             "spawn_failed.html",
-            {"name": name, "message": server["message"], "retry": f"/hub/spawn/{url_name(name)}"},
+            {"name": name, "message": server["message"], "retry": hub.url(f"/hub/spawn/{url_name(name)}")},
             status=500,
         )
     if state != "pending":
-        raise web.HTTPFound(f"/hub/spawn/{url_name(name)}")
+        raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}"))
     return render(
         request,
         "spawn_pending.html",
         {
             "name": name,
-            "progress_url": f"/hub/api/users/{url_name(name)}/server/progress",
+            "progress_url": hub.url(f"/hub/api/users/{url_name(name)}/server/progress"),
             "next": next_url,
         },
     )
@@ -187,9 +198,9 @@ async def spawn_pending(request):
 @routes.get("/hub/user-redirect/{tail:.*}")
 async def user_redirect(request):
     identity = require_user(request)
-    raw_tail = request.rel_url.raw_path[len("/hub/user-redirect/"):]
+    raw_tail = hub_relative_path(request)[len("/hub/user-redirect/"):]
     query = f"?{raw_query(request)}" if raw_query(request) else ""
-    raise raw_redirect(server_prefix(identity.name) + raw_tail + query)
+    raise raw_redirect(request.app[HUB].server_url(identity.name) + raw_tail + query)
 
 
 @routes.get("/user/{name}/{tail:.*}")
@@ -197,7 +208,8 @@ async def user_redirect(request):
 async def user_prefix_redirect(request):
     """/user/<name>/... reaches the hub only when no route exists, and /user-redirect/... is
     JupyterHub's short form: both move under /hub/, where the hub cookie lives."""
-    raise raw_redirect("/hub" + raw_path_qs(request))
+    raise raw_redirect(hub_url(request, "/hub" + hub_relative_path(request)) + (
+        f"?{raw_query(request)}" if raw_query(request) else ""))
 
 
 @routes.get("/hub/user/{name}/{tail:.*}")
@@ -209,7 +221,7 @@ async def user_server_fallback(request):
     hub = request.app[HUB]
     if users.user_model_row(hub.db, name) is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
-    target = server_prefix(name) + request.rel_url.raw_path.split("/", 4)[4]  # /hub/user/<name>/<tail>
+    target = hub.server_url(name) + hub_relative_path(request).split("/", 4)[4]  # /hub/user/<name>/<tail>
     if raw_query(request):
         target += "?" + raw_query(request)
     state = hub.servers.state(name)
@@ -219,7 +231,7 @@ async def user_server_fallback(request):
             raise web.HTTPServiceUnavailable(text="The server is running but not reachable; try again shortly")
         sep = "&" if raw_query(request) else "?"
         raise raw_redirect(target + sep + "redirects=1")
-    raise web.HTTPFound(f"/hub/spawn/{url_name(name)}?" + urlencode({"next": target}))
+    raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}?") + urlencode({"next": target}))
 
 
 routes.static("/hub/static", STATIC_DIR)

@@ -27,7 +27,7 @@
       api("DELETE", "/users/" + enc(name)).then(reloadSoon).catch(fail);
     });
     function waitReady() {
-      var source = new EventSource("/hub/api/users/" + enc(name) + "/server/progress");
+      var source = new EventSource(window.jhdata.base_url + "api/users/" + enc(name) + "/server/progress");
       source.onmessage = function (e) {
         var event = JSON.parse(e.data);
         status(name + ": " + event.message, !!event.failed);
@@ -67,7 +67,7 @@
   });
 
   function refreshUsage() {
-    fetch("/hub/admin/usage", { credentials: "same-origin" }).then(function (r) { return r.json(); })
+    fetch(window.jhdata.base_url + "admin/usage", { credentials: "same-origin" }).then(function (r) { return r.json(); })
       .then(function (usage) {
         document.querySelectorAll("#users tr[data-user]").forEach(function (row) {
           var u = usage[row.dataset.user];

@@ -1,7 +1,8 @@
+// window.jhdata.base_url is the hub's path under base_url (as in JupyterHub's pages).
 // Calls to the hub's REST API with the page's XSRF token (cookie-authenticated requests need it).
 window.hubApi = function (method, path, body) {
   var xsrf = document.querySelector('meta[name="xsrf"]').content;
-  return fetch("/hub/api" + path, {
+  return fetch(window.jhdata.base_url + "api" + path, {
     method: method,
     credentials: "same-origin",
     headers: { "X-XSRFToken": xsrf, "Content-Type": "application/json" },

@@ -1,0 +1,177 @@
+"""base_url: the whole hub under a sub-path (/jupyter/), as behind another web server.
+
+Every redirect, cookie path, OAuth URL, API URL, route and server environment carries the
+prefix, and nothing answers at the old unprefixed paths.
+"""
+
+import json
+import sys
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from tljh_daemon.proxy.traefik import TraefikProxy
+
+BASE = "/jupyter/"
+
+
+@pytest.fixture
+async def hub(start_hub):
+    return await start_hub({"base_url": BASE})
+
+
+async def _get(client, path):
+    async with client.request("GET", path) as resp:
+        return resp.status, resp.headers.get("Location"), await resp.text()
+
+
+async def test_every_redirect_carries_the_prefix(hub):
+    anonymous = await hub.browser()
+    for path, location in [
+        ("/", "/jupyter/"),
+        ("/jupyter", "/jupyter/"),
+        ("/jupyter/", "/jupyter/hub/"),
+        ("/jupyter/hub", "/jupyter/hub/login"),
+        ("/jupyter/hub/", "/jupyter/hub/login"),
+        ("/jupyter/hub/home", "/jupyter/hub/login?next=/jupyter/hub/home"),
+        ("/jupyter/hub/spawn", "/jupyter/hub/login?next=/jupyter/hub/spawn"),
+        ("/jupyter/user-redirect/lab/tree/a.ipynb?x=1", "/jupyter/hub/user-redirect/lab/tree/a.ipynb?x=1"),
+        ("/jupyter/user/alice/lab?x=1", "/jupyter/hub/user/alice/lab?x=1"),
+    ]:
+        status, got, _ = await _get(anonymous, path)
+        assert (status, got) == (302, location), path
+
+    browser = await hub.browser()
+    resp = await browser.login("alice")
+    assert resp.headers["Location"] == "/jupyter/hub/spawn"
+    assert (await _get(browser, "/jupyter/hub/"))[1] == "/jupyter/hub/home"
+    assert (await _get(browser, "/jupyter/hub/spawn"))[1] == "/jupyter/hub/spawn-pending/alice"
+    await hub.wait_for_state("alice", "running")
+    assert (await _get(browser, "/jupyter/hub/login"))[1] == "/jupyter/user/alice/"
+    assert (await _get(browser, "/jupyter/hub/spawn-pending/alice"))[1] == "/jupyter/user/alice/"
+    assert (await _get(browser, "/jupyter/hub/user-redirect/lab/tree/a%23b.ipynb?x=1"))[1] == \
+        "/jupyter/user/alice/lab/tree/a%23b.ipynb?x=1"
+    # A request for a running server that reached the hub (stale route): one retry, same prefix.
+    assert (await _get(browser, "/jupyter/hub/user/alice/lab"))[1] == "/jupyter/user/alice/lab?redirects=1"
+    async with browser.request("POST", "/jupyter/hub/stop", data={"_xsrf": browser.xsrf}) as resp:
+        assert (resp.status, resp.headers["Location"]) == (302, "/jupyter/hub/home")
+    await hub.wait_for_state("alice", "stopped")
+    assert (await _get(browser, "/jupyter/hub/user/alice/lab"))[1] == \
+        "/jupyter/hub/spawn/alice?next=/jupyter/user/alice/lab"
+    assert (await _get(browser, "/jupyter/hub/logout"))[1] == "/jupyter/hub/login"
+
+
+async def test_cookies_live_under_the_prefix(hub):
+    browser = await hub.browser()
+    async with browser.request("GET", "/jupyter/hub/login") as resp:
+        xsrf = resp.cookies["_xsrf"]
+    assert xsrf["path"] == "/jupyter/hub/" and xsrf["httponly"]
+    resp = await browser.login("alice")
+    login = resp.cookies["jupyterhub-hub-login"]
+    assert login["path"] == "/jupyter/hub/" and login["httponly"]
+    async with browser.request("GET", "/jupyter/hub/logout") as resp:
+        gone = resp.cookies["jupyterhub-hub-login"]
+    assert gone["path"] == "/jupyter/hub/" and gone.value == ""
+    assert (await _get(browser, "/jupyter/hub/home"))[1].startswith("/jupyter/hub/login?")
+
+
+async def test_nothing_answers_outside_the_prefix(hub):
+    token = hub.token("boss", admin=True)
+    for path in ("/hub/login", "/hub/api", "/hub/home", "/hub/static/api.js", "/user/alice/lab"):
+        async with hub.request("GET", path, token) as resp:
+            assert resp.status == 404, path
+    async with hub.request("GET", "/jupyter/hub/api") as resp:
+        assert resp.status == 200 and "version" in await resp.json()
+    async with hub.request("GET", "/jupyter/hub/api/users/nobody", token) as resp:
+        assert resp.status == 404 and (await resp.json())["status"] == 404  # API errors stay JSON
+
+
+async def test_pages_link_and_load_under_the_prefix(hub):
+    browser = await hub.browser("alice")
+    _, _, login_page = await _get(await hub.browser(), "/jupyter/hub/login")
+    assert 'action="/jupyter/hub/login"' in login_page
+    _, _, home = await _get(browser, "/jupyter/hub/home")
+    for link in ('href="/jupyter/hub/logout"', 'href="/jupyter/hub/token"', 'src="/jupyter/hub/logo"',
+                 'src="/jupyter/hub/static/api.js"', 'action="/jupyter/hub/spawn"',
+                 'window.jhdata = {base_url: "/jupyter/hub/", prefix: "/jupyter/"}'):
+        assert link in home, link
+    assert '"/hub/' not in home  # no link escapes the prefix
+    for path, kind in (("/jupyter/hub/static/api.js", "javascript"), ("/jupyter/hub/logo", "svg")):
+        async with browser.request("GET", path) as resp:
+            assert resp.status == 200 and kind in resp.headers["Content-Type"], path
+    async with browser.request("GET", "/jupyter/hub/static/api.js") as resp:
+        assert 'window.jhdata.base_url + "api"' in await resp.text()
+    _, _, admin_page = await _get(await hub.browser("root-admin"), "/jupyter/hub/admin")
+    assert '"/hub/' not in admin_page
+
+
+async def test_servers_get_prefixed_urls_and_routes(hub):
+    token = hub.token("alice")
+    await hub.start_server("alice", token)
+    env = hub.spawner.requests[-1].env
+    api = f"http://127.0.0.1:{hub.hub.config['hub']['port']}/jupyter/hub/api"
+    assert env["JUPYTERHUB_BASE_URL"] == "/jupyter/"
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/jupyter/user/alice/"
+    assert env["JUPYTERHUB_SERVICE_URL"].endswith("/jupyter/user/alice/")
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == "/jupyter/user/alice/oauth_callback"
+    assert env["JUPYTERHUB_API_URL"] == api
+    assert env["JUPYTERHUB_ACTIVITY_URL"] == api + "/users/alice/activity"
+    assert list(hub.proxy.routes) == ["/jupyter/user/alice/"]
+    async with hub.api("GET", "/users/alice", token) as resp:
+        model = await resp.json()
+    assert model["server"] == "/jupyter/user/alice/"
+    async with hub.api("GET", "/users/alice", token,
+                       params={"include_stopped_servers": "1"}) as resp:
+        server = (await resp.json())["servers"][""]
+    assert server["url"] == "/jupyter/user/alice/"
+    assert server["progress_url"] == "/jupyter/hub/api/users/alice/server/progress"
+    async with hub.api("GET", "/users/alice/server/progress", token) as resp:
+        assert resp.status == 200
+
+
+async def test_oauth_uses_prefixed_urls(hub):
+    await hub.start_server("alice", hub.token("alice"))
+    secret = hub.spawner.requests[-1].env["JUPYTERHUB_API_TOKEN"]
+    callback = "/jupyter/user/alice/oauth_callback"
+    query = {"client_id": "jupyterhub-user-alice", "redirect_uri": callback, "response_type": "code"}
+    anonymous = await hub.browser()
+    status, location, _ = await _get(anonymous, "/jupyter/hub/api/oauth2/authorize?" + urlencode(query))
+    assert status == 302 and location.startswith("/jupyter/hub/login?next=/jupyter/hub/api/oauth2")
+    browser = await hub.browser("alice")
+    wrong = {**query, "redirect_uri": "/user/alice/oauth_callback"}
+    assert (await _get(browser, "/jupyter/hub/api/oauth2/authorize?" + urlencode(wrong)))[0] == 400
+    status, location, _ = await _get(browser, "/jupyter/hub/api/oauth2/authorize?" + urlencode(query))
+    assert status == 302 and location.startswith(callback + "?")
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": callback,
+            "client_id": "jupyterhub-user-alice", "client_secret": secret}
+    async with hub.request("POST", "/jupyter/hub/api/oauth2/token", data=form) as resp:
+        assert resp.status == 200 and (await resp.json())["access_token"]
+
+
+async def test_managed_services_live_under_the_prefix(start_hub):
+    hub = await start_hub({"base_url": BASE, "services": {
+        "announcer": {"command": [sys.executable, "-c", "import time; time.sleep(60)"],
+                      "url": "http://127.0.0.1:10101"}}})
+    assert hub.proxy.routes == {"/jupyter/services/announcer/": "http://127.0.0.1:10101"}
+    service = hub.hub.service_manager.services["announcer"]
+    env = hub.hub.service_manager._environment(service)
+    assert env["JUPYTERHUB_BASE_URL"] == "/jupyter/"
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/jupyter/services/announcer/"
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == "/jupyter/services/announcer/oauth_callback"
+    assert env["JUPYTERHUB_API_URL"].endswith("/jupyter/hub/api")
+    async with hub.api("GET", "/services", hub.token("boss", admin=True)) as resp:
+        assert (await resp.json())["announcer"]["prefix"] == "/jupyter/services/announcer/"
+
+
+def test_traefik_rules_route_prefixed_servers(tmp_path):
+    from tljh_daemon import config as config_mod
+    from tljh_daemon.paths import Paths
+
+    config = config_mod.merge(config_mod.DEFAULTS, {"base_url": BASE, "traefik_api": {"password": "x"}})
+    proxy = TraefikProxy(Paths(str(tmp_path)), config, "traefik")
+    proxy.routes = {"/jupyter/user/alice/": "http://127.0.0.1:5000"}
+    routers = json.loads(json.dumps(proxy.dynamic_config()))["http"]["routers"]
+    rules = {r["rule"]: r["priority"] for r in routers.values() if r["entryPoints"] == ["http"]}
+    # The hub keeps the catch-all (it sends paths outside the prefix to it); servers outrank it.
+    assert rules["PathPrefix(`/jupyter/user/alice/`)"] > rules["PathPrefix(`/`)"]
