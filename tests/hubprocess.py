@@ -40,10 +40,12 @@ class HubProcess:
             config = {**config, "https": https}
         self.write_config({**base, **config})
         self.proc = None
+        self.http_port = config.get("http", {}).get("port", self.http_port)  # a test may choose it
         self.url = f"http://127.0.0.1:{self.http_port}"
         if https.get("enabled"):
             self.url = f"https://127.0.0.1:{https['port']}"
         self.verify = True  # a CA bundle path for HTTPS hubs with a private CA
+        self.base_url = config.get("base_url", "/")
 
     @property
     def config_file(self):
@@ -71,7 +73,7 @@ class HubProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
             try:
-                if requests.get(self.url + "/hub/api", timeout=1, verify=self.verify).status_code == 200:
+                if requests.get(self.url + self.base_url + "hub/api", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

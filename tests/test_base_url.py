@@ -1,0 +1,94 @@
+"""base_url behind a real nginx: the documented proxy block in front of a hub at /jupyter/,
+and a headless Chromium that logs in, spawns, runs code in a JupyterLab kernel and logs out.
+
+nginx forwards only /jupyter/, so any page, script, API call or websocket that escapes the
+prefix fails here as it would on a real site."""
+
+import os
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from hubprocess import needs_root
+from nginxserver import NGINX, NginxProxy
+
+pytestmark = [
+    needs_root,
+    pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(not os.path.exists(NGINX), reason="Debian's nginx is not installed"),
+]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def nginx():
+    proxy = NginxProxy().start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(make_hub, nginx, user_env, run_id, unix_accounts):
+    user = f"{run_id}-nx"
+    unix_accounts.append(f"jupyter-{user}")
+    hub = make_hub({"base_url": "/jupyter/", "http": {"address": "127.0.0.1", "port": nginx.upstream_port},
+                    "auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                    "user_environment": {"path": user_env}})
+    hub.user = user
+    return hub
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+def test_redirects_through_nginx_keep_the_prefix(hub, nginx):
+    r = requests.get(nginx.url + "/jupyter/", allow_redirects=False, timeout=10)
+    assert (r.status_code, r.headers["Location"]) == (302, "/jupyter/hub/")
+    r = requests.get(nginx.url + "/jupyter/hub/home", timeout=10)
+    assert urlsplit(r.url).path == "/jupyter/hub/login" and 'action="/jupyter/hub/login"' in r.text
+    assert requests.get(nginx.url + "/jupyter/hub/api", timeout=10).json()["version"]
+    assert requests.get(nginx.url + "/hub/login", timeout=10).status_code == 404  # nginx's, not the hub's
+
+
+def test_login_spawn_run_code_logout_in_a_browser(hub, nginx, browser):
+    page = browser.new_page()
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(nginx.url + "/jupyter/")
+    page.wait_for_url("**/jupyter/hub/login")
+    page.fill("input[name=username]", hub.user)
+    page.fill("input[name=password]", "pw")
+    page.click("button[type=submit]")
+    # Spawn page, progress, then the server's OAuth round trip, all through nginx.
+    page.wait_for_url(f"**/jupyter/user/{hub.user}/lab**", timeout=180_000)
+    page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
+    page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=60_000)
+    page.keyboard.type("print(6 * 7, 'from the kernel')")
+    page.keyboard.press("Shift+Enter")
+    # The kernel's websocket goes through nginx's upgrade headers.
+    page.locator(".jp-OutputArea-output", has_text="42 from the kernel").wait_for(timeout=120_000)
+
+    # JupyterLab's own File > Log Out goes to the hub's logout under the prefix.
+    page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
+    page.locator(".lm-Menu-item[data-command='hub:logout']").click()
+    page.wait_for_url("**/jupyter/hub/login**", timeout=30_000)
+    page.goto(nginx.url + "/jupyter/hub/home")
+    page.wait_for_url("**/jupyter/hub/login?next=**")
+
+    origin = nginx.url + "/"
+    escaped = [url for url in requested
+               if url.startswith(origin) and not urlsplit(url).path.startswith("/jupyter/")]
+    assert not escaped, escaped
+    assert any(url.startswith(f"{nginx.url}/jupyter/hub/api/oauth2/authorize") for url in requested)
+    assert f"/jupyter/user/{hub.user}/api/kernels/" in nginx.access_log()  # the websocket, via nginx
+    page.close()
