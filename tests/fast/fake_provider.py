@@ -165,5 +165,8 @@ class FakeProvider:
 
     async def google_userinfo(self, request):
         claims = self.users[self._user_for(request)]
-        return web.json_response({"id": claims["sub"], "email": claims["email"],
-                                  "verified_email": claims.get("email_verified", True), "hd": claims.get("hd")})
+        info = {"id": claims["sub"], "email": claims["email"], "verified_email": claims.get("email_verified", True),
+                "picture": "https://example.org/p.png"}
+        if claims.get("hd"):
+            info["hd"] = claims["hd"]  # only Google Workspace accounts have one
+        return web.json_response(info)

@@ -5,11 +5,12 @@ from .dummy import DummyAuthenticator
 from .firstuse import FirstUseAuthenticator
 from .ldap import LDAPAuthenticator
 from .oauth import GenericOAuthenticator
+from .oauth_presets import GitHubOAuthenticator, GoogleOAuthenticator
 from .pam import PAMAuthenticator
 from .registry import AUTH_TYPES, REGISTRY, authenticator_class, register
 
 for _cls in (FirstUseAuthenticator, PAMAuthenticator, DummyAuthenticator, LDAPAuthenticator,
-             GenericOAuthenticator):
+             GenericOAuthenticator, GitHubOAuthenticator, GoogleOAuthenticator):
     register(_cls)
 
 

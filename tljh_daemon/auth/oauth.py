@@ -363,16 +363,18 @@ class GenericOAuthenticator(Authenticator):
         allowed = (admin or s["allow_all"] or admits or name in self._names("allowed_users", "allowed")
                    or bool(groups & set(s["allowed_groups"])))
         if not allowed:
-            if not self._has_allow_rule():
-                reason, why = ("this hub has not been told who may sign in",
-                               "no allow rule set (allow_all, allowed_users, allowed_groups)")
-            elif s["allowed_groups"]:
-                reason, why = "you are not in a group this hub admits", f"not in allowed_groups (groups: {sorted(groups)})"
-            else:
-                reason, why = "you are not on this hub's list of users", "not in allowed_users"
-            raise self._refuse(name, reason, why)
+            raise self._refuse(name, *self.not_allowed_reason(groups))
         # With admin_groups, the provider decides admin at every login; else lists only promote.
         return LoggedIn(name, admin=admin if s["admin_groups"] else (True if listed_admin else None))
+
+    def not_allowed_reason(self, groups):
+        """(for the person, for the log): why someone matching no allow rule is refused."""
+        if not self._has_allow_rule():
+            return ("this hub has not been told who may sign in",
+                    "no allow rule set (allow_all, allowed_users, allowed_groups)")
+        if self.settings["allowed_groups"]:
+            return "you are not in a group this hub admits", f"not in allowed_groups (groups: {sorted(groups)})"
+        return "you are not on this hub's list of users", "not in allowed_users"
 
     def _refuse(self, name, reason, log_reason):
         return OAuthFailure(NOT_ALLOWED.format(service=self.login_service, name=name, reason=reason),
