@@ -30,13 +30,13 @@ def generic(provider, **settings):
     return {"auth": {"type": "oauthenticator.generic.GenericOAuthenticator", "GenericOAuthenticator": section}}
 
 
-async def sign_in(hub, provider, user, browser=None, next_url="", tamper=None):
+async def sign_in(hub, provider, user, browser=None, next_url="", tamper=None, prefix=""):
     """The browser's round trip: hub login route -> provider -> hub callback. Returns the
     callback's (status, body, response)."""
     provider.next_user = user
     browser = browser or await hub.browser()
     params = {"next": next_url} if next_url else {}
-    async with browser.request("GET", "/hub/oauth_login", params=params) as r:
+    async with browser.request("GET", prefix + "/hub/oauth_login", params=params) as r:
         assert r.status == 302, await r.text()
         to_provider = r.headers["Location"]
     async with aiohttp.ClientSession() as outside, outside.get(to_provider, allow_redirects=False) as r:
@@ -81,6 +81,17 @@ async def test_flow_state_pkce_nonce_and_session(start_hub, provider):
         assert (await resp.json())["name"] == "alice"
     cookie = r.cookies["tljh-oauth-state"]
     assert cookie.value == "" or cookie["max-age"] == "0"  # the state cookie is cleared
+
+
+async def test_under_a_base_url(start_hub, provider):
+    hub = await start_hub({**generic(provider), "base_url": "/jupyter/"})
+    browser = await hub.browser()
+    async with browser.request("GET", "/jupyter/hub/login") as r:
+        assert 'href="/jupyter/hub/oauth_login"' in await r.text()
+    status, _, r = await sign_in(hub, provider, "alice", browser, prefix="/jupyter")
+    assert status == 302 and r.headers["Location"] == "/jupyter/hub/spawn"
+    assert provider.authorize_requests[-1]["redirect_uri"].endswith("/jupyter/hub/oauth_callback")
+    assert r.cookies["jupyterhub-hub-login"]["path"] == "/jupyter/hub/"
 
 
 async def test_auto_login_goes_straight_to_the_provider(start_hub, provider):

@@ -20,7 +20,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from .. import users
+from .. import urls, users
 from .base import Authenticator, LoggedIn, LoginRefused
 from .oauth_provider import InvalidIDToken, Provider, ProviderUnreachable, fetch, http_session
 
@@ -164,8 +164,9 @@ def check_settings(settings):
     if not settings["token_url"] and "openid" not in scope_list(settings["scope"]):
         return "token_url", "is required (or add 'openid' to scope to find it by OpenID Connect discovery)"
     callback = settings["oauth_callback_url"]
-    if callback and not urlsplit(callback).path.startswith("/hub/"):
-        return "oauth_callback_url", "must be a URL under /hub/ of this hub, e.g. https://hub.example.org/hub/oauth_callback"
+    if callback and not urlsplit(callback).path.endswith(CALLBACK_PATH):
+        return "oauth_callback_url", ("must be this hub's /hub/oauth_callback, e.g. "
+                                      "https://hub.example.org/hub/oauth_callback")
     return None
 
 
@@ -200,20 +201,20 @@ class GenericOAuthenticator(Authenticator):
         return self.settings["login_service"]
 
     def login_url(self, next_url):
-        return LOGIN_PATH + ("?" + urlencode({"next": next_url}) if next_url else "")
-
-    @property
-    def callback_path(self):
-        return urlsplit(self.settings["oauth_callback_url"]).path or CALLBACK_PATH
+        return self.url(LOGIN_PATH) + ("?" + urlencode({"next": next_url}) if next_url else "")
 
     def routes(self):
         from ..handlers import oauth as oauth_pages  # handlers import auth: load them only when used
 
         return oauth_pages.make_routes(self)
 
+    def url(self, path):
+        """`path` under the hub's base_url (routes themselves are moved there by the app)."""
+        return urls.join(self.config["base_url"], path)
+
     def redirect_uri(self, origin):
         """oauth_callback_url, or the callback under the URL the browser used (`origin`)."""
-        return self.settings["oauth_callback_url"] or origin + CALLBACK_PATH
+        return self.settings["oauth_callback_url"] or origin + self.url(CALLBACK_PATH)
 
     # -- step 1: off to the provider ----------------------------------------------------------
 

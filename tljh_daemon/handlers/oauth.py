@@ -8,7 +8,8 @@ import logging
 
 from aiohttp import web
 
-from ..auth.oauth import LOGIN_PATH, STATE_COOKIE, STATE_TTL, OAuthFailure
+from ..auth.oauth import CALLBACK_PATH, LOGIN_PATH, STATE_COOKIE, STATE_TTL, OAuthFailure
+from ..hub import HUB
 from .identity import is_https, set_hub_cookie
 from .login import finish_login, login_refused_page
 
@@ -23,7 +24,7 @@ def origin(request):
 def failure_page(request, error, next_url=""):
     log.warning("%s", error.log_message)
     response = login_refused_page(request, str(error), next_url, status=error.status)
-    response.del_cookie(STATE_COOKIE, path="/hub/")
+    response.del_cookie(STATE_COOKIE, path=request.app[HUB].url("/hub/"))
     return response
 
 
@@ -41,7 +42,7 @@ def make_routes(auth):
         set_hub_cookie(request, response, STATE_COOKIE, state, max_age=STATE_TTL)
         raise response
 
-    @routes.get(auth.callback_path)
+    @routes.get(CALLBACK_PATH)
     async def oauth_callback(request):
         try:
             logged_in, next_url = await auth.complete(request.query, request.cookies.get(STATE_COOKIE))
@@ -50,7 +51,7 @@ def make_routes(auth):
         try:
             return await finish_login(request, logged_in, next_url)
         except web.HTTPFound as done:
-            done.del_cookie(STATE_COOKIE, path="/hub/")
+            done.del_cookie(STATE_COOKIE, path=request.app[HUB].url("/hub/"))
             log.info("OAuth: %s signed in", logged_in.name)
             raise
 
