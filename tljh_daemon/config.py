@@ -8,6 +8,7 @@ import copy
 import os
 import re
 import ssl
+from urllib.parse import urlsplit
 
 import jsonschema
 from ruamel.yaml import YAML
@@ -274,6 +275,17 @@ def check_auth(config):
     problem = cls.check_settings(section_settings(config, cls))
     if problem:
         raise ConfigError(f"auth.{cls.section}.{problem[0]}", problem[1])
+    check_callback_url(config, cls)
+
+
+def check_callback_url(config, cls):
+    """An OAuth callback URL set by hand is a page of this hub, so it lies under base_url."""
+    callback = (section_settings(config, cls) or {}).get("oauth_callback_url") if cls.section else None
+    hub_path = config["base_url"] + "hub/"
+    if callback and not urlsplit(callback).path.startswith(hub_path):
+        raise ConfigError(f"auth.{cls.section}.oauth_callback_url",
+                          f"must be a URL under {hub_path} (base_url is {config['base_url']}), "
+                          f"e.g. https://hub.example.org{hub_path}oauth_callback")
 
 
 def check_https(config):

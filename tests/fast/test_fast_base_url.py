@@ -8,6 +8,7 @@ import json
 import sys
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import aiohttp
 import pytest
 
 from tljh_daemon.proxy.traefik import TraefikProxy
@@ -175,3 +176,53 @@ def test_traefik_rules_route_prefixed_servers(tmp_path):
     rules = {r["rule"]: r["priority"] for r in routers.values() if r["entryPoints"] == ["http"]}
     # The hub keeps the catch-all (it sends paths outside the prefix to it); servers outrank it.
     assert rules["PathPrefix(`/jupyter/user/alice/`)"] > rules["PathPrefix(`/`)"]
+
+
+@pytest.fixture
+async def provider():
+    from fake_provider import FakeProvider
+
+    p = await FakeProvider().start()
+    p.add_user("alice", email="alice@example.org", groups=["class-a"])
+    yield p
+    await p.close()
+
+
+async def test_oauth_sign_in_lives_under_the_prefix(start_hub, provider):
+    from yarl import URL
+
+    from test_fast_oidc import generic
+
+    hub = await start_hub({"base_url": BASE, **generic(provider)})
+    browser = await hub.browser()
+    _, _, page = await _get(browser, "/jupyter/hub/login?next=/jupyter/hub/token")
+    assert 'href="/jupyter/hub/oauth_login?next=%2Fjupyter%2Fhub%2Ftoken"' in page
+    provider.next_user = "alice"
+    async with browser.request("GET", "/jupyter/hub/oauth_login", params={"next": "/jupyter/hub/token"}) as r:
+        assert r.status == 302 and r.cookies["tljh-oauth-state"]["path"] == "/jupyter/hub/"
+        to_provider = r.headers["Location"]
+    async with aiohttp.ClientSession() as outside, outside.get(to_provider, allow_redirects=False) as r:
+        back = URL(r.headers["Location"])
+    assert provider.authorize_requests[-1]["redirect_uri"] == str(hub.client.make_url("/jupyter/hub/oauth_callback"))
+    assert back.path == "/jupyter/hub/oauth_callback"
+    async with browser.request("GET", back.path_qs) as r:
+        assert (r.status, r.headers["Location"]) == (302, "/jupyter/hub/token")
+        assert r.cookies["jupyterhub-hub-login"]["path"] == "/jupyter/hub/"
+
+
+def test_oauth_callback_url_must_be_under_the_prefix(tmp_path):
+    from tljh_daemon import config as config_mod
+
+    section = {"client_id": "c", "client_secret": "s", "authorize_url": "https://idp.example.org/auth",
+               "token_url": "https://idp.example.org/token"}
+    settings = {"base_url": BASE, "auth": {"type": "generic", "GenericOAuthenticator": section}}
+    for url, ok in (("https://hub.example.org/hub/oauth_callback", False),
+                    ("https://hub.example.org/jupyter/hub/oauth_callback", True)):
+        section["oauth_callback_url"] = url
+        config = config_mod.merge(config_mod.DEFAULTS, settings)
+        if ok:
+            config_mod.check(config)
+            continue
+        with pytest.raises(config_mod.ConfigError) as e:
+            config_mod.check(config)
+        assert e.value.key == "auth.GenericOAuthenticator.oauth_callback_url" and "/jupyter/hub/" in str(e.value)
