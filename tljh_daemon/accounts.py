@@ -69,6 +69,24 @@ def delete_account(username):
     subprocess.run(["userdel", "--remove", username], capture_output=True)
 
 
+def _remove_account(username):
+    try:
+        pwd.getpwnam(username)
+    except KeyError:
+        return False
+    # --force: a kernel that outlived its server must not keep the account (and its files) alive.
+    _run("userdel", "--remove", "--force", username)
+    return True
+
+
+async def remove_account(username):
+    """Remove a Unix account and its home (temporary users). False when there was none."""
+    removed = await asyncio.to_thread(_remove_account, username)
+    if removed:
+        log.info("Removed Unix account %s and its home", username)
+    return removed
+
+
 def _set_admin_group(username, admin):
     try:
         pwd.getpwnam(username)

@@ -55,7 +55,7 @@ def find_traefik():
 
 
 def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, proxy_runner=None,
-             spawner=None, ensure_account=None):
+             spawner=None, ensure_account=None, remove_account=None):
     """The hub application. The daemon passes only config, paths and mode; the fast test tier
     injects a fake spawner, proxy (and its runner) and account step, so no root, Traefik or
     JupyterLab is needed there. `authenticator` is an Authenticator class (any callable taking
@@ -81,6 +81,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         spawner=spawner,
         traefik=proxy_runner,
         ensure_account=ensure_account or accounts.ensure_account,
+        remove_account=remove_account or accounts.remove_account,
     )
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors])
     app[HUB] = hub

@@ -3,6 +3,9 @@
 Activity comes from the single-user servers' own reports (POST .../activity),
 so a browser tab left open on an idle notebook does not keep a server alive
 unless the server itself reports activity.
+
+Temporary users (workshop accounts) are removed, with their Unix account and files, when
+their server is culled, or once they have been idle as long with no server running.
 """
 
 import asyncio
@@ -46,11 +49,21 @@ class Culler:
             return f"older than {cull['max_age']}s"
         return None
 
+    def _idle_temporary_users(self, now):
+        """Temporary users with no running server, idle (or never active) for longer than the timeout."""
+        timeout = timedelta(seconds=self.settings["timeout"])
+        rows = self.hub.db.all(
+            "SELECT u.name, u.created, u.last_activity FROM users u WHERE u.temporary=1 AND NOT EXISTS "
+            "(SELECT 1 FROM servers s WHERE s.user=u.name AND s.state IN ('running', 'pending', 'stopping'))"
+        )
+        return [(r["name"], f"temporary, idle with no server for more than {self.settings['timeout']}s", False, True)
+                for r in rows if now - timeutil.parse(r["last_activity"] or r["created"]) > timeout]
+
     async def cull_once(self):
         hub = self.hub
         now = timeutil.now()
         rows = hub.db.all(
-            "SELECT s.*, u.admin FROM servers s JOIN users u ON u.name = s.user WHERE s.state='running'"
+            "SELECT s.*, u.admin, u.temporary FROM servers s JOIN users u ON u.name = s.user WHERE s.state='running'"
         )
         due = []
         for row in rows:
@@ -58,16 +71,31 @@ class Culler:
                 continue
             reason = self._due(row, now)
             if reason:
-                due.append((row["user"], reason, bool(row["admin"])))
+                due.append((row["user"], reason, bool(row["admin"]), bool(row["temporary"])))
+        due += self._idle_temporary_users(now)
         limit = asyncio.Semaphore(self.settings["concurrency"])
 
-        async def cull(name, reason, admin):
+        async def cull(name, reason, admin, temporary):
             async with limit:
                 log.info("Culling the server of %s: %s", name, reason)
                 await hub.servers.stop(name)
-                if self.settings["users"] and not admin:
+                if temporary:
+                    await remove_temporary_user(hub, name)
+                elif self.settings["users"] and not admin:
                     hub.db.execute("DELETE FROM users WHERE name=?", (name,))
                     log.info("Culled user %s", name)
 
         await asyncio.gather(*(cull(*item) for item in due))
-        return [name for name, _, _ in due]
+        return [item[0] for item in due]
+
+
+async def remove_temporary_user(hub, name):
+    """Remove a temporary user: the hub user (sessions and tokens go with it), then its Unix
+    account and home. The row goes first, so nobody can log in or spawn while the account is
+    removed; a failing userdel is logged (the name is random and never handed out again)."""
+    hub.db.execute("DELETE FROM users WHERE name=? AND temporary=1", (name,))
+    try:
+        await hub.remove_account(hub.authenticator.system_username(name))
+    except Exception as e:
+        log.error("Could not remove the Unix account of temporary user %s: %s", name, e)
+    log.info("Removed temporary user %s", name)

@@ -79,7 +79,41 @@ MIGRATIONS = [
     );
     CREATE INDEX group_members_user ON group_members(user);
     """,
+    # Self sign-up (NativeAuthenticator): requests live apart from `users`, so a pending or
+    # refused name is never a hub user (no session, no server, no Unix account). Deleting an
+    # approved hub user forgets their sign-up too, so the name can sign up afresh.
+    # Workshop accounts (TmpAuthenticator) are marked `temporary`: culling removes them.
+    """
+    CREATE TABLE signups (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'refused')),
+        email TEXT,
+        created TEXT NOT NULL,
+        decided TEXT,
+        decided_by TEXT
+    );
+    CREATE INDEX signups_status ON signups(status);
+    CREATE TRIGGER signups_forget_deleted_users AFTER DELETE ON users
+    BEGIN
+        DELETE FROM signups WHERE name = old.name AND status = 'approved';
+    END;
+    ALTER TABLE users ADD COLUMN temporary INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
+
+
+def statements(script):
+    """The SQL statements of `script`, one by one (a trigger's body keeps its inner `;`).
+
+    Not `executescript`: it commits first, and a migration must stay in one transaction."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
 
 
 class Database:
@@ -104,9 +138,8 @@ class Database:
         while self.version < len(MIGRATIONS):
             target = self.version + 1
             with self.transaction():
-                for statement in MIGRATIONS[target - 1].split(";"):
-                    if statement.strip():
-                        self.conn.execute(statement)
+                for statement in statements(MIGRATIONS[target - 1]):
+                    self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version={target}")
 
     @contextmanager

@@ -36,6 +36,7 @@ class Hub:
     traefik: Optional[TraefikSupervisor | TraefikUnit] = None
     spawner: Optional[Spawner] = None  # handed to the ServerManager
     ensure_account: Any = None  # accounts.ensure_account: the Unix-account step of a spawn
+    remove_account: Any = None  # accounts.remove_account: removes a temporary user's account
     service_manager: Optional[ServiceManager] = None
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)

@@ -189,7 +189,7 @@ async def start_hub(aiohttp_client, tmp_path, user_env_dir):
         runner = FakeProxyRunner()
         accounts = FakeAccounts(str(tmp_path / "home"))
         app = make_app(settings, paths, spawner=spawner, proxy=proxy, proxy_runner=runner,
-                       ensure_account=accounts, authenticator=authenticator)
+                       ensure_account=accounts, remove_account=accounts.remove, authenticator=authenticator)
         hub = FastHub(await aiohttp_client(app), spawner, proxy, runner, accounts, paths.prefix)
         hubs.append(hub)
         return hub

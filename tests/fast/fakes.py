@@ -9,6 +9,7 @@ stands in for creating Unix accounts.
 
 import itertools
 import os
+import shutil
 import time
 from types import SimpleNamespace
 
@@ -143,6 +144,7 @@ class FakeAccounts:
         self.calls = []  # (username, admin, extra_groups, create)
         self.known = set()
         self.fail = None  # a message: the step raises AccountError with it
+        self.removed = []  # accounts remove() was asked to remove
 
     async def __call__(self, username, *, admin=False, extra_groups=(), create=True):
         self.calls.append((username, admin, list(extra_groups), create))
@@ -157,3 +159,12 @@ class FakeAccounts:
         entry = SimpleNamespace(pw_name=username, pw_uid=os.getuid(), pw_gid=os.getgid(), pw_dir=home,
                                 pw_shell="/bin/bash")
         return entry, created
+
+    async def remove(self, username):
+        """accounts.remove_account: forget the account and its home."""
+        self.removed.append(username)
+        if username not in self.known:
+            return False
+        self.known.discard(username)
+        shutil.rmtree(os.path.join(self.home_root, username), ignore_errors=True)
+        return True

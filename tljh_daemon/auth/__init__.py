@@ -4,13 +4,16 @@ from .base import Authenticator, LoggedIn, LoginRefused, PasswordsManagedElsewhe
 from .dummy import DummyAuthenticator
 from .firstuse import FirstUseAuthenticator
 from .ldap import LDAPAuthenticator
+from .native import NativeAuthenticator
 from .oauth import GenericOAuthenticator
 from .oauth_presets import GitHubOAuthenticator, GoogleOAuthenticator
 from .pam import PAMAuthenticator
 from .registry import AUTH_TYPES, REGISTRY, authenticator_class, register
+from .tmp import TmpAuthenticator
 
 for _cls in (FirstUseAuthenticator, PAMAuthenticator, DummyAuthenticator, LDAPAuthenticator,
-             GenericOAuthenticator, GitHubOAuthenticator, GoogleOAuthenticator):
+             GenericOAuthenticator, GitHubOAuthenticator, GoogleOAuthenticator, NativeAuthenticator,
+             TmpAuthenticator):
     register(_cls)
 
 

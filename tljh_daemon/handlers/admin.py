@@ -8,6 +8,7 @@ import psutil
 from aiohttp import web
 
 from .. import groups, users
+from ..auth.native import NativeAuthenticator
 from ..api.users import PAGE_MAX_LIMIT, SORTS
 from ..hub import HUB
 from ..proxy import certificates
@@ -64,8 +65,11 @@ async def admin_page(request):
     group_rows = [groups.model(db, g) for g in db.all("SELECT * FROM groups ORDER BY name")]
     proxy = request.app[HUB].proxy
     https = certificates.status(proxy, proxy.log_path)
+    auth = request.app[HUB].authenticator
+    signups = ([s for s in auth.list_signups() if s["status"] != "approved"]
+               if isinstance(auth, NativeAuthenticator) else None)
     return render(request, "admin.html", {
-        "users": listed, "groups": group_rows, "search": search, "sort": sort, "total": total,
+        "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "total": total,
         "offset": offset, "limit": limit, "https": https, "limits": limits_status(request.app[HUB]),
         "prev_offset": max(offset - limit, 0) if offset else None,
         "next_offset": offset + limit if offset + limit < total else None,

@@ -73,9 +73,21 @@ def render(request, template, context=None, status=200):
         "auth_type": hub.config["auth"]["type"],
         "can_change_password": hub.authenticator.can_change_password,
         "can_reset_password": hub.authenticator.can_reset_password,
+        "temporary_notice": temporary_notice(hub, identity),
+        "signup_url": getattr(hub.authenticator, "signup_url", None),
         **(context or {}),
     }
     return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+def temporary_notice(hub, identity):
+    """The banner every page shows a temporary (workshop) user, else None."""
+    if identity is None or identity.kind != "user":
+        return None
+    row = users.user_model_row(hub.db, identity.name)
+    if row is None or not row["temporary"]:
+        return None
+    return getattr(hub.authenticator, "temporary_notice", None) or "This is a temporary account."
 
 
 def target_user(request, identity):

@@ -36,6 +36,27 @@
     }
   });
 
+  document.querySelectorAll("#signups tr[data-signup]").forEach(function (row) {
+    var name = row.dataset.signup;
+    function decide(selector, status, verb) {
+      var el = row.querySelector(selector);
+      if (!el) return;
+      el.addEventListener("click", function () {
+        api("PATCH", "/signups/" + enc(name), { status: status }).then(function () {
+          window.showStatus(verb + " " + name);
+          reloadSoon();
+        }).catch(fail);
+      });
+    }
+    decide(".approve", "approved", "Approved");
+    decide(".refuse", "refused", "Refused");
+    var discard = row.querySelector(".discard");
+    if (discard) discard.addEventListener("click", function () {
+      if (!window.confirm("Forget the sign-up of " + name + "? They can sign up again.")) return;
+      api("DELETE", "/signups/" + enc(name)).then(reloadSoon).catch(fail);
+    });
+  });
+
   document.getElementById("add-users").addEventListener("click", function () {
     var names = document.getElementById("new-users").value.split("\n").map(function (s) { return s.trim(); })
       .filter(Boolean);

@@ -1,0 +1,51 @@
+"""Sign-up pages (NativeAuthenticator): /hub/signup, and /hub/authorize as upstream names
+the approval area (here a section of the admin panel)."""
+
+from aiohttp import web
+
+from ..auth.native import NativeAuthenticator, SignupRefused
+from ..hub import HUB
+from . import xsrf
+from .pages import render
+
+routes = web.RouteTableDef()
+
+
+def native(request):
+    auth = request.app[HUB].authenticator
+    if not isinstance(auth, NativeAuthenticator):
+        raise web.HTTPNotFound(text="This hub has no sign-up page (auth.type is not NativeAuthenticator)")
+    return auth
+
+
+def _page(request, auth, status=200, **context):
+    return render(request, "signup.html", {
+        "enabled": auth.settings["enable_signup"], "ask_email": auth.settings["ask_email_on_signup"],
+        "minimum": auth.settings["minimum_password_length"], **context}, status=status)
+
+
+@routes.get("/hub/signup")
+async def signup_page(request):
+    return _page(request, native(request))
+
+
+@routes.post("/hub/signup")
+async def signup_submit(request):
+    auth = native(request)
+    form = await request.post()
+    xsrf.check(request, form)
+    name = str(form.get("username", ""))
+    try:
+        status = await auth.signup(name, str(form.get("password", "")), str(form.get("password_confirm", "")),
+                                   str(form.get("email", "")))
+    except SignupRefused as e:
+        return _page(request, auth, status=400, error=str(e), username=name, email=form.get("email", ""))
+    return _page(request, auth, result=status, username=name.strip().lower())
+
+
+@routes.get("/hub/authorize")
+async def authorize_area(request):
+    native(request)
+    raise web.HTTPFound("/hub/admin#signups")
+
+
