@@ -320,3 +320,17 @@ def test_common_password_list_is_bundled_and_checked_lowercase():
     assert rules.problem("x", "PASSWORD") is not None
     assert rules.problem("x", "violet-kettle-42") is None
     assert PasswordRules(1, check_common=False).problem("x", "password") is None
+
+
+async def test_sign_up_under_a_base_url(start_hub):
+    hub = await start_hub({**NATIVE, "base_url": "/jupyter/"})
+    browser = await hub.browser()
+    async with browser.request("GET", "/jupyter/hub/login") as r:
+        assert 'href="/jupyter/hub/signup"' in await r.text()
+    async with browser.request("GET", "/jupyter/hub/signup") as r:
+        assert 'action="/jupyter/hub/signup"' in await r.text()
+    form = {"username": "alice", "password": GOOD, "password_confirm": GOOD, "_xsrf": browser.xsrf}
+    async with browser.request("POST", "/jupyter/hub/signup", data=form) as r:
+        assert r.status == 200 and 'href="/jupyter/hub/login"' in await r.text()
+    async with hub.request("GET", "/jupyter/hub/api/signups", hub.token("boss", admin=True)) as r:
+        assert r.status == 200 and [s["name"] for s in await r.json()] == ["alice"]

@@ -122,3 +122,14 @@ async def test_tmplogin_is_only_there_for_tmp(hub):
     async with hub.request("GET", "/hub/tmplogin") as r:
         assert r.status == 404
     assert hub.db.one("SELECT COUNT(*) FROM users")[0] == 0
+
+
+async def test_under_a_base_url(start_hub):
+    hub = await start_hub({**TMP, "base_url": "/jupyter/"})
+    browser = await hub.browser()
+    async with browser.request("GET", "/jupyter/hub/login") as r:
+        assert r.headers["Location"] == "/jupyter/hub/tmplogin"
+    async with browser.request("GET", "/jupyter/hub/tmplogin") as r:
+        assert r.headers["Location"] == "/jupyter/hub/spawn"
+    async with browser.request("GET", "/jupyter/hub/spawn") as r:
+        assert r.headers["Location"].startswith("/jupyter/hub/spawn-pending/tmp-")

@@ -10,7 +10,7 @@ a server or a Unix account. Approval makes the hub user. Names in `users.admin` 
 import logging
 import time
 
-from .. import timeutil, users
+from .. import timeutil, urls, users
 from .base import Authenticator, LoginRefused
 from .passwords import DUMMY_HASH, PasswordRules, hash_async, verify_async
 
@@ -87,7 +87,7 @@ class NativeAuthenticator(Authenticator):
     @property
     def signup_url(self):
         """Linked from the login page while sign-up is open."""
-        return "/hub/signup" if self.settings["enable_signup"] else None
+        return urls.join(self.config["base_url"], "/hub/signup") if self.settings["enable_signup"] else None
 
     def check_allowed(self, name):
         # Approval is the gate: users.allowed only pre-approves sign-ups.

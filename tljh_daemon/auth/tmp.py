@@ -10,7 +10,7 @@ import logging
 import secrets
 from urllib.parse import urlencode
 
-from .. import timeutil
+from .. import timeutil, urls
 from .base import Authenticator, LoginRefused
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class TmpAuthenticator(Authenticator):
         return self.settings["login_service"]
 
     def login_url(self, next_url):
-        return "/hub/tmplogin" + (f"?{urlencode({'next': next_url})}" if next_url else "")
+        return urls.join(self.config["base_url"], "/hub/tmplogin") + (f"?{urlencode({'next': next_url})}" if next_url else "")
 
     def routes(self):
         from ..handlers import tmplogin

@@ -46,6 +46,6 @@ async def signup_submit(request):
 @routes.get("/hub/authorize")
 async def authorize_area(request):
     native(request)
-    raise web.HTTPFound("/hub/admin#signups")
+    raise web.HTTPFound(request.app[HUB].url("/hub/admin#signups"))
 
 
