@@ -47,17 +47,24 @@ def alice(hub, names):
 
 
 def singleuser_port(unix_user):
-    """The port a user's live jupyterhub-singleuser was told to bind (its JUPYTERHUB_SERVICE_URL)."""
+    """The port a user's live single-user server listens on (started fresh, or forked by the
+    pre-warm launcher, whose children show the launcher's command line)."""
     for proc in psutil.process_iter(["username", "cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
         if (proc.info["username"] == unix_user and proc.info["status"] != psutil.STATUS_ZOMBIE
-                and any("jupyterhub-singleuser" in a for a in proc.info["cmdline"] or [])):
+                and any("jupyterhub-singleuser" in a or a.endswith("launcher.py") for a in cmdline)):
             try:
                 env = proc.environ()
+                listening = [c.laddr.port for c in proc.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
             except psutil.Error:
                 continue
             # Match on the hub user too: another PID namespace (a test container) may reuse the uid.
-            if env.get("JUPYTERHUB_USER") == unix_user.removeprefix("jupyter-"):
-                return urlparse(env["JUPYTERHUB_SERVICE_URL"]).port
+            # (A forked server's /proc environ is the launcher's, without JUPYTERHUB_USER.)
+            if env.get("JUPYTERHUB_USER", unix_user.removeprefix("jupyter-")) == unix_user.removeprefix("jupyter-"):
+                if "JUPYTERHUB_SERVICE_URL" in env:
+                    return urlparse(env["JUPYTERHUB_SERVICE_URL"]).port
+                if listening:
+                    return listening[0]
     raise AssertionError(f"no running jupyterhub-singleuser for {unix_user}")
 
 

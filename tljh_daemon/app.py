@@ -37,6 +37,7 @@ from .proxy.traefik import TraefikProxy
 from .servers import ServerManager
 from .sessions import SessionStore, load_or_create_secret
 from .spawner import ProcessSpawner
+from .spawner.prewarm import Launcher
 from .spawner.systemd import SystemdSpawner
 from .tasks import cancel_and_wait
 
@@ -64,9 +65,13 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     db = Database(paths.database)
     user_env = config["user_environment"]["path"] or paths.user_env
     proxy = proxy or TraefikProxy(paths, config, find_traefik())
-    if spawner is None:
-        spawner = (SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
-                   if mode == "systemd" else ProcessSpawner(Cgroups(cgroup_tag(paths.prefix))))
+    if spawner is None and mode == "systemd":
+        spawner = SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
+    elif spawner is None:
+        launcher = None
+        if config["spawner"]["prewarm"]:
+            launcher = Launcher(user_env, paths.state_dir, os.path.join(paths.logs_dir, "launcher.log"))
+        spawner = ProcessSpawner(Cgroups(cgroup_tag(paths.prefix)), launcher=launcher)
     if proxy_runner is None:
         proxy_runner = TraefikUnit(proxy) if mode == "systemd" else TraefikSupervisor(proxy)
     hub = Hub(
@@ -142,6 +147,7 @@ async def _lifetime(app):
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
     culler = Culler(hub, config["services"]["cull"])
     try:
+        await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
         running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
         await hub.proxy.set_routes({hub.server_url(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
@@ -162,6 +168,7 @@ async def _lifetime(app):
         await culler.close()
         await hub.service_manager.close()
         await hub.servers.close()
+        await hub.spawner.close()
         await traefik.close()
         await hub.proxy.close()
         await http.close()

@@ -44,7 +44,8 @@ DEFAULTS = {
     },
     "hub": {"port": 15001},
     "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
-    "spawner": {"start_timeout": 120, "stop_timeout": 10, "concurrent_spawn_limit": 100, "concurrent_starts": 0},
+    "spawner": {"start_timeout": 120, "stop_timeout": 10, "concurrent_spawn_limit": 100, "concurrent_starts": 0,
+                "prewarm": True},
     "services": {
         "cull": {
             "enabled": True,
@@ -138,6 +139,7 @@ SCHEMA = _obj(
                 "stop_timeout": {"type": "number", "exclusiveMinimum": 0},
                 "concurrent_spawn_limit": {"type": "integer", "minimum": 0},
                 "concurrent_starts": {"type": "integer", "minimum": 0},
+                "prewarm": {"type": "boolean"},
             }
         ),
         "services": {

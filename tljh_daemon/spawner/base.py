@@ -41,6 +41,12 @@ class Spawner:
         or None where this is not known."""
         return None
 
+    async def open(self):
+        """Called once at daemon start-up (before servers are re-adopted)."""
+
+    async def close(self):
+        """Called once at daemon shutdown; running servers are left running."""
+
     async def start(self, request):
         """Launch the server; return its ServerHandle. Raise SpawnError on failure."""
         raise NotImplementedError

@@ -4,6 +4,10 @@ Servers run in their own session so they outlive a daemon restart; the daemon
 finds them again by PID *and* process start time (psutil), so a recycled PID
 is never mistaken for a server. Where the host lets root write cgroups, a server
 with limits runs in its own cgroup (see cgroups.py), removed when it stops.
+
+With `spawner.prewarm`, servers are forked by the pre-warm launcher (prewarm.py, launcher.py)
+instead of started fresh; they are the launcher's children, so they are watched and stopped by
+PID like servers a previous daemon started. Without a launcher, a server starts fresh.
 """
 
 import asyncio
@@ -16,6 +20,7 @@ import psutil
 
 from ..cgroups import CgroupError, Cgroups
 from .base import ServerHandle, Spawner, SpawnError
+from .prewarm import LauncherUnavailable, needs_fresh_interpreter, request_for
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +50,12 @@ def describe_exit(returncode):
 
 
 class ProcessSpawner(Spawner):
-    def __init__(self, cgroups: Cgroups = None):
+    launcher_wait = 30.0  # for a launcher still importing (a spawn right after the daemon started)
+
+    def __init__(self, cgroups: Cgroups = None, launcher=None):
         self._children = {}  # pid -> Popen, for servers started by this daemon (so they are reaped)
         self.cgroups = cgroups
+        self.launcher = launcher
         if cgroups is not None and cgroups.available:
             self.supported_limits = frozenset({"memory", "cpu"})
 
@@ -57,6 +65,14 @@ class ProcessSpawner(Spawner):
         if self.cgroups is None:
             return "not enforced: process mode without cgroups"
         return self.cgroups.describe()
+
+    async def open(self):
+        if self.launcher is not None:
+            await self.launcher.open()
+
+    async def close(self):
+        if self.launcher is not None:
+            await self.launcher.close()
 
     def _popen(self, request):
         os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
@@ -94,12 +110,57 @@ class ProcessSpawner(Spawner):
                 raise
         return popen
 
+    def _launch_in_cgroup(self, request):
+        """Fork the server from the launcher; its PID (it is not our child)."""
+        os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
+        group = None
+        if request.limits and self.supported_limits:
+            group = self.cgroups.create(request.user, request.limits)
+        try:
+            pid = self.launcher.launch(request_for(request))
+        except LauncherUnavailable:
+            if group is not None:
+                group.remove()
+            raise
+        if group is not None:
+            try:
+                group.attach(pid)
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
+                group.remove()
+                raise
+        return pid
+
+    async def _start_prewarmed(self, request):
+        """The server's handle, or None when it must start fresh (logged, one line)."""
+        fresh_keys = needs_fresh_interpreter(request.env)
+        if fresh_keys:
+            log.info("Starting %s's server fresh: %s is read at interpreter start", request.user, fresh_keys[0])
+            return None
+        try:
+            await self.launcher.ensure_ready(self.launcher_wait)
+            pid = await asyncio.to_thread(self._launch_in_cgroup, request)
+        except LauncherUnavailable as e:
+            log.warning("Pre-warm launcher unavailable (%s); starting %s's server fresh", e, request.user)
+            return None
+        try:
+            return ServerHandle(pid, psutil.Process(pid).create_time())
+        except psutil.Error:
+            raise SpawnError("the server process ended at once") from None
+
     async def start(self, request):
         if request.limits and not self.supported_limits:
             log.warning(
                 "Process mode cannot enforce %s for %s (%s); running without them",
                 ", ".join(sorted(request.limits)), request.user, self.limits_note,
             )
+        if self.launcher is not None:
+            try:
+                handle = await self._start_prewarmed(request)
+            except CgroupError as e:
+                raise SpawnError(f"could not apply the limits: {e}") from None
+            if handle is not None:
+                return handle
         try:
             popen = await asyncio.to_thread(self._start_in_cgroup, request)
         except CgroupError as e:

@@ -1,0 +1,310 @@
+"""The pre-warm launcher: run by the *user environment's* Python, as root, one per user environment.
+
+    <user env>/bin/python -s -E /path/to/launcher.py SOCKET DAEMON_PID
+
+It imports the single-user server stack once (the 4-5 s that dominate a fresh spawn), listens on
+a Unix socket only root can reach, and for each request forks a child that becomes the user and
+runs `jupyterhub.singleuser.main`. Children share the imported code copy-on-write.
+
+Only the standard library may be used here: the user environment does not have tljh_daemon.
+
+Security: the child does, in this order, only things that involve no user-controlled data while
+it is root: new session, close every inherited descriptor, open the (root-owned) log, a new mount
+namespace with a private /tmp, then setgroups/setgid/setuid (verified: it can never regain root)
+and NoNewPrivileges for non-admins. Only then does it touch the user's home, site-packages or
+environment.
+
+Protocol: one JSON line per connection, answered by one JSON line, `{"pid": N}` or `{"error": "..."}`.
+Request: uid, gid, groups, home, cwd, env, argv, log_path, no_new_privs, private_tmp.
+"""
+
+import ctypes
+import gc
+import json
+import os
+import signal
+import site
+import socket
+import struct
+import sys
+import threading
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
+MAX_REQUEST = 1 << 20
+ENV_DEPENDENT = "jupyterhub"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+# Modules the single-user server needs, imported before any fork (where installed).
+PRELOAD = ["jupyter_server.serverapp", "jupyterlab.labapp", "notebook.app"]
+
+
+def _check(result, what):
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def preload():
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    registry = _metrics_registry()
+    collectors = set(getattr(registry, "_collector_to_names", {}))
+    # JupyterHub's own modules read the server's JUPYTERHUB_* variables when they are imported
+    # (trait defaults: service prefix, API URL, client id...), so each server imports them itself
+    # (0.2 s); importing them here once warms the heavy libraries they use (sqlalchemy, aiohttp...).
+    importlib.import_module(ENV_DEPENDENT + ".singleuser")
+    for name in [m for m in sys.modules if m == ENV_DEPENDENT or m.startswith(ENV_DEPENDENT + ".")]:
+        del sys.modules[name]
+    for collector in set(getattr(registry, "_collector_to_names", {})) - collectors:
+        registry.unregister(collector)  # they register their metrics again
+    # Objects that exist now are never touched by the children's garbage collector, so the pages
+    # holding them stay shared.
+    gc.collect()
+    gc.freeze()
+
+
+def _metrics_registry():
+    try:
+        from prometheus_client import REGISTRY
+    except ImportError:
+        return None
+    return REGISTRY
+
+
+def user_site_enabled():
+    """Would a fresh interpreter of this environment add the user's site-packages? (site.py:
+    not in a virtualenv without system site-packages.)"""
+    if sys.prefix == sys.base_prefix:
+        return True
+    for directory in (os.path.dirname(sys.executable), os.path.dirname(os.path.dirname(sys.executable))):
+        try:
+            with open(os.path.join(directory, "pyvenv.cfg")) as f:
+                for line in f:
+                    key, _, value = line.partition("=")
+                    if key.strip().lower() == "include-system-site-packages":
+                        return value.strip().lower() == "true"
+        except OSError:
+            continue
+    return True
+
+
+# -- in the child, as root ------------------------------------------------------------------
+
+def close_inherited_fds():
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def private_tmp():
+    """A mount namespace of our own with an empty tmpfs on /tmp (what PrivateTmp= gives units)."""
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
+    _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777"), "mounting /tmp")
+
+
+def become_user(uid, gid, groups, no_new_privs):
+    if uid == 0 or gid == 0:
+        raise PermissionError("refusing to run a server as root")
+    os.setgroups(groups)
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) \
+            or sorted(os.getgroups()) != sorted(set(groups)):
+        raise PermissionError("the identity switch did not take")
+    try:
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        raise PermissionError("the child could become root again")
+    if no_new_privs:
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        if _libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1:
+            raise PermissionError("NO_NEW_PRIVS did not take")
+
+
+# -- in the child, as the user ------------------------------------------------------------------
+
+def shadows_preloaded(user_site):
+    """Whether the user's own site-packages holds a module we already imported (then only a fresh
+    interpreter gives the user's version, as today)."""
+    loaded = {name.partition(".")[0] for name in sys.modules}
+    try:
+        entries = os.listdir(user_site)
+    except OSError:
+        return False
+    return any(entry.partition(".")[0].partition("-")[0] in loaded for entry in entries)
+
+
+def add_user_site(argv, env):
+    """The user's ~/.local site-packages where a fresh interpreter would have it (before the
+    environment's own), or exec the fresh server when it overrides something already imported."""
+    if not user_site_enabled():
+        return
+    site.USER_BASE = None
+    site.USER_SITE = None
+    user_site = site.getusersitepackages()  # from $HOME, now the user's
+    if not os.path.isdir(user_site):
+        return
+    if shadows_preloaded(user_site):
+        os.execve(argv[0], argv, env)
+    site.ENABLE_USER_SITE = True
+    before = list(sys.path)
+    site.addsitedir(user_site)
+    added = [p for p in sys.path if p not in before]
+    rest = [p for p in sys.path if p not in added]
+    position = next((i for i, p in enumerate(rest) if p in site.getsitepackages()), len(rest))
+    sys.path[:] = rest[:position] + added + rest[position:]
+
+
+def child(request, listener, conn):
+    """Become the user's server. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        conn.close()
+        listener.close()
+        log_fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        close_inherited_fds()
+        if request["private_tmp"]:
+            private_tmp()
+        become_user(request["uid"], request["gid"], request["groups"], request["no_new_privs"])
+        env, argv = request["env"], request["argv"]
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(request["cwd"])
+        add_user_site(argv, env)
+        sys.argv = list(argv)
+        sys.path[0] = os.path.dirname(argv[0])
+        from jupyterhub.singleuser import main
+
+        code = main()
+    except SystemExit as e:
+        code = e.code
+    except BaseException as e:
+        print(f"tljh launcher: the server could not start: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
+# -- the launcher itself ------------------------------------------------------------------
+
+def validate(request):
+    types = {"uid": int, "gid": int, "groups": list, "home": str, "cwd": str, "env": dict, "argv": list,
+             "log_path": str, "no_new_privs": bool, "private_tmp": bool}
+    for key, kind in types.items():
+        if not isinstance(request.get(key), kind):
+            raise ValueError(f"{key} missing or not a {kind.__name__}")
+    if not request["argv"] or not all(isinstance(a, str) for a in request["argv"]):
+        raise ValueError("argv must be a non-empty list of strings")
+    if not all(isinstance(g, int) for g in request["groups"]):
+        raise ValueError("groups must be integers")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in request["env"].items()):
+        raise ValueError("env must map strings to strings")
+
+
+def peer_is_root(conn):
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return uid == 0
+
+
+def read_request(conn):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > MAX_REQUEST:
+            raise ValueError("request too large")
+    return json.loads(data)
+
+
+def reap(*_):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def serve(listener):
+    while True:
+        conn, _ = listener.accept()
+        with conn:
+            try:
+                conn.settimeout(10)
+                if not peer_is_root(conn):
+                    raise PermissionError("only root may ask for a server")
+                request = read_request(conn)
+                validate(request)
+                if threading.active_count() != 1:
+                    raise RuntimeError("the launcher has threads; forking is not safe")
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    child(request, listener, conn)
+                answer = {"pid": pid}
+            except Exception as e:
+                answer = {"error": f"{type(e).__name__}: {e}"}
+            try:
+                conn.sendall(json.dumps(answer).encode() + b"\n")
+            except OSError:
+                pass
+
+
+def main():
+    socket_path, daemon_pid = sys.argv[1], int(sys.argv[2])
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # ends with the daemon (not its children)
+    if os.getppid() != daemon_pid:
+        sys.exit("tljh launcher: the daemon is gone")
+    if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
+        sys.path[0] = os.path.dirname(sys.executable)  # never the daemon's package directory
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    os.chdir("/")
+    preload()
+    old = os.umask(0o177)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)  # 0600 root, in the daemon's root-only state directory
+    os.umask(old)
+    listener.listen(64)
+    signal.signal(signal.SIGCHLD, reap)
+    print("READY", json.dumps({"python": sys.version.split()[0]}), flush=True)
+    serve(listener)
+
+
+if __name__ == "__main__":
+    main()
