@@ -156,6 +156,37 @@ def install_hub_env(prefix, spec):
     return python
 
 
+# The installer's options (tljh_installer/cli.py), for --help: this file must work alone (piped
+# from curl), so they are listed here too; tests/test_bootstrap.py checks that none is missing.
+INSTALLER_OPTIONS = [
+    ("--admin", "NAME[:PASSWORD]", "an admin (added to users.admin; the password is set if the admin has none); "
+                                   "repeatable"),
+    ("--http-port", "N", "port Traefik serves HTTP on (http.port, default 80)"),
+    ("--hub-port", "N", "loopback port of the hub daemon, internal (hub.port, default 15001)"),
+    ("--traefik-api-port", "N", "loopback port of Traefik's API, internal (traefik_api.port, default 8099)"),
+    ("--user-requirements-txt-url", "URL", "requirements.txt to install into the user environment"),
+    ("--plugin", "SPEC", "pip spec(s) of plugins: --plugin a b, or --plugin a --plugin b"),
+    ("--show-progress-page", None, "serve a page with the install's step names on the HTTP port until the hub starts"),
+]
+
+
+def print_help():
+    parser = argparse.ArgumentParser(prog="bootstrap.py", description="Install (or upgrade) the hub on this "
+                                     "machine: sudo python3 bootstrap.py --admin alice:change-me",
+                                     epilog="Re-running the same command upgrades in place.")
+    parser.add_argument("--prefix", default="/opt/tljh", help="install prefix (or $TLJH_INSTALL_PREFIX; "
+                        "default %(default)s)")
+    parser.add_argument("--pip-spec", help="pip spec of the product (or $TLJH_BOOTSTRAP_PIP_SPEC; "
+                        "default: this checkout)")
+    group = parser.add_argument_group("installer options (passed on to python -m tljh_installer)")
+    for flag, metavar, text in INSTALLER_OPTIONS:
+        if metavar:
+            group.add_argument(flag, metavar=metavar, help=text)
+        else:
+            group.add_argument(flag, action="store_true", help=text)
+    parser.print_help()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
     parser.add_argument("--pip-spec", help="pip spec of the product (default: this checkout)")
@@ -163,10 +194,11 @@ def main(argv=None):
     parser.add_argument("-h", "--help", action="store_true")
     args, rest = parser.parse_known_args(argv)
     if args.help:
-        print(__doc__)
-        print("Installer options are passed on; see `python -m tljh_installer --help` after install.")
+        print_help()
         return
     started = time.monotonic()
+    # The installer's last line counts the whole install, this stage included.
+    os.environ["TLJH_BOOTSTRAP_STARTED"] = repr(time.time())
     if sys.version_info < MIN_PYTHON:
         fail(f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed (this is {sys.version.split()[0]})")
     if os.geteuid() != 0:

@@ -17,6 +17,8 @@ import pytest
 from hubprocess import needs_root
 from hubclient import HubClient
 from hubprocess import free_port
+from tljh_daemon.paths import Paths
+from tljh_installer import steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOTSTRAP = os.path.join(ROOT, "bootstrap.py")
@@ -65,6 +67,9 @@ def prefix(unix_accounts, run_id):
     daemon = os.path.join(path, "hub", "bin", "tljh-daemon")
     if os.path.exists(daemon):
         subprocess.run([daemon, "stop", "--prefix", path], capture_output=True, timeout=120)
+    script = steps.profile_script(Paths(path))
+    if os.path.exists(script):
+        os.unlink(script)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -158,3 +163,15 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
             pass
         time.sleep(0.2)
     assert moved.execute(admin, kernel, "6*7") == "42"
+
+
+def test_help_lists_every_flag():
+    """bootstrap.py works alone (piped from curl), so it lists the installer's options itself."""
+    shown = subprocess.run([sys.executable, BOOTSTRAP, "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    from tljh_installer.cli import parser
+
+    flags = {flag for action in parser()._actions for flag in action.option_strings if flag.startswith("--")}
+    assert flags - {"--help"} and all(flag in shown.stdout for flag in flags), shown.stdout
+    for own in ("--prefix", "--pip-spec"):
+        assert own in shown.stdout

@@ -12,7 +12,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import accounts, admins, compat, urls
+from . import accounts, admins, compat, groups, jupyterhub_config, urls
 from . import config as config_mod
 from .cgroups import Cgroups, cgroup_tag
 from .api import groups as api_groups
@@ -62,6 +62,9 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     JupyterLab is needed there. `authenticator` is an Authenticator class (any callable taking
     config and the database); by default the one `auth.type` names."""
     paths.ensure()
+    plugins = plugin_manager()
+    extra = jupyterhub_config.load(config, paths.config_dir, plugins)
+    config = extra.config
     db = Database(paths.database)
     user_env = config["user_environment"]["path"] or paths.user_env
     proxy = proxy or TraefikProxy(paths, config, find_traefik())
@@ -87,18 +90,28 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         traefik=proxy_runner,
         ensure_account=ensure_account or accounts.ensure_account,
         remove_account=remove_account or accounts.remove_account,
+        plugins=plugins,
+        extra=extra,
     )
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors])
     app[HUB] = hub
     env = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("tljh_daemon", "templates"),
+        # branding.templates, then JupyterHub.template_paths come first: a file there overrides
+        # ours of the same name (and can extend it as "templates/<name>").
+        loader=jinja2.ChoiceLoader([
+            jinja2.FileSystemLoader([p for p in [config["branding"]["templates"], *extra.template_paths] if p]),
+            jinja2.PackageLoader("tljh_daemon", "templates"),
+            jinja2.PrefixLoader({"templates": jinja2.PackageLoader("tljh_daemon", "templates")}),
+        ]),
         autoescape=jinja2.select_autoescape(default=True),
     )
     # As in JupyterHub's templates: base_url is the hub's own path, prefix the whole hub's.
     env.globals.update(base_url=hub.url("/hub/"), prefix=hub.base_url)
     # The authenticator's own pages (OAuth callback, sign-up ...), then ours.
     app.add_routes(urls.prefixed_routes(hub.authenticator.routes(), hub.base_url))
+    env.globals.update(extra.template_vars)
+    env.globals["site_name"] = config["branding"]["site_name"]
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
                    admin_pages, login_pages, pages):
         app.add_routes(urls.prefixed_routes(module.routes, hub.base_url))
@@ -140,9 +153,10 @@ async def _lifetime(app):
         authenticator=hub.authenticator,
         hub_api_url=f"http://127.0.0.1:{config['hub']['port']}" + hub.url("/hub/api"),
         http=http,
-        plugins=plugin_manager(),
+        plugins=hub.plugins,
         metrics=hub.metrics,
         ensure_account=hub.ensure_account,
+        overrides=hub.extra.spawner if hub.extra else None,
     )
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
     culler = Culler(hub, config["services"]["cull"])
@@ -152,6 +166,8 @@ async def _lifetime(app):
         running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
         await hub.proxy.set_routes({hub.server_url(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
         await traefik.start(config_changed=changed)
+        if hub.extra and hub.extra.load_groups:
+            groups.load(hub.db, hub.extra.load_groups)
         await admins.reconcile(hub)
         await hub.servers.reconcile()
         hub.servers.start_watching()

@@ -5,6 +5,7 @@ typo never silently falls back to a default.
 """
 
 import copy
+import json
 import os
 import re
 import ssl
@@ -15,6 +16,7 @@ from ruamel.yaml import YAML
 
 from .auth import AUTH_TYPES, REGISTRY
 from .auth.registry import section_settings
+from .files import write_atomically
 
 DEFAULTS = {
     "base_url": "/",
@@ -43,6 +45,8 @@ DEFAULTS = {
         },
     },
     "hub": {"port": 15001},
+    "announcement": {"all": "", "login": "", "home": "", "spawn": "", "logout": ""},
+    "branding": {"site_name": "", "logo": "", "templates": ""},
     "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
     "spawner": {"start_timeout": 120, "stop_timeout": 10, "concurrent_spawn_limit": 100, "concurrent_starts": 0,
                 "prewarm": True},
@@ -125,6 +129,15 @@ SCHEMA = _obj(
             }
         ),
         "hub": _obj({"port": _port}),
+        # HTML shown at the top of those pages (JupyterHub's announcement template variables).
+        "announcement": _obj({page: {"type": "string"} for page in ("all", "login", "home", "spawn", "logout")}),
+        "branding": _obj(
+            {
+                "site_name": {"type": "string"},
+                "logo": {"type": "string"},  # an image file served at /hub/logo
+                "templates": {"type": "string"},  # a folder whose templates override ours
+            }
+        ),
         "traefik_api": _obj(
             {
                 "ip": {"type": "string"},
@@ -194,12 +207,59 @@ def merge(base, override):
     return result
 
 
-def validate(config):
-    """Raise ConfigError for the most relevant schema violation in `config`.
+PLUGIN_KEYS_FILE = "plugin-keys.json"
+
+
+def plugin_keys(config_dir):
+    """{dotted key: plugin name} of the keys plugins own (recorded by the installer when a
+    plugin's tljh_config_post_install added them); the schema does not check them."""
+    try:
+        with open(os.path.join(config_dir, PLUGIN_KEYS_FILE)) as f:
+            owned = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(None, f"{os.path.join(config_dir, PLUGIN_KEYS_FILE)} is unreadable: {e}") from None
+    return owned if isinstance(owned, dict) else {}
+
+
+def save_plugin_keys(config_dir, owned):
+    write_atomically(os.path.join(config_dir, PLUGIN_KEYS_FILE), json.dumps(owned, indent=2, sort_keys=True) + "\n")
+
+
+def without_keys(config, keys):
+    """A copy of `config` without the dotted `keys` (missing ones are ignored)."""
+    config = copy.deepcopy(config)
+    for key in keys:
+        *parents, last = key.split(".")
+        node = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return config
+
+
+def unknown_keys(config):
+    """Every dotted key the schema does not know (plugins' keys, typos)."""
+    found = []
+    for error in _Validator(SCHEMA).iter_errors(config):
+        if error.validator == "additionalProperties":
+            base = list(map(str, error.absolute_path))
+            for extra in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+                found.append(".".join([*base, str(extra)]))
+    return found
+
+
+def validate(config, owned=()):
+    """Raise ConfigError for the most relevant schema violation in `config`, leaving out the
+    plugin-owned keys `owned`.
 
     This checks each value on its own, so `tljh-config set` can take TLJH's documented
     sequences one key at a time; `check` (run at start and at reload) ties keys together.
     """
+    if owned:
+        config = without_keys(config, owned)
     errors = list(_Validator(SCHEMA).iter_errors(config))
     if not errors:
         check_base_url(config)
@@ -269,6 +329,15 @@ def check(config):
     """Checks that tie keys together; run before the hub starts or reloads, never at `set`."""
     check_https(config)
     check_auth(config)
+    check_branding(config)
+
+
+def check_branding(config):
+    branding = config["branding"]
+    if branding["logo"] and not os.path.isfile(branding["logo"]):
+        raise ConfigError("branding.logo", f"the file {branding['logo']} does not exist")
+    if branding["templates"] and not os.path.isdir(branding["templates"]):
+        raise ConfigError("branding.templates", f"the folder {branding['templates']} does not exist")
 
 
 def check_auth(config):
@@ -354,7 +423,7 @@ def load_yaml(path):
 def load(path):
     """The effective configuration: `path` merged over DEFAULTS, validated and cross-checked."""
     config = merge(DEFAULTS, load_yaml(path))
-    validate(config)
+    validate(config, plugin_keys(os.path.dirname(path)))
     check(config)
     config["auth"]["type"] = AUTH_TYPES[config["auth"]["type"]]
     return config

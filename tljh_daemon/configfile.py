@@ -75,7 +75,8 @@ def editing(path):
         if not isinstance(data, dict):
             raise config_mod.ConfigError(None, f"{path} must hold a mapping of keys")
         yield data
-        config_mod.validate(config_mod.merge(config_mod.DEFAULTS, plain(data)))
+        config_mod.validate(config_mod.merge(config_mod.DEFAULTS, plain(data)),
+                            config_mod.plugin_keys(os.path.dirname(path)))
         buffer = io.StringIO()
         _yaml().dump(data, buffer)
         if buffer.getvalue() == original or (original is None and not data):

@@ -37,3 +37,16 @@ def add_members(db, group, names):
 def remove_members(db, group, names):
     for name in names:
         db.execute("DELETE FROM group_members WHERE group_name=? AND user=?", (group, name))
+
+
+def load(db, mapping):
+    """JupyterHub.load_groups: create each group (if missing) and add its members (creating
+    their user rows, as JupyterHub does); members added by hand are kept."""
+    from . import users
+
+    for group, names in mapping.items():
+        if get(db, group) is None:
+            create(db, group)
+        for name in names:
+            users.ensure_user(db, users.normalize_name(name))
+        add_members(db, group, [users.normalize_name(n) for n in names])

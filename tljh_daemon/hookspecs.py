@@ -34,6 +34,17 @@ def tljh_extra_user_conda_packages():
 
 
 @hookspec
+def tljh_extra_user_conda_channels():
+    """Return a list of conda channels (no conda in the user environment: reported, not used)."""
+
+
+@hookspec
+def tljh_custom_jupyterhub_config(c):
+    """Change the traitlets Config `c` as in a jupyterhub_config.py; the hub applies what maps
+    onto it (see docs/plugins.md) and warns about the rest."""
+
+
+@hookspec
 def tljh_config_post_install(config):
     """Change `config` (the config.yaml mapping) in place; it is validated and saved afterwards."""
 

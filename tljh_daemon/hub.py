@@ -41,6 +41,8 @@ class Hub:
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION
+    plugins: Any = None  # the pluggy PluginManager
+    extra: Any = None  # jupyterhub_config.Extra: what plugins' and jupyterhub_config.d's settings added
 
     @property
     def base_url(self):

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 
@@ -74,8 +75,10 @@ class ServerManager:
     ready_poll_interval = 0.02  # a refused loopback connect is cheap; a coarse poll adds latency
 
     def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins, metrics,
-                 ensure_account=accounts.ensure_account):
+                 ensure_account=accounts.ensure_account, overrides=None):
         self.config = config
+        # Spawner.* settings from plugins / jupyterhub_config.d (jupyterhub_config.Extra.spawner)
+        self.overrides = overrides or {}
         self.paths = paths
         self.db = db
         self.spawner = spawner
@@ -143,7 +146,7 @@ class ServerManager:
         prefix = self.prefix(name)
         app = self.config["user_environment"]["default_app"]
         env_bin = os.path.join(self.user_env, "bin")
-        return {
+        return self._apply_overrides({
             "PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin",
             "HOME": account.pw_dir,
             "USER": account.pw_name,
@@ -167,7 +170,33 @@ class ServerManager:
             "JUPYTERHUB_DEFAULT_URL": DEFAULT_URLS[app],
             "JUPYTERHUB_ADMIN_ACCESS": "1",
             **self._public_urls(prefix),
-        }
+        })
+
+    def _apply_overrides(self, env):
+        """Spawner.environment and .default_url (jupyterhub_config); the hub's own JUPYTERHUB_*
+        variables stay as they are, as in JupyterHub."""
+        for key, value in self.overrides.get("environment", {}).items():
+            if not key.startswith(("JUPYTERHUB_", "JPY_")):
+                env[key] = value
+        if "default_url" in self.overrides:
+            env["JUPYTERHUB_DEFAULT_URL"] = self.overrides["default_url"]
+        return env
+
+    def _command(self, singleuser, name, account):
+        """jupyterhub-singleuser, or Spawner.cmd (a bare name is looked up in the user environment
+        first), then Spawner.args and Spawner.notebook_dir (`~` and {username} expanded)."""
+        cmd = list(self.overrides.get("cmd") or [singleuser])
+        if not os.path.isabs(cmd[0]):
+            local = os.path.join(self.user_env, "bin", cmd[0])
+            cmd[0] = local if os.access(local, os.X_OK) else (shutil.which(cmd[0]) or cmd[0])
+        cmd += self.overrides.get("args", [])
+        notebook_dir = self.overrides.get("notebook_dir")
+        if notebook_dir:
+            notebook_dir = notebook_dir.replace("{username}", account.pw_name).replace("{name}", name)
+            if notebook_dir.startswith("~"):
+                notebook_dir = account.pw_dir + notebook_dir[1:]
+            cmd.append(f"--notebook-dir={notebook_dir}")
+        return cmd
 
     def _public_urls(self, prefix):
         """With HTTPS on a known domain, servers learn their public URL (for links they print)."""
@@ -244,6 +273,7 @@ class ServerManager:
             )
             self._register_client(name, api_token)
             env = self._environment(name, account, port, api_token)
+            cmd = self._command(singleuser, name, account)
             limits = {k: v for k, v in self.config["limits"].items() if v is not None}
             self.plugins.hook.tljh_pre_spawn(user=name, env=env, limits=limits)
             request = SpawnRequest(
@@ -254,7 +284,7 @@ class ServerManager:
                 gid=account.pw_gid,
                 home=account.pw_dir,
                 admin=bool(user_row["admin"]),
-                cmd=[singleuser],
+                cmd=cmd,
                 env=env,
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
                 limits=limits,
@@ -311,7 +341,9 @@ class ServerManager:
         while loop.time() < deadline:
             ended = await self.spawner.poll(name, handle)
             if ended:
-                raise SpawnError(f"{ended} before answering. {_log_tail(log_path)}".strip())
+                tail = await self.spawner.output_tail(name, handle, log_path)
+                last = ("Last output: " + " | ".join(tail)) if tail else ""
+                raise SpawnError(f"{ended} before answering. {last}".strip())
             try:
                 async with self.http.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=2)) as resp:
                     if resp.status < 500:
@@ -412,14 +444,3 @@ class ServerManager:
     async def close(self):
         """Stop watching and cancel starts and stops under way (a cancelled start cleans up)."""
         await cancel_and_wait(self._watcher, *self.tasks.values())
-
-
-def _log_tail(path, lines=3):
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            tail = f.read().decode("utf-8", "replace").strip().splitlines()[-lines:]
-    except OSError:
-        return ""
-    return ("Last output: " + " | ".join(tail)) if tail else ""

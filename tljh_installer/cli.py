@@ -4,9 +4,10 @@ import argparse
 import contextlib
 import os
 import sys
+import time
 
 from tljh_daemon import config as config_mod
-from tljh_daemon import configfile, ports, systemd
+from tljh_daemon import configfile, jupyterhub_config, ports, systemd
 from tljh_daemon.hookspecs import plugin_manager
 from tljh_daemon.paths import Paths
 
@@ -27,12 +28,17 @@ def parser():
     p.add_argument("--prefix", default=os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh"))
     p.add_argument("--admin", action="append", default=[], type=parse_admin,
                    help="name[:password]; repeatable; each is added to users.admin")
-    p.add_argument("--http-port", type=int, help="port Traefik serves HTTP on (http.port)")
+    p.add_argument("--http-port", type=int, help="port Traefik serves HTTP on (http.port, default 80)")
+    p.add_argument("--hub-port", type=int,
+                   help="loopback port of the hub daemon, internal (hub.port, default 15001)")
+    p.add_argument("--traefik-api-port", type=int,
+                   help="loopback port of Traefik's API, internal (traefik_api.port, default 8099)")
     p.add_argument("--user-requirements-txt-url", help="requirements.txt to install into the user environment")
     p.add_argument("--show-progress-page", action="store_true",
                    help="serve a page with the install's step names on the HTTP port until the hub starts")
-    p.add_argument("--plugin", action="append", default=[],
-                   help="pip spec of a plugin to install into the hub environment; repeatable")
+    p.add_argument("--plugin", action="extend", nargs="+", default=[], metavar="SPEC",
+                   help="pip spec(s) of plugins to install into the hub environment "
+                        "(--plugin a b, or --plugin a --plugin b)")
     return p
 
 
@@ -49,7 +55,8 @@ def _prepare(args, paths, progress, passwords):
         plugins.install_hub_packages(plugins.collected(manager, "tljh_extra_hub_pip_packages"))
     with progress.step("Setting up groups and admin sudo rights"):
         steps.ensure_groups()
-        steps.ensure_sudoers()
+        steps.ensure_sudoers(paths)
+        steps.ensure_user_env_on_path(paths)
         steps.link_tljh_config(paths)
     with progress.step("Setting admin passwords"):
         steps.preset_admin_passwords(paths, passwords)
@@ -60,9 +67,19 @@ def _prepare(args, paths, progress, passwords):
         conda = plugins.collected(manager, "tljh_extra_user_conda_packages")
         if conda:
             print(f"    warning: the user environment has no conda; not installed: {', '.join(conda)}")
+        channels = plugins.collected(manager, "tljh_extra_user_conda_channels")
+        if channels:
+            print(f"    warning: the user environment has no conda; channels not used: {', '.join(channels)}")
     with progress.step("Applying plugin configuration"):
         with configfile.editing(paths.config_file) as config:
-            manager.hook.tljh_config_post_install(config=config)
+            owned = plugins.config_post_install(manager, config, paths.config_dir)
+        for key, plugin in sorted(owned.items()):
+            print(f"    config key {key} belongs to plugin {plugin}")
+        extra = jupyterhub_config.load(config_mod.load(paths.config_file), paths.config_dir, manager)
+        for problem in extra.errors:
+            print(f"    warning: skipped: {problem}")
+        if extra.warning():
+            print(f"    warning: {extra.warning()}")
     return manager
 
 
@@ -80,7 +97,8 @@ def main(argv=None):
         if systemd.booted():
             service.check_units_prefix(paths)  # before changing anything
         with progress.step("Writing the configuration"):
-            steps.configure(paths, admins, args.http_port)
+            steps.configure(paths, admins, args.http_port, hub_port=args.hub_port,
+                            traefik_api_port=args.traefik_api_port)
             config = config_mod.load(paths.config_file)
         with progress.step("Checking that the hub's ports are free"):
             # Before anything is installed or started; this install's own daemon and Traefik
@@ -103,19 +121,28 @@ def main(argv=None):
                 proc, daemon_log = service.restart_process_mode(paths)
                 service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
         with progress.step("Running plugin post-install hooks"):
-            manager.hook.tljh_post_install()
+            plugins.call_each(manager, "tljh_post_install")
     except (RuntimeError, config_mod.ConfigError, ports.PortInUse, OSError) as e:
         sys.exit(f"tljh_installer: error: {e}\nFull log: {log_path}")
     url = service.hub_url(paths)
-    print(f"\nDone in {progress.total:.1f}s. The hub is at {url}/")
+    print(f"\nThe hub is at {url}/")
     print(f"Log in as an admin ({', '.join(admins) or 'see users.admin in the config'}).")
     if systemd.booted():
         print("The hub runs as the systemd units tljh-daemon and tljh-traefik:\n"
               "  status:  systemctl status tljh-daemon\n"
-              "  logs:    journalctl -u tljh-daemon\n"
+              "  logs:    journalctl -u tljh-daemon   (a user's server: journalctl -u jupyter-<name>)\n"
               "  restart: systemctl restart tljh-daemon   (user servers keep running)")
     else:
         print(f"Process mode (systemd is not PID 1): the hub runs in the background, logging to {daemon_log}.\n"
               f"  stop it:  {os.path.dirname(sys.executable)}/tljh-daemon stop --prefix {paths.prefix}\n"
               f"  start it: sudo python3 bootstrap.py --prefix {paths.prefix}   (or re-run the installer)")
     print(f"Installer log: {log_path}")
+    print(f"Done in {whole_install_time(progress):.1f}s.")
+
+
+def whole_install_time(progress):
+    """From bootstrap.py's start when it handed over to us, else the installer's own steps."""
+    try:
+        return time.time() - float(os.environ["TLJH_BOOTSTRAP_STARTED"])
+    except (KeyError, ValueError):
+        return progress.total

@@ -13,11 +13,16 @@ import urllib.request
 
 from tljh_daemon import accounts, configfile
 from tljh_daemon.auth.firstuse import hash_password
+from tljh_daemon.cgroups import cgroup_tag
+from tljh_daemon.files import write_atomically
 from tljh_daemon.db import Database
 
 log = logging.getLogger("tljh_installer")
 
-USER_ENV_PACKAGES = ["jupyterhub>=5,<7", "jupyterlab>=4,<5", "notebook>=7,<8", "ipykernel>=6"]
+# What TLJH ships in its user environment too: teachers' nbgitpuller links, the memory meter,
+# interactive widgets.
+USER_ENV_PACKAGES = ["jupyterhub>=5,<7", "jupyterlab>=4,<5", "notebook>=7,<8", "ipykernel>=6",
+                     "nbgitpuller>=1.2,<2", "jupyter-resource-usage>=1,<2", "ipywidgets>=8,<9"]
 DEFAULT_PREFIX = "/opt/tljh"
 SUDOERS_FILE = "/etc/sudoers.d/jupyterhub-admins"
 
@@ -37,8 +42,8 @@ def uv():
     return os.path.join(os.path.dirname(sys.executable), "uv")
 
 
-def configure(paths, admins, http_port):
-    """Create config.yaml if missing; add (never replace) admins; set the HTTP port if given."""
+def configure(paths, admins, http_port, hub_port=None, traefik_api_port=None):
+    """Create config.yaml if missing; add (never replace) admins; set the ports given."""
     os.makedirs(paths.config_dir, mode=0o700, exist_ok=True)
     os.chmod(paths.config_dir, 0o700)
     with configfile.editing(paths.config_file) as config:
@@ -49,6 +54,10 @@ def configure(paths, admins, http_port):
                 admin_list.append(name)
         if http_port is not None:
             config.setdefault("http", {})["port"] = http_port
+        if hub_port is not None:
+            config.setdefault("hub", {})["port"] = hub_port
+        if traefik_api_port is not None:
+            config.setdefault("traefik_api", {})["port"] = traefik_api_port
         if paths.prefix != DEFAULT_PREFIX:
             # A second install beside the first needs its own internal ports.
             hub = config.setdefault("hub", {})
@@ -91,13 +100,21 @@ def ensure_groups():
             run(["groupadd", "--system", group])
 
 
-def ensure_sudoers():
-    """Admins get sudo; `sudo -E pip install` keeps their PATH (the user environment)."""
+SECURE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Debian's
+
+
+def ensure_sudoers(paths):
+    """Admins get sudo. `sudo -E pip install` keeps their PATH (exempt_group: no secure_path for
+    them), which a login shell starts with the user environment (profile_script). For everyone
+    else sudo's secure_path starts with the user environment too, as in TLJH; that line is
+    machine-wide, so only the default install writes it."""
     content = (
         "# Written by the TLJH installer: admins may run anything as root.\n"
         f"%{accounts.ADMINS_GROUP} ALL = (ALL) NOPASSWD: ALL\n"
         f"Defaults exempt_group = {accounts.ADMINS_GROUP}\n"
     )
+    if paths.prefix == DEFAULT_PREFIX:
+        content += f'Defaults secure_path = "{os.path.join(paths.user_env, "bin")}:{SECURE_PATH}"\n'
     if os.path.exists(SUDOERS_FILE):
         with open(SUDOERS_FILE) as f:
             if f.read() == content:
@@ -114,6 +131,28 @@ def ensure_sudoers():
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+PROFILE_DIR = "/etc/profile.d"
+
+
+def profile_script(paths, profile_dir=PROFILE_DIR):
+    """The /etc/profile.d script of this install (one per prefix, so test installs beside the
+    default one never touch its file)."""
+    name = "tljh-user-env.sh" if paths.prefix == DEFAULT_PREFIX else f"tljh-user-env-{cgroup_tag(paths.prefix)}.sh"
+    return os.path.join(profile_dir, name)
+
+
+def ensure_user_env_on_path(paths, profile_dir=PROFILE_DIR):
+    """Login shells (a JupyterLab terminal, ssh, `su -`) get the user environment first on PATH:
+    Debian's /etc/profile resets PATH and then sources /etc/profile.d/*.sh."""
+    bin_dir = os.path.join(paths.user_env, "bin")
+    content = (
+        f"# Written by the TLJH installer for {paths.prefix}: the user environment on PATH.\n"
+        f'case ":$PATH:" in\n  *":{bin_dir}:"*) ;;\n  *) export PATH="{bin_dir}:$PATH" ;;\nesac\n'
+    )
+    os.makedirs(profile_dir, exist_ok=True)
+    write_atomically(profile_script(paths, profile_dir), content, mode=0o644)
 
 
 def python_for_users():

@@ -109,9 +109,15 @@ async def logout(request):
     if identity is not None:
         # Browsers lose access to servers too (their OAuth tokens stop working).
         tokens.revoke(hub.db, user=identity.name, kind="oauth")
-    response = web.HTTPFound(hub.url("/hub/login"))
+    if hub.config["announcement"]["logout"]:
+        # A page, so the logout announcement can be read (else straight back to the login page).
+        response = render(request, "logout.html")
+    else:
+        response = web.HTTPFound(hub.url("/hub/login"))
     response.del_cookie(sessions.COOKIE_NAME, path=hub.url("/hub/"))
-    raise response
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
 
 
 def _require_password_change(auth):

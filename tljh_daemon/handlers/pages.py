@@ -64,6 +64,23 @@ def require_user(request):
     return identity
 
 
+# The pages an `announcement.<page>` key is shown on (JupyterHub's announcement_<page>).
+ANNOUNCED_PAGES = {"login.html": "login", "home.html": "home", "spawn_pending.html": "spawn",
+                   "spawn_failed.html": "spawn", "logout.html": "logout"}
+
+
+def announcement(hub, template):
+    """The announcement HTML for a page: `announcement.all`, then the page's own (from
+    config.yaml, else JupyterHub.template_vars' announcement / announcement_<page>)."""
+    configured = hub.config["announcement"]
+    template_vars = hub.extra.template_vars if hub.extra else {}
+    page = ANNOUNCED_PAGES.get(template)
+    parts = [configured["all"] or template_vars.get("announcement") or ""]
+    if page:
+        parts.append(configured[page] or template_vars.get(f"announcement_{page}") or "")
+    return [part for part in parts if part]
+
+
 def render(request, template, context=None, status=200):
     identity = identify(request)
     hub = request.app[HUB]
@@ -75,6 +92,7 @@ def render(request, template, context=None, status=200):
         "can_reset_password": hub.authenticator.can_reset_password,
         "temporary_notice": temporary_notice(hub, identity),
         "signup_url": getattr(hub.authenticator, "signup_url", None),
+        "announcements": announcement(hub, template),
         **(context or {}),
     }
     return aiohttp_jinja2.render_template(template, request, context, status=status)
@@ -251,4 +269,5 @@ routes.static("/hub/static", STATIC_DIR)
 
 @routes.get("/hub/logo")
 async def logo(request):
-    return web.FileResponse(os.path.join(STATIC_DIR, "logo.svg"))
+    """branding.logo, else ours (JupyterHub's logo_file)."""
+    return web.FileResponse(request.app[HUB].config["branding"]["logo"] or os.path.join(STATIC_DIR, "logo.svg"))

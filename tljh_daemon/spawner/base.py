@@ -1,5 +1,6 @@
 """The spawner interface: start, poll, stop, and re-adopt after a daemon restart."""
 
+import os
 from dataclasses import dataclass, field
 
 
@@ -47,6 +48,10 @@ class Spawner:
     async def close(self):
         """Called once at daemon shutdown; running servers are left running."""
 
+    async def output_tail(self, user, handle, log_path, lines=3):
+        """The last `lines` lines the server printed (for a failed spawn's message)."""
+        return _file_tail(log_path, lines)
+
     async def start(self, request):
         """Launch the server; return its ServerHandle. Raise SpawnError on failure."""
         raise NotImplementedError
@@ -62,3 +67,13 @@ class Spawner:
     async def stop(self, user, handle, timeout):
         """Stop the server: SIGTERM, then SIGKILL after `timeout` seconds."""
         raise NotImplementedError
+
+
+def _file_tail(path, lines):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            return f.read().decode("utf-8", "replace").strip().splitlines()[-lines:]
+    except OSError:
+        return []

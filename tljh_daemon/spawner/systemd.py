@@ -77,8 +77,8 @@ class SystemdSpawner(Spawner):
             # (systemd's default OOMPolicy=stop would, on cgroup v2).
             "OOMPolicy=continue",
             f"TimeoutStopSec={self.stop_timeout}",
-            f"StandardOutput=append:{request.log_path}",
-            f"StandardError=append:{request.log_path}",
+            # Output goes to the journal (systemd's default): `journalctl -u jupyter-<name>`,
+            # where TLJH's troubleshooting guide sends admins.
         ]
         if not request.admin:
             props.append("NoNewPrivileges=yes")
@@ -124,6 +124,15 @@ class SystemdSpawner(Spawner):
         except psutil.Error:
             create_time = 0.0
         return ServerHandle(pid, create_time)
+
+    async def output_tail(self, user, handle, log_path, lines=3):
+        """From the journal, since this server started."""
+        since = f"@{max(0, int(handle.create_time) - 1)}"
+        proc = await asyncio.create_subprocess_exec(
+            "journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit_name(user), "--since", since,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        return out.decode("utf-8", "replace").strip().splitlines()[-lines:]
 
     async def poll(self, user, handle):
         return await self._ended(unit_name(user), await unit_properties(unit_name(user)))
