@@ -34,10 +34,11 @@ from .hub import HUB, Hub
 from .managed_services import ServiceManager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
-from .servers import ServerManager
+from .servers import ServerManager, target_of
 from .sessions import SessionStore, load_or_create_secret
 from .spawner import ProcessSpawner
 from .spawner.prewarm import Launcher
+from .spawner.slurm import SlurmSpawner
 from .spawner.systemd import SystemdSpawner
 from .tasks import cancel_and_wait
 
@@ -68,7 +69,9 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     db = Database(paths.database)
     user_env = config["user_environment"]["path"] or paths.user_env
     proxy = proxy or TraefikProxy(paths, config, find_traefik())
-    if spawner is None and mode == "systemd":
+    if spawner is None and config["spawner"]["type"] == "slurm":
+        spawner = SlurmSpawner(config["spawner"]["slurm"], config["spawner"]["start_timeout"])
+    elif spawner is None and mode == "systemd":
         spawner = SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
     elif spawner is None:
         launcher = None
@@ -163,8 +166,8 @@ async def _lifetime(app):
     try:
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
-        running = hub.db.all("SELECT user, port FROM servers WHERE state='running'")
-        await hub.proxy.set_routes({hub.server_url(r["user"]): f"http://127.0.0.1:{r['port']}" for r in running})
+        running = hub.db.all("SELECT user, host, port FROM servers WHERE state='running'")
+        await hub.proxy.set_routes({hub.server_url(r["user"]): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
         if hub.extra and hub.extra.load_groups:
             groups.load(hub.db, hub.extra.load_groups)

@@ -17,6 +17,7 @@ from ruamel.yaml import YAML
 from .auth import AUTH_TYPES, REGISTRY
 from .auth.registry import section_settings
 from .files import write_atomically
+from .spawner import slurm_settings
 
 DEFAULTS = {
     "base_url": "/",
@@ -48,8 +49,15 @@ DEFAULTS = {
     "announcement": {"all": "", "login": "", "home": "", "spawn": "", "logout": ""},
     "branding": {"site_name": "", "logo": "", "templates": ""},
     "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
-    "spawner": {"start_timeout": 120, "stop_timeout": 10, "concurrent_spawn_limit": 100, "concurrent_starts": 0,
-                "prewarm": True},
+    "spawner": {
+        "type": "local",
+        "start_timeout": 120,
+        "stop_timeout": 10,
+        "concurrent_spawn_limit": 100,
+        "concurrent_starts": 0,
+        "prewarm": True,
+        "slurm": slurm_settings.DEFAULTS,
+    },
     "services": {
         "cull": {
             "enabled": True,
@@ -153,6 +161,8 @@ SCHEMA = _obj(
                 "concurrent_spawn_limit": {"type": "integer", "minimum": 0},
                 "concurrent_starts": {"type": "integer", "minimum": 0},
                 "prewarm": {"type": "boolean"},
+                "type": {"enum": ["local", "slurm"]},
+                "slurm": slurm_settings.SCHEMA,
             }
         ),
         "services": {

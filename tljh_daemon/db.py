@@ -100,6 +100,10 @@ MIGRATIONS = [
     END;
     ALTER TABLE users ADD COLUMN temporary INTEGER NOT NULL DEFAULT 0;
     """,
+    # Where a server runs when not on this machine (a Slurm node); NULL is 127.0.0.1.
+    """
+    ALTER TABLE servers ADD COLUMN host TEXT;
+    """,
 ]
 
 

@@ -7,6 +7,7 @@ restarted daemon re-adopts running servers instead of killing them.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ import time
 
 import aiohttp
 
-from . import accounts, scopes, timeutil, tokens
+from . import accounts, groups, scopes, timeutil, tokens
 from .admission import Admission
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -33,6 +34,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+
+
+def target_url(host, port):
+    """The URL Traefik forwards a server's requests to."""
+    host = host or "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def target_of(row):
+    return target_url(row["host"], row["port"])
 
 
 def client_id(user, server=""):
@@ -92,6 +103,7 @@ class ServerManager:
         self.admission = Admission(config["spawner"]["concurrent_starts"] or os.cpu_count() or 1)
         self.progress = {}  # user -> Progress of the latest spawn
         self.tasks = {}  # user -> running start/stop task
+        self.reported_ports = {}  # user -> future of the port a batch job's server reports
         self._watcher = None
         self._oom_kills_seen = {}  # user -> OOM kills already logged
 
@@ -288,14 +300,20 @@ class ServerManager:
                 env=env,
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
                 limits=limits,
+                port=port,
+                groups=groups.names_of_user(self.db, name),
             )
-            async with self.admission.slot(progress):
-                await progress.emit(30, "Starting jupyterhub-singleuser")
+            reported = self.reported_ports[name] = asyncio.get_running_loop().create_future()
+            slot = self.admission.slot(progress) if self.spawner.uses_admission else _no_slot()
+            async with slot:
+                await progress.emit(30, self.spawner.start_message)
                 handle = await self.spawner.start(request)
                 self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port)
+                host, port = await self.spawner.locate(request, handle, progress, reported)
+                self._set(name, host=host, port=port)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
-                target = f"http://127.0.0.1:{port}"
+                target = target_url(host, port)
                 route = asyncio.create_task(self.proxy.add_route(prefix, target))
                 try:
                     await self._wait_ready(name, handle, f"{target}{prefix}api", request.log_path)
@@ -326,13 +344,15 @@ class ServerManager:
             await self._cleanup_failed(name, handle, reason)
             self.metrics.spawn_duration.labels("failure").observe(time.perf_counter() - started)
             await progress.emit(100, f"Spawn failed: {reason}", failed=True)
+        finally:
+            self.reported_ports.pop(name, None)
 
     async def _cleanup_failed(self, name, handle, reason):
         if handle is not None:
             await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
         await self.proxy.delete_route(self.prefix(name), wait=False)
         tokens.revoke(self.db, user=name, kind="server")
-        self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None)
+        self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None, host=None)
 
     async def _wait_ready(self, name, handle, url, log_path):
         loop = asyncio.get_running_loop()
@@ -377,7 +397,7 @@ class ServerManager:
         handle = self.handle_of(row)
         if handle is not None:
             await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
-        self._set(name, state="stopped", pid=None, pid_create_time=None, port=None)
+        self._set(name, state="stopped", message=None, pid=None, pid_create_time=None, port=None, host=None)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
 
@@ -391,7 +411,7 @@ class ServerManager:
             handle = self.handle_of(row)
             alive = handle is not None and await self.spawner.poll(name, handle) is None
             if alive and row["state"] == "running":
-                routes[self.prefix(name)] = f"http://127.0.0.1:{row['port']}"
+                routes[self.prefix(name)] = target_of(row)
                 log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
             elif alive:
                 log.info("Stopping the server of %s left %s by the previous daemon", name, row["state"])
@@ -405,7 +425,7 @@ class ServerManager:
 
     def _mark_gone(self, name, message):
         tokens.revoke(self.db, user=name, kind="server")
-        self._set(name, state="stopped", message=message, pid=None, pid_create_time=None, port=None)
+        self._set(name, state="stopped", message=message, pid=None, pid_create_time=None, port=None, host=None)
 
     def start_watching(self):
         self._watcher = asyncio.create_task(self._watch())
@@ -441,6 +461,19 @@ class ServerManager:
                         count - seen, name, self.config["limits"]["memory"])
         self._oom_kills_seen[name] = count or 0
 
+    def report_port(self, name, port):
+        """A starting batch job's server says where it listens; False when no start awaits it."""
+        future = self.reported_ports.get(name)
+        if future is None or future.done():
+            return False
+        future.set_result(port)
+        return True
+
     async def close(self):
         """Stop watching and cancel starts and stops under way (a cancelled start cleans up)."""
         await cancel_and_wait(self._watcher, *self.tasks.values())
+
+
+@contextlib.asynccontextmanager
+async def _no_slot():
+    yield

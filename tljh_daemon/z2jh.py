@@ -179,11 +179,9 @@ class Export:
         self.put("singleuser.startTimeout", int(round(spawner["start_timeout"])))
         if spawner["concurrent_spawn_limit"]:
             self.put("hub.concurrentSpawnLimit", spawner["concurrent_spawn_limit"])
-        for key, value in spawner.items():
-            if key not in ("start_timeout", "stop_timeout", "concurrent_spawn_limit", "concurrent_starts") \
-                    and value not in (None, "", [], {}):
-                self.skip(f"spawner.{key}", "a setting of this machine's spawner; KubeSpawner has its own "
-                                            "(singleuser.*)")
+        if spawner.get("type", "local") != "local":
+            self.skip(f"spawner.{spawner['type']}", "servers run as pods on Kubernetes: the "
+                                                    f"{spawner['type']} spawner's settings do not apply")
 
     def _leftovers(self, user_packages):
         if self.config["http"]["port"] != 80:

@@ -65,6 +65,7 @@ def test_defaults_firstuse_cull_and_lab():
     assert values["singleuser"]["defaultUrl"] == "/lab"
     assert "proxy" not in values
     assert "passwords set at first login" in unmapped["auth.type"]
+    assert list(unmapped) == ["auth.type"]  # nothing else is left over from the defaults
 
 
 def test_pam_users_limits_groups_and_classic():
@@ -120,6 +121,12 @@ def test_generic_oauth_settings_are_passed_through():
     assert hub["GenericOAuthenticator"] == section
     errors = list(jsonschema.Draft7Validator(CHART_SCHEMA).iter_errors(helm_merge(CHART_VALUES, result.values)))
     assert not errors
+
+
+def test_slurm_settings_are_reported_as_left_behind():
+    values, unmapped = export({"spawner": {"type": "slurm", "slurm": {"partition": "gpu"}}})
+    assert "spawner.slurm" in unmapped
+    assert "gpu" not in str(values)
 
 
 def test_https_letsencrypt():

@@ -10,7 +10,7 @@ from aiohttp import web
 from .. import timeutil, users
 from ..hub import HUB
 from ..servers import ServerBusy
-from .base import json_body, user_row
+from .base import authenticated, json_body, user_row
 from .models import server_model
 
 routes = web.RouteTableDef()
@@ -143,3 +143,19 @@ async def named_server(request):
     user_row(request, "start:servers" if request.method == "POST" else "delete:servers",
              server=request.match_info["server"])
     raise web.HTTPBadRequest(text="Named servers are not enabled on this hub; use /users/{name}/server")
+
+
+@routes.post("/hub/api/batchspawner")
+async def batch_job_port(request):
+    """A batch job's server reports the port it bound (JupyterHub's batchspawner protocol:
+    `{"port": N}` with the server's own token). The node comes from the batch system."""
+    identity = authenticated(request)
+    if identity.token is None or identity.token["kind"] != "server":
+        raise web.HTTPForbidden(text="Only a server's own token may report its port")
+    data = await json_body(request)
+    port = data.get("port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise web.HTTPBadRequest(text="port must be an integer from 1 to 65535")
+    if not request.app[HUB].servers.report_port(identity.name, port):
+        raise web.HTTPBadRequest(text=f"No server of {identity.name} is waiting to report its port")
+    return web.json_response({"message": f"port {port} recorded"}, status=201)

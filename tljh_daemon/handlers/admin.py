@@ -47,7 +47,7 @@ async def admin_page(request):
         params.append(pattern)
     total = db.one(f"SELECT COUNT(*) FROM users u{where}", params)[0]
     rows = db.all(
-        f"SELECT u.*, s.state AS server_state FROM users u LEFT JOIN servers s ON s.user=u.name AND s.name=''"
+        f"SELECT u.*, s.state AS server_state, s.message AS server_message FROM users u LEFT JOIN servers s ON s.user=u.name AND s.name=''"
         f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
@@ -56,6 +56,7 @@ async def admin_page(request):
             "name": r["name"],
             "admin": bool(r["admin"]),
             "state": r["server_state"] or "stopped",
+            "message": r["server_message"] or "",
             "url": request.app[HUB].server_url(r["name"]),
             "last_activity": r["last_activity"] or "",
             "groups": groups.names_of_user(db, r["name"]),

@@ -21,14 +21,16 @@ class SpawnRequest:
     env: dict
     log_path: str
     limits: dict = field(default_factory=dict)
+    port: int = 0  # where a local server listens (chosen by the hub)
+    groups: list = field(default_factory=list)  # the user's hub groups
 
 
 @dataclass(frozen=True)
 class ServerHandle:
     """What identifies a running server across daemon restarts (persisted in the database)."""
 
-    pid: int
-    create_time: float
+    pid: int  # a local server's process id, or a batch job's id
+    create_time: float  # the process's start time (0 for a batch job)
 
 
 class Spawner:
@@ -36,6 +38,10 @@ class Spawner:
     supported_limits = frozenset()
     #: how limits are enforced, or why they are not (shown to admins)
     limits_note = "not enforced"
+    #: whether starts wait for a local slot (spawner.concurrent_starts); a cluster queues on its own
+    uses_admission = True
+    #: the progress message when the server is launched
+    start_message = "Starting jupyterhub-singleuser"
 
     def oom_kills(self, user):
         """How many of `user`'s server processes were killed for going over the memory limit,
@@ -55,6 +61,11 @@ class Spawner:
     async def start(self, request):
         """Launch the server; return its ServerHandle. Raise SpawnError on failure."""
         raise NotImplementedError
+
+    async def locate(self, request, handle, progress, reported):
+        """(address, port) where the started server will answer. A local server listens where
+        the hub told it to; a batch job's server reports its port (`reported`, a future)."""
+        return "127.0.0.1", request.port
 
     async def poll(self, user, handle):
         """None while `user`'s server runs, else a short description of how it ended."""

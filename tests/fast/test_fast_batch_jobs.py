@@ -1,0 +1,89 @@
+"""Servers that run elsewhere (Slurm): the batchspawner port report, the node address kept
+across restarts, per-group job settings, and how ended jobs are described."""
+
+from fakes import FakeSpawner
+from tljh_daemon.spawner import slurm, slurm_settings
+
+
+class BatchFakeSpawner(FakeSpawner):
+    """Like a batch job: its server says where it listens (POST /hub/api/batchspawner)."""
+
+    uses_admission = False
+
+    async def locate(self, request, handle, progress, reported):
+        await progress.emit(35, "queued: waiting for resources (job 7)", job_id=7)
+        return "127.0.0.1", await reported
+
+
+async def report(hub, token, body):
+    async with hub.api("POST", "/batchspawner", token, json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_a_batch_server_reports_its_port_with_its_own_token(start_hub):
+    hub = await start_hub(spawner=BatchFakeSpawner())
+    token = hub.token("ann")
+    async with hub.api("POST", "/users/ann/server", token) as resp:
+        assert resp.status == 202
+    await hub.wait_for(lambda: hub.spawner.requests, "the job to be submitted")
+    request = hub.spawner.requests[-1]
+    server_token = request.env["JUPYTERHUB_API_TOKEN"]
+
+    assert (await report(hub, token, {"port": request.port}))[0] == 403  # a user's own token is not enough
+    assert (await report(hub, server_token, {"port": "8888"}))[0] == 400
+    assert (await report(hub, server_token, {"port": 70000}))[0] == 400
+    assert hub.hub.servers.state("ann") == "pending"
+    status, body = await report(hub, server_token, {"port": request.port})
+    assert status == 201, body
+    await hub.wait_for_state("ann", "running")
+    assert hub.proxy.routes["/user/ann/"] == f"http://127.0.0.1:{request.port}"
+    assert (await report(hub, server_token, {"port": request.port}))[0] == 400  # nothing waits any more
+
+    async with hub.api("GET", "/users/ann/server/progress", token) as resp:
+        text = await resp.text()
+    assert "queued: waiting for resources (job 7)" in text
+
+    again = await start_hub(spawner=hub.spawner, prefix=hub.prefix)  # a daemon restart
+    assert again.hub.servers.state("ann") == "running"
+    assert again.proxy.routes["/user/ann/"] == f"http://127.0.0.1:{request.port}"
+
+
+async def test_stopping_a_queued_job_cancels_it(start_hub):
+    hub = await start_hub(spawner=BatchFakeSpawner())
+    token = hub.token("bo")
+    async with hub.api("POST", "/users/bo/server", token) as resp:
+        assert resp.status == 202
+    await hub.wait_for(lambda: hub.spawner.requests, "the job to be submitted")
+    async with hub.api("DELETE", "/users/bo/server", token) as resp:
+        assert resp.status in (202, 204)
+    await hub.wait_for(lambda: hub.hub.servers.state("bo") in ("stopped", "failed"), "the start to end")
+    assert hub.spawner.stopped == ["bo"]  # the queued job is cancelled
+
+
+def test_group_overrides_and_limits_make_the_sbatch_options():
+    settings = {**slurm_settings.DEFAULTS, "partition": "cpu", "time": "8:00:00", "options": ["--qos=short"],
+                "groups": {"gpu-users": {"partition": "gpu", "options": ["--gres=gpu:1"]},
+                           "long": {"time": "2-0"}}}
+    limits = {"memory": "1.5G", "cpu": 0.5}
+    assert slurm_settings.sbatch_options(slurm_settings.job_settings(settings, limits, [])) == [
+        "--partition=cpu", "--time=8:00:00", "--mem=1572864K", "--cpus-per-task=1", "--qos=short"]
+    assert slurm_settings.sbatch_options(slurm_settings.job_settings(settings, {}, ["long", "gpu-users"])) == [
+        "--partition=gpu", "--time=2-0", "--gres=gpu:1"]
+
+
+def test_ended_jobs_are_described_for_people():
+    job = lambda state, reason="None": slurm.Job(12, state, reason, "node1")  # noqa: E731
+    assert slurm.describe_end(12, job("CANCELLED")) == "the Slurm job 12 was cancelled (scancel)"
+    assert slurm.describe_end(12, job("TIMEOUT", "TimeLimit")) == \
+        "the Slurm job 12 reached its time limit (spawner.slurm.time) (TimeLimit)"
+    assert slurm.describe_end(12, job("FAILED", "NonZeroExitCode")) == "the Slurm job 12 failed (NonZeroExitCode)"
+    assert "no longer lists it" in slurm.describe_end(12, None)
+    assert not job("PENDING").ended and not job("COMPLETING").ended and job("FAILED").ended
+
+
+def test_the_job_script_runs_the_wrapper_on_stdin(tmp_path):
+    request = type("R", (), {"cmd": ["/opt/tljh/user/bin/jupyterhub-singleuser"], "username": "jupyter-ann"})
+    script = slurm.batch_script(request)
+    assert script.startswith("#!/bin/bash\n")
+    assert "exec /opt/tljh/user/bin/python - /opt/tljh/user/bin/jupyterhub-singleuser <<'TLJH_WRAPPER_END'" in script
+    assert "/batchspawner" in script and script.endswith("TLJH_WRAPPER_END\n")

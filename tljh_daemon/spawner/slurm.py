@@ -1,0 +1,254 @@
+"""Slurm mode (`spawner.type: slurm`): each server is a batch job submitted as its user.
+
+`sbatch` runs as the user (setpriv), with the job script on stdin and the spawn
+environment (token included) exported to the job, so the token never appears on a
+command line. In the job, slurm_wrapper.py picks a free port, reports it to the hub
+(POST /hub/api/batchspawner, as JupyterHub's batchspawner does) and becomes
+jupyterhub-singleuser; the hub takes the node from Slurm. The job id is the server's
+handle (stored where a local server's PID goes), so a restarted daemon re-adopts it.
+
+Every Slurm command is an asyncio subprocess with a timeout: a slow controller never
+blocks the event loop. One `squeue` answers all questions for about a second.
+"""
+
+import asyncio
+import logging
+import os
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from . import slurm_wrapper
+from .base import ServerHandle, Spawner, SpawnError
+from .slurm_settings import job_settings, sbatch_options
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT = 30
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_FED",
+          "REQUEUE_HOLD", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+HOW_JOBS_END = {
+    "COMPLETED": "ended",
+    "CANCELLED": "was cancelled (scancel)",
+    "FAILED": "failed",
+    "TIMEOUT": "reached its time limit (spawner.slurm.time)",
+    "NODE_FAIL": "ended because its node failed",
+    "PREEMPTED": "was preempted by another job",
+    "OUT_OF_MEMORY": "ran out of memory (spawner.slurm.memory)",
+    "BOOT_FAIL": "could not boot its node",
+    "DEADLINE": "missed its deadline",
+}
+
+
+class SlurmError(Exception):
+    """A Slurm command failed (the controller may be down)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    state: str
+    reason: str
+    node: str
+
+    @property
+    def ended(self):
+        return self.state not in ACTIVE
+
+
+def describe_end(job_id, job):
+    """How a job ended, in a sentence for the progress page and the admin panel."""
+    if job is None:
+        return f"the Slurm job {job_id} is gone (it ended and Slurm no longer lists it)"
+    how = HOW_JOBS_END.get(job.state, f"ended ({job.state})")
+    reason = f" ({job.reason})" if job.reason not in ("", "None") and job.state != "CANCELLED" else ""
+    return f"the Slurm job {job_id} {how}{reason}"
+
+
+async def run(*cmd, input=None, env=None, cwd=None, timeout=COMMAND_TIMEOUT):
+    """(returncode, stdout, stderr) of a command, never blocking the event loop."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd)
+    except OSError as e:
+        raise SlurmError(f"could not run {cmd[0]}: {e.strerror or e}") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(input.encode() if input is not None else None), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise SlurmError(f"{cmd[0]} did not answer within {timeout}s") from None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def batch_script(request):
+    """The job script: the wrapper, fed to the user environment's Python on stdin."""
+    python = os.path.join(os.path.dirname(request.cmd[0]), "python")
+    with open(slurm_wrapper.__file__) as f:
+        wrapper = f.read()
+    return (
+        "#!/bin/bash\n"
+        f"# The Jupyter server of {request.username}, submitted by the hub (tljh-daemon).\n"
+        f"exec {shlex.quote(python)} - {' '.join(map(shlex.quote, request.cmd))} <<'TLJH_WRAPPER_END'\n"
+        f"{wrapper}\nTLJH_WRAPPER_END\n"
+    )
+
+
+class SlurmSpawner(Spawner):
+    supported_limits = frozenset({"memory", "cpu"})
+    limits_note = "Slurm (--mem and --cpus-per-task of each job; enforced as the cluster is configured)"
+    uses_admission = False  # the cluster's scheduler decides when jobs run
+    start_message = "Submitting the Slurm job"
+    snapshot_max_age = 1.0  # seconds one squeue answer is reused
+    poll_interval = 1.0  # seconds between looks at a starting job
+
+    def __init__(self, settings, start_timeout, environ=os.environ):
+        self.settings = settings
+        self.start_timeout = start_timeout
+        self.slurm_conf = environ.get("SLURM_CONF")
+        self._snapshot = (float("-inf"), {})
+        self._lock = asyncio.Lock()
+
+    def _env(self, extra=None):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(extra or {})}
+        if self.slurm_conf:
+            env["SLURM_CONF"] = self.slurm_conf
+        return env
+
+    async def jobs(self, fresh=False):
+        """{job id: Job} of every job Slurm lists (ended ones for MinJobAge), shared for a second."""
+        async with self._lock:
+            taken, jobs = self._snapshot
+            if not fresh and time.monotonic() - taken < self.snapshot_max_age:
+                return jobs
+            code, out, err = await run("squeue", "--states=all", "--noheader", "--format=%i|%T|%r|%B",
+                                       env=self._env())
+            if code != 0:
+                raise SlurmError(f"squeue failed: {err.strip() or out.strip()}")
+            jobs = {}
+            for line in out.splitlines():
+                parts = line.strip().split("|")
+                if len(parts) == 4 and parts[0].isdigit():
+                    jobs[int(parts[0])] = Job(int(parts[0]), parts[1], parts[2], parts[3])
+            self._snapshot = (time.monotonic(), jobs)
+            return jobs
+
+    def log_path(self, request):
+        """The job's output: in the user's home (the job runs as the user, on another node)."""
+        return os.path.join(request.home, ".jupyterhub-slurm.log")
+
+    async def start(self, request):
+        settings = job_settings(self.settings, request.limits, request.groups)
+        env = dict(request.env)
+        api_url = self.settings.get("hub_api_url")
+        if api_url:
+            env["JUPYTERHUB_API_URL"] = api_url
+            env["JUPYTERHUB_ACTIVITY_URL"] = f"{api_url}/users/{quote(request.user, safe='@~')}/activity"
+        env["TLJH_SLURM_BIND_ADDRESS"] = self.settings.get("bind_address") or "0.0.0.0"
+        request.log_path = self.log_path(request)
+        cmd = [
+            "setpriv", f"--reuid={request.uid}", f"--regid={request.gid}", "--init-groups",
+            "sbatch", "--parsable", f"--job-name=jupyterhub-{request.username}",
+            f"--chdir={request.home}", f"--output={request.log_path.replace('%', '%%')}", "--open-mode=append",
+            "--export=ALL", *sbatch_options(settings),
+        ]
+        try:
+            code, out, err = await run(*cmd, input=batch_script(request), env=self._env(env), cwd=request.home)
+        except SlurmError as e:
+            raise SpawnError(str(e)) from None
+        if code != 0:
+            raise SpawnError(f"sbatch refused the job: {err.strip() or out.strip()}")
+        job_id = int(out.strip().split(";")[0])
+        log.info("Submitted Slurm job %s for %s (%s)", job_id, request.user, " ".join(sbatch_options(settings)))
+        self._snapshot = (float("-inf"), {})
+        return ServerHandle(job_id, 0.0)
+
+    async def locate(self, request, handle, progress, reported):
+        """Wait (showing the queue state) until the job runs and its server reported a port;
+        return (address of the node, port)."""
+        loop = asyncio.get_running_loop()
+        job_id = handle.pid
+        await progress.emit(32, f"Submitted Slurm job {job_id}", job_id=job_id)
+        queue_timeout = self.settings.get("queue_timeout") or 0
+        queued_since, running_since, shown = loop.time(), None, None
+        while True:
+            try:
+                job = (await self.jobs()).get(job_id)
+            except SlurmError as e:
+                log.warning("%s", e)
+                job = Job(job_id, "UNKNOWN", str(e), "")
+            if job is None or (job.ended and job.state != "UNKNOWN"):
+                tail = await self.output_tail(request.user, handle, request.log_path)
+                last = ("Last output: " + " | ".join(tail)) if tail else ""
+                raise SpawnError(f"{describe_end(job_id, job)}. {last}".strip())
+            if job.state == "PENDING":
+                message = f"queued: waiting for resources (Slurm job {job_id}, reason: {job.reason})"
+                if queue_timeout and loop.time() - queued_since > queue_timeout:
+                    raise SpawnError(f"the Slurm job {job_id} waited more than {queue_timeout:g}s in the "
+                                     f"queue (spawner.slurm.queue_timeout); it was cancelled")
+            elif job.state == "RUNNING":
+                running_since = running_since or loop.time()
+                message = f"Slurm job {job_id} is running on {job.node}; waiting for the server's port"
+                if reported.done():
+                    return await self._address(job.node), reported.result()
+                if loop.time() - running_since > self.start_timeout:
+                    raise SpawnError(f"the server in Slurm job {job_id} did not report its port within "
+                                     f"{self.start_timeout}s (spawner.start_timeout)")
+            else:
+                message = f"Slurm job {job_id}: {job.state.lower()}"
+            if message != shown:
+                await progress.emit(35 if job.state == "PENDING" else 40, message, job_id=job_id,
+                                    job_state=job.state)
+                shown = message
+            await asyncio.wait([reported], timeout=self.poll_interval)
+
+    async def _address(self, node):
+        """The node's IPv4 address as this machine resolves it (Traefik gets an address, not a name)."""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(node, None, family=socket.AF_INET)
+        except OSError as e:
+            raise SpawnError(f"the Slurm node {node!r} does not resolve on the hub's machine: {e}") from None
+        return infos[0][4][0]
+
+    async def poll(self, user, handle):
+        return (await self.poll_all([(user, handle)]))[user]
+
+    async def poll_all(self, servers):
+        """None for jobs still running. When Slurm cannot be asked, servers count as running:
+        a controller restart must not take everyone's servers down with it."""
+        if not servers:
+            return {}
+        try:
+            jobs = await self.jobs()
+        except SlurmError as e:
+            log.warning("Cannot check Slurm jobs: %s", e)
+            return {user: None for user, _ in servers}
+        result = {}
+        for user, handle in servers:
+            job = jobs.get(handle.pid)
+            result[user] = None if job is not None and not job.ended else describe_end(handle.pid, job)
+        return result
+
+    async def stop(self, user, handle, timeout):
+        """scancel the job, then wait for Slurm to see it gone."""
+        try:
+            code, out, err = await run("scancel", str(handle.pid), env=self._env())
+            if code != 0:
+                log.warning("scancel %s failed: %s", handle.pid, err.strip() or out.strip())
+        except SlurmError as e:
+            log.warning("%s", e)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout + 5
+        while loop.time() < deadline:
+            try:
+                job = (await self.jobs(fresh=True)).get(handle.pid)
+            except SlurmError:
+                job = None
+            if job is None or (job.ended and job.state != "COMPLETING"):
+                return
+            await asyncio.sleep(0.5)
+        log.warning("Slurm job %s of %s is still ending after %ss", handle.pid, user, timeout + 5)
