@@ -17,20 +17,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from . import config as config_mod
+from .auth import REGISTRY
 
-# Our auth.type -> the JupyterHub authenticator class the chart's hub image ships.
-# Types missing here fall back to the dotted class name config.AUTH_TYPES accepts for them.
-AUTHENTICATOR_CLASSES = {
-    "firstuse": "firstuseauthenticator.FirstUseAuthenticator",
-    "pam": "jupyterhub.auth.PAMAuthenticator",
-    "dummy": "jupyterhub.auth.DummyAuthenticator",
-    "ldap": "ldapauthenticator.LDAPAuthenticator",
-    "native": "nativeauthenticator.NativeAuthenticator",
-    "tmp": "tmpauthenticator.TmpAuthenticator",
-    "generic": "oauthenticator.generic.GenericOAuthenticator",
-    "github": "oauthenticator.github.GitHubOAuthenticator",
-    "google": "oauthenticator.google.GoogleOAuthenticator",
-}
 
 # Why a user's sign-in cannot simply move with the settings.
 AUTH_NOTES = {
@@ -49,11 +37,12 @@ UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def authenticator_class(auth_type):
-    """The dotted class name for our auth.type, or None."""
-    if auth_type in AUTHENTICATOR_CLASSES:
-        return AUTHENTICATOR_CLASSES[auth_type]
-    dotted = [name for name, kind in config_mod.AUTH_TYPES.items() if kind == auth_type and "." in name]
-    return dotted[0] if dotted else None
+    """(JupyterHub class name, settings section) for our auth.type: each of our authenticators
+    names the upstream class it stands for first in its `class_names`."""
+    cls = REGISTRY.get(auth_type)
+    if cls is None or not cls.class_names:
+        return None, None
+    return cls.class_names[0], cls.section or cls.class_names[0].rsplit(".", 1)[-1]
 
 
 def memory_bytes(text):
@@ -88,13 +77,12 @@ class Export:
     def _auth(self, groups):
         auth, users = self.config["auth"], self.config["users"]
         kind = auth["type"]
-        cls = authenticator_class(kind)
+        cls, section = authenticator_class(kind)
         section_names = {name for name in auth if name != "type"}
         if cls is None:
             self.skip("auth.type", f"{kind!r} has no JupyterHub authenticator class known to the export")
         else:
             self.put("hub.config.JupyterHub.authenticator_class", cls)
-            section = cls.rsplit(".", 1)[-1]
             settings = {k: v for k, v in (auth.get(section) or {}).items() if v is not None}
             if settings:
                 self.put(f"hub.config.{section}", settings)
@@ -108,7 +96,7 @@ class Export:
         for ours, theirs in names.items():
             if users[ours]:
                 self.put(f"hub.config.Authenticator.{theirs}", sorted(users[ours]))
-        section = self.values.get("hub", {}).get("config", {}).get(cls.rsplit(".", 1)[-1], {}) if cls else {}
+        section = self.values.get("hub", {}).get("config", {}).get(section, {}) if cls else {}
         restricted = users["allowed"] or any(k.startswith("allowed_") and v for k, v in section.items())
         if not restricted:
             # Here an empty users.allowed lets everyone who signs in use the hub; JupyterHub 5
