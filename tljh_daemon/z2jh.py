@@ -38,11 +38,12 @@ UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 def authenticator_class(auth_type):
     """(JupyterHub class name, settings section) for our auth.type: each of our authenticators
-    names the upstream class it stands for first in its `class_names`."""
+    names the upstream class it stands for first among the dotted names in `class_names`."""
     cls = REGISTRY.get(auth_type)
-    if cls is None or not cls.class_names:
+    dotted = [name for name in (cls.class_names if cls else ()) if "." in name]
+    if not dotted:
         return None, None
-    return cls.class_names[0], cls.section or cls.class_names[0].rsplit(".", 1)[-1]
+    return dotted[0], cls.section or dotted[0].rsplit(".", 1)[-1]
 
 
 def memory_bytes(text):

@@ -11,6 +11,7 @@ from ruamel.yaml import YAML
 from pki import make_pki
 from tljh_daemon import config as config_mod
 from tljh_daemon import z2jh
+from tljh_daemon.auth import REGISTRY
 
 CHART = os.path.join(os.path.dirname(__file__), "..", "data", "z2jh")
 
@@ -164,3 +165,13 @@ def test_extra_user_packages_are_found_beyond_jupyterlab(tmp_path):
     text = z2jh.dump({"cull": {"enabled": True}}, z2jh.image_note(packages))
     assert "      pandas==2.2.2\n" in text and "singleuser.image" in text
     assert YAML(typ="safe").load(text) == {"cull": {"enabled": True}}
+
+
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_every_auth_type_names_a_jupyterhub_class(kind):
+    config = config_mod.merge(config_mod.DEFAULTS, {"auth": {"type": kind}})
+    result = z2jh.Export(config)
+    cls = result.values["hub"]["config"]["JupyterHub"]["authenticator_class"]
+    assert "." in cls and cls in REGISTRY[kind].class_names
+    errors = list(jsonschema.Draft7Validator(CHART_SCHEMA).iter_errors(helm_merge(CHART_VALUES, result.values)))
+    assert not errors
