@@ -12,7 +12,7 @@ import requests
 from hubprocess import free_port
 
 NPM_CACHE_DIR = os.environ.get("TLJH_TEST_NPM_DIR", "/var/cache/tljh-test-npm")
-OIDC_PROVIDER_VERSION = "9.13.3"
+OIDC_PROVIDER_VERSION = "8.8.1"  # still runs on Debian 12's Node.js 18
 SCRIPT = os.path.join(os.path.dirname(__file__), "oidc", "provider.mjs")
 CLIENT_ID = "tljh-test-hub"
 

@@ -45,12 +45,6 @@ const configuration = {
       },
     };
   },
-  // Every requested scope is granted after the consent click (devInteractions).
-  async loadExistingGrant(ctx) {
-    const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
-    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
-    return undefined;
-  },
 };
 
 const provider = new Provider(issuer, configuration);
