@@ -132,6 +132,24 @@ def build_copy(path):
     return tmp, copy
 
 
+TLJH_HUB_ENV = "hub-tljh"  # where TLJH's own hub environment is kept after a takeover
+
+
+def set_aside_tljh_hub_env(prefix):
+    """On a machine with The Littlest JupyterHub, <prefix>/hub is TLJH's hub environment
+    (JupyterHub without our daemon). Move it aside, untouched, so ours can take its place;
+    the installer then takes over TLJH's users, config and user environment."""
+    hub = os.path.join(prefix, "hub")
+    if not os.path.exists(os.path.join(hub, "bin", "jupyterhub")) or \
+            os.path.exists(os.path.join(hub, "bin", "tljh-daemon")):
+        return
+    target = os.path.join(prefix, TLJH_HUB_ENV)
+    if os.path.exists(target):
+        target += time.strftime("-%Y%m%d%H%M%S")
+    log(f"Found The Littlest JupyterHub's hub environment in {hub}: keeping it as {target}")
+    os.rename(hub, target)
+
+
 def install_hub_env(prefix, spec):
     hub = os.path.join(prefix, "hub")
     python = os.path.join(hub, "bin", "python")
@@ -211,7 +229,9 @@ def main(argv=None):
     prefix = os.path.abspath(args.prefix)
     os.makedirs(prefix, exist_ok=True)
     os.chmod(prefix, 0o755)
-    python = install_hub_env(prefix, product_spec(args))
+    spec = product_spec(args)
+    set_aside_tljh_hub_env(prefix)
+    python = install_hub_env(prefix, spec)
     log(f"Stage 0 done in {time.monotonic() - started:.1f}s; handing over to the installer")
     sys.stdout.flush()
     os.execv(python, [python, "-m", "tljh_installer", "--prefix", prefix, *rest])

@@ -11,7 +11,7 @@ from tljh_daemon import configfile, jupyterhub_config, ports, systemd
 from tljh_daemon.hookspecs import plugin_manager
 from tljh_daemon.paths import Paths
 
-from . import plugins, service, steps
+from . import migrate, plugins, service, steps
 from .progress import Steps, setup_logging
 from .progress_page import ProgressPage
 
@@ -42,7 +42,7 @@ def parser():
     return p
 
 
-def _prepare(args, paths, progress, passwords):
+def _prepare(args, paths, progress, passwords, keep_user_env=False):
     """Everything before the hub starts; returns the plugin manager."""
     with progress.step("Installing plugins"):
         plugins.install(args.plugin)
@@ -63,7 +63,7 @@ def _prepare(args, paths, progress, passwords):
         steps.secure_private_dirs(paths)
     with progress.step("Building the user environment"):
         steps.build_user_env(paths, plugins.collected(manager, "tljh_extra_user_pip_packages"),
-                             requirements_url=args.user_requirements_txt_url)
+                             requirements_url=args.user_requirements_txt_url, keep=keep_user_env)
         conda = plugins.collected(manager, "tljh_extra_user_conda_packages")
         if conda:
             print(f"    warning: the user environment has no conda; not installed: {', '.join(conda)}")
@@ -96,6 +96,11 @@ def main(argv=None):
     try:
         if systemd.booted():
             service.check_units_prefix(paths)  # before changing anything
+        takeover = []
+        if migrate.pending(paths):
+            with progress.step("Taking over The Littlest JupyterHub: config, users, groups, user environment"):
+                takeover = migrate.take_over(paths)
+                takeover.append(migrate.user_env_line(paths))
         with progress.step("Writing the configuration"):
             steps.configure(paths, admins, args.http_port, hub_port=args.hub_port,
                             traefik_api_port=args.traefik_api_port)
@@ -111,7 +116,8 @@ def main(argv=None):
             except OSError as e:  # e.g. a re-run: Traefik already serves the hub there
                 print(f"    no progress page: port {config['http']['port']} is in use ({e.strerror})")
         with page:
-            manager = _prepare(args, paths, progress, passwords)
+            manager = _prepare(args, paths, progress, passwords,
+                               keep_user_env=bool(takeover) and migrate.keeps_user_env(paths))
         if systemd.booted():
             with progress.step("Starting the hub (systemd units)"):
                 service.restart_systemd_mode(paths)
@@ -122,6 +128,8 @@ def main(argv=None):
                 service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
         with progress.step("Running plugin post-install hooks"):
             plugins.call_each(manager, "tljh_post_install")
+        if takeover:
+            record = migrate.record(paths, takeover)
     except (RuntimeError, config_mod.ConfigError, ports.PortInUse, OSError) as e:
         sys.exit(f"tljh_installer: error: {e}\nFull log: {log_path}")
     url = service.hub_url(paths)
@@ -136,6 +144,9 @@ def main(argv=None):
         print(f"Process mode (systemd is not PID 1): the hub runs in the background, logging to {daemon_log}.\n"
               f"  stop it:  {os.path.dirname(sys.executable)}/tljh-daemon stop --prefix {paths.prefix}\n"
               f"  start it: sudo python3 bootstrap.py --prefix {paths.prefix}   (or re-run the installer)")
+    if takeover:
+        print("\nTaken over from The Littlest JupyterHub:\n" + "".join(f"  - {line}\n" for line in takeover)
+              + f"  (also written to {record})")
     print(f"Installer log: {log_path}")
     print(f"Done in {whole_install_time(progress):.1f}s.")
 

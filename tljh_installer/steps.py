@@ -162,13 +162,17 @@ def python_for_users():
     raise RuntimeError("no python3 interpreter found for the user environment")
 
 
-def build_user_env(paths, extra_packages=(), requirements_url=None):
-    """The shared user environment: root-owned, readable by all, with pip for `sudo -E pip`."""
+def build_user_env(paths, extra_packages=(), requirements_url=None, keep=False):
+    """The shared user environment: root-owned, readable by all, with pip for `sudo -E pip`.
+    `keep`: an environment taken over (e.g. TLJH's) is used as it is; only what plugins and
+    --user-requirements-txt-url ask for is added to it."""
     env = paths.user_env
     python = os.path.join(env, "bin", "python")
     if not os.path.exists(python):
         run([uv(), "venv", "--seed", "--python", python_for_users(), env])
-    packages = [*USER_ENV_PACKAGES, *extra_packages]
+    packages = [*([] if keep else USER_ENV_PACKAGES), *extra_packages]
+    if not packages and not requirements_url:
+        return
     cmd = [uv(), "pip", "install", "--python", python, *packages]
     tmp = None
     if requirements_url:
