@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 
 import bcrypt
-import psutil
 import pytest
 from ruamel.yaml import YAML
 
@@ -184,11 +183,9 @@ def test_migrated_user_spawns_with_the_kept_environment_and_home(tljh, installed
     assert client.get(client.url(f"/user/{ann}/lab")).status_code == 200  # OAuth with the hub
     kernel = client.start_kernel(ann)
     assert client.execute(ann, kernel, "sorted(__import__('os').listdir())").count("thesis.ipynb") == 1
-    # Her server is the kept environment's jupyterhub-singleuser (not rebuilt), as her account.
+    # Her server and kernel run from the kept environment (not rebuilt), as her account.
     assert os.stat(tljh["singleuser"]).st_ino == tljh["singleuser_inode"]
-    account = pwd.getpwnam(f"jupyter-{ann}")
-    servers = [p for p in psutil.process_iter(["cmdline", "uids"])
-               if any(tljh["singleuser"] in part for part in p.info["cmdline"] or [])]
-    assert servers and all(p.info["uids"].real == account.pw_uid for p in servers)
+    assert client.execute(ann, kernel, "__import__('sys').prefix") == repr(os.path.join(tljh["prefix"], "user"))
+    assert client.execute(ann, kernel, "__import__('os').getuid()") == str(pwd.getpwnam(f"jupyter-{ann}").pw_uid)
     with open(os.path.join(tljh["home"], "thesis.ipynb")) as f:
         assert f.read() == "{}"
