@@ -144,9 +144,9 @@ def take_over(paths):
     found = read_database(os.path.join(paths.state_dir, TLJH_DATABASE))
     passwords = read_passwords(paths.state_dir)
     summary = [f"config.yaml kept: {paths.config_file}"]
-    summary += normalize_config(paths)
-    try:
-        config_mod.load(paths.config_file)  # before anything of TLJH's is stopped
+    try:  # before anything of TLJH's is stopped
+        summary += normalize_config(paths)
+        config_mod.load(paths.config_file)
     except config_mod.ConfigError as e:
         raise config_mod.ConfigError(e.key, f"{e}. TLJH's config.yaml has a setting this hub cannot apply: "
                                             f"change it in {paths.config_file} and run bootstrap.py again "
