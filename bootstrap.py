@@ -73,6 +73,8 @@ def missing_apt_prerequisites():
         missing.append("python3-venv")
     if not shutil.which("visudo"):
         missing.append("sudo")
+    if not shutil.which("setfacl"):
+        missing.append("acl")  # shared folders: readers and writers are two groups (POSIX ACLs)
     if not os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
         missing.append("ca-certificates")
     if systemd_booted() and subprocess.run([sys.executable, "-c", "import systemd.daemon"],

@@ -12,7 +12,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import accounts, admins, compat, groups, jupyterhub_config, urls
+from . import accounts, admins, compat, groups, jupyterhub_config, shared_folders, urls
 from . import config as config_mod
 from .cgroups import Cgroups, cgroup_tag
 from .api import groups as api_groups
@@ -169,6 +169,8 @@ async def _lifetime(app):
         running = hub.db.all("SELECT user, host, port FROM servers WHERE state='running'")
         await hub.proxy.set_routes({hub.server_url(r["user"]): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
+        if config["shared_folders"]:
+            await asyncio.to_thread(shared_folders.create_all, config)
         if hub.extra and hub.extra.load_groups:
             groups.load(hub.db, hub.extra.load_groups)
         await admins.reconcile(hub)

@@ -46,6 +46,7 @@ DEFAULTS = {
         },
     },
     "hub": {"port": 15001},
+    "shared_folders": {},
     "announcement": {"all": "", "login": "", "home": "", "spawn": "", "logout": ""},
     "branding": {"site_name": "", "logo": "", "templates": ""},
     "traefik_api": {"ip": "127.0.0.1", "port": 8099, "username": "api_admin", "password": None},
@@ -137,6 +138,18 @@ SCHEMA = _obj(
             }
         ),
         "hub": _obj({"port": _port}),
+        # {folder name: {group: readers, writers: group, path: dir}} (see shared_folders.py)
+        "shared_folders": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+            "additionalProperties": _obj(
+                {
+                    "group": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]*$"},
+                    "writers": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]*$"},
+                    "path": {"type": "string", "pattern": "^/"},
+                }
+            ),
+        },
         # HTML shown at the top of those pages (JupyterHub's announcement template variables).
         "announcement": _obj({page: {"type": "string"} for page in ("all", "login", "home", "spawn", "logout")}),
         "branding": _obj(

@@ -17,7 +17,7 @@ import time
 
 import aiohttp
 
-from . import accounts, groups, scopes, timeutil, tokens
+from . import accounts, groups, scopes, shared_folders, timeutil, tokens
 from .admission import Admission
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -272,6 +272,8 @@ class ServerManager:
                 raise SpawnError(str(e)) from None
             if created:
                 await asyncio.to_thread(self.plugins.hook.tljh_new_user_create, username=username)
+            if self.config.get("shared_folders"):
+                await asyncio.to_thread(shared_folders.link_into_home, self.config, account)
             singleuser = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
             if not os.access(singleuser, os.X_OK):
                 raise SpawnError(
