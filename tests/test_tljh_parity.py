@@ -11,7 +11,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
+import psutil
 import pytest
+import requests
 
 from hubclient import HubClient
 from hubprocess import free_port, needs_root
@@ -196,3 +198,36 @@ def test_default_user_environment_has_tljh_extras(install, admin_client, course_
     assert client.execute(admin, kernel, "__import__('ipywidgets').IntSlider().value") == "0"
     metrics = client.get(client.url(f"/user/{admin}/api/metrics/v1"))
     assert metrics.status_code == 200 and "rss" in metrics.json(), metrics.text
+
+
+def test_uninstall_then_install_again(install, admin_client):
+    """Last in this module: it removes the install the other tests use."""
+    prefix, admin = install.prefix, install.admin
+    daemon = os.path.join(prefix, "hub", "bin", "tljh-daemon")
+    home = os.path.expanduser(f"~jupyter-{admin}")
+    result = subprocess.run([daemon, "uninstall", "--prefix", prefix, "--yes"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "removed: the hub daemon, Traefik and the user servers (stopped)" in out
+    assert f"removed: {steps.profile_script(Paths(prefix))}" in out
+    assert f"removed: {prefix} (" in out
+    assert f"kept:    1 Unix account(s) and their homes: jupyter-{admin}" in out
+    assert not os.path.exists(prefix) and not os.path.exists(steps.profile_script(Paths(prefix)))
+    assert os.path.isdir(home) and os.path.exists(os.path.join(home, "simplest-new-user"))
+    leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+                 if any(prefix in part for part in p.info["cmdline"] or [])]
+    assert leftovers == [], "the daemon, Traefik and the servers are gone"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{install.port}/hub/api", timeout=5)
+
+    again = subprocess.run([SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(install.port),
+                            "--admin", f"{admin}:a-new-password"], capture_output=True, text=True, timeout=900,
+                           env={"PATH": os.environ["PATH"], "HOME": "/root"})
+    assert again.returncode == 0, again.stdout + again.stderr
+    client = HubClient(f"http://127.0.0.1:{install.port}")
+    assert client.login(admin, "a-new-password").status_code == 302
+    assert client.spawn(admin)[-1]["ready"] is True
+    kernel = (client.get(client.url(f"/user/{admin}/lab")), client.start_kernel(admin))[1]
+    assert client.execute(admin, kernel, "open('simplest-new-user').read()") == repr(f"jupyter-{admin}"), \
+        "the kept home is the admin's home again"

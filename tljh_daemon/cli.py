@@ -118,6 +118,30 @@ def stop(prefix, servers):
         _stop_servers(paths, config["spawner"]["stop_timeout"])
 
 
+@main.command()
+@prefix_option
+@click.option("--remove-users", is_flag=True,
+              help="Also delete the Unix accounts the hub made (jupyter-...) and their homes.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def uninstall(prefix, remove_users, yes):
+    """Remove this install: stop and delete units, the daemon, Traefik, user servers, sudoers
+    entries, the tljh-config link and the prefix. Homes and accounts are kept unless asked."""
+    from tljh_installer.uninstall import uninstall as run_uninstall
+
+    paths = Paths(os.path.abspath(prefix))
+    if os.geteuid() != 0:
+        raise click.ClickException("must run as root")
+    if not yes:
+        what = " and every account the hub made, with its home" if remove_users else ""
+        click.confirm(f"Remove the hub installed at {paths.prefix}{what}?", abort=True)
+    try:
+        report = run_uninstall(paths, remove_users=remove_users, echo=click.echo)
+    except (RuntimeError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Uninstalled: {len(report.removed)} removed, {len(report.kept)} kept. "
+               f"Install again with: sudo python3 bootstrap.py --prefix {paths.prefix} ...")
+
+
 def _stop_daemon(paths):
     """SIGTERM the daemon only if state/daemon.pid still names it (a stale file may name a
     stranger); the daemon removes the file when it stops cleanly, a stale one is removed here."""

@@ -144,6 +144,8 @@ def main(argv=None):
         print(f"Process mode (systemd is not PID 1): the hub runs in the background, logging to {daemon_log}.\n"
               f"  stop it:  {os.path.dirname(sys.executable)}/tljh-daemon stop --prefix {paths.prefix}\n"
               f"  start it: sudo python3 bootstrap.py --prefix {paths.prefix}   (or re-run the installer)")
+    print(f"Uninstall: sudo {os.path.dirname(sys.executable)}/tljh-daemon uninstall --prefix {paths.prefix}"
+          "   (keeps homes and accounts)")
     if takeover:
         print("\nTaken over from The Littlest JupyterHub:\n" + "".join(f"  - {line}\n" for line in takeover)
               + f"  (also written to {record})")
