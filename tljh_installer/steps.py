@@ -148,8 +148,10 @@ def ensure_user_env_on_path(paths, profile_dir=PROFILE_DIR):
     Debian's /etc/profile resets PATH and then sources /etc/profile.d/*.sh."""
     bin_dir = os.path.join(paths.user_env, "bin")
     content = (
-        f"# Written by the TLJH installer for {paths.prefix}: the user environment on PATH.\n"
-        f'case ":$PATH:" in\n  *":{bin_dir}:"*) ;;\n  *) export PATH="{bin_dir}:$PATH" ;;\nesac\n'
+        f"# Written by the TLJH installer for {paths.prefix}: the user environment on PATH\n"
+        f"# (a no-op once that environment is gone).\n"
+        f'if [ -d "{bin_dir}" ]; then\n'
+        f'  case ":$PATH:" in\n    *":{bin_dir}:"*) ;;\n    *) export PATH="{bin_dir}:$PATH" ;;\n  esac\nfi\n'
     )
     os.makedirs(profile_dir, exist_ok=True)
     write_atomically(profile_script(paths, profile_dir), content, mode=0o644)
