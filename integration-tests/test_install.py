@@ -441,10 +441,40 @@ def test_a_server_unit_that_dies_is_noticed_and_can_start_again(install):
 
 
 def test_tljh_daemon_stop_stops_the_units(install, admin):
-    """Last: it takes the hub down. In systemd mode `stop` must not just SIGTERM the daemon
+    """It takes the hub down. In systemd mode `stop` must not just SIGTERM the daemon
     (Restart=always would bring it back) but stop the units, user servers included."""
     out = install.sh([f"{PREFIX}/hub/bin/tljh-daemon", "stop"])
     assert "tljh-users.slice" in out
     states = install.sh(["systemctl", "is-active", "tljh-daemon", "tljh-traefik", "jupyter-admin"], check=False)
     assert states.split() == ["inactive"] * 3
     assert not install.hub_answers()
+
+
+def test_server_output_is_in_the_journal(install, admin):
+    """As TLJH's troubleshooting guide says: `journalctl -u jupyter-<name>`."""
+    out = install.sh(["journalctl", "--no-pager", "-o", "cat", "-u", "jupyter-admin"])
+    assert "Jupyter Server" in out or "jupyterhub-singleuser" in out.lower(), out[-2000:]
+
+
+def test_uninstall_then_install_again(install, admin):
+    """Last: removes the install. Homes and accounts stay; a new bootstrap.py works."""
+    out = install.sh([f"{PREFIX}/hub/bin/tljh-daemon", "uninstall", "--yes"])
+    assert "removed: systemd units tljh-traefik.service, tljh-daemon.service" in out, out
+    assert "kept:    " in out and "jupyter-admin" in out
+    for path in ("/etc/systemd/system/tljh-daemon.service", "/etc/systemd/system/tljh-traefik.service",
+                 "/etc/sudoers.d/jupyterhub-admins", "/etc/profile.d/tljh-user-env.sh",
+                 "/usr/local/bin/tljh-config", PREFIX):
+        assert not os.path.lexists(os.path.join(install.container.root, path.lstrip("/"))), path
+    assert os.path.isdir(os.path.join(install.container.root, "home/jupyter-admin"))
+    states = install.sh(["systemctl", "is-active", "tljh-daemon", "tljh-traefik", "jupyter-admin"], check=False)
+    assert "active" not in states.split()
+    assert not install.hub_answers()
+
+    http_port, hub_port, api_port = install.http_port, *distinct_free_ports(2)
+    config_dir = os.path.join(install.container.root, PREFIX.lstrip("/"), "config")
+    os.makedirs(config_dir, mode=0o700)
+    with open(os.path.join(config_dir, "config.yaml"), "w") as f:
+        f.write(f"hub:\n  port: {hub_port}\ntraefik_api:\n  port: {api_port}\n")
+    install.bootstrap()
+    again = User(install, ADMIN, ADMIN_PASSWORD)
+    assert again.value("__import__('os').path.expanduser('~')") == "/home/jupyter-admin"
