@@ -3,7 +3,8 @@
 The tests run in order, like a morning on a small cluster: alice's server runs as a batch
 job and computes through Traefik; bob's start queues behind it (the progress stream says
 so, with the job id) and runs once alice stops; a hub restart re-adopts bob's running job;
-a job cancelled with scancel is noticed on the admin panel and on bob's home page.
+a job cancelled with scancel is noticed on the admin panel and on bob's home page; a job
+that fails (here: a per-group sbatch option it cannot live with) says so on the progress page.
 """
 
 import json
@@ -37,7 +38,7 @@ def slurm():
 
 @pytest.fixture(scope="module")
 def names(run_id, unix_accounts):
-    names = {role: f"{run_id}-s{role}" for role in ("alice", "bob")}
+    names = {role: f"{run_id}-s{role}" for role in ("alice", "bob", "carol")}
     unix_accounts.extend(f"jupyter-{n}" for n in names.values())
     return names
 
@@ -50,7 +51,9 @@ def hub(make_hub, user_env, names, slurm, monkeypatch_module):
         "users": {"admin": [names["alice"]]},
         "user_environment": {"path": user_env},
         "spawner": {"type": "slurm", "start_timeout": 120,
-                    "slurm": {"bind_address": "127.0.0.1", "time": "30"}},
+                    "slurm": {"bind_address": "127.0.0.1", "time": "30",
+                              # members' jobs cannot open their output file, so they fail at launch
+                              "groups": {"broken-jobs": {"options": ["--output=/proc/no-such-dir/job.log"]}}}},
     })
 
 
@@ -171,3 +174,16 @@ def test_a_job_cancelled_while_queued_fails_the_start_with_that_reason(hub, slur
     failed = first_event(bob, names["bob"], lambda e: e.get("failed") or e.get("ready"))
     assert failed.get("failed") and f"the Slurm job {queued['job_id']} was cancelled" in failed["message"]
     assert alice.stop(names["alice"]).status_code == 302
+
+
+def test_a_failing_job_ends_the_start_with_slurms_reason(hub, slurm, alice, names):
+    carol = logged_in(hub, names["carol"])
+    xsrf = next(c.value for c in alice.cookies if c.name == "_xsrf" and c.path == "/hub/")
+    r = alice.post(alice.url("/hub/api/groups/broken-jobs"), json={"users": [names["carol"]]},
+                   headers={"X-XSRFToken": xsrf})
+    assert r.status_code == 201, r.text
+    events = carol.spawn(names["carol"])
+    assert events[-1].get("failed"), events
+    job_id = next(e["job_id"] for e in events if "job_id" in e)
+    assert f"the Slurm job {job_id} failed" in events[-1]["message"], events[-1]
+    assert f"the Slurm job {job_id} failed" in carol.get(carol.url("/hub/home")).text
