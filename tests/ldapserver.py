@@ -12,6 +12,16 @@ from hubprocess import free_port
 SUFFIX = "dc=tljh,dc=test"
 ADMIN_DN = f"cn=admin,{SUFFIX}"
 SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
+# Active Directory's login attributes, so entries can have AD's shape (CN=Full Name DNs,
+# logins by sAMAccountName). OIDs under 2.25 (UUID-based, needs no registration).
+AD_SCHEMA = """
+attributetype ( 2.25.178945602513186151735812650284178243401.1 NAME 'sAMAccountName'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 2.25.178945602513186151735812650284178243401.2 NAME 'userPrincipalName'
+    EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+objectclass ( 2.25.178945602513186151735812650284178243401.3 NAME 'adLogin' SUP top AUXILIARY
+    MAY ( sAMAccountName $ userPrincipalName ) )
+"""
 
 
 class SlapdServer:
@@ -22,8 +32,11 @@ class SlapdServer:
         self.admin_password = "admin-" + os.urandom(6).hex()
         self.proc = None
         os.makedirs(os.path.join(self.dir, "db"))
+        with open(os.path.join(self.dir, "ad.schema"), "w") as f:
+            f.write(AD_SCHEMA)
         with open(self.conf, "w") as f:
             f.write("".join(f"include /etc/ldap/schema/{s}.schema\n" for s in SCHEMAS))
+            f.write(f"include {self.dir}/ad.schema\n")
             f.write(
                 f"pidfile {self.dir}/slapd.pid\n"
                 "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"

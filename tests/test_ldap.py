@@ -15,11 +15,12 @@ pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("slapd"), reason="
 
 PEOPLE, STAFF, GROUPS = f"ou=people,{SUFFIX}", f"ou=staff,{SUFFIX}", f"ou=groups,{SUFFIX}"
 STUDENTS, TEACHERS = f"cn=students,{GROUPS}", f"cn=teachers,{GROUPS}"
+AD_USERS, JUPYTER_USERS = f"ou=Domain Users,{SUFFIX}", f"cn=Jupyter Users,{GROUPS}"
 
 
 @pytest.fixture(scope="session")
 def ldap_users(run_id):
-    return {role: f"{run_id}-{role}" for role in ("ann", "bob", "dave", "carol")}
+    return {role: f"{run_id}-{role}" for role in ("ann", "bob", "dave", "carol", "erin", "frank")}
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +34,7 @@ def slapd(ldap_users):
         server.ldif("ldapadd", "".join([
             entry(SUFFIX, "objectClass: dcObject", "objectClass: organization", "dc: tljh", "o: TLJH test"),
             *(entry(ou, "objectClass: organizationalUnit", f"ou: {ou.split(',')[0][3:]}")
-              for ou in (PEOPLE, STAFF, GROUPS)),
+              for ou in (PEOPLE, STAFF, GROUPS, AD_USERS)),
             person(f"uid={ann},{PEOPLE}", ann, "ann-password"),
             person(f"uid={bob},{PEOPLE}", bob, "bob-password"),
             person(f"uid={dave},{PEOPLE}", dave, "dave-password"),
@@ -42,6 +43,13 @@ def slapd(ldap_users):
             entry(STUDENTS, "objectClass: groupOfNames", "cn: students", f"member: uid={ann},{PEOPLE}"),
             entry(TEACHERS, "objectClass: groupOfNames", "cn: teachers", f"member: uid={bob},{PEOPLE}",
                   f"member: cn=Carol Jones,{STAFF}"),
+            # Active Directory's shape: CN=<full name> DNs, logins by sAMAccountName.
+            *(entry(f"cn={full},{AD_USERS}", "objectClass: inetOrgPerson", "objectClass: adLogin", f"cn: {full}",
+                    f"sn: {full.split()[1]}", f"sAMAccountName: {login.upper()}",
+                    f"userPrincipalName: {login}@corp.test", f"userPassword: {login}-pw")
+              for full, login in (("Erin Smith", ldap_users["erin"]), ("Frank Moore", ldap_users["frank"]))),
+            entry(JUPYTER_USERS, "objectClass: groupOfNames", "cn: Jupyter Users",
+                  f"member: cn=Erin Smith,{AD_USERS}"),
         ]))
         yield server
     finally:
@@ -126,6 +134,25 @@ def test_lookup_dn_with_a_search_user(make_hub, slapd, ldap_users, accounts):
     shown = subprocess.run([sys.executable, "-m", "tljh_daemon.config_cli", "--prefix", hub.prefix, "show"],
                            capture_output=True, text=True, check=True).stdout
     assert "lookup_dn_search_password" in shown and slapd.admin_password not in shown
+
+
+def test_active_directory_shape_login_by_sam_account_name(make_hub, slapd, ldap_users, accounts):
+    """AD's usual setup: a service account finds the entry by sAMAccountName (DNs hold the full
+    name, not the login), the user binds with the found DN, groups list members by that DN."""
+    erin, frank = ldap_users["erin"], ldap_users["frank"]
+    hub = make_hub({"auth": {"type": "ldap", "LDAPAuthenticator": {
+        "server_address": "127.0.0.1", "server_port": slapd.port, "tls_strategy": "insecure",
+        "lookup_dn": True, "user_search_base": AD_USERS, "user_attribute": "sAMAccountName",
+        "lookup_dn_search_user": f"cn=admin,{SUFFIX}", "lookup_dn_search_password": slapd.admin_password,
+        "allowed_groups": [JUPYTER_USERS], "admin_groups": [JUPYTER_USERS],
+    }}})
+    client = HubClient(hub.url)
+    assert client.login(erin, f"{erin}-pw").status_code == 302  # sAMAccountName matches case-insensitively
+    me = whoami(client)
+    assert (me["name"], me["admin"]) == (erin, True)
+    assert HubClient(hub.url).login(erin, f"{frank}-pw").status_code == 403
+    outsider = HubClient(hub.url).login(frank, f"{frank}-pw")
+    assert outsider.status_code == 403 and "not in a group allowed" in outsider.text
 
 
 def test_a_dead_ldap_server_gives_a_clear_page_and_one_log_line(template_hub, slapd, ldap_users):

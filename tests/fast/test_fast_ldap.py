@@ -30,6 +30,9 @@ LDAP = "auth:\n  type: ldapauthenticator.LDAPAuthenticator\n  LDAPAuthenticator:
      "auth.LDAPAuthenticator.use_ssl", "unknown key"),
     ("    server_address: h\n    bind_dn_template: uid={username}\n    tls_kwargs: {validate: maybe}\n",
      "auth.LDAPAuthenticator.tls_kwargs.validate", ""),
+    # Active Directory's user@domain bind: groups list DNs, so the hub must search for it.
+    ("    server_address: h\n    bind_dn_template: '{username}@corp.example'\n    allowed_groups: [cn=g,dc=x]\n",
+     "auth.LDAPAuthenticator.user_search_base", "not a DN"),
 ])
 def test_bad_ldap_settings_name_their_key(tmp_path, settings, key, words):
     path = tmp_path / "config.yaml"
@@ -44,6 +47,17 @@ def test_valid_ldap_settings_load(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(LDAP + "    server_address: ldap.example.org\n    bind_dn_template:\n"
                            "      - uid={username},ou=people,dc=example,dc=org\n")
+    assert config_mod.load(str(path))["auth"]["type"] == "ldap"
+
+
+@pytest.mark.parametrize("template", ["'{username}@corp.example'", "'CORP\\{username}'"])
+def test_active_directory_bind_names_load(tmp_path, template):
+    """AD binds with user@domain or DOMAIN\\user; with groups, user_search_base finds the DN."""
+    path = tmp_path / "config.yaml"
+    path.write_text(LDAP + f"    server_address: ad.example.org\n    bind_dn_template: {template}\n")
+    assert config_mod.load(str(path))["auth"]["type"] == "ldap"
+    path.write_text(LDAP + f"    server_address: ad.example.org\n    bind_dn_template: {template}\n"
+                           "    user_search_base: dc=corp,dc=example\n    allowed_groups: [cn=g,dc=corp,dc=example]\n")
     assert config_mod.load(str(path))["auth"]["type"] == "ldap"
 
 

@@ -14,7 +14,7 @@ import ssl
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn
+from ldap3.utils.dn import escape_rdn, parse_dn
 
 from .. import users
 from .base import Authenticator, LoggedIn, LoginRefused
@@ -116,11 +116,24 @@ def check_settings(settings):
     for template in _templates(settings["bind_dn_template"]):
         if "{username}" not in template:
             return "bind_dn_template", "each template must contain {username}"
+        if (not settings["lookup_dn"] and not _is_dn(template) and not settings["user_search_base"]
+                and (settings["allowed_groups"] or settings["admin_groups"])):
+            return "user_search_base", (
+                f"is required with groups when bind_dn_template {template!r} is not a DN (Active Directory's "
+                "{username}@domain or DOMAIN\\{username}): the hub searches there for the user's DN")
     return None
 
 
 def _templates(value):
     return [value] if isinstance(value, str) else list(value or [])
+
+
+def _is_dn(value):
+    """Whether `value` is a DN (`uid=x,dc=y`), not another name AD binds with (`x@domain`, `DOMAIN\\x`)."""
+    try:
+        return bool(parse_dn(value.replace("{username}", "x")))
+    except ldap_errors.LDAPInvalidDnError:
+        return False
 
 
 class DirectoryUnreachable(Exception):
@@ -194,10 +207,22 @@ class LDAPAuthenticator(Authenticator):
         finally:
             conn.unbind()
 
+    def _own_dn(self, conn, login, bind_name):
+        """The DN of a user who bound with a name that is not a DN (AD's `user@domain` or
+        `DOMAIN\\user`), found with the user's own connection under user_search_base."""
+        search_filter = "(|(userPrincipalName={upn})(sAMAccountName={login}))".format(
+            upn=escape_filter_chars(bind_name), login=escape_filter_chars(login))
+        conn.search(self.settings["user_search_base"], search_filter, search_scope=ldap3.SUBTREE, attributes=[])
+        if len(conn.entries) != 1:
+            log.warning("LDAP: could not find the DN of %s (bound as %s) under user_search_base: %d entries",
+                        login, bind_name, len(conn.entries))
+            return None
+        return conn.entries[0].entry_dn
+
     def _authenticate(self, login, password):
         """(directory name, groups the user is in) on success, else None."""
         s = self.settings
-        name, templates = login, _templates(s["bind_dn_template"])
+        name, templates, dn = login, _templates(s["bind_dn_template"]), None
         if s["lookup_dn"]:
             dn, name = self._lookup(login)
             if dn is None:
@@ -219,9 +244,17 @@ class LDAPAuthenticator(Authenticator):
                     log.warning("LDAP: %s does not match search_filter", login)
                     return None
             groups = set()
+            # Groups list their members by DN: the entry found by lookup_dn, or the bound name
+            # when it is a DN; a user who bound as `user@domain` is looked up first.
+            member_dn = dn or userdn
+            wanted = {*s["allowed_groups"], *s["admin_groups"]}
+            if wanted and not _is_dn(member_dn):
+                member_dn = self._own_dn(conn, login, userdn)
+                if member_dn is None:
+                    return name, groups
             group_filter = s["group_search_filter"].format(
-                userdn=escape_filter_chars(userdn), uid=escape_filter_chars(name))
-            for group in {*s["allowed_groups"], *s["admin_groups"]}:
+                userdn=escape_filter_chars(member_dn or ""), uid=escape_filter_chars(name))
+            for group in wanted:
                 if conn.search(group, group_filter, search_scope=ldap3.BASE, attributes=s["group_attributes"]):
                     groups.add(group)
             return name, groups
