@@ -141,6 +141,26 @@ async def reload_proxy(hub):
     log.info("Proxy configuration reloaded")
 
 
+async def stop_servers_of_a_former_base_url(hub):
+    """A running server keeps the prefix it was started with (its JUPYTERHUB_SERVICE_PREFIX), so
+    after base_url changed its new route would lead nowhere: stop it; its user starts it again."""
+    path = os.path.join(hub.paths.state_dir, "base_url")
+    try:
+        with open(path) as f:
+            previous = f.read().strip()
+    except FileNotFoundError:
+        previous = hub.base_url
+    if previous != hub.base_url:
+        running = [r["user"] for r in hub.db.all("SELECT user FROM servers WHERE state IN ('running', 'pending')")]
+        if running:
+            log.warning("base_url changed from %s to %s: stopping the servers started under the old one (%s)",
+                        previous, hub.base_url, ", ".join(running))
+            await asyncio.gather(*(hub.servers.stop(name) for name in running))
+    if previous != hub.base_url or not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write(hub.base_url + "\n")
+
+
 async def _lifetime(app):
     """Start-up: proxy first (adopting a running Traefik), then re-adopt user servers."""
     hub = app[HUB]
@@ -175,6 +195,7 @@ async def _lifetime(app):
             groups.load(hub.db, hub.extra.load_groups)
         await admins.reconcile(hub)
         await hub.servers.reconcile()
+        await stop_servers_of_a_former_base_url(hub)
         hub.servers.start_watching()
         await hub.service_manager.start()
         culler.start()

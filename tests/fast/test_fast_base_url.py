@@ -5,6 +5,7 @@ prefix, and nothing answers at the old unprefixed paths.
 """
 
 import json
+import os
 import sys
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -226,3 +227,38 @@ def test_oauth_callback_url_must_be_under_the_prefix(tmp_path):
         with pytest.raises(config_mod.ConfigError) as e:
             config_mod.check(config)
         assert e.value.key == "auth.GenericOAuthenticator.oauth_callback_url" and "/jupyter/hub/" in str(e.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="tljh-config needs root")
+def test_how_to_lines_are_accepted(tmp_path):
+    """The how-to's tljh-config lines run as written and give a hub under /jupyter/ on loopback."""
+    import re
+    import shlex
+
+    from click.testing import CliRunner
+
+    from tljh_daemon import config as config_mod
+    from tljh_daemon.config_cli import main
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "howto-base-url.md")) as f:
+        lines = re.findall(r"^sudo tljh-config (set .+?)(?:\s+#.*)?$", f.read(), re.M)
+    assert len(lines) == 3
+    for line in lines:
+        result = CliRunner().invoke(main, ["--prefix", str(tmp_path), *shlex.split(line)])
+        assert result.exit_code == 0, (line, result.output)
+    config = config_mod.load(os.path.join(tmp_path, "config", "config.yaml"))
+    assert (config["base_url"], config["http"]["address"], config["http"]["port"]) == ("/jupyter/", "127.0.0.1", 8080)
+
+
+async def test_servers_of_a_former_base_url_are_stopped_at_start(start_hub):
+    """A server serves the prefix it was started with: after base_url changes (reload hub =
+    restart), it is stopped rather than routed at a prefix it does not answer."""
+    hub = await start_hub()
+    await hub.start_server("alice", hub.token("alice"))
+    again = await start_hub({"base_url": BASE}, spawner=hub.spawner, prefix=hub.prefix)
+    await again.wait_for_state("alice", "stopped")
+    assert "alice" in hub.spawner.stopped and again.proxy.routes == {}
+    await again.start_server("alice", again.token("alice"))
+    assert again.spawner.requests[-1].env["JUPYTERHUB_SERVICE_PREFIX"] == "/jupyter/user/alice/"
+    third = await start_hub({"base_url": BASE}, spawner=hub.spawner, prefix=hub.prefix)  # unchanged: kept
+    assert third.hub.servers.state("alice") == "running" and list(third.proxy.routes) == ["/jupyter/user/alice/"]
