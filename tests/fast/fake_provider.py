@@ -36,6 +36,7 @@ class FakeProvider:
         self.id_token_tweaks = {}  # claims to override in the next ID tokens
         self.sign_with = None  # another key: a forged ID token
         self.discovery = True
+        self.advertised_issuer = None  # a discovery document claiming another issuer
         self.server = None
 
     def add_user(self, name, **claims):
@@ -85,7 +86,7 @@ class FakeProvider:
         if not self.discovery:
             raise web.HTTPNotFound()
         return web.json_response({
-            "issuer": self.issuer, "authorization_endpoint": self.authorize_url, "token_endpoint": self.token_url,
+            "issuer": self.advertised_issuer or self.issuer, "authorization_endpoint": self.authorize_url, "token_endpoint": self.token_url,
             "userinfo_endpoint": self.userinfo_url, "jwks_uri": self.issuer + "/protocol/openid-connect/certs",
             "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"]})
 

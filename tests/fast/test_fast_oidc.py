@@ -202,6 +202,22 @@ async def test_forged_id_token_signature(start_hub, provider):
     assert await users(hub) == []
 
 
+async def test_key_rotation_is_followed(start_hub, provider):
+    hub = await start_hub(generic(provider))
+    assert (await sign_in(hub, provider, "alice"))[0] == 302
+    provider.key = RSAKey.generate_key(2048, parameters={"kid": "key-2", "use": "sig"}, private=True)
+    hub.hub.authenticator.provider._keys_at -= 120  # past the one-refresh-a-minute limit
+    assert (await sign_in(hub, provider, "alice"))[0] == 302
+
+
+async def test_a_discovery_document_of_another_issuer_is_ignored(start_hub, provider, caplog):
+    provider.advertised_issuer = "https://evil.example"
+    hub = await start_hub(generic(provider, token_url=provider.token_url, userdata_url=provider.userinfo_url))
+    assert (await sign_in(hub, provider, "alice"))[0] == 302
+    assert "nonce" not in provider.authorize_requests[-1]  # plain OAuth 2.0: the document was not used
+    assert "no OpenID Connect discovery document describes" in caplog.text
+
+
 async def test_provider_unreachable(start_hub, provider, caplog):
     hub = await start_hub(generic(provider, token_url="http://127.0.0.1:9/token", userdata_url="http://x.invalid/"))
     hub.hub.authenticator.provider.discover = False  # keep the flow plain OAuth 2.0

@@ -110,7 +110,8 @@ class OAuthFailure(LoginRefused):
 class Pending:
     """A sign-in sent to the provider and not yet back."""
 
-    nonce: str
+    nonce: str  # sent (and an ID token required back) only when `oidc`
+    oidc: bool
     code_verifier: str
     next_url: str
     redirect_uri: str
@@ -231,7 +232,7 @@ class GenericOAuthenticator(Authenticator):
                                 scope=" ".join(self.scope) or None, state=state,
                                 code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
                                 **extra)
-        self.pending.add(state, Pending(nonce, verifier, next_url, redirect_uri, time.monotonic()))
+        self.pending.add(state, Pending(nonce, bool(extra), verifier, next_url, redirect_uri, time.monotonic()))
         return url, state
 
     # -- step 2: back from the provider -------------------------------------------------------
@@ -291,7 +292,7 @@ class GenericOAuthenticator(Authenticator):
         if not access_token:
             raise ProviderUnreachable(f"{token_url}: the answer has no access_token")
         claims = {}
-        if self.provider.metadata is not None:
+        if pending.oidc:
             if not token.get("id_token"):
                 raise self._failure(BAD_ID_TOKEN, f"OAuth: {self.login_service} sent no ID token", 502)
             try:

@@ -131,13 +131,18 @@ class Provider:
                     status, doc = await fetch(session, "GET", url)
                     if status != 200:
                         continue
-                    # Only the document that describes this authorization endpoint counts.
+                    # Only the issuer's own document (OIDC Discovery 4.3) that describes this
+                    # authorization endpoint counts.
                     if isinstance(doc, dict) and doc.get("authorization_endpoint") == self.authorize_url \
-                            and doc.get("issuer") and doc.get("jwks_uri"):
+                            and isinstance(doc.get("issuer"), str) and doc.get("jwks_uri") \
+                            and url == doc["issuer"].rstrip("/") + "/.well-known/openid-configuration":
                         self.metadata = doc
                         log.info("OAuth: using OpenID Connect discovery from %s", url)
                         break
             self._discovered_at = time.monotonic()
+            if self.metadata is None:
+                log.warning("OAuth: no OpenID Connect discovery document describes %s; signing in with plain "
+                            "OAuth 2.0 (token_url and userdata_url), ID tokens unused", self.authorize_url)
 
     def _may_refresh(self):
         """At most one key refresh a minute: forged tokens with made-up key ids cannot make
