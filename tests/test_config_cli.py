@@ -148,3 +148,11 @@ def test_reload_refuses_equal_ports_naming_the_keys(prefix):
     assert result.returncode != 0
     assert "'hub.port': 4100 is already http.port" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_limits_under_slurm_are_the_jobs_options(prefix):
+    tljh_config(prefix, "set", "spawner.type", "slurm")
+    assert "each Slurm job's --mem" in tljh_config(prefix, "set", "limits.memory", "2G").stdout
+    assert "--cpus-per-task" in tljh_config(prefix, "set", "limits.cpu", "2").stdout
+    refused = tljh_config(prefix, "set", "spawner.slurm.cpus", "0", check=False)
+    assert refused.returncode != 0 and "spawner.slurm.cpus" in refused.stderr

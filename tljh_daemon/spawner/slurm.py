@@ -8,7 +8,8 @@ jupyterhub-singleuser; the hub takes the node from Slurm. The job id is the serv
 handle (stored where a local server's PID goes), so a restarted daemon re-adopts it.
 
 Every Slurm command is an asyncio subprocess with a timeout: a slow controller never
-blocks the event loop. One `squeue` answers all questions for about a second.
+blocks the event loop. One `squeue`, asking only about the hub's own jobs, answers all
+questions for about a second.
 """
 
 import asyncio
@@ -109,7 +110,8 @@ class SlurmSpawner(Spawner):
         self.settings = settings
         self.start_timeout = start_timeout
         self.slurm_conf = environ.get("SLURM_CONF")
-        self._snapshot = (float("-inf"), {})
+        self._snapshot = (float("-inf"), frozenset(), {})  # (when, ids asked about, {id: Job})
+        self._wanted = set()  # ids to ask about along with the next caller's
         self._lock = asyncio.Lock()
 
     def _env(self, extra=None):
@@ -118,22 +120,30 @@ class SlurmSpawner(Spawner):
             env["SLURM_CONF"] = self.slurm_conf
         return env
 
-    async def jobs(self, fresh=False):
-        """{job id: Job} of every job Slurm lists (ended ones for MinJobAge), shared for a second."""
+    async def jobs(self, ids, fresh=False):
+        """{job id: Job} for those of `ids` (and other recently asked-about jobs) that Slurm still
+        lists (ended ones stay listed for MinJobAge). One answer serves everyone for a second;
+        only the hub's jobs are asked about, so a busy cluster's queue costs nothing here."""
+        ids = {int(i) for i in ids}
         async with self._lock:
-            taken, jobs = self._snapshot
-            if not fresh and time.monotonic() - taken < self.snapshot_max_age:
+            taken, asked, jobs = self._snapshot
+            if not fresh and ids <= asked and time.monotonic() - taken < self.snapshot_max_age:
                 return jobs
+            wanted = ids | self._wanted
+            if not wanted:
+                return {}
             code, out, err = await run("squeue", "--states=all", "--noheader", "--format=%i|%T|%r|%B",
-                                       env=self._env())
-            if code != 0:
+                                       "--jobs=" + ",".join(map(str, sorted(wanted))), env=self._env())
+            # squeue refuses a list in which no job is known any more; that just means "none".
+            if code != 0 and "Invalid job id" not in err:
                 raise SlurmError(f"squeue failed: {err.strip() or out.strip()}")
             jobs = {}
             for line in out.splitlines():
                 parts = line.strip().split("|")
                 if len(parts) == 4 and parts[0].isdigit():
                     jobs[int(parts[0])] = Job(int(parts[0]), parts[1], parts[2], parts[3])
-            self._snapshot = (time.monotonic(), jobs)
+            self._wanted = set(jobs)  # those Slurm still knows; callers name theirs again
+            self._snapshot = (time.monotonic(), frozenset(wanted), jobs)
             return jobs
 
     def log_path(self, request):
@@ -163,7 +173,7 @@ class SlurmSpawner(Spawner):
             raise SpawnError(f"sbatch refused the job: {err.strip() or out.strip()}")
         job_id = int(out.strip().split(";")[0])
         log.info("Submitted Slurm job %s for %s (%s)", job_id, request.user, " ".join(sbatch_options(settings)))
-        self._snapshot = (float("-inf"), {})
+        self._snapshot = (float("-inf"), frozenset(), {})
         return ServerHandle(job_id, 0.0)
 
     async def locate(self, request, handle, progress, reported):
@@ -176,7 +186,7 @@ class SlurmSpawner(Spawner):
         queued_since, running_since, shown = loop.time(), None, None
         while True:
             try:
-                job = (await self.jobs()).get(job_id)
+                job = (await self.jobs([job_id])).get(job_id)
             except SlurmError as e:
                 log.warning("%s", e)
                 job = Job(job_id, "UNKNOWN", str(e), "")
@@ -222,7 +232,7 @@ class SlurmSpawner(Spawner):
         if not servers:
             return {}
         try:
-            jobs = await self.jobs()
+            jobs = await self.jobs([handle.pid for _, handle in servers])
         except SlurmError as e:
             log.warning("Cannot check Slurm jobs: %s", e)
             return {user: None for user, _ in servers}
@@ -245,7 +255,7 @@ class SlurmSpawner(Spawner):
         deadline = loop.time() + timeout + 5
         while loop.time() < deadline:
             try:
-                job = (await self.jobs(fresh=True)).get(handle.pid)
+                job = (await self.jobs([handle.pid], fresh=True)).get(handle.pid)
             except SlurmError:
                 job = None
             if job is None or (job.ended and job.state != "COMPLETING"):
