@@ -1,4 +1,4 @@
-"""The tljh-config lines of the sign-up, workshop and LDAP how-tos are accepted as written:
+"""The tljh-config lines of the sign-up, workshop, LDAP and OAuth how-tos are accepted as written:
 each runs through the real `tljh-config` command, and the result loads (cross-key checks too)."""
 
 import os
@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tljh_daemon import config as config_mod
+from tljh_daemon.auth import authenticator_class
 from tljh_daemon.config_cli import main
 
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "docs")
@@ -25,6 +26,9 @@ def doc_commands(name):
     ("howto-signup.md", "native"),
     ("howto-workshop.md", "tmp"),
     ("howto-ldap.md", "ldap"),
+    ("howto-oidc.md", "generic"),
+    ("howto-github.md", "github"),
+    ("howto-google.md", "google"),
 ])
 def test_how_to_lines_are_accepted(tmp_path, doc, auth_type):
     commands = doc_commands(doc)
@@ -35,3 +39,10 @@ def test_how_to_lines_are_accepted(tmp_path, doc, auth_type):
         assert result.exit_code == 0, (command, result.output)
     config = config_mod.load(os.path.join(tmp_path, "config", "config.yaml"))
     assert config["auth"]["type"] == auth_type
+    # Secrets the how-to sets are masked by `tljh-config show`.
+    cls = authenticator_class(auth_type)
+    shown = runner.invoke(main, ["--prefix", str(tmp_path), "show"]).output
+    for key in cls.SECRET_KEYS:
+        value = (config["auth"].get(cls.section) or {}).get(key)
+        if value:
+            assert key in shown and value not in shown
