@@ -168,6 +168,19 @@ async def test_firstuse_first_password_sticks(start_hub, quick_bcrypt):
     assert (await other.login("alice", "correct horse")).status == 302
 
 
+async def test_firstuse_refuses_passwords_bcrypt_would_cut(start_hub, quick_bcrypt):
+    """bcrypt reads 72 bytes at most (and bcrypt 5 raises beyond): a clear refusal, never a 500."""
+    hub = await start_hub({"auth": {"type": "firstuse"}})
+    browser = await hub.browser()
+    async with browser.request("GET", "/hub/login"):
+        pass
+    form = {"username": "alice", "password": "é" * 40, "_xsrf": browser.xsrf}
+    async with browser.request("POST", "/hub/login", data=form) as r:
+        assert r.status == 403 and "at most 72 bytes" in await r.text()
+    assert (await browser.login("alice", "short-enough")).status == 302
+    assert (await (await hub.browser()).login("alice", "x" * 100)).status == 403
+
+
 async def test_firstuse_change_and_admin_reset(start_hub, quick_bcrypt):
     hub = await start_hub({"auth": {"type": "firstuse"}, "users": {"admin": ["boss"]}})
     alice = await hub.browser("alice", "password1")

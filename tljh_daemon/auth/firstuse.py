@@ -7,18 +7,11 @@ the others are checked against the winner's password like any later login.
 
 import asyncio
 
-import bcrypt
-
 from .. import users
 from .base import Authenticator, LoginRefused
+from .passwords import MAX_BYTES, hash_password, verify_password
 
-
-def hash_password(password):
-    return bcrypt.hashpw(password.encode("utf-8"), bcrypt.gensalt()).decode("ascii")
-
-
-def verify_password(password, hashed):
-    return bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii"))
+__all__ = ["FirstUseAuthenticator", "hash_password", "verify_password"]
 
 
 class FirstUseAuthenticator(Authenticator):
@@ -38,6 +31,8 @@ class FirstUseAuthenticator(Authenticator):
     def _check_length(self, password):
         if len(password) < self.min_length:
             raise LoginRefused(f"Passwords must be at least {self.min_length} characters long")
+        if len(password.encode("utf-8")) > MAX_BYTES:
+            raise LoginRefused(f"Passwords must be at most {MAX_BYTES} bytes long")
 
     async def check_password(self, name, password):
         row = users.user_model_row(self.db, name)

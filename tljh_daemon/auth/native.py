@@ -200,10 +200,7 @@ class NativeAuthenticator(Authenticator):
         if remaining:
             raise LoginRefused(f"Too many failed sign-in attempts. Try again in {int(remaining // 60) + 1} minute(s).")
         row = self.db.one("SELECT password_hash, status FROM signups WHERE name=?", (name,))
-        if len(password.encode("utf-8")) > 72:
-            ok = False
-        else:
-            ok = await verify_async(password, row["password_hash"] if row else DUMMY_HASH)
+        ok = await verify_async(password, row["password_hash"] if row else DUMMY_HASH)
         if not ok or row is None:
             self._failed(name)
             return False
@@ -218,7 +215,7 @@ class NativeAuthenticator(Authenticator):
 
     async def change_password(self, name, old, new):
         row = self.db.one("SELECT password_hash FROM signups WHERE name=? AND status='approved'", (name,))
-        if row is None or len(old.encode("utf-8")) > 72 or not await verify_async(old, row["password_hash"]):
+        if row is None or not await verify_async(old, row["password_hash"]):
             raise LoginRefused("The current password is not right")
         await self.set_password(name, new)
 

@@ -6,6 +6,8 @@ import os
 
 import bcrypt
 
+#: bcrypt reads only this many bytes; longer passwords are refused rather than silently cut
+MAX_BYTES = 72
 COMMON_PASSWORDS_FILE = os.path.join(os.path.dirname(__file__), "data", "common-passwords.txt")
 
 
@@ -14,7 +16,10 @@ def hash_password(password):
 
 
 def verify_password(password, hashed):
-    return bcrypt.checkpw(password.encode("utf-8"), hashed.encode("ascii"))
+    encoded = password.encode("utf-8")
+    if len(encoded) > MAX_BYTES:
+        return False  # bcrypt refuses to look at it (and no such password was ever stored)
+    return bcrypt.checkpw(encoded, hashed.encode("ascii"))
 
 
 async def hash_async(password):
@@ -48,9 +53,8 @@ class PasswordRules:
         """Why `password` cannot be used by `name`, or None when it is fine."""
         if len(password) < self.minimum_length:
             return f"The password must be at least {self.minimum_length} characters long."
-        if len(password.encode("utf-8")) > 72:
-            # bcrypt only looks at the first 72 bytes: a longer password would be silently cut.
-            return "The password must be at most 72 bytes long."
+        if len(password.encode("utf-8")) > MAX_BYTES:
+            return f"The password must be at most {MAX_BYTES} bytes long."
         if self.check_common:
             lowered = password.lower()
             if lowered in common_passwords():
