@@ -4,6 +4,7 @@ import json
 import re
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import requests
 import websocket
@@ -13,6 +14,7 @@ class HubClient(requests.Session):
     def __init__(self, base_url):
         super().__init__()
         self.base_url = base_url.rstrip("/")
+        self.path_prefix = urlsplit(self.base_url).path  # a hub under base_url: e.g. '/jupyter'
         self.trust_env = False  # loopback only; and env CA bundles must not override self.verify
 
     def url(self, path):
@@ -53,7 +55,7 @@ class HubClient(requests.Session):
                          allow_redirects=False)
 
     def server_xsrf(self):
-        return next(c.value for c in self.cookies if c.name == "_xsrf" and c.path.startswith("/user/"))
+        return next(c.value for c in self.cookies if c.name == "_xsrf" and c.path.startswith(f"{self.path_prefix}/user/"))
 
     def start_kernel(self, name):
         r = self.post(self.url(f"/user/{name}/api/kernels"), json={"name": "python3"},
@@ -64,7 +66,7 @@ class HubClient(requests.Session):
     def execute(self, name, kernel_id, code, timeout=60):
         """Run `code` over the kernel websocket (through the proxy); return text/plain of the result."""
         ws_url = self.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
-        cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies if c.path.startswith(f"/user/{name}"))
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies if c.path.startswith(f"{self.path_prefix}/user/{name}"))
         sslopt = {"ca_certs": self.verify} if isinstance(self.verify, str) else None
         ws = websocket.create_connection(ws_url, cookie=cookie, timeout=timeout, sslopt=sslopt)
         try:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from apacheserver import APACHE, ApacheProxy
+from hubclient import HubClient
 from hubprocess import needs_root
 from nginxserver import NGINX, NginxProxy
 
@@ -29,10 +31,18 @@ def nginx():
     proxy.stop()
 
 
+@pytest.fixture(scope="session")
+def apache(nginx):
+    """Apache in front of the same hub (the one nginx proxies to)."""
+    proxy = ApacheProxy(nginx.upstream_port).start()
+    yield proxy
+    proxy.stop()
+
+
 @pytest.fixture(scope="module")
 def hub(make_hub, nginx, user_env, run_id, unix_accounts):
     user = f"{run_id}-nx"
-    unix_accounts.append(f"jupyter-{user}")
+    unix_accounts.extend([f"jupyter-{user}", f"jupyter-{run_id}-ap"])
     hub = make_hub({"base_url": "/jupyter/", "http": {"address": "127.0.0.1", "port": nginx.upstream_port},
                     "auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
                     "user_environment": {"path": user_env}})
@@ -92,3 +102,18 @@ def test_login_spawn_run_code_logout_in_a_browser(hub, nginx, browser):
     assert any(url.startswith(f"{nginx.url}/jupyter/hub/api/oauth2/authorize") for url in requested)
     assert f"/jupyter/user/{hub.user}/api/kernels/" in nginx.access_log()  # the websocket, via nginx
     page.close()
+
+
+@pytest.mark.skipif(not os.path.exists(APACHE), reason="Debian's apache2 is not installed")
+def test_apache_block_proxies_pages_oauth_and_kernels(hub, apache, run_id):
+    """The how-to's Apache block: redirects, login, spawn, the server's OAuth, and a kernel's
+    websocket (upgrade=websocket, Host kept for the Origin check)."""
+    r = requests.get(apache.url + "/jupyter/", allow_redirects=False, timeout=10)
+    assert (r.status_code, r.headers["Location"]) == (302, "/jupyter/hub/")
+    name = f"{run_id}-ap"
+    client = HubClient(apache.url + "/jupyter")
+    assert client.login(name, "pw").status_code == 302
+    assert client.spawn(name)[-1]["ready"] is True
+    assert client.get(client.url(f"/user/{name}/lab")).status_code == 200
+    kernel = client.start_kernel(name)
+    assert client.execute(name, kernel, "6 * 7") == "42"
