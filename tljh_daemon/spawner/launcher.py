@@ -38,8 +38,19 @@ MAX_REQUEST = 1 << 20
 ENV_DEPENDENT = "jupyterhub"
 
 _libc = ctypes.CDLL(None, use_errno=True)
-# Modules the single-user server needs, imported before any fork (where installed).
-PRELOAD = ["jupyter_server.serverapp", "jupyterlab.labapp", "notebook.app"]
+# Modules every single-user server imports while it starts (the server, JupyterLab, the request
+# handlers and the default server extensions), imported before any fork where installed.
+PRELOAD = [
+    "jupyter_server.serverapp", "jupyterlab.labapp", "notebook.app",
+    *(f"jupyter_server.{m}.handlers" for m in (
+        "kernelspecs", "nbconvert", "view", "services.api", "services.config", "services.contents",
+        "services.events", "services.kernels", "services.kernelspecs", "services.nbconvert",
+        "services.security", "services.sessions")),
+    "jupyter_server.services.shutdown",
+    "jupyter_server_terminals.app", "jupyter_server_terminals.handlers", "jupyter_server_terminals.api_handlers",
+    "jupyter_lsp.serverextension", "jupyter_lsp.virtual_documents_shadow", "notebook_shim.nbserver",
+    "jupyter_core.migrate", "tornado.platform.asyncio", "jinja2.ext", "IPython",
+]
 
 
 def _check(result, what):
