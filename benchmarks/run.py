@@ -43,6 +43,8 @@ def parse_args():
     p.add_argument("--concurrency", type=int, default=20, help="B3/B5 concurrent clients (default 20)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     p.add_argument("--ours-only", action="store_true", help="skip JupyterHub (no npm, no JupyterHub venv)")
+    p.add_argument("--no-fresh", action="store_true",
+                   help="skip the B1/B2 column of our daemon with spawner.prewarm: false")
     p.add_argument("--no-jupyterhub-defaults", action="store_true",
                    help="skip the extra B2 storm against JupyterHub+CHP at its default timeouts")
     p.add_argument("--user-env", help="reuse this user environment instead of building one with uv")
@@ -99,8 +101,9 @@ def _sigterm(*_):
 # -- one hub ---------------------------------------------------------------------------
 
 
-async def bench_hub(hub, args, names, bare, storm_only=False):
-    """Run B1, B5, B2, B4 (N running), B3, B4 (idle) against a started hub; return the numbers."""
+async def bench_hub(hub, args, names, bare, storm_only=False, spawns_only=False):
+    """Run B1, B5, B2, B4 (N running), B3, B4 (idle) against a started hub; return the numbers.
+    `spawns_only`: B1, B2 and B4 with N running."""
     r = {}
     token = await w.admin_token(hub)
     async with w.session() as http, bare:
@@ -109,15 +112,20 @@ async def bench_hub(hub, args, names, bare, storm_only=False):
         await api.create_users([solo, *storm])
         if not storm_only:
             r["b1"] = await w.b1_spawns(api, solo, args.spawns, bare)
-            r["b5"] = await w.b5_data_path(api, hub.account(solo), solo, args.concurrency, args.duration)
+            if not spawns_only:
+                r["b5"] = await w.b5_data_path(api, hub.account(solo), solo, args.concurrency, args.duration)
             await api.stop_server(solo)
         results, elapsed = await w.b2_storm(api, storm, timeout=900)
         r["b2"] = {"times": [t for t, f in results if not f], "failures": [f for _, f in results if f],
                    "elapsed": elapsed}
         r["b4_running"] = {"hub": hubs.rss(hub.hub_pid), "proxy": hubs.rss(hub.proxy_pid),
                            "servers": len(r["b2"]["times"])}
+        r["b4_per_server"] = [hubs.account_memory(hub.account(n)) for n in storm]
+        launcher = getattr(hub, "launcher_pid", lambda: None)()
+        if launcher:
+            r["b4_launcher"] = hubs.rss_pss(launcher)
         await asyncio.gather(*(api.stop_server(n) for n in storm))
-        if storm_only:
+        if storm_only or spawns_only:
             return r
         many = names["api"]
         t0 = time.perf_counter()
@@ -160,6 +168,12 @@ def summarize(raw):
             s["b3_errors"] = s.get("b3_errors", 0) + errors
     if "b3_create" in raw:
         s["b3_create"] = raw["b3_create"]
+    servers = [(r, p) for r, p in raw.get("b4_per_server", []) if r]
+    if servers:
+        s["b4_server_rss"] = sum(r for r, _ in servers) / len(servers) / MIB
+        s["b4_server_pss"] = sum(p for _, p in servers) / len(servers) / MIB
+    if raw.get("b4_launcher") and raw["b4_launcher"][0]:
+        s["b4_launcher_rss"], s["b4_launcher_pss"] = (v / MIB for v in raw["b4_launcher"])
     for key in ("b4_idle", "b4_running"):
         if key in raw:
             for part in ("hub", "proxy"):
@@ -201,6 +215,9 @@ def rows(args):
         ("b4_idle_proxy", "B4 proxy RSS, idle (MiB)", "{:.0f}", "low"),
         ("b4_running_hub", f"B4 hub RSS, {n} servers running (MiB)", "{:.0f}", "low"),
         ("b4_running_proxy", f"B4 proxy RSS, {n} servers running (MiB)", "{:.0f}", "low"),
+        ("b4_server_pss", f"B4 per-server PSS (server process), {n} servers running (MiB)", "{:.0f}", "low"),
+        ("b4_server_rss", f"B4 per-server RSS (server process), {n} servers running (MiB)", "{:.0f}", "low"),
+        ("b4_launcher_pss", "B4 pre-warm launcher PSS (once per hub) (MiB)", "{:.0f}", None),
         ("b5_proxy_rps", f"B5 api/status via proxy, {args.concurrency} clients: req/s", "{:.0f}", "high"),
         ("b5_proxy_p99", "B5 api/status via proxy: p99 (ms)", "{:.0f}", "low"),
         ("b5_direct_rps", "B5 api/status direct to the server: req/s", "{:.0f}", "high"),
@@ -210,8 +227,9 @@ def rows(args):
     ]
 
 
-def targets(ours, others):
-    """{row key: verdict} for the four targets, judged against every JupyterHub column that ran."""
+def targets(ours, others, fresh=None):
+    """{row key: verdict} for the targets, judged against every JupyterHub column that ran
+    (and, for memory per server, against our own fresh spawns)."""
     def word(ok):
         return "n/a (no JupyterHub numbers)" if ok is None else ("MET" if ok else "NOT MET")
 
@@ -224,9 +242,16 @@ def targets(ours, others):
     over = ours.get("b1_overhead", inf)
     v["b1_overhead"] = (f"≤ 100 ms: {word(over <= 100)}; below JupyterHub's: "
                         + versus("b1_overhead", lambda o: over < o["b1_overhead"]))
+    p50 = ours.get("b1_p50", inf)
+    v["b1_p50"] = f"≤ 1.0 s: {word(p50 <= 1.0)}; ≤ 0.2× JupyterHub's: " + versus(
+        "b1_p50", lambda o: p50 <= 0.2 * o["b1_p50"])
     v["b2_failures"] = f"zero failures: {word(ours.get('b2_failures') == 0)}"
     mine = ours.get("b2_all") or inf
-    v["b2_all"] = "no later than JupyterHub's: " + versus("b2_all", lambda o: mine <= (o["b2_all"] or inf))
+    v["b2_all"] = f"≤ 20 s: {word(mine <= 20)}; no later than JupyterHub's: " + versus(
+        "b2_all", lambda o: mine <= (o["b2_all"] or inf))
+    v["b2_first"] = f"≤ 2 s: {word((ours.get('b2_first') or inf) <= 2)}"
+    if fresh and fresh.get("b4_server_pss") and ours.get("b4_server_pss"):
+        v["b4_server_pss"] = f"≤ 60% of a fresh server's: {word(ours['b4_server_pss'] <= 0.6 * fresh['b4_server_pss'])}"
     for key in ("b3_list", "b3_get"):
         rps, p99 = ours.get(key + "_rps", 0), ours.get(key + "_p99", inf)
         v[key + "_rps"] = "≥ 2× JupyterHub's at ≤ its p99: " + versus(
@@ -239,7 +264,9 @@ def targets(ours, others):
 
 def table(args, summaries, labels):
     ours, others = summaries[0], summaries[1:]
-    verdicts = targets(ours, [o for o in others if o])
+    fresh = next((o for o, label in zip(others, labels[1:]) if label.startswith("ours")), None)
+    verdicts = targets(ours, [o for o, label in zip(others, labels[1:]) if o and label.startswith("JupyterHub")],
+                       fresh)
     head = ["metric", labels[0]]
     for label in labels[1:]:
         head += [label, "ours / it"]
@@ -302,6 +329,8 @@ def main():
         bare = w.BareServer(user_env, versions["jupyterhub (user env)"], names["solo"], names["solo"],
                             os.path.join(workdir, "bare-singleuser.log"))
         candidates = [hubs.Ours(workdir, user_env, names["admin"])]
+        if not args.no_fresh:
+            candidates.append(hubs.Ours(workdir, user_env, names["admin"], prewarm=False))
         if not args.ours_only:
             venv, chp, jh_versions = hubs.build_jupyterhub_side(workdir)
             versions.update(jh_versions)
@@ -317,7 +346,8 @@ def main():
             started.append(hub)
             try:
                 hub.start()
-                raw[hub.label] = asyncio.run(bench_hub(hub, args, names, bare, storm_only="default" in hub.label))
+                raw[hub.label] = asyncio.run(bench_hub(hub, args, names, bare, storm_only="default" in hub.label,
+                                                       spawns_only="fresh" in hub.label))
             except Exception as e:  # noqa: BLE001 (report it, go on with the next hub)
                 traceback.print_exc()
                 errors.append(f"{hub.label}: {e}")

@@ -181,7 +181,9 @@ async def first_answer(parent_pid, account, name, t0):
     async with session() as http:
         while True:
             if port is None:
-                port = next((listening_port(c) for c in parent.children() if _owner(c) == account), None)
+                # Any depth: a pre-warmed server is a child of our launcher, a child of the daemon.
+                port = next((listening_port(c) for c in parent.children(recursive=True) if _owner(c) == account),
+                            None)
             if port is not None:
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/user/{name}/api") as r:
@@ -372,9 +374,11 @@ async def b5_data_path(api, account, name, concurrency, duration):
 
 
 def server_port(account):
-    """The TCP port a user's jupyterhub-singleuser listens on (found with psutil)."""
+    """The TCP port a user's jupyterhub-singleuser listens on (found with psutil; a pre-warmed
+    server shows our launcher's command line)."""
     for proc in psutil.process_iter(["username", "cmdline"]):
-        if proc.info["username"] == account and any("jupyterhub-singleuser" in a for a in proc.info["cmdline"] or []):
+        if proc.info["username"] == account and any("jupyterhub-singleuser" in a or a.endswith("launcher.py")
+                                                    for a in proc.info["cmdline"] or []):
             port = listening_port(proc)
             if port:
                 return port

@@ -16,7 +16,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 def test_quick_benchmark_prints_the_table_and_cleans_up(user_env):
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "run.py"), "--quick", "--ours-only", "--user-env", user_env],
-        check=False, capture_output=True, text=True, timeout=240,
+        check=False, capture_output=True, text=True, timeout=420,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
