@@ -43,6 +43,8 @@ def parse_args():
     p.add_argument("--concurrency", type=int, default=20, help="B3/B5 concurrent clients (default 20)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     p.add_argument("--ours-only", action="store_true", help="skip JupyterHub (no npm, no JupyterHub venv)")
+    p.add_argument("--no-jupyterhub-traefik", action="store_true",
+                   help="compare with JupyterHub+CHP only (not also with jupyterhub-traefik-proxy)")
     p.add_argument("--no-fresh", action="store_true",
                    help="skip the B1/B2 column of our daemon with spawner.prewarm: false")
     p.add_argument("--no-jupyterhub-defaults", action="store_true",
@@ -335,8 +337,9 @@ def main():
             venv, chp, jh_versions = hubs.build_jupyterhub_side(workdir)
             versions.update(jh_versions)
             common = {"venv": venv, "user_env": user_env, "admin": names["admin"], "chp": chp}
-            candidates += [hubs.JupyterHub(workdir, "jupyterhub-chp", proxy="chp", **common),
-                           hubs.JupyterHub(workdir, "jupyterhub-traefik", proxy="traefik", **common)]
+            candidates.append(hubs.JupyterHub(workdir, "jupyterhub-chp", proxy="chp", **common))
+            if not args.no_jupyterhub_traefik:
+                candidates.append(hubs.JupyterHub(workdir, "jupyterhub-traefik", proxy="traefik", **common))
             if not args.no_jupyterhub_defaults:
                 candidates.append(hubs.JupyterHub(workdir, "jupyterhub-chp-defaults", proxy="chp",
                                                   default_timeouts=True, **common))
