@@ -53,6 +53,7 @@ class Launcher:
     restart_delay = 10.0  # after an unexpected exit; doubles while it keeps failing at start
     max_restart_delay = 300.0
     ready_timeout = 60.0
+    change_check_interval = 30.0  # also checked on every spawn
 
     def __init__(self, user_env, state_dir, log_path):
         self.user_env = user_env
@@ -70,6 +71,7 @@ class Launcher:
         return os.path.join(self.user_env, "bin", "python")
 
     async def open(self):
+        self._pending()  # spawns from now on wait for the first start
         self._supervisor = asyncio.create_task(self._supervise())
 
     async def close(self):
@@ -143,7 +145,7 @@ class Launcher:
             await self._start()
             if self.ready.result():
                 delay = self.restart_delay
-                code = await self.proc.wait()
+                code = await self._watch(self.proc)
                 if self._replacing:  # stopped on purpose: the environment changed
                     self._replacing = False
                     continue
@@ -157,15 +159,35 @@ class Launcher:
             if self.failure and self.failure.startswith(("could not run", "the launcher did not start")):
                 delay = min(delay * 2, self.max_restart_delay)
 
+    async def _watch(self, proc):
+        """Wait for `proc` to exit; meanwhile restart it when the environment changes, so the
+        next spawn finds a launcher that has imported the new packages."""
+        exited = asyncio.ensure_future(proc.wait())
+        try:
+            while True:
+                done, _ = await asyncio.wait({exited}, timeout=self.change_check_interval)
+                if done:
+                    return exited.result()
+                self._restart_if_changed()
+        finally:
+            exited.cancel()
+
+    def _restart_if_changed(self):
+        if not (self.ready.done() and self.ready.result()) or environment_stamp(self.user_env) == self.stamp:
+            return
+        log.info("The user environment changed; restarting the pre-warm launcher")
+        self._replacing = True
+        self.ready = asyncio.get_running_loop().create_future()  # resolved by the next start
+        try:
+            self.proc.terminate()
+        except ProcessLookupError:
+            pass
+
     async def ensure_ready(self, timeout):
         """Wait for a launcher of the environment as it is now; raise LauncherUnavailable."""
         if self._supervisor is None or self.ready is None:
             raise LauncherUnavailable(self.failure)
-        if self.ready.done() and self.ready.result() and environment_stamp(self.user_env) != self.stamp:
-            log.info("The user environment changed; restarting the pre-warm launcher")
-            self._replacing = True
-            self.ready = asyncio.get_running_loop().create_future()  # resolved by the next start
-            self.proc.terminate()
+        self._restart_if_changed()
         try:
             ok = await asyncio.wait_for(asyncio.shield(self.ready), timeout)
         except asyncio.TimeoutError:
