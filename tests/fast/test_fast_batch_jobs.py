@@ -1,6 +1,8 @@
 """Servers that run elsewhere (Slurm): the batchspawner port report, the node address kept
 across restarts, per-group job settings, and how ended jobs are described."""
 
+import pytest
+
 from fakes import FakeSpawner
 from tljh_daemon.spawner import slurm, slurm_settings
 
@@ -87,3 +89,12 @@ def test_the_job_script_runs_the_wrapper_on_stdin(tmp_path):
     assert script.startswith("#!/bin/bash\n")
     assert "exec /opt/tljh/user/bin/python - /opt/tljh/user/bin/jupyterhub-singleuser <<'TLJH_WRAPPER_END'" in script
     assert "/batchspawner" in script and script.endswith("TLJH_WRAPPER_END\n")
+
+
+def test_time_limits_take_minutes_as_a_number():
+    from tljh_daemon import config as config_mod
+
+    for good in (30, "30", "8:00:00", "1-0"):
+        config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"spawner": {"slurm": {"time": good}}}))
+    with pytest.raises(config_mod.ConfigError, match="spawner.slurm.time"):
+        config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"spawner": {"slurm": {"time": "soon"}}}))

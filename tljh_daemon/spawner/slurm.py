@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import shlex
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -110,6 +111,8 @@ class SlurmSpawner(Spawner):
         self.settings = settings
         self.start_timeout = start_timeout
         self.slurm_conf = environ.get("SLURM_CONF")
+        # Found on the hub's PATH now: the spawn environment puts the user environment first.
+        self.commands = {name: shutil.which(name) or name for name in ("setpriv", "sbatch", "squeue", "scancel")}
         self._snapshot = (float("-inf"), frozenset(), {})  # (when, ids asked about, {id: Job})
         self._wanted = set()  # ids to ask about along with the next caller's
         self._lock = asyncio.Lock()
@@ -132,7 +135,7 @@ class SlurmSpawner(Spawner):
             wanted = ids | self._wanted
             if not wanted:
                 return {}
-            code, out, err = await run("squeue", "--states=all", "--noheader", "--format=%i|%T|%r|%B",
+            code, out, err = await run(self.commands["squeue"], "--states=all", "--noheader", "--format=%i|%T|%r|%B",
                                        "--jobs=" + ",".join(map(str, sorted(wanted))), env=self._env())
             # squeue refuses a list in which no job is known any more; that just means "none".
             if code != 0 and "Invalid job id" not in err:
@@ -160,8 +163,8 @@ class SlurmSpawner(Spawner):
         env["TLJH_SLURM_BIND_ADDRESS"] = self.settings.get("bind_address") or "0.0.0.0"
         request.log_path = self.log_path(request)
         cmd = [
-            "setpriv", f"--reuid={request.uid}", f"--regid={request.gid}", "--init-groups",
-            "sbatch", "--parsable", f"--job-name=jupyterhub-{request.username}",
+            self.commands["setpriv"], f"--reuid={request.uid}", f"--regid={request.gid}", "--init-groups",
+            self.commands["sbatch"], "--parsable", f"--job-name=jupyterhub-{request.username}",
             f"--chdir={request.home}", f"--output={request.log_path.replace('%', '%%')}", "--open-mode=append",
             "--export=ALL", *sbatch_options(settings),
         ]
@@ -245,7 +248,7 @@ class SlurmSpawner(Spawner):
     async def stop(self, user, handle, timeout):
         """scancel the job, then wait for Slurm to see it gone."""
         try:
-            code, out, err = await run("scancel", str(handle.pid), env=self._env())
+            code, out, err = await run(self.commands["scancel"], str(handle.pid), env=self._env())
             if code != 0:
                 log.warning("scancel %s failed: %s", handle.pid, err.strip() or out.strip())
         except SlurmError as e:

@@ -10,7 +10,8 @@ import re
 # Settings of one submission; `groups.<name>` may override each of them.
 _job = {
     "partition": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_.,-]+$"},
-    "time": {"type": ["string", "null"], "pattern": "^[0-9:-]+$"},  # Slurm's time formats: 30, 8:00:00, 1-0
+    # Slurm's time formats: 30 (minutes), 8:00:00, 1-0; `tljh-config set ... 30` gives an integer
+    "time": {"type": ["string", "integer", "null"], "pattern": "^[0-9:-]+$", "minimum": 1},
     "memory": {"type": ["string", "null"], "pattern": r"^[0-9]+[KMGT]?$"},
     "cpus": {"type": ["integer", "null"], "minimum": 1},
     "options": {"type": "array", "items": {"type": "string", "pattern": "^-"}},
