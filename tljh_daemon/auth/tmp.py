@@ -49,6 +49,8 @@ class TmpAuthenticator(Authenticator):
     def __init__(self, config, db):
         super().__init__(config, db)
         log.warning("auth.type is 'tmp': anyone who can reach this hub gets a temporary account and a server")
+        if not config["services"]["cull"]["enabled"]:
+            log.warning("services.cull.enabled is false: temporary users and their files are never removed")
 
     @property
     def login_service(self):
