@@ -106,7 +106,9 @@ def stop_units(prefix):
                     continue
         except OSError:
             continue
-        subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True, text=True)
+        result = subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"could not stop and disable TLJH's {unit}: {result.stderr.strip()}")
         stopped.append(unit)
     listed = subprocess.run(["systemctl", "list-units", "--plain", "--no-legend", "--state=active", "jupyter-*"],
                             capture_output=True, text=True).stdout

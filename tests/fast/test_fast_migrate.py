@@ -112,3 +112,17 @@ def test_unreadable_passwords_are_reported(tljh_prefix):
         f.write(b"not a dbm file at all")
     summary = migrate.take_over(tljh_prefix)
     assert any("first-use passwords NOT imported" in line for line in summary)
+
+
+def test_a_unit_that_will_not_stop_is_named(tmp_path, monkeypatch, tljh_prefix):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text("#!/bin/sh\necho 'Access denied' >&2\nexit 1\n")
+    systemctl.chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(migrate.systemd, "booted", lambda: True)
+    monkeypatch.setattr(migrate, "UNIT_DIR", str(tmp_path))
+    (tmp_path / "jupyterhub.service").write_text(f"WorkingDirectory={tljh_prefix.prefix}/state\n")
+    with pytest.raises(RuntimeError, match="could not stop and disable TLJH's jupyterhub.service: Access denied"):
+        migrate.stop_units(tljh_prefix.prefix)
