@@ -89,3 +89,31 @@ def test_plugin_owned_keys_are_accepted_by_the_schema_and_tljh_config(tmp_path):
     with pytest.raises(config_mod.ConfigError, match="limits.memry"):
         with configfile.editing(path) as data:
             data["limits"] = {"memry": "1G"}
+
+
+async def test_plugin_cmd_allowed_users_and_services(start_hub, tmp_path):
+    """The rest of the translated settings, from a plugin-style Config (same code path)."""
+    prefix = tmp_path / "prefix0"
+    config_d = prefix / "config" / "jupyterhub_config.d"
+    config_d.mkdir(parents=True)
+    (config_d / "site.py").write_text(f'''
+c.Spawner.cmd = ["jupyterhub-singleuser", "--debug"]
+c.Authenticator.allowed_users = {{"erin"}}
+c.JupyterHub.services = [
+    {{"name": "announcer", "command": [{sys.executable!r}, "-c", "import time; time.sleep(60)"],
+     "url": "http://127.0.0.1:10102", "api_token": "not-used"}},
+    {{"name": "external", "url": "http://127.0.0.1:10103"}},
+]
+''')
+    hub = await start_hub(prefix=str(prefix))
+    assert hub.hub.extra.not_applied == [
+        "JupyterHub.services['announcer'].api_token",
+        "JupyterHub.services['external'] (only services with a name and a command are run)",
+    ]
+    assert hub.proxy.routes["/services/announcer/"] == "http://127.0.0.1:10102"
+    stranger = await hub.browser()
+    assert (await stranger.login("mallory")).status == 403, "not in Authenticator.allowed_users"
+    erin = hub.token("erin")
+    await hub.start_server("erin", erin)
+    cmd = hub.spawner.requests[-1].cmd
+    assert cmd[0].endswith("/bin/jupyterhub-singleuser") and os.path.isabs(cmd[0]) and cmd[1:] == ["--debug"]
