@@ -231,6 +231,18 @@ async def test_provider_unreachable(start_hub, provider, caplog):
         assert r.status == 502 and "could not be reached" in await r.text()
 
 
+async def test_an_unforeseen_error_is_still_a_clear_page(start_hub, provider, monkeypatch):
+    hub = await start_hub(generic(provider))
+
+    async def broken(claims, api):
+        raise KeyError("a claim nobody expected")
+
+    monkeypatch.setattr(hub.hub.authenticator, "groups", broken)
+    status, page, _ = await sign_in(hub, provider, "alice")
+    assert status == 502 and "failed unexpectedly" in page
+    assert await users(hub) == []
+
+
 async def test_plain_oauth2_without_discovery_uses_userdata_url(start_hub, provider):
     provider.discovery = False
     hub = await start_hub(generic(provider, scope=["profile"], token_url=provider.token_url,
