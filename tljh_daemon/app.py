@@ -40,6 +40,7 @@ from .spawner import ProcessSpawner
 from .spawner.prewarm import Launcher
 from .spawner.slurm import SlurmSpawner
 from .spawner.systemd import SystemdSpawner
+from .storage import StorageCheck
 from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         remove_account=remove_account or accounts.remove_account,
         plugins=plugins,
         extra=extra,
+        storage=StorageCheck(paths.state_dir, db),
     )
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors])
     app[HUB] = hub

@@ -8,6 +8,42 @@ import os
 import sqlite3
 from contextlib import contextmanager
 
+# SQLite's primary result codes that blame the storage, not the statement, and what to tell people.
+_STORAGE_FAULTS = {
+    13: ("database or disk is full", "the disk holding its state is full"),
+    10: ("disk I/O error", "the disk holding its state fails (I/O error)"),
+    8: ("readonly database", "its state is on read-only storage"),
+    14: ("unable to open database file", "its database file cannot be opened"),
+}
+
+
+class StorageError(Exception):
+    """The database cannot be written (disk full, read-only or failing storage). `reason` is
+    safe to show anyone; the exception's text adds SQLite's own words for the log."""
+
+    def __init__(self, reason, detail):
+        super().__init__(f"{reason} ({detail})")
+        self.reason = reason
+
+
+def _storage_fault(error):
+    code = getattr(error, "sqlite_errorcode", None)  # Python >= 3.11
+    for primary, (words, reason) in _STORAGE_FAULTS.items():
+        if (code is not None and code & 0xFF == primary) or (code is None and words in str(error)):
+            return reason
+    return None
+
+
+@contextmanager
+def _storage_errors():
+    try:
+        yield
+    except sqlite3.OperationalError as e:
+        reason = _storage_fault(e)
+        if reason is None:
+            raise
+        raise StorageError(reason, str(e)) from e
+
 MIGRATIONS = [
     """
     CREATE TABLE users (
@@ -148,23 +184,34 @@ class Database:
 
     @contextmanager
     def transaction(self):
-        self.conn.execute("BEGIN IMMEDIATE")
+        with _storage_errors():
+            self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+                self.conn.execute("ROLLBACK")
             raise
         else:
-            self.conn.execute("COMMIT")
+            try:
+                with _storage_errors():
+                    self.conn.execute("COMMIT")
+            except StorageError:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
 
     def execute(self, sql, params=()):
-        return self.conn.execute(sql, params)
+        with _storage_errors():
+            return self.conn.execute(sql, params)
 
     def one(self, sql, params=()):
-        return self.conn.execute(sql, params).fetchone()
+        with _storage_errors():
+            return self.conn.execute(sql, params).fetchone()
 
     def all(self, sql, params=()):
-        return self.conn.execute(sql, params).fetchall()
+        with _storage_errors():
+            return self.conn.execute(sql, params).fetchall()
 
     def close(self):
         self.conn.close()

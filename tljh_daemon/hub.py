@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .servers import ServerManager
     from .sessions import SessionStore
     from .spawner.base import Spawner
+    from .storage import StorageCheck
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Hub:
     ensure_account: Any = None  # accounts.ensure_account: the Unix-account step of a spawn
     remove_account: Any = None  # accounts.remove_account: removes a temporary user's account
     service_manager: Optional[ServiceManager] = None
+    storage: Optional[StorageCheck] = None  # can state be saved? (/hub/health)
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION

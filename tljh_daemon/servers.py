@@ -17,7 +17,7 @@ import time
 
 import aiohttp
 
-from . import accounts, groups, scopes, shared_folders, timeutil, tokens
+from . import accounts, groups, scopes, shared_folders, storage, timeutil, tokens
 from .admission import Admission
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -339,8 +339,12 @@ class ServerManager:
             await self._cleanup_failed(name, handle, "the start was cancelled")
             raise
         except Exception as e:
-            reason = str(e) if isinstance(e, (SpawnError, TimeoutError)) else f"{type(e).__name__}: {e}"
-            if not isinstance(e, (SpawnError, TimeoutError)):
+            if isinstance(e, (SpawnError, TimeoutError)):
+                reason = str(e)
+            elif storage.is_storage_fault(e):
+                reason = f"the hub cannot save changes: {storage.reason_for(e)}"
+            else:
+                reason = f"{type(e).__name__}: {e}"
                 log.exception("Spawn for %s failed unexpectedly", name)
             log.warning("Spawn for %s failed: %s", name, reason)
             await self._cleanup_failed(name, handle, reason)
@@ -352,9 +356,15 @@ class ServerManager:
     async def _cleanup_failed(self, name, handle, reason):
         if handle is not None:
             await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
-        await self.proxy.delete_route(self.prefix(name), wait=False)
-        tokens.revoke(self.db, user=name, kind="server")
-        self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None, host=None)
+        try:
+            await self.proxy.delete_route(self.prefix(name), wait=False)
+            tokens.revoke(self.db, user=name, kind="server")
+            self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None, host=None)
+        except Exception as e:
+            if not storage.is_storage_fault(e):
+                raise
+            # The failure is still reported (progress); the row says pending until the next start.
+            log.error("Could not record the failed spawn of %s: %s", name, e)
 
     async def _wait_ready(self, name, handle, url, log_path):
         loop = asyncio.get_running_loop()

@@ -18,6 +18,12 @@ routes = web.RouteTableDef()
 @routes.get("/hub/health")
 @routes.get("/hub/api/health")
 async def health(request):
+    """200 while the hub can serve and save state; 503 with the reason when it cannot
+    (e.g. its disk is full), so monitors and load balancers notice."""
+    problem = request.app[HUB].storage.problem()
+    if problem:
+        return web.json_response(
+            {"status": 503, "message": f"The hub cannot save changes: {problem}"}, status=503)
     return web.json_response({"status": "ok"})
 
 

@@ -8,6 +8,7 @@ import aiohttp_jinja2
 from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractAccessLogger
 
+from .. import storage
 from ..hub import HUB
 from . import xsrf
 
@@ -63,7 +64,14 @@ async def errors(request, handler):
         if is_api(request):
             return json_error(exc.status, error_message(exc), headers)
         return render_error(request, exc.status, error_message(exc), headers)
-    except Exception:
+    except Exception as exc:
+        if storage.is_storage_fault(exc):
+            log.error("Cannot save state for %s %s: %s", request.method, request.path, exc)
+            message = (f"The hub cannot save changes right now: {storage.reason_for(exc)}. "
+                       "Please try again later; if this persists, tell the hub's administrator.")
+            if is_api(request):
+                return json_error(503, message)
+            return render_error(request, 503, message)
         log.exception("Unhandled error in %s %s", request.method, request.path)
         if is_api(request):
             return json_error(500, "Internal server error")
