@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from .. import tokens
+from ..handlers.forms import read_form
 from ..handlers.identity import identify
 from ..handlers.pages import login_redirect
 from ..hub import HUB
@@ -107,7 +108,7 @@ def _pkce_ok(code_row, verifier):
 @routes.post("/hub/api/oauth2/token")
 async def token(request):
     hub = request.app[HUB]
-    form = await request.post()
+    form = await read_form(request)
     if form.get("grant_type") != "authorization_code":
         return oauth_error("unsupported_grant_type", "only authorization_code is supported")
     client_id, secret = _client_credentials(request, form)

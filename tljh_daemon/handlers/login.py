@@ -14,6 +14,7 @@ from .. import admins, sessions, tokens, users
 from ..auth import LoggedIn, LoginRefused
 from ..hub import HUB
 from . import xsrf
+from .forms import read_form
 from .identity import identify, set_hub_cookie
 from .pages import default_url, raw_redirect, render, require_user, safe_next
 
@@ -87,7 +88,7 @@ async def login_page(request):
 async def login_submit(request):
     hub = request.app[HUB]
     auth = hub.authenticator
-    form = await request.post()
+    form = await read_form(request)
     xsrf.check(request, form)
     next_url = form.get("next", "")
     if not auth.password_form:
@@ -135,7 +136,7 @@ async def change_password_page(request):
 @routes.post("/hub/auth/change-password")
 async def change_password(request):
     identity = require_user(request)
-    form = await request.post()
+    form = await read_form(request)
     xsrf.check(request, form)
     auth = request.app[HUB].authenticator
     _require_password_change(auth)
@@ -166,7 +167,7 @@ async def reset_password_page(request):
 @routes.post("/hub/auth/change-password/{name}")
 async def reset_password(request):
     identity = require_user(request)
-    form = await request.post()
+    form = await read_form(request)
     xsrf.check(request, form)
     auth, name = _require_reset(request, identity)
     new = form.get("new_password", "")

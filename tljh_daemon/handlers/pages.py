@@ -13,6 +13,7 @@ from ..hub import HUB
 from ..servers import ServerBusy
 from ..urls import url_name
 from . import xsrf
+from .forms import read_form
 from .identity import identify
 
 routes = web.RouteTableDef()
@@ -179,7 +180,7 @@ async def spawn(request):
 @routes.post("/hub/spawn/{name}")
 async def spawn_submit(request):
     identity = require_user(request)
-    xsrf.check(request, await request.post())
+    xsrf.check(request, await read_form(request))
     await _start(request, identity, target_user(request, identity))
 
 
@@ -187,7 +188,7 @@ async def spawn_submit(request):
 @routes.post("/hub/stop/{name}")
 async def stop_submit(request):
     identity = require_user(request)
-    xsrf.check(request, await request.post())
+    xsrf.check(request, await read_form(request))
     row = target_user(request, identity)
     await request.app[HUB].servers.stop(row["name"])
     raise web.HTTPFound(hub_url(request, "/hub/home"))
