@@ -24,7 +24,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOTSTRAP = os.path.join(ROOT, "bootstrap.py")
 EXAMPLE_PLUGIN = os.path.join(ROOT, "plugins", "tljh-plugin-example")
 PLUGIN_MARKER = "/var/lib/tljh-plugin-example/post_install"
+MACHINE_TLJH_CONFIG = "/usr/local/bin/tljh-config"
 SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def machine_link():
+    """What /usr/local/bin/tljh-config is: its target, "file", or None."""
+    if os.path.islink(MACHINE_TLJH_CONFIG):
+        return os.readlink(MACHINE_TLJH_CONFIG)
+    return "file" if os.path.exists(MACHINE_TLJH_CONFIG) else None
 
 
 def load_bootstrap():
@@ -95,6 +103,7 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
                 pass
             time.sleep(0.2)
 
+    link_before = machine_link()
     watcher = threading.Thread(target=watch_progress_page)
     watcher.start()
     first = subprocess.run([*cmd, "--show-progress-page"], capture_output=True, text=True, timeout=900, env=env)
@@ -105,6 +114,9 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     assert first.returncode == 0, first.stdout + first.stderr
     assert f"The hub is at http://127.0.0.1:{port}/" in first.stdout
     assert "Building the user environment" in first.stdout and "tljh-daemon stop" in first.stdout
+    # Not the default prefix: the machine's tljh-config is not this install's to take.
+    assert machine_link() == link_before
+    assert f"this install's tljh-config is {prefix}/hub/bin/tljh-config" in first.stdout
 
     client = HubClient(f"http://127.0.0.1:{port}")
     assert client.login(admin, "wrong-password").status_code == 403
@@ -136,8 +148,13 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
 
     with open(os.path.join(prefix, "config", "config.yaml")) as f:
         config_before = f.read()
-    second = subprocess.run(cmd[:-4], capture_output=True, text=True, timeout=900, env=env)
+    # Asked explicitly, a non-default install links tljh-config (unless the machine has its own).
+    claim = link_before is None
+    second = subprocess.run([*cmd[:-4], *(["--machine-wide-links"] if claim else [])],
+                            capture_output=True, text=True, timeout=900, env=env)
     assert second.returncode == 0, second.stdout + second.stderr
+    if claim:
+        assert machine_link() == os.path.join(prefix, "hub", "bin", "tljh-config")
     with open(os.path.join(prefix, "config", "config.yaml")) as f:
         assert f.read() == config_before
     # The same kernel (so the same server process) still answers, with the same cookies.
@@ -164,6 +181,13 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
         time.sleep(0.2)
     assert moved.execute(admin, kernel, "6*7") == "42"
 
+    # Stopping it leaves nothing machine-wide pointing into it.
+    stopped = subprocess.run([os.path.join(prefix, "hub", "bin", "tljh-daemon"), "stop", "--prefix", prefix],
+                             capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    if claim:
+        assert f"Removed {MACHINE_TLJH_CONFIG}" in stopped.stdout, stopped.stdout
+    assert machine_link() == link_before
 
 def test_help_lists_every_flag():
     """bootstrap.py works alone (piped from curl), so it lists the installer's options itself."""

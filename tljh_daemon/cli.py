@@ -116,6 +116,11 @@ def stop(prefix, servers):
     click.echo("Stopped Traefik")
     if servers and os.path.exists(paths.database):
         _stop_servers(paths, config["spawner"]["stop_timeout"])
+    from tljh_installer.links import remove_links_into
+
+    removed = remove_links_into(paths)
+    if removed:
+        click.echo(f"Removed {removed} (it pointed into this install, which is not the default one)")
 
 
 @main.command()

@@ -11,7 +11,7 @@ from tljh_daemon import configfile, jupyterhub_config, ports, systemd
 from tljh_daemon.hookspecs import plugin_manager
 from tljh_daemon.paths import Paths
 
-from . import migrate, plugins, service, steps
+from . import links, migrate, plugins, service, steps
 from .progress import Steps, setup_logging
 from .progress_page import ProgressPage
 
@@ -36,6 +36,9 @@ def parser():
     p.add_argument("--user-requirements-txt-url", help="requirements.txt to install into the user environment")
     p.add_argument("--show-progress-page", action="store_true",
                    help="serve a page with the install's step names on the HTTP port until the hub starts")
+    p.add_argument("--machine-wide-links", action="store_true",
+                   help=f"link tljh-config into {links.BIN_DIR} although the prefix is not "
+                        f"{links.DEFAULT_PREFIX} (the default prefix always does)")
     p.add_argument("--plugin", action="extend", nargs="+", default=[], metavar="SPEC",
                    help="pip spec(s) of plugins to install into the hub environment "
                         "(--plugin a b, or --plugin a --plugin b)")
@@ -57,7 +60,7 @@ def _prepare(args, paths, progress, passwords, keep_user_env=False):
         steps.ensure_groups()
         steps.ensure_sudoers(paths)
         steps.ensure_user_env_on_path(paths)
-        steps.link_tljh_config(paths)
+        print(f"    {links.link_tljh_config(paths, args.machine_wide_links)}")
     with progress.step("Setting admin passwords"):
         steps.preset_admin_passwords(paths, passwords)
         steps.secure_private_dirs(paths)

@@ -17,13 +17,14 @@ from tljh_daemon.cgroups import cgroup_tag
 from tljh_daemon.files import write_atomically
 from tljh_daemon.db import Database
 
+from .links import DEFAULT_PREFIX
+
 log = logging.getLogger("tljh_installer")
 
 # What TLJH ships in its user environment too: teachers' nbgitpuller links, the memory meter,
 # interactive widgets.
 USER_ENV_PACKAGES = ["jupyterhub>=5,<7", "jupyterlab>=4,<5", "notebook>=7,<8", "ipykernel>=6",
                      "nbgitpuller>=1.2,<2", "jupyter-resource-usage>=1,<2", "ipywidgets>=8,<9"]
-DEFAULT_PREFIX = "/opt/tljh"
 SUDOERS_FILE = "/etc/sudoers.d/jupyterhub-admins"
 
 
@@ -195,14 +196,3 @@ def secure_private_dirs(paths):
     for path in (paths.config_dir, paths.state_dir):
         if os.path.exists(path):
             os.chmod(path, 0o700)
-
-
-def link_tljh_config(paths, bin_dir="/usr/local/bin"):
-    """Put tljh-config on root's PATH (the default install owns the link; others only if free)."""
-    link = os.path.join(bin_dir, "tljh-config")
-    target = os.path.join(paths.hub_env, "bin", "tljh-config")
-    if os.path.lexists(link):
-        if os.path.realpath(link) == os.path.realpath(target) or paths.prefix != DEFAULT_PREFIX:
-            return
-        os.unlink(link)
-    os.symlink(target, link)

@@ -1,0 +1,28 @@
+"""Which install may claim the machine-wide tljh-config link (tljh_installer.links)."""
+
+import os
+
+from tljh_daemon.paths import Paths
+from tljh_installer import links
+
+
+def test_only_the_default_prefix_or_an_explicit_flag_links(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    link = bin_dir / "tljh-config"
+    other = Paths(str(tmp_path / "second"))
+    said = links.link_tljh_config(other, bin_dir=str(bin_dir))
+    assert not os.path.lexists(link) and "left alone" in said and other.prefix in said
+
+    first = Paths(links.DEFAULT_PREFIX)
+    links.link_tljh_config(first, bin_dir=str(bin_dir))
+    assert os.readlink(link) == "/opt/tljh/hub/bin/tljh-config"
+    links.link_tljh_config(other, bin_dir=str(bin_dir))
+    assert os.readlink(link) == "/opt/tljh/hub/bin/tljh-config", "a second install never takes it over"
+    assert links.remove_links_into(other, bin_dir=str(bin_dir)) is None
+    assert links.remove_links_into(first, bin_dir=str(bin_dir)) is None, "the default install keeps its link"
+
+    links.link_tljh_config(other, requested=True, bin_dir=str(bin_dir))
+    assert os.readlink(link) == os.path.join(other.prefix, "hub", "bin", "tljh-config")
+    assert links.remove_links_into(other, bin_dir=str(bin_dir)) == str(link)
+    assert not os.path.lexists(link)
