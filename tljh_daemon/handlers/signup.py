@@ -6,6 +6,7 @@ from aiohttp import web
 from ..auth.native import NativeAuthenticator, SignupRefused
 from ..hub import HUB
 from . import xsrf
+from .forms import read_form
 from .pages import render
 
 routes = web.RouteTableDef()
@@ -32,7 +33,7 @@ async def signup_page(request):
 @routes.post("/hub/signup")
 async def signup_submit(request):
     auth = native(request)
-    form = await request.post()
+    form = await read_form(request)
     xsrf.check(request, form)
     name = str(form.get("username", ""))
     try:
