@@ -97,15 +97,14 @@ def names(run_id, unix_accounts):
 
 
 def server_pids(names):
-    """{hub user: pid of the running jupyterhub-singleuser}."""
+    """{hub user: pids of the processes running as that user's account} (its server, kernels)."""
     found = {}
-    for proc in psutil.process_iter(["username", "cmdline", "status"]):
+    for proc in psutil.process_iter(["username", "status"]):
         if proc.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         for name in names:
-            if proc.info["username"] == f"jupyter-{name}" and any(
-                    "jupyterhub-singleuser" in a for a in proc.info["cmdline"] or []):
-                found[name] = proc.pid
+            if proc.info["username"] == f"jupyter-{name}":
+                found.setdefault(name, []).append(proc.pid)
     return found
 
 
@@ -128,10 +127,14 @@ def test_stop_stops_every_server_at_once(make_hub, user_env, names):
 
     gone_at = {}
 
-    def watch(name, pid):
-        proc = psutil.Process(pid)
-        while proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-            time.sleep(0.05)
+    def watch(name, pids):
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                while proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    time.sleep(0.05)
+            except psutil.NoSuchProcess:
+                pass
         gone_at[name] = time.monotonic()
 
     watchers = [threading.Thread(target=watch, args=item) for item in pids.items()]
