@@ -5,6 +5,7 @@ jupyterhub_config.d, `sudo -E pip install` in an admin's login shell, the defaul
 environment's nbgitpuller, jupyter-resource-usage and ipywidgets."""
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -237,3 +238,12 @@ def test_uninstall_then_install_again(install, admin_client):
     kernel = (client.get(client.url(f"/user/{admin}/lab")), client.start_kernel(admin))[1]
     assert client.execute(admin, kernel, "open('simplest-new-user').read()") == repr(f"jupyter-{admin}"), \
         "the kept home is the admin's home again"
+
+    # And now everything, accounts included.
+    gone = subprocess.run([daemon, "uninstall", "--prefix", prefix, "--remove-users", "--yes"],
+                          capture_output=True, text=True, timeout=300)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert f"removed: Unix account jupyter-{admin} and its home {home} (user {admin})" in gone.stdout
+    assert not os.path.exists(home) and not os.path.exists(prefix)
+    with pytest.raises(KeyError):
+        pwd.getpwnam(f"jupyter-{admin}")

@@ -6,6 +6,7 @@ accounts stay (so does everything in them) unless --remove-users; shared folders
 Debian packages plugins asked for always stay. Every step says what it removed or kept.
 """
 
+import grp
 import os
 import pwd
 import shutil
@@ -116,7 +117,13 @@ def uninstall(paths, remove_users=False, echo=print):
             delete_account(entry.pw_name)
             report.remove(f"Unix account {entry.pw_name} and its home {entry.pw_dir} (user {name})")
         for group in (ADMINS_GROUP, USERS_GROUP):
-            if subprocess.run(["groupdel", group], capture_output=True).returncode == 0:
+            try:
+                members = grp.getgrnam(group).gr_mem
+            except KeyError:
+                continue
+            if members:  # accounts of another install on this machine, or added by hand
+                report.keep(f"group {group} (still has members: {', '.join(members)})")
+            elif subprocess.run(["groupdel", group], capture_output=True).returncode == 0:
                 report.remove(f"group {group}")
     elif accounts:
         report.keep(f"{len(accounts)} Unix account(s) and their homes: "
