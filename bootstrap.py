@@ -187,7 +187,8 @@ INSTALLER_OPTIONS = [
     ("--user-requirements-txt-url", "URL", "requirements.txt to install into the user environment"),
     ("--plugin", "SPEC", "pip spec(s) of plugins: --plugin a b, or --plugin a --plugin b"),
     ("--show-progress-page", None, "serve a page with the install's step names on the HTTP port until the hub starts"),
-    ("--machine-wide-links", None, "link tljh-config into /usr/local/bin although --prefix is not /opt/tljh"),
+    ("--machine-wide-links", None, "link tljh-config into /usr/local/bin and put the user environment on login "
+                                   "shells' PATH although --prefix is not /opt/tljh"),
 ]
 
 

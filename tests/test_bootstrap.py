@@ -117,6 +117,7 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     # Not the default prefix: the machine's tljh-config is not this install's to take.
     assert machine_link() == link_before
     assert f"this install's tljh-config is {prefix}/hub/bin/tljh-config" in first.stdout
+    assert not os.path.exists(steps.profile_script(Paths(prefix))), "nor every login shell's PATH"
 
     client = HubClient(f"http://127.0.0.1:{port}")
     assert client.login(admin, "wrong-password").status_code == 403

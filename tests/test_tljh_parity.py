@@ -59,7 +59,8 @@ def install(unix_accounts, run_id):
                 'c.JupyterHub.cookie_secret_file = "/elsewhere"\n')
     # Several plugins after one --plugin, as TLJH documents.
     cmd = [SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(port),
-           "--admin", f"{admin}:{password}", "--plugin", SIMPLEST, FLAKY]
+           "--admin", f"{admin}:{password}", "--plugin", SIMPLEST, FLAKY,
+           "--machine-wide-links"]  # login shells' PATH: machine-wide, not a test prefix's by default
     env = {"PATH": os.environ["PATH"], "HOME": "/root"}
     try:
         failed = subprocess.run(cmd, capture_output=True, text=True, timeout=900,

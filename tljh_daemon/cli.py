@@ -118,8 +118,7 @@ def stop(prefix, servers):
         _stop_servers(paths, config["spawner"]["stop_timeout"])
     from tljh_installer.links import remove_links_into
 
-    removed = remove_links_into(paths)
-    if removed:
+    for removed in remove_links_into(paths):
         click.echo(f"Removed {removed} (it pointed into this install, which is not the default one)")
 
 

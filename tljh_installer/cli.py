@@ -37,8 +37,9 @@ def parser():
     p.add_argument("--show-progress-page", action="store_true",
                    help="serve a page with the install's step names on the HTTP port until the hub starts")
     p.add_argument("--machine-wide-links", action="store_true",
-                   help=f"link tljh-config into {links.BIN_DIR} although the prefix is not "
-                        f"{links.DEFAULT_PREFIX} (the default prefix always does)")
+                   help=f"link tljh-config into {links.BIN_DIR} and put the user environment on login "
+                        f"shells' PATH although the prefix is not {links.DEFAULT_PREFIX} (the default "
+                        f"prefix always does)")
     p.add_argument("--plugin", action="extend", nargs="+", default=[], metavar="SPEC",
                    help="pip spec(s) of plugins to install into the hub environment "
                         "(--plugin a b, or --plugin a --plugin b)")
@@ -59,7 +60,7 @@ def _prepare(args, paths, progress, passwords, keep_user_env=False):
     with progress.step("Setting up groups and admin sudo rights"):
         steps.ensure_groups()
         steps.ensure_sudoers(paths)
-        steps.ensure_user_env_on_path(paths)
+        print(f"    {steps.ensure_user_env_on_path(paths, machine_wide=args.machine_wide_links)}")
         print(f"    {links.link_tljh_config(paths, args.machine_wide_links)}")
     with progress.step("Setting admin passwords"):
         steps.preset_admin_passwords(paths, passwords)

@@ -1,9 +1,11 @@
-"""The machine-wide path an install may claim: the `tljh-config` link in /usr/local/bin.
+"""The machine-wide paths an install may claim: the `tljh-config` link in /usr/local/bin and
+the /etc/profile.d script that puts its user environment on login shells' PATH.
 
-Only the default prefix claims it, or another prefix installed with
+Only the default prefix claims them, or another prefix installed with
 `--machine-wide-links`: a second install beside the first (a staging hub, a test run)
-must not take over the machine's `tljh-config`. Stopping a non-default install removes
-a link into it, so none is left pointing at an install that is gone.
+must not take over the machine's `tljh-config` or every login shell's PATH. Stopping a
+non-default install removes its tljh-config link, so none is left pointing at an install
+that is gone; `tljh-daemon uninstall` removes the rest.
 
 (The `jupyterhub-users`/`jupyterhub-admins` groups and the sudoers rule for admins are
 shared by every install on the machine, with the same content: they are not claimed.)
@@ -38,12 +40,13 @@ def link_tljh_config(paths, requested=False, bin_dir=BIN_DIR):
 
 
 def remove_links_into(paths, bin_dir=BIN_DIR):
-    """On stopping a non-default install: remove a tljh-config link into it. Returns the path
-    removed, or None."""
+    """On stopping a non-default install: remove a tljh-config link into it. Returns the paths
+    removed. (Its login-shell PATH script does nothing once its user environment is gone, and
+    `tljh-daemon uninstall` removes it.)"""
     link = _link(bin_dir)
     if paths.prefix == DEFAULT_PREFIX or not os.path.islink(link):
-        return None
+        return []
     if not _inside(os.path.realpath(link), paths.prefix):
-        return None
+        return []
     os.unlink(link)
-    return link
+    return [link]

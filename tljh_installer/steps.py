@@ -144,9 +144,13 @@ def profile_script(paths, profile_dir=PROFILE_DIR):
     return os.path.join(profile_dir, name)
 
 
-def ensure_user_env_on_path(paths, profile_dir=PROFILE_DIR):
+def ensure_user_env_on_path(paths, profile_dir=PROFILE_DIR, machine_wide=False):
     """Login shells (a JupyterLab terminal, ssh, `su -`) get the user environment first on PATH:
-    Debian's /etc/profile resets PATH and then sources /etc/profile.d/*.sh."""
+    Debian's /etc/profile resets PATH and then sources /etc/profile.d/*.sh. That is every login
+    shell on the machine, so only the default install (or --machine-wide-links) does it."""
+    script = profile_script(paths, profile_dir)
+    if paths.prefix != DEFAULT_PREFIX and not machine_wide:
+        return f"{script} not written (not the default prefix; --machine-wide-links writes it)"
     bin_dir = os.path.join(paths.user_env, "bin")
     content = (
         f"# Written by the TLJH installer for {paths.prefix}: the user environment on PATH\n"
@@ -155,7 +159,8 @@ def ensure_user_env_on_path(paths, profile_dir=PROFILE_DIR):
         f'  case ":$PATH:" in\n    *":{bin_dir}:"*) ;;\n    *) export PATH="{bin_dir}:$PATH" ;;\n  esac\nfi\n'
     )
     os.makedirs(profile_dir, exist_ok=True)
-    write_atomically(profile_script(paths, profile_dir), content, mode=0o644)
+    write_atomically(script, content, mode=0o644)
+    return f"{script}: the user environment on login shells' PATH"
 
 
 def python_for_users():
