@@ -156,3 +156,13 @@ def test_limits_under_slurm_are_the_jobs_options(prefix):
     assert "--cpus-per-task" in tljh_config(prefix, "set", "limits.cpu", "2").stdout
     refused = tljh_config(prefix, "set", "spawner.slurm.cpus", "0", check=False)
     assert refused.returncode != 0 and "spawner.slurm.cpus" in refused.stderr
+
+
+def test_plugin_owned_keys_are_accepted_and_typos_beside_them_refused(prefix):
+    from tljh_daemon import config as config_mod
+    config_mod.save_plugin_keys(str(prefix / "config"), {"simplest_plugin": "simplest"})
+    tljh_config(prefix, "set", "simplest_plugin.present", "false")
+    assert "present: false" in config_text(prefix)
+    typo = tljh_config(prefix, "set", "simplest_plugn.present", "false", check=False)
+    assert typo.returncode != 0 and "simplest_plugn" in typo.stderr
+    assert "simplest_plugn" not in config_text(prefix)
