@@ -89,9 +89,14 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def main(ctx, prefix):
     """Show and change the configuration of The Littlest JupyterHub."""
+    require_root()
+    ctx.obj = Context(prefix)
+
+
+def require_root():
+    """config.yaml holds secrets and is root's (mode 0600); say so instead of a permission error."""
     if os.geteuid() != 0:
         raise click.ClickException("tljh-config needs root: run it with sudo")
-    ctx.obj = Context(prefix)
 
 
 # Keys that name a file: `set` checks that this one file exists (the pairing is checked at reload).

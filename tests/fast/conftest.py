@@ -203,3 +203,11 @@ async def start_hub(aiohttp_client, tmp_path, user_env_dir):
 async def hub(start_hub):
     """The hub with the fast tier's default config (dummy authenticator, no culling)."""
     return await start_hub()
+
+
+@pytest.fixture
+def as_root_for_tljh_config(monkeypatch):
+    """Run tljh-config's commands in-process as a non-root user: only its root check is skipped
+    (the check itself is tested as a subprocess in tests/test_config_cli.py)."""
+    from tljh_daemon import config_cli
+    monkeypatch.setattr(config_cli, "require_root", lambda: None)

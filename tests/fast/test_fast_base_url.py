@@ -229,8 +229,7 @@ def test_oauth_callback_url_must_be_under_the_prefix(tmp_path):
         assert e.value.key == "auth.GenericOAuthenticator.oauth_callback_url" and "/jupyter/hub/" in str(e.value)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="tljh-config needs root")
-def test_how_to_lines_are_accepted(tmp_path):
+def test_how_to_lines_are_accepted(tmp_path, as_root_for_tljh_config):
     """The how-to's tljh-config lines run as written and give a hub under /jupyter/ on loopback."""
     import re
     import shlex
