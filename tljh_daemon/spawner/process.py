@@ -11,6 +11,7 @@ PID like servers a previous daemon started. Without a launcher, a server starts 
 """
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import signal
@@ -56,6 +57,9 @@ class ProcessSpawner(Spawner):
         self._children = {}  # pid -> Popen, for servers started by this daemon (so they are reaped)
         self.cgroups = cgroups
         self.launcher = launcher
+        # Starts get threads of their own: in a class start the default executor is busy creating
+        # Unix accounts, and the first user's start must not queue behind everyone's useradd.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="spawn")
         if cgroups is not None and cgroups.available:
             self.supported_limits = frozenset({"memory", "cpu"})
 
@@ -73,6 +77,7 @@ class ProcessSpawner(Spawner):
     async def close(self):
         if self.launcher is not None:
             await self.launcher.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _popen(self, request):
         os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
@@ -139,7 +144,8 @@ class ProcessSpawner(Spawner):
             return None
         try:
             await self.launcher.ensure_ready(self.launcher_wait)
-            pid = await asyncio.to_thread(self._launch_in_cgroup, request)
+            loop = asyncio.get_running_loop()
+            pid = await loop.run_in_executor(self._executor, self._launch_in_cgroup, request)
         except LauncherUnavailable as e:
             log.warning("Pre-warm launcher unavailable (%s); starting %s's server fresh", e, request.user)
             return None
@@ -162,7 +168,8 @@ class ProcessSpawner(Spawner):
             if handle is not None:
                 return handle
         try:
-            popen = await asyncio.to_thread(self._start_in_cgroup, request)
+            loop = asyncio.get_running_loop()
+            popen = await loop.run_in_executor(self._executor, self._start_in_cgroup, request)
         except CgroupError as e:
             raise SpawnError(f"could not apply the limits: {e}") from None
         except OSError as e:
