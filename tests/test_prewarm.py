@@ -1,8 +1,8 @@
 """spawner.prewarm (process mode): servers forked by the pre-warm launcher, end to end through Traefik.
 
 One hub serves the module; the tests run in order: a pre-warmed server runs exactly as the user,
-a package installed afterwards reaches the next server, servers outlive the launcher, a dead
-launcher means a fresh spawn, and `spawner.prewarm: false` turns it off.
+servers outlive the launcher, a dead launcher means a fresh spawn, a package installed afterwards
+reaches the next server, and `spawner.prewarm: false` turns it off.
 """
 
 import ast
@@ -150,6 +150,26 @@ def test_prewarmed_server_runs_exactly_as_the_user(hub, alice, bob, names):
         os.unlink(marker)
 
 
+def test_servers_outlive_the_launcher_and_spawns_fall_back_to_fresh(hub, alice, bob, names):
+    proc = launcher(hub)
+    alice_pid = server_pid(hub, names["alice"])
+    proc.kill()
+    proc.wait(10)
+    # Running servers are not the launcher's to take down.
+    assert alice.get(alice.url(f"/user/{names['alice']}/api/status")).status_code == 200
+    assert psutil.Process(alice_pid).is_running()
+
+    name = names["bob"]
+    assert bob.stop(name).status_code == 302
+    assert bob.spawn(name)[-1]["ready"] is True
+    assert not is_prewarmed(server_pid(hub, name)), "expected a fresh spawn while the launcher is down"
+    assert run(bob, name, "6*7") == "42"
+    fallbacks = [line for line in hub.log().splitlines() if "starting" in line and "server fresh" in line]
+    assert len(fallbacks) == 1 and "Pre-warm launcher unavailable" in fallbacks[0], fallbacks
+    # The supervisor brings the launcher back for later spawns.
+    wait_for(lambda: launcher(hub), 90, "the launcher was not restarted")
+
+
 def hub_user_env(hub):
     from ruamel.yaml import YAML
     with open(hub.config_file) as f:
@@ -208,26 +228,6 @@ def test_a_package_installed_afterwards_reaches_the_next_server(hub, alice, name
         assert r.status_code == 200 and r.text == module, (r.status_code, r.text[:200])
     finally:
         subprocess.run(["uv", "pip", "uninstall", "--quiet", "--python", f"{env}/bin/python", module], check=True)
-
-
-def test_servers_outlive_the_launcher_and_spawns_fall_back_to_fresh(hub, alice, bob, names):
-    proc = launcher(hub)
-    alice_pid = server_pid(hub, names["alice"])
-    proc.kill()
-    proc.wait(10)
-    # Running servers are not the launcher's to take down.
-    assert alice.get(alice.url(f"/user/{names['alice']}/api/status")).status_code == 200
-    assert psutil.Process(alice_pid).is_running()
-
-    name = names["bob"]
-    assert bob.stop(name).status_code == 302
-    assert bob.spawn(name)[-1]["ready"] is True
-    assert not is_prewarmed(server_pid(hub, name)), "expected a fresh spawn while the launcher is down"
-    assert run(bob, name, "6*7") == "42"
-    fallbacks = [line for line in hub.log().splitlines() if "starting" in line and "server fresh" in line]
-    assert len(fallbacks) == 1 and "Pre-warm launcher unavailable" in fallbacks[0], fallbacks
-    # The supervisor brings the launcher back for later spawns.
-    wait_for(lambda: launcher(hub), 90, "the launcher was not restarted")
 
 
 def test_prewarm_false_starts_servers_fresh(hub, alice, names):

@@ -124,3 +124,13 @@ def test_the_launcher_never_runs_a_server_as_root():
         launcher_program.become_user(0, 1000, [1000], True)
     with pytest.raises(PermissionError, match="root"):
         launcher_program.become_user(1000, 0, [0], True)
+
+
+async def test_a_launcher_that_started_before_an_install_is_replaced_before_use(launchers):
+    launcher, site = launchers("#!/bin/sh\nsleep 0.5\necho READY '{}'\nexec sleep 600\n")
+    await launcher.open()
+    await until(lambda: launcher.proc is not None)
+    first = launcher.proc.pid
+    (site / "newpkg-1.0.dist-info").mkdir()  # while it is still importing
+    await launcher.ensure_ready(20)
+    assert launcher.launcher_pid() not in (None, first)

@@ -187,13 +187,18 @@ class Launcher:
         """Wait for a launcher of the environment as it is now; raise LauncherUnavailable."""
         if self._supervisor is None or self.ready is None:
             raise LauncherUnavailable(self.failure)
-        self._restart_if_changed()
-        try:
-            ok = await asyncio.wait_for(asyncio.shield(self.ready), timeout)
-        except asyncio.TimeoutError:
-            raise LauncherUnavailable("the launcher is still starting") from None
-        if not ok:
-            raise LauncherUnavailable(self.failure)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._restart_if_changed()
+            try:
+                ok = await asyncio.wait_for(asyncio.shield(self.ready), max(deadline - loop.time(), 0.01))
+            except asyncio.TimeoutError:
+                raise LauncherUnavailable("the launcher is still starting") from None
+            if not ok:
+                raise LauncherUnavailable(self.failure)
+            if environment_stamp(self.user_env) == self.stamp:
+                return  # else it started before a change: once more, with a new one
 
     def launch(self, request):
         """Ask the launcher for a server (blocking: run it in a thread). Returns the pid."""
