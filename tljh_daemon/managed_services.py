@@ -7,14 +7,13 @@ their tokens are fresh on every start and kept only in memory.
 """
 
 import asyncio
-import json
 import logging
 import os
 import pwd
 import subprocess
 from dataclasses import dataclass, field
 
-from . import scopes, tokens
+from . import hub_contract, scopes, tokens
 from .tasks import cancel_and_wait
 from .urls import join
 
@@ -38,6 +37,11 @@ class ManagedService:
     @property
     def prefix(self):
         return join(self.base_url, f"/services/{self.name}/")
+
+    @property
+    def oauth_client(self):
+        return hub_contract.OAuthClient(f"service-{self.name}", self.prefix, f"Service {self.name}",
+                                        [f"access:services!service={self.name}"])
 
     @property
     def granted_scopes(self):
@@ -81,30 +85,11 @@ class ServiceManager:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             **service.environment,
             "JUPYTERHUB_SERVICE_NAME": service.name,
-            "JUPYTERHUB_API_TOKEN": service.token,
-            "JUPYTERHUB_API_URL": self.hub_api_url,
-            "JUPYTERHUB_BASE_URL": self.hub.base_url,
-            "JUPYTERHUB_HOST": "",
+            **hub_contract.hub_environment(self.hub_api_url, self.hub.base_url, service.token),
         }
         if service.url:
-            env.update({
-                "JUPYTERHUB_SERVICE_URL": service.url,
-                "JUPYTERHUB_SERVICE_PREFIX": service.prefix,
-                "JUPYTERHUB_CLIENT_ID": f"service-{service.name}",
-                "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{service.prefix}oauth_callback",
-                "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={service.name}"]),
-                "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
-            })
+            env.update(hub_contract.oauth_environment(service.oauth_client, service.url))
         return env
-
-    def _register_oauth_client(self, service):
-        self.hub.db.execute(
-            "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"
-            " redirect_uri=excluded.redirect_uri, access_scopes=excluded.access_scopes",
-            (f"service-{service.name}", tokens.hash_token(service.token), f"{service.prefix}oauth_callback",
-             f"Service {service.name}", json.dumps([f"access:services!service={service.name}"])),
-        )
 
     def _launch(self, service):
         log_path = os.path.join(self.hub.paths.logs_dir, f"service-{service.name}.log")
@@ -139,7 +124,7 @@ class ServiceManager:
             service.token = tokens.new_secret()
             self._by_token_hash[tokens.hash_token(service.token)] = service
             if service.url:
-                self._register_oauth_client(service)
+                hub_contract.register_oauth_client(self.hub.db, service.oauth_client, service.token)
                 await self.hub.proxy.add_route(service.prefix, service.url.rstrip("/"), wait=False)
             self._tasks.append(asyncio.create_task(self._supervise(service)))
 

@@ -8,7 +8,6 @@ restarted daemon re-adopts running servers instead of killing them.
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -17,7 +16,7 @@ import time
 
 import aiohttp
 
-from . import accounts, groups, scopes, shared_folders, storage, timeutil, tokens
+from . import accounts, groups, hub_contract, scopes, shared_folders, storage, timeutil, tokens
 from .admission import Admission
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -154,8 +153,12 @@ class ServerManager:
         task.add_done_callback(lambda t: self.tasks.pop(name, None) if self.tasks.get(name) is t else None)
         return task
 
-    def _environment(self, name, account, port, api_token):
+    def _oauth_client(self, name):
         prefix = self.prefix(name)
+        return hub_contract.OAuthClient(client_id(name), prefix, f"Server at {prefix}", scopes.access_scopes(name))
+
+    def _environment(self, name, account, port, api_token):
+        client = self._oauth_client(name)
         app = self.config["user_environment"]["default_app"]
         env_bin = os.path.join(self.user_env, "bin")
         return self._apply_overrides({
@@ -165,23 +168,15 @@ class ServerManager:
             "LOGNAME": account.pw_name,
             "SHELL": account.pw_shell or "/bin/bash",
             "LANG": os.environ.get("LANG", "C.UTF-8"),
-            "JUPYTERHUB_API_TOKEN": api_token,
+            **hub_contract.hub_environment(self.hub_api_url, self.base_url, api_token),
+            **hub_contract.oauth_environment(client, f"http://127.0.0.1:{port}{client.prefix}"),
             "JPY_API_TOKEN": api_token,
-            "JUPYTERHUB_CLIENT_ID": client_id(name),
-            "JUPYTERHUB_API_URL": self.hub_api_url,
             "JUPYTERHUB_ACTIVITY_URL": f"{self.hub_api_url}/users/{url_name(name)}/activity",
-            "JUPYTERHUB_BASE_URL": self.base_url,
-            "JUPYTERHUB_HOST": "",
-            "JUPYTERHUB_SERVICE_PREFIX": prefix,
-            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}",
-            "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
-            "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(scopes.access_scopes(name)),
-            "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
             "JUPYTERHUB_USER": name,
             "JUPYTERHUB_SERVER_NAME": "",
             "JUPYTERHUB_DEFAULT_URL": DEFAULT_URLS[app],
             "JUPYTERHUB_ADMIN_ACCESS": "1",
-            **self._public_urls(prefix),
+            **self._public_urls(client.prefix),
         })
 
     def _apply_overrides(self, env):
@@ -236,22 +231,6 @@ class ServerManager:
     def user_env(self):
         return self.config["user_environment"]["path"] or self.paths.user_env
 
-    def _register_client(self, name, api_token):
-        """The server's OAuth client: its secret is the spawn token."""
-        prefix = self.prefix(name)
-        self.db.execute(
-            "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"
-            " redirect_uri=excluded.redirect_uri, access_scopes=excluded.access_scopes",
-            (
-                client_id(name),
-                tokens.hash_token(api_token),
-                f"{prefix}oauth_callback",
-                f"Server at {prefix}",
-                json.dumps(scopes.access_scopes(name)),
-            ),
-        )
-
     async def _spawn(self, user_row, progress):
         name = user_row["name"]
         prefix = self.prefix(name)
@@ -285,7 +264,7 @@ class ServerManager:
             api_token = tokens.create(
                 self.db, name, "server", scopes.server_token_scopes(name), client_id=client_id(name)
             )
-            self._register_client(name, api_token)
+            hub_contract.register_oauth_client(self.db, self._oauth_client(name), api_token)  # secret: the token
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
             limits = {k: v for k, v in self.config["limits"].items() if v is not None}

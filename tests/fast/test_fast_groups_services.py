@@ -1,5 +1,6 @@
 """Groups, managed services (their model, token identity and routes), metrics, shutdown checks."""
 
+import json
 import sys
 
 PAGINATED = {"Accept": "application/jupyterhub-pagination+json"}
@@ -132,3 +133,29 @@ async def test_shutdown_needs_the_scope_and_a_valid_body(hub):
     async with hub.api("POST", "/shutdown", hub.token("boss", admin=True), json={"servers": "yes"}) as resp:
         assert resp.status == 400
     assert hub.hub.background == []  # nothing was scheduled
+
+
+async def test_services_get_the_hub_environment_and_an_oauth_client(start_hub, tmp_path):
+    """A routed service is told how to reach the hub and log browsers in, like a server."""
+    dump = tmp_path / "env.json"
+    script = (f"import json, os, time; json.dump(dict(os.environ), open({str(dump)!r} + '.tmp', 'w'));"
+              f" os.replace({str(dump)!r} + '.tmp', {str(dump)!r}); time.sleep(60)")
+    hub = await start_hub({"services": {"board": {
+        "command": [sys.executable, "-c", script], "url": "http://127.0.0.1:10102",
+        "environment": {"JUPYTERHUB_API_URL": "overridden?", "COLOUR": "red"}}}})
+    await hub.wait_for(dump.exists, "the service to start")
+    env = json.loads(dump.read_text())
+    service = hub.hub.service_manager.services["board"]
+    assert env["JUPYTERHUB_SERVICE_NAME"] == "board" and env["COLOUR"] == "red"
+    assert env["JUPYTERHUB_API_TOKEN"] == service.token
+    assert env["JUPYTERHUB_API_URL"].endswith("/hub/api")  # the hub's own variables win
+    assert env["JUPYTERHUB_CLIENT_ID"] == "service-board"
+    assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/services/board/"
+    assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == "/services/board/oauth_callback"
+    assert json.loads(env["JUPYTERHUB_OAUTH_ACCESS_SCOPES"]) == ["access:services!service=board"]
+    browser = await hub.browser("alice")
+    query = {"client_id": "service-board", "redirect_uri": "/services/board/oauth_callback",
+             "response_type": "code", "state": "s"}
+    async with browser.request("GET", "/hub/api/oauth2/authorize", params=query) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"].startswith("/services/board/oauth_callback?code=")

@@ -1,0 +1,64 @@
+"""What a program the hub starts needs from it: its `JUPYTERHUB_*` environment and its OAuth client.
+
+Single-user servers (servers.py) and managed services (managed_services.py) speak the same
+protocol to the hub: jupyterhub-singleuser and JupyterHub's `HubOAuth` read these variables,
+and log browsers in through the OAuth client registered here, whose secret is the program's
+API token. Only what differs (a server's user and default URL, a service's name) stays with
+the caller.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from . import tokens
+from .db import Database
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    """A program that logs browsers in with the hub: routed at `prefix`, callback under it."""
+
+    id: str
+    prefix: str
+    description: str
+    access_scopes: list[str]
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.prefix}oauth_callback"
+
+
+def hub_environment(api_url: str, base_url: str, api_token: str) -> dict[str, str]:
+    """How any program reaches the hub's API (JupyterHub's names); `base_url` is the hub's
+    sub-path on the site (config key base_url, "/" by default)."""
+    return {
+        "JUPYTERHUB_API_TOKEN": api_token,
+        "JUPYTERHUB_API_URL": api_url,
+        "JUPYTERHUB_BASE_URL": base_url,
+        "JUPYTERHUB_HOST": "",
+    }
+
+
+def oauth_environment(client: OAuthClient, service_url: str) -> dict[str, str]:
+    """What a routed program needs to log browsers in as `client`."""
+    return {
+        "JUPYTERHUB_SERVICE_URL": service_url,
+        "JUPYTERHUB_SERVICE_PREFIX": client.prefix,
+        "JUPYTERHUB_CLIENT_ID": client.id,
+        "JUPYTERHUB_OAUTH_CALLBACK_URL": client.redirect_uri,
+        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(client.access_scopes),
+        "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
+    }
+
+
+def register_oauth_client(db: Database, client: OAuthClient, secret: str) -> None:
+    """Register (or update) `client`; its secret is the program's API token, stored hashed."""
+    db.execute(
+        "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"
+        " redirect_uri=excluded.redirect_uri, access_scopes=excluded.access_scopes",
+        (client.id, tokens.hash_token(secret), client.redirect_uri, client.description,
+         json.dumps(client.access_scopes)),
+    )
