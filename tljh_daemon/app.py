@@ -34,6 +34,7 @@ from .hub import HUB, Hub
 from .managed_services import ServiceManager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
+from .server_state import ServerState
 from .servers import ServerManager, target_of
 from .sessions import SessionStore, load_or_create_secret
 from .spawner import ProcessSpawner
@@ -188,7 +189,7 @@ async def _lifetime(app):
     try:
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
-        running = hub.db.all("SELECT user, host, port FROM servers WHERE state='running'")
+        running = hub.db.all("SELECT user, host, port FROM servers WHERE state=?", (ServerState.RUNNING,))
         await hub.proxy.set_routes({hub.server_url(r["user"]): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
         if config["shared_folders"]:

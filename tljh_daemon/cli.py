@@ -14,6 +14,7 @@ import psutil
 from . import config as config_mod
 from . import pidfile, ports, systemd
 from .paths import Paths
+from .server_state import ServerState
 
 DEFAULT_PREFIX = os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh")
 prefix_option = click.option(
@@ -198,7 +199,8 @@ def _stop_servers(paths, timeout):
     try:
         asyncio.run(stop_all())
         for row in rows:
-            db.execute("UPDATE servers SET state='stopped', pid=NULL, port=NULL WHERE user=?", (row["user"],))
+            db.execute("UPDATE servers SET state=?, pid=NULL, port=NULL WHERE user=?",
+                       (ServerState.STOPPED, row["user"]))
             click.echo(f"Stopped the server of {row['user']}")
     finally:
         db.close()

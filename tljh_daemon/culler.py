@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 
 from . import timeutil
+from .server_state import ACTIVE, ServerState, sql_list
 from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class Culler:
         timeout = timedelta(seconds=self.settings["timeout"])
         rows = self.hub.db.all(
             "SELECT u.name, u.created, u.last_activity FROM users u WHERE u.temporary=1 AND NOT EXISTS "
-            "(SELECT 1 FROM servers s WHERE s.user=u.name AND s.state IN ('running', 'pending', 'stopping'))"
+            f"(SELECT 1 FROM servers s WHERE s.user=u.name AND s.state IN ({sql_list(ACTIVE)}))"
         )
         return [(r["name"], f"temporary, idle with no server for more than {self.settings['timeout']}s", False, True)
                 for r in rows if now - timeutil.parse(r["last_activity"] or r["created"]) > timeout]
@@ -63,7 +64,8 @@ class Culler:
         hub = self.hub
         now = timeutil.now()
         rows = hub.db.all(
-            "SELECT s.*, u.admin, u.temporary FROM servers s JOIN users u ON u.name = s.user WHERE s.state='running'"
+            "SELECT s.*, u.admin, u.temporary FROM servers s JOIN users u ON u.name = s.user WHERE s.state=?",
+            (ServerState.RUNNING,),
         )
         due = []
         for row in rows:

@@ -5,6 +5,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from . import timeutil
+from .server_state import ServerState
 
 class Metrics:
     def __init__(self):
@@ -25,7 +26,7 @@ class Metrics:
 
     def refresh(self, db):
         """Gauges are computed at scrape time from the database."""
-        self.running_servers.set(db.one("SELECT COUNT(*) FROM servers WHERE state='running'")[0])
+        self.running_servers.set(db.one("SELECT COUNT(*) FROM servers WHERE state=?", (ServerState.RUNNING,))[0])
         self.total_users.set(db.one("SELECT COUNT(*) FROM users")[0])
         now = timeutil.now()
         for period, delta in (("24h", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30))):

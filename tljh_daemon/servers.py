@@ -1,7 +1,7 @@
 """Starting, watching and stopping user servers, and keeping their routes in step.
 
-A server row moves through: pending -> running -> stopping -> stopped, or
-pending -> failed (with the reason in `message`). Spawn progress is kept in
+A server row moves through the states of `ServerState`; `start` refuses what cannot start
+(busy, or too many spawns at once), for the REST API and the browser alike. Spawn progress is kept in
 memory and streamed to the browser; everything else is in the database, so a
 restarted daemon re-adopts running servers instead of killing them.
 """
@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import shutil
 import socket
 import time
@@ -18,6 +19,7 @@ import aiohttp
 
 from . import accounts, groups, hub_contract, scopes, shared_folders, storage, timeutil, tokens
 from .admission import Admission
+from .server_state import ACTIVE, DOWN, ServerState, sql_list
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
 from .urls import join, server_prefix, url_name
@@ -80,6 +82,16 @@ class ServerBusy(Exception):
     """A start or stop is already under way (or the server already runs)."""
 
 
+class SpawnLimitReached(Exception):
+    """spawner.concurrent_spawn_limit servers are pending: the client should retry later."""
+
+    retry_range = (5, 15)  # seconds; randomized so refused clients do not come back together
+
+    def __init__(self, limit):
+        super().__init__(f"Too many users trying to start right now ({limit} at once); try again soon")
+        self.retry_after = random.randint(*self.retry_range)
+
+
 class ServerManager:
     poll_interval = 5.0
     ready_poll_interval = 0.02  # a refused loopback connect is cheap; a coarse poll adds latency
@@ -112,15 +124,15 @@ class ServerManager:
         return self.db.one("SELECT * FROM servers WHERE user=? AND name=?", (user, server))
 
     def pending_count(self):
-        return self.db.one("SELECT COUNT(*) FROM servers WHERE state='pending'")[0]
+        return self.db.one("SELECT COUNT(*) FROM servers WHERE state=?", (ServerState.PENDING,))[0]
 
     def state(self, user):
         row = self.row(user)
-        return row["state"] if row else "stopped"
+        return ServerState(row["state"]) if row else ServerState.STOPPED
 
     def _set(self, user, **fields):
         if self.row(user) is None:
-            self.db.execute("INSERT INTO servers (user, name, state) VALUES (?, '', 'stopped')", (user,))
+            self.db.execute("INSERT INTO servers (user, name, state) VALUES (?, '', ?)", (user, ServerState.STOPPED))
         assignments = ", ".join(f"{key}=?" for key in fields)
         self.db.execute(
             f"UPDATE servers SET {assignments} WHERE user=? AND name=''", (*fields.values(), user)
@@ -135,15 +147,25 @@ class ServerManager:
     # -- start -----------------------------------------------------------------
 
     def start(self, user_row):
-        """Begin a spawn for `user_row` in the background; return its Progress."""
+        """Begin a spawn for `user_row` in the background; return its Progress.
+
+        Raises ServerBusy when it runs or is starting or stopping, SpawnLimitReached when
+        spawner.concurrent_spawn_limit servers are pending (JupyterHub's rule for both the
+        REST API and the browser)."""
         name = user_row["name"]
+        state = self.state(name)
+        if state == ServerState.RUNNING:
+            raise ServerBusy(f"{name} is already running")
+        if state in (ServerState.PENDING, ServerState.STOPPING):
+            raise ServerBusy(f"{name} is {state}; try again when it is done")
         if name in self.tasks:
             raise ServerBusy("a start or stop of this server is already under way")
-        if self.state(name) == "running":
-            raise ServerBusy("the server is already running")
+        limit = self.config["spawner"]["concurrent_spawn_limit"]
+        if limit and self.pending_count() >= limit:
+            raise SpawnLimitReached(limit)
         progress = Progress()
         self.progress[name] = progress
-        self._set(name, state="pending", message=None, started=timeutil.isoformat(timeutil.now()))
+        self._set(name, state=ServerState.PENDING, message=None, started=timeutil.isoformat(timeutil.now()))
         self._run_task(name, self._spawn(user_row, progress))
         return progress
 
@@ -303,7 +325,7 @@ class ServerManager:
                     raise
                 await progress.emit(90, f"Routing {prefix}")
                 await route
-            self._set(name, state="running", last_activity=timeutil.isoformat(timeutil.now()))
+            self._set(name, state=ServerState.RUNNING, last_activity=timeutil.isoformat(timeutil.now()))
             log.info("Server for %s is ready at %s (pid %s) in %.2fs", name, prefix, handle.pid,
                      time.perf_counter() - started)
             self.metrics.spawn_duration.labels("success").observe(time.perf_counter() - started)
@@ -338,7 +360,7 @@ class ServerManager:
         try:
             await self.proxy.delete_route(self.prefix(name), wait=False)
             tokens.revoke(self.db, user=name, kind="server")
-            self._set(name, state="failed", message=reason, pid=None, pid_create_time=None, port=None, host=None)
+            self._set(name, state=ServerState.FAILED, message=reason, pid=None, pid_create_time=None, port=None, host=None)
         except Exception as e:
             if not storage.is_storage_fault(e):
                 raise
@@ -379,16 +401,16 @@ class ServerManager:
             except (asyncio.CancelledError, Exception):
                 pass
         row = self.row(name)
-        if row is None or row["state"] in ("stopped", "failed"):
+        if row is None or row["state"] in DOWN:
             return
-        self._set(name, state="stopping")
+        self._set(name, state=ServerState.STOPPING)
         tokens.revoke(self.db, user=name, kind="server")
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
         await self.proxy.delete_route(self.prefix(name))
         handle = self.handle_of(row)
         if handle is not None:
             await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
-        self._set(name, state="stopped", message=None, pid=None, pid_create_time=None, port=None, host=None)
+        self._set(name, state=ServerState.STOPPED, message=None, pid=None, pid_create_time=None, port=None, host=None)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
 
@@ -397,11 +419,11 @@ class ServerManager:
     async def reconcile(self):
         """After a (re)start: re-adopt live servers, forget dead ones, rewrite all routes."""
         routes = {}
-        for row in self.db.all("SELECT * FROM servers WHERE state IN ('pending', 'running', 'stopping')"):
+        for row in self.db.all(f"SELECT * FROM servers WHERE state IN ({sql_list(ACTIVE)})"):
             name = row["user"]
             handle = self.handle_of(row)
             alive = handle is not None and await self.spawner.poll(name, handle) is None
-            if alive and row["state"] == "running":
+            if alive and row["state"] == ServerState.RUNNING:
                 routes[self.prefix(name)] = target_of(row)
                 log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
             elif alive:
@@ -416,7 +438,7 @@ class ServerManager:
 
     def _mark_gone(self, name, message):
         tokens.revoke(self.db, user=name, kind="server")
-        self._set(name, state="stopped", message=message, pid=None, pid_create_time=None, port=None, host=None)
+        self._set(name, state=ServerState.STOPPED, message=message, pid=None, pid_create_time=None, port=None, host=None)
 
     def start_watching(self):
         self._watcher = asyncio.create_task(self._watch())
@@ -430,10 +452,10 @@ class ServerManager:
                 log.exception("Checking running servers failed")
 
     async def check_running(self):
-        rows = self.db.all("SELECT * FROM servers WHERE state='running'")
+        rows = self.db.all("SELECT * FROM servers WHERE state=?", (ServerState.RUNNING,))
         servers = [(row["user"], self.handle_of(row)) for row in rows if row["user"] not in self.tasks]
         for name, ended in (await self.spawner.poll_all(servers)).items():
-            if ended and name not in self.tasks and self.state(name) == "running":
+            if ended and name not in self.tasks and self.state(name) == ServerState.RUNNING:
                 log.warning("The server of %s stopped on its own: %s", name, ended)
                 try:  # as on a stop: the server counts as gone once Traefik has dropped its route
                     await self.proxy.delete_route(self.prefix(name))

@@ -113,6 +113,24 @@ async def test_concurrent_spawn_limit_is_429_with_retry_after(start_hub):
     assert hub.hub.servers.state("b") == "stopped"
 
 
+async def test_concurrent_spawn_limit_applies_to_the_browser_too(start_hub):
+    """JupyterHub refuses a spawn from the spawn page as from the API: a 429 error page."""
+    hub = await start_hub({"spawner": {"concurrent_spawn_limit": 1}})
+    hub.spawner.never_answer = True
+    a = await hub.browser("a")
+    async with a.request("GET", "/hub/spawn") as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/hub/spawn-pending/a"
+    b = await hub.browser("b")
+    for method, data in (("GET", None), ("POST", {"_xsrf": b.xsrf})):
+        async with b.request(method, "/hub/spawn", data=data) as resp:
+            assert resp.status == 429, method
+            assert 5 <= int(resp.headers["Retry-After"]) <= 15
+            assert resp.content_type == "text/html" and "Too many users" in await resp.text()
+    assert hub.hub.servers.state("b") == "stopped" and [r.user for r in hub.spawner.requests] == ["a"]
+    async with a.request("GET", "/hub/spawn") as resp:  # a's own pending spawn is shown, not refused
+        assert resp.status == 302 and resp.headers["Location"] == "/hub/spawn-pending/a"
+
+
 async def test_named_servers_are_refused(hub):
     token = hub.token("alice")
     for method in ("POST", "DELETE"):

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import systemd
 from ..hub import HUB
+from ..server_state import ServerState
 from .base import json_body, require
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ async def shutdown(request):
         await asyncio.sleep(0.2)  # let the 202 reach the client
         if stop_servers:
             await asyncio.gather(*(hub.servers.stop(r["user"]) for r in
-                                   hub.db.all("SELECT user FROM servers WHERE state IN ('pending', 'running')")))
+                                   hub.db.all("SELECT user FROM servers WHERE state IN (?, ?)",
+                                              (ServerState.PENDING, ServerState.RUNNING))))
         if stop_proxy:
             await hub.traefik.close()  # no more restarts
             if hub.mode == "systemd":

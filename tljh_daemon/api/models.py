@@ -2,6 +2,7 @@
 
 from .. import groups
 from ..scopes import USER_MODEL_FIELDS
+from ..server_state import DOWN, ServerState
 from ..urls import url_name
 
 
@@ -9,14 +10,14 @@ def server_model(hub, name, include_stopped=False, row=...):
     """The default server of `name`; pass its `row` (None: no row) when already fetched."""
     if row is ...:
         row = hub.servers.row(name)
-    if row is None or (row["state"] in ("stopped", "failed") and not include_stopped):
+    if row is None or (row["state"] in DOWN and not include_stopped):
         return None
-    pending = {"pending": "spawn", "stopping": "stop"}.get(row["state"])
+    pending = {ServerState.PENDING: "spawn", ServerState.STOPPING: "stop"}.get(row["state"])
     return {
         "name": "",
-        "ready": row["state"] == "running",
+        "ready": row["state"] == ServerState.RUNNING,
         "pending": pending,
-        "stopped": row["state"] in ("stopped", "failed"),
+        "stopped": row["state"] in DOWN,
         "url": hub.server_url(name),
         "progress_url": hub.url(f"/hub/api/users/{url_name(name)}/server/progress"),
         "started": row["started"],

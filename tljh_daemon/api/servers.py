@@ -2,14 +2,14 @@
 
 import asyncio
 import json
-import random
 from datetime import timedelta
 
 from aiohttp import web
 
 from .. import timeutil, users
 from ..hub import HUB
-from ..servers import ServerBusy
+from ..server_state import DOWN, ServerState
+from ..servers import ServerBusy, SpawnLimitReached
 from .base import authenticated, json_body, user_row
 from .models import server_model
 
@@ -66,21 +66,12 @@ async def start_server(request):
     _, row = user_row(request, "start:servers", server="")
     hub = request.app[HUB]
     await json_body(request, required=False)  # user options: none supported yet
-    state = hub.servers.state(row["name"])
-    if state == "running":
-        raise web.HTTPBadRequest(text=f"{row['name']} is already running")
-    if state in ("pending", "stopping"):
-        raise web.HTTPBadRequest(text=f"{row['name']} is {state}; try again when it is done")
-    limit = hub.config["spawner"]["concurrent_spawn_limit"]
-    if limit and hub.servers.pending_count() >= limit:
-        raise web.HTTPTooManyRequests(
-            text=f"Too many users trying to start right now ({limit} at once); try again soon",
-            headers={"Retry-After": str(random.randint(5, 15))},
-        )
     try:
         hub.servers.start(row)
     except ServerBusy as e:
         raise web.HTTPBadRequest(text=str(e)) from None
+    except SpawnLimitReached as e:
+        raise web.HTTPTooManyRequests(text=str(e), headers={"Retry-After": str(e.retry_after)}) from None
     return web.Response(status=202)
 
 
@@ -88,7 +79,7 @@ async def start_server(request):
 async def stop_server(request):
     _, row = user_row(request, "delete:servers", server="")
     hub = request.app[HUB]
-    if hub.servers.state(row["name"]) in ("stopped", "failed"):
+    if hub.servers.state(row["name"]) in DOWN:
         return web.Response(status=204)
     task = hub.servers.stop(row["name"])
     try:
@@ -108,18 +99,18 @@ async def progress(request):
     hub = request.app[HUB]
     name = row["name"]
     server = hub.servers.row(name)
-    state = server["state"] if server else "stopped"
+    state = hub.servers.state(name)
     tracker = hub.servers.progress.get(name)
-    if state == "stopped" or (state == "failed" and tracker is None and not server["message"]):
+    if state == ServerState.STOPPED or (state == ServerState.FAILED and tracker is None and not server["message"]):
         raise web.HTTPBadRequest(text=f"{name} is not running")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     if tracker is None:  # nothing in memory (e.g. after a restart): report the outcome only
         model = server_model(hub, name)
-        if state == "running":
+        if state == ServerState.RUNNING:
             event = {"progress": 100, "ready": True, "message": f"Server ready at {model['url']}",
                      "url": model["url"]}
-        elif state == "failed":
+        elif state == ServerState.FAILED:
             event = {"progress": 100, "failed": True, "message": f"Spawn failed: {server['message']}"}
         else:
             event = {"progress": 0, "message": f"Server is {state}"}

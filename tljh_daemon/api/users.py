@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .. import admins, scopes, users
 from ..hub import HUB
+from ..server_state import ACTIVE, DOWN, ServerState, sql_list
 from ..users import InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row
 from .models import user_model, user_models, visible_fields
@@ -21,9 +22,9 @@ READ_USER_SCOPES = ("read:users", "read:users:name", "read:servers", "read:users
 MAX_SQL_INTEGER = 2**63 - 1
 SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
 STATES = {
-    "active": "EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ('pending', 'running', 'stopping'))",
-    "ready": "EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state='running')",
-    "inactive": "NOT EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ('pending', 'running', 'stopping'))",
+    "active": f"EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list(ACTIVE)}))",
+    "ready": f"EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list([ServerState.RUNNING])}))",
+    "inactive": f"NOT EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list(ACTIVE)}))",
 }
 
 
@@ -205,7 +206,7 @@ async def delete_user(request):
     name = row["name"]
     if name == identity.name:
         raise web.HTTPBadRequest(text="You cannot delete yourself")
-    if hub.servers.state(name) not in ("stopped", "failed"):
+    if hub.servers.state(name) not in DOWN:
         await hub.servers.stop(name)
     hub.db.execute("DELETE FROM users WHERE name=?", (name,))
     return web.Response(status=204)

@@ -12,6 +12,7 @@ from ..auth.native import NativeAuthenticator
 from ..api.users import PAGE_MAX_LIMIT, SORTS
 from ..hub import HUB
 from ..proxy import certificates
+from ..server_state import ServerState
 from .pages import render, require_user
 
 routes = web.RouteTableDef()
@@ -55,7 +56,7 @@ async def admin_page(request):
         {
             "name": r["name"],
             "admin": bool(r["admin"]),
-            "state": r["server_state"] or "stopped",
+            "state": r["server_state"] or ServerState.STOPPED,
             "message": r["server_message"] or "",
             "url": request.app[HUB].server_url(r["name"]),
             "last_activity": r["last_activity"] or "",
@@ -110,7 +111,8 @@ async def usage(request):
     require_admin(request)
     hub = request.app[HUB]
     result = {}
-    for row in hub.db.all("SELECT user, pid FROM servers WHERE state='running' AND pid IS NOT NULL"):
+    for row in hub.db.all("SELECT user, pid FROM servers WHERE state=? AND pid IS NOT NULL",
+                          (ServerState.RUNNING,)):
         try:
             result[row["user"]] = SAMPLER.sample(row["pid"])
         except psutil.Error:

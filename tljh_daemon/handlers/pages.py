@@ -10,7 +10,8 @@ from yarl import URL
 
 from .. import users
 from ..hub import HUB
-from ..servers import ServerBusy
+from ..server_state import ServerState
+from ..servers import ServerBusy, SpawnLimitReached
 from ..urls import url_name
 from . import xsrf
 from .forms import read_form
@@ -121,7 +122,7 @@ def target_user(request, identity):
 
 
 def default_url(hub, name):
-    return hub.server_url(name) if hub.servers.state(name) == "running" else hub.url("/hub/spawn")
+    return hub.server_url(name) if hub.servers.state(name) == ServerState.RUNNING else hub.url("/hub/spawn")
 
 
 @routes.get("/")
@@ -144,7 +145,7 @@ async def home(request):
         request,
         "home.html",
         {
-            "state": row["state"] if row else "stopped",
+            "state": row["state"] if row else ServerState.STOPPED,
             "message": row["message"] if row else None,
             "url": hub.server_url(identity.name),
             "name": identity.name,
@@ -155,11 +156,13 @@ async def home(request):
 async def _start(request, identity, row):
     hub = request.app[HUB]
     name = row["name"]
-    if hub.servers.state(name) != "running":
+    if hub.servers.state(name) != ServerState.RUNNING:
         try:
             hub.servers.start(row)
         except ServerBusy:
             pass  # already starting: just show its progress
+        except SpawnLimitReached as e:  # an error page with status 429, as JupyterHub shows
+            raise web.HTTPTooManyRequests(text=str(e), headers={"Retry-After": str(e.retry_after)}) from None
     next_url = safe_next(request.query.get("next", ""), "")
     query = ("?" + urlencode({"next": next_url})) if next_url else ""
     raise web.HTTPFound(hub.url(f"/hub/spawn-pending/{url_name(name)}{query}"))
@@ -171,7 +174,7 @@ async def spawn(request):
     identity = require_user(request)
     row = target_user(request, identity)
     hub = request.app[HUB]
-    if hub.servers.state(row["name"]) == "running":
+    if hub.servers.state(row["name"]) == ServerState.RUNNING:
         raise raw_redirect(safe_next(request.query.get("next", ""), hub.server_url(row["name"])))
     await _start(request, identity, row)
 
@@ -201,19 +204,19 @@ async def spawn_pending(request):
     hub = request.app[HUB]
     name = row["name"]
     server = hub.servers.row(name)
-    state = server["state"] if server else "stopped"
+    state = hub.servers.state(name)
     url = hub.server_url(name)
     next_url = safe_next(request.query.get("next", ""), url)
-    if state == "running":
+    if state == ServerState.RUNNING:
         raise raw_redirect(next_url)
-    if state == "failed":
+    if state == ServerState.FAILED:
         return render(
             request,
             "spawn_failed.html",
             {"name": name, "message": server["message"], "retry": hub.url(f"/hub/spawn/{url_name(name)}")},
             status=500,
         )
-    if state != "pending":
+    if state != ServerState.PENDING:
         raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}"))
     return render(
         request,
@@ -256,7 +259,7 @@ async def user_server_fallback(request):
     if raw_query(request):
         target += "?" + raw_query(request)
     state = hub.servers.state(name)
-    if state == "running":
+    if state == ServerState.RUNNING:
         # Our route is live before we say "ready", so this is a stale request: retry once.
         if request.query.get("redirects"):
             raise web.HTTPServiceUnavailable(text="The server is running but not reachable; try again shortly")
