@@ -6,6 +6,11 @@ import unicodedata
 
 from . import timeutil
 
+#: the orders a user listing may be sorted in (?sort= of the REST API and the admin page): column
+SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
+#: the most users one page of a listing holds (JupyterHub's cap)
+PAGE_MAX_LIMIT = 200
+
 
 class InvalidName(ValueError):
     pass

@@ -4,10 +4,9 @@ import json
 
 from aiohttp import web
 
-from .. import groups, users
-from ..handlers import xsrf
-from ..handlers.identity import identify
+from .. import groups, users, xsrf
 from ..hub import HUB
+from ..identity import identify
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 

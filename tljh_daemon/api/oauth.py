@@ -11,10 +11,9 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from .. import tokens
-from ..handlers.forms import read_form
-from ..handlers.identity import identify
-from ..handlers.pages import login_redirect
+from ..forms import read_form
 from ..hub import HUB
+from ..identity import identify, login_redirect
 
 routes = web.RouteTableDef()
 

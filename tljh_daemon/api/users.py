@@ -7,7 +7,7 @@ from aiohttp import web
 from .. import admins, scopes, users
 from ..hub import HUB
 from ..server_state import ACTIVE, DOWN, ServerState, sql_list
-from ..users import InvalidName, normalize_name
+from ..users import PAGE_MAX_LIMIT, SORTS, InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row
 from .models import user_model, user_models, visible_fields
 
@@ -15,12 +15,10 @@ routes = web.RouteTableDef()
 
 PAGINATION_TYPE = "application/jupyterhub-pagination+json"
 PAGE_DEFAULT_LIMIT = 50
-PAGE_MAX_LIMIT = 200
 #: reading one user needs any of these (JupyterHub's GET /users/{name})
 READ_USER_SCOPES = ("read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity",
                     "read:roles:users")
 MAX_SQL_INTEGER = 2**63 - 1
-SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
 STATES = {
     "active": f"EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list(ACTIVE)}))",
     "ready": f"EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list([ServerState.RUNNING])}))",

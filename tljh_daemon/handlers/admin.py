@@ -9,7 +9,6 @@ from aiohttp import web
 
 from .. import groups, users
 from ..auth.native import NativeAuthenticator
-from ..api.users import PAGE_MAX_LIMIT, SORTS
 from ..hub import HUB
 from ..proxy import certificates
 from ..server_state import ServerState
@@ -32,14 +31,14 @@ async def admin_page(request):
     db = request.app[HUB].db
     search = request.query.get("search", "")
     sort = request.query.get("sort", "name")
-    if sort.lstrip("-") not in SORTS:
+    if sort.lstrip("-") not in users.SORTS:
         sort = "name"
     try:
         offset = min(max(int(request.query.get("offset", 0)), 0), 2**63 - 1)  # SQLite integers are 64-bit
-        limit = min(max(int(request.query.get("limit", PAGE_SIZE)), 1), PAGE_MAX_LIMIT)
+        limit = min(max(int(request.query.get("limit", PAGE_SIZE)), 1), users.PAGE_MAX_LIMIT)
     except ValueError:
         raise web.HTTPBadRequest(text="offset and limit must be integers") from None
-    column = "u." + SORTS[sort.lstrip("-")]
+    column = "u." + users.SORTS[sort.lstrip("-")]
     direction = "DESC" if sort.startswith("-") else "ASC"
     where, params = "", []
     if search:

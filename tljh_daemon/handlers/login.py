@@ -10,12 +10,11 @@ import logging
 
 from aiohttp import web
 
-from .. import admins, sessions, tokens, users
+from .. import admins, sessions, tokens, users, xsrf
 from ..auth import LoggedIn, LoginRefused
 from ..hub import HUB
-from . import xsrf
-from .forms import read_form
-from .identity import identify, set_hub_cookie
+from ..forms import read_form
+from ..identity import identify, set_hub_cookie
 from .pages import default_url, raw_redirect, render, require_user, safe_next
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,8 @@ import aiohttp_jinja2
 from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractAccessLogger
 
-from .. import storage
+from .. import storage, xsrf
 from ..hub import HUB
-from . import xsrf
 
 log = logging.getLogger(__name__)
 

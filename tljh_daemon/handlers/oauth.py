@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..auth.oauth import CALLBACK_PATH, LOGIN_PATH, STATE_COOKIE, STATE_TTL, OAuthFailure
 from ..hub import HUB
-from .identity import is_https, set_hub_cookie
+from ..identity import is_https, set_hub_cookie
 from .login import finish_login, login_refused_page
 
 log = logging.getLogger(__name__)

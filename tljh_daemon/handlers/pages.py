@@ -8,14 +8,13 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from .. import users
+from .. import users, xsrf
 from ..hub import HUB
+from ..identity import identify, login_redirect
 from ..server_state import ServerState
 from ..servers import ServerBusy, SpawnLimitReached
 from ..urls import url_name
-from . import xsrf
-from .forms import read_form
-from .identity import identify
+from ..forms import read_form
 
 routes = web.RouteTableDef()
 
@@ -27,12 +26,6 @@ def safe_next(url, default):
     if url and url.startswith("/") and not url.startswith("//") and "\\" not in url:
         return url
     return default
-
-
-def raw_path_qs(request):
-    """The path and query exactly as the client sent them (still %-encoded): decoding would
-    turn e.g. `%23` into a `#` that cuts the URL short when redirecting."""
-    return request.raw_path
 
 
 def raw_query(request):
@@ -53,10 +46,6 @@ def hub_url(request, path):
 def hub_relative_path(request):
     """The raw request path as it would be with base_url '/' (what route patterns describe)."""
     return request.rel_url.raw_path[len(request.app[HUB].base_url) - 1:]
-
-
-def login_redirect(request):
-    return web.HTTPFound(hub_url(request, "/hub/login?") + urlencode({"next": raw_path_qs(request)}))
 
 
 def require_user(request):

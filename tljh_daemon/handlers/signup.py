@@ -3,10 +3,10 @@ the approval area (here a section of the admin panel)."""
 
 from aiohttp import web
 
+from .. import xsrf
 from ..auth.native import NativeAuthenticator, SignupRefused
 from ..hub import HUB
-from . import xsrf
-from .forms import read_form
+from ..forms import read_form
 from .pages import render
 
 routes = web.RouteTableDef()

@@ -1,10 +1,20 @@
-"""Who is making a request: an API token (`Authorization: token|bearer`) or the hub login cookie."""
+"""Who is making a request: an API token (`Authorization: token|bearer`) or the hub login cookie.
+
+Shared by the REST API (api/) and the pages (handlers/), with the hub's cookie settings and
+where a browser without an identity is sent (the login page).
+"""
+
+from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import urlencode
 
-from .. import scopes, sessions, tokens, users
-from ..hub import HUB
+from aiohttp import web
+
+from . import scopes, sessions, tokens, users
+from .hub import HUB
 
 AUTH_HEADER = re.compile(r"^(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 
@@ -22,15 +32,18 @@ class Identity:
         return scopes.allows(self.scopes, scope, **target)
 
 
+IDENTITY = web.RequestKey("identity", Optional[Identity])
+
+
 def token_from_request(request):
     match = AUTH_HEADER.match(request.headers.get("Authorization", ""))
     return match.group(1) if match else None
 
 
-def identify(request):
+def identify(request: web.Request) -> Optional[Identity]:
     """The request's Identity, or None. Cached on the request."""
-    if "identity" in request:
-        return request["identity"]
+    if IDENTITY in request:
+        return request[IDENTITY]
     hub = request.app[HUB]
     identity = None
     secret = token_from_request(request)
@@ -49,8 +62,19 @@ def identify(request):
             identity = Identity(
                 user["name"], bool(user["admin"]), scopes.role_scopes(user["name"], bool(user["admin"])), "cookie"
             )
-    request["identity"] = identity
+    request[IDENTITY] = identity
     return identity
+
+
+def raw_path_qs(request):
+    """The path and query exactly as the client sent them (still %-encoded): decoding would
+    turn e.g. `%23` into a `#` that cuts the URL short when redirecting."""
+    return request.raw_path
+
+
+def login_redirect(request):
+    """Where a browser goes without an identity: the login page, coming back here after."""
+    return web.HTTPFound(request.app[HUB].url("/hub/login?") + urlencode({"next": raw_path_qs(request)}))
 
 
 def is_https(request):

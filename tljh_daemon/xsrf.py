@@ -13,19 +13,20 @@ from aiohttp import web
 from .identity import set_hub_cookie
 
 COOKIE = "_xsrf"
+NEW_TOKEN = web.RequestKey("new_xsrf", str)  # made for this request: set as a cookie on its response
 
 
 def token(request):
     """This request's XSRF token, creating one (and its cookie) when missing."""
-    value = request.cookies.get(COOKIE) or request.get("new_xsrf")
+    value = request.cookies.get(COOKIE) or request.get(NEW_TOKEN)
     if not value:
-        value = request["new_xsrf"] = secrets.token_urlsafe(24)
+        value = request[NEW_TOKEN] = secrets.token_urlsafe(24)
     return value
 
 
 def set_cookie_if_new(request, response):
-    if request.get("new_xsrf"):
-        set_hub_cookie(request, response, COOKIE, request["new_xsrf"])
+    if request.get(NEW_TOKEN):
+        set_hub_cookie(request, response, COOKIE, request[NEW_TOKEN])
 
 
 def check(request, form=None):
