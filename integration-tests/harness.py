@@ -13,12 +13,13 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
 import psutil
+
+from tljh_daemon.ports import free_port  # noqa: F401 (also used by the tests)
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,13 +97,6 @@ def build_rootfs(packages=PACKAGES, suite=SUITE, mirror=MIRROR, cache_dir=CACHE_
             _rmtree_unmounted(tmp)
             raise
     return target
-
-
-def free_port():
-    """A TCP port free on 127.0.0.1 right now (containers share the host network)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _child_cgroups(name, delegate):

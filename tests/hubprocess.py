@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,15 +10,11 @@ import pytest
 import requests
 from ruamel.yaml import YAML
 
+from tljh_daemon.ports import free_port
+
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: servers run as their own Unix users (run the tests as root)"
 )
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class HubProcess:

@@ -4,7 +4,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -12,13 +11,12 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import pidfile, ports, systemd
-from .paths import Paths
+from . import pidfile, ports, service, systemd
+from .paths import Paths, default_prefix
 from .server_state import ServerState
 
-DEFAULT_PREFIX = os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh")
 prefix_option = click.option(
-    "--prefix", default=DEFAULT_PREFIX, show_default=True, help="Install prefix (holds config/ and state/)."
+    "--prefix", default=default_prefix(), show_default=True, help="Install prefix (holds config/ and state/)."
 )
 
 
@@ -96,12 +94,9 @@ async def _serve(app, port):
               help="Also stop the user servers.")
 def stop(prefix, servers):
     """Stop the daemon, Traefik and (by default) every user server."""
-    if systemd.booted():
-        from tljh_installer.service import units_prefix
-
-        if units_prefix() == os.path.abspath(prefix):
-            _stop_units(servers)
-            return
+    if systemd.booted() and service.units_prefix() == os.path.abspath(prefix):
+        _stop_units(servers)
+        return
     from .proxy.supervisor import TraefikSupervisor
     from .proxy.traefik import TraefikProxy
 
@@ -117,7 +112,7 @@ def stop(prefix, servers):
     click.echo("Stopped Traefik")
     if servers and os.path.exists(paths.database):
         _stop_servers(paths, config["spawner"]["stop_timeout"])
-    from tljh_installer.links import remove_links_into
+    from .links import remove_links_into
 
     for removed in remove_links_into(paths):
         click.echo(f"Removed {removed} (it pointed into this install, which is not the default one)")
@@ -131,7 +126,7 @@ def stop(prefix, servers):
 def uninstall(prefix, remove_users, yes):
     """Remove this install: stop and delete units, the daemon, Traefik, user servers, sudoers
     entries, the tljh-config link and the prefix. Homes and accounts are kept unless asked."""
-    from tljh_installer.uninstall import uninstall as run_uninstall
+    from .uninstall import uninstall as run_uninstall
 
     paths = Paths(os.path.abspath(prefix))
     if os.geteuid() != 0:
@@ -209,22 +204,11 @@ def _stop_servers(paths, timeout):
 def _stop_units(servers):
     """systemd mode: a SIGTERM would only get the daemon restarted (Restart=always); stop its units.
     The daemon forgets the stopped servers when it starts again."""
-    from tljh_installer.service import UNITS
-
-    from .spawner.systemd import SLICE
-
-    units = list(UNITS)
-    if servers and "LoadState=loaded" in _systemctl("show", SLICE, "--property=LoadState"):
-        units.append(SLICE)  # stopping the slice stops every jupyter-<name> unit in it
-    _systemctl("stop", *units)
+    try:
+        units = service.stop_units(servers)
+    except systemd.SystemdError as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"Stopped {', '.join(units)}; `systemctl start tljh-daemon` starts the hub again")
-
-
-def _systemctl(*args):
-    result = subprocess.run(["systemctl", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise click.ClickException(f"systemctl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
 
 
 if __name__ == "__main__":

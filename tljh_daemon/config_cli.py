@@ -8,16 +8,16 @@ and keeps comments and key order.
 import json
 import os
 import signal
-import subprocess
 import sys
 
 import click
 import psutil
 
 from . import config as config_mod
-from . import cgroups, configfile, pidfile, systemd
+from . import cgroups, configfile, pidfile, service, systemd
 from .files import write_atomically
 from .paths import Paths
+from .paths import default_prefix as install_prefix
 
 
 def default_prefix():
@@ -27,7 +27,7 @@ def default_prefix():
     candidate = os.path.dirname(sys.prefix)
     if os.path.isdir(os.path.join(candidate, "config")):
         return candidate
-    return "/opt/tljh"
+    return install_prefix()
 
 
 def parse_value(text):
@@ -277,19 +277,20 @@ def reload(ctx, what):
 
 
 def _reload_hub(paths):
-    if systemd.booted() and _unit_exists("tljh-daemon.service"):
-        subprocess.run(["systemctl", "restart", "tljh-daemon.service"], check=True)
+    if service.daemon_unit_installed():
+        _systemctl("restart", service.DAEMON_UNIT)
         return
-    from tljh_installer import service  # process mode: the installer's start logic
-
     proc, log_path = service.restart_process_mode(paths)
-    service.wait_for_hub(paths, proc=proc, log_path=log_path)
+    try:
+        service.wait_for_hub(paths, proc=proc, log_path=log_path)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _reload_proxy(paths):
     """The daemon owns Traefik's configuration: ask it (SIGHUP) to re-read and apply it."""
-    if systemd.booted() and _unit_exists("tljh-daemon.service"):
-        subprocess.run(["systemctl", "kill", "--kill-who=main", "--signal=HUP", "tljh-daemon.service"], check=True)
+    if service.daemon_unit_installed():
+        _systemctl("kill", "--kill-who=main", "--signal=HUP", service.DAEMON_UNIT)
         return
     proc, _ = pidfile.identify(paths)
     try:
@@ -300,9 +301,11 @@ def _reload_proxy(paths):
         raise click.ClickException("the hub is not running; start it first") from None
 
 
-def _unit_exists(unit):
-    result = subprocess.run(["systemctl", "show", unit, "--property=LoadState"], capture_output=True, text=True)
-    return "LoadState=loaded" in result.stdout
+def _systemctl(*args):
+    try:
+        systemd.run_systemctl(*args)
+    except systemd.SystemdError as e:
+        raise click.ClickException(str(e)) from None
 
 
 if __name__ == "__main__":

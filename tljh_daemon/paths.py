@@ -3,6 +3,18 @@
 import os
 from dataclasses import dataclass
 
+DEFAULT_PREFIX = "/opt/tljh"
+
+
+#: files an install writes outside its prefix (the installer writes them, uninstall removes them)
+SUDOERS_FILE = "/etc/sudoers.d/jupyterhub-admins"  # machine-wide: the default install's
+PROFILE_DIR = "/etc/profile.d"
+
+
+def default_prefix():
+    """The install prefix: $TLJH_INSTALL_PREFIX (set in the daemon's unit), else /opt/tljh as in TLJH."""
+    return os.environ.get("TLJH_INSTALL_PREFIX") or DEFAULT_PREFIX
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -53,3 +65,12 @@ class Paths:
         for path in (self.state_dir, self.logs_dir, self.traefik_dir, self.traefik_rules_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
+
+
+def profile_script(paths, profile_dir=PROFILE_DIR):
+    """The /etc/profile.d script of this install (one per prefix, so test installs beside the
+    default one never touch its file)."""
+    from .cgroups import cgroup_tag
+
+    name = "tljh-user-env.sh" if paths.prefix == DEFAULT_PREFIX else f"tljh-user-env-{cgroup_tag(paths.prefix)}.sh"
+    return os.path.join(profile_dir, name)

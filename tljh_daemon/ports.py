@@ -3,10 +3,18 @@ so a port held by another program is a clear error naming it, not a hub that see
 the URL serves that other program."""
 
 import os
+import socket
 
 import psutil
 
 from .config import PORT_KEYS
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 right now (for a server, or a second install's internal ports)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class PortInUse(Exception):

@@ -12,13 +12,13 @@ import logging
 import os
 import random
 import shutil
-import socket
 import time
 
 import aiohttp
 
 from . import accounts, groups, hub_contract, scopes, shared_folders, storage, timeutil, tokens
 from .admission import Admission
+from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState, sql_list
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -27,14 +27,6 @@ from .urls import join, server_prefix, url_name
 log = logging.getLogger(__name__)
 
 DEFAULT_URLS = {"jupyterlab": "/lab", "classic": "/tree", "notebook": "/tree"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 
 
 def target_url(host, port):

@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import os
+import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +17,27 @@ def booted():
     return os.path.isdir("/run/systemd/system")
 
 
+def _failed(args, stderr):
+    return SystemdError(f"systemctl {' '.join(args)} failed: {stderr.strip()}")
+
+
 async def systemctl(*args, check=False):
+    """systemctl from the event loop: (exit status, stdout); SystemdError on failure if `check`."""
     proc = await asyncio.create_subprocess_exec(
         "systemctl", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     out, err = await proc.communicate()
     if check and proc.returncode != 0:
-        raise SystemdError(f"systemctl {' '.join(args)} failed: {err.decode().strip()}")
+        raise _failed(args, err.decode())
     return proc.returncode, out.decode()
+
+
+def run_systemctl(*args, check=True):
+    """systemctl from the CLIs and the installer: its stdout; SystemdError on failure if `check`."""
+    result = subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise _failed(args, result.stderr)
+    return result.stdout
 
 
 def _notify(message):

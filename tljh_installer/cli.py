@@ -7,11 +7,11 @@ import sys
 import time
 
 from tljh_daemon import config as config_mod
-from tljh_daemon import configfile, jupyterhub_config, ports, systemd
+from tljh_daemon import configfile, jupyterhub_config, links, ports, service, systemd
 from tljh_daemon.hookspecs import plugin_manager
-from tljh_daemon.paths import Paths
+from tljh_daemon.paths import Paths, default_prefix
 
-from . import links, migrate, plugins, service, steps
+from . import migrate, plugins, steps, systemd_units
 from .progress import Steps, setup_logging
 from .progress_page import ProgressPage
 
@@ -25,7 +25,7 @@ def parse_admin(value):
 
 def parser():
     p = argparse.ArgumentParser(prog="tljh_installer", description="Install or upgrade the hub.")
-    p.add_argument("--prefix", default=os.environ.get("TLJH_INSTALL_PREFIX", "/opt/tljh"))
+    p.add_argument("--prefix", default=default_prefix())
     p.add_argument("--admin", action="append", default=[], type=parse_admin,
                    help="name[:password]; repeatable; each is added to users.admin")
     p.add_argument("--http-port", type=int, help="port Traefik serves HTTP on (http.port, default 80)")
@@ -124,7 +124,7 @@ def main(argv=None):
                                keep_user_env=bool(takeover) and migrate.keeps_user_env(paths))
         if systemd.booted():
             with progress.step("Starting the hub (systemd units)"):
-                service.restart_systemd_mode(paths)
+                systemd_units.restart_systemd_mode(paths)
                 service.wait_for_hub(paths)
         else:
             with progress.step("Starting the hub (process mode: systemd is not PID 1)"):

@@ -4,7 +4,6 @@ import grp
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,12 +11,11 @@ import time
 import urllib.request
 
 from tljh_daemon import accounts, configfile
+from tljh_daemon.paths import DEFAULT_PREFIX, PROFILE_DIR, SUDOERS_FILE, profile_script
+from tljh_daemon.ports import free_port
 from tljh_daemon.auth.firstuse import hash_password
-from tljh_daemon.cgroups import cgroup_tag
 from tljh_daemon.files import write_atomically
 from tljh_daemon.db import Database
-
-from .links import DEFAULT_PREFIX
 
 log = logging.getLogger("tljh_installer")
 
@@ -25,7 +23,6 @@ log = logging.getLogger("tljh_installer")
 # interactive widgets.
 USER_ENV_PACKAGES = ["jupyterhub>=5,<7", "jupyterlab>=4,<5", "notebook>=7,<8", "ipykernel>=6",
                      "nbgitpuller>=1.2,<2", "jupyter-resource-usage>=1,<2", "ipywidgets>=8,<9"]
-SUDOERS_FILE = "/etc/sudoers.d/jupyterhub-admins"
 
 
 def run(cmd, **kwargs):
@@ -65,12 +62,6 @@ def configure(paths, admins, http_port, hub_port=None, traefik_api_port=None):
             hub.setdefault("port", free_port())
             api = config.setdefault("traefik_api", {})
             api.setdefault("port", free_port())
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def preset_admin_passwords(paths, passwords):
@@ -132,16 +123,6 @@ def ensure_sudoers(paths):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-PROFILE_DIR = "/etc/profile.d"
-
-
-def profile_script(paths, profile_dir=PROFILE_DIR):
-    """The /etc/profile.d script of this install (one per prefix, so test installs beside the
-    default one never touch its file)."""
-    name = "tljh-user-env.sh" if paths.prefix == DEFAULT_PREFIX else f"tljh-user-env-{cgroup_tag(paths.prefix)}.sh"
-    return os.path.join(profile_dir, name)
 
 
 def ensure_user_env_on_path(paths, profile_dir=PROFILE_DIR, machine_wide=False):

@@ -1,9 +1,10 @@
-"""Which install may claim the machine-wide tljh-config link (tljh_installer.links)."""
+"""Which install may claim the machine-wide tljh-config link (tljh_daemon.links)."""
 
 import os
 
 from tljh_daemon.paths import Paths
-from tljh_installer import links, steps
+from tljh_daemon import links
+from tljh_installer import steps
 
 
 def test_only_the_default_prefix_or_an_explicit_flag_links(tmp_path):

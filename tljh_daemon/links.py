@@ -13,8 +13,9 @@ shared by every install on the machine, with the same content: they are not clai
 
 import os
 
+from .paths import DEFAULT_PREFIX
+
 BIN_DIR = "/usr/local/bin"
-DEFAULT_PREFIX = "/opt/tljh"
 
 
 def _link(bin_dir):

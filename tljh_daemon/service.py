@@ -1,8 +1,13 @@
-"""Running the hub after install: under systemd where it is PID 1, else process mode."""
+"""The hub as a service: its systemd units, its running daemon, (re)starting it and waiting for it.
+
+Shared by `tljh-daemon stop`, `tljh-config reload` and the installer, so each knows the
+same unit names, daemon (through its pid file, see pidfile.py) and start-up check. Under systemd (PID 1) the hub is two units,
+`tljh-traefik` and `tljh-daemon`; without it ("process mode") the daemon runs in the
+background, found through its pid file. The installer writes the units from its templates.
+"""
 
 import os
 import signal
-import string
 import subprocess
 import sys
 import time
@@ -11,43 +16,22 @@ import urllib.request
 
 import psutil
 
-from tljh_daemon import config as config_mod
-from tljh_daemon import pidfile
-
+from . import config as config_mod
+from . import pidfile, systemd
 
 UNITS = ("tljh-traefik.service", "tljh-daemon.service")
+DAEMON_UNIT = "tljh-daemon.service"
+TRAEFIK_UNIT = "tljh-traefik.service"
 UNIT_DIR = "/etc/systemd/system"
-TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "units")
 
 
-def render_units(paths):
-    """{unit name: content} from the templates in tljh_installer/units/."""
-    rendered = {}
-    for unit in UNITS:
-        with open(os.path.join(TEMPLATES, unit)) as f:
-            rendered[unit] = string.Template(f.read()).substitute(prefix=paths.prefix, hub_env=paths.hub_env)
-    return rendered
-
-
-def systemctl(*args):
-    result = subprocess.run(["systemctl", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"systemctl {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def write_traefik_static_config(paths):
-    """So Traefik's unit can start before the daemon ever ran. True when the file changed."""
-    from tljh_daemon.proxy.traefik import TraefikProxy
-
-    paths.ensure()
-    return TraefikProxy(paths, config_mod.load(paths.config_file), "traefik").write_static_config()
+# -- systemd mode ------------------------------------------------------------------------
 
 
 def units_prefix():
     """The prefix the installed tljh-daemon unit serves, or None when there is none."""
     try:
-        with open(os.path.join(UNIT_DIR, "tljh-daemon.service")) as f:
+        with open(os.path.join(UNIT_DIR, DAEMON_UNIT)) as f:
             for line in f:
                 if line.startswith("Environment=TLJH_INSTALL_PREFIX="):
                     return line.strip().split("=", 2)[2]
@@ -66,37 +50,44 @@ def check_units_prefix(paths):
         )
 
 
-def restart_systemd_mode(paths):
-    """Install the units; (re)start the daemon. User servers are separate units and keep running;
-    Traefik (and so every open connection) is restarted only when its unit or config changed."""
-    changed = []
-    for unit, content in render_units(paths).items():
-        path = os.path.join(UNIT_DIR, unit)
-        old = open(path).read() if os.path.exists(path) else None
-        if old != content:
-            with open(path, "w") as f:
-                f.write(content)
-            changed.append(unit)
-    if changed:
-        systemctl("daemon-reload")
-    traefik_config_changed = write_traefik_static_config(paths)
-    systemctl("enable", *UNITS)
-    restart_traefik = traefik_config_changed or "tljh-traefik.service" in changed
-    systemctl("restart" if restart_traefik else "start", "tljh-traefik.service")
-    systemctl("restart", "tljh-daemon.service")
+def unit_loaded(unit):
+    """systemd knows `unit` (installed, or a live transient unit such as the servers' slice)."""
+    return "LoadState=loaded" in systemd.run_systemctl("show", unit, "--property=LoadState", check=False)
+
+
+def daemon_unit_installed():
+    """The daemon runs as a unit here (systemd is PID 1 and the unit is installed)."""
+    return systemd.booted() and unit_loaded(DAEMON_UNIT)
+
+
+def stop_units(servers):
+    """Stop the hub's units, with `servers` also the slice holding every jupyter-<name> unit;
+    returns the units stopped. (A SIGTERM would only get the daemon restarted: Restart=always.)"""
+    from .spawner.systemd import SLICE
+
+    units = list(UNITS)
+    if servers and unit_loaded(SLICE):
+        units.append(SLICE)
+    systemd.run_systemctl("stop", *units)
+    return units
+
+
+# -- process mode ------------------------------------------------------------------------
+
+
+def running_daemon_pid(paths):
+    """The pid of this install's running daemon (checked, not just read from the file), or None."""
+    proc, _ = pidfile.identify(paths)
+    return proc.pid if proc is not None else None
 
 
 def daemon_command(paths):
     return [os.path.join(os.path.dirname(sys.executable), "tljh-daemon"), "run", "--prefix", paths.prefix]
 
 
-def running_daemon_pid(paths):
-    proc, _ = pidfile.identify(paths)
-    return proc.pid if proc is not None else None
-
-
 def restart_process_mode(paths):
-    """(Re)start the daemon in the background. User servers and Traefik keep running."""
+    """(Re)start the daemon in the background. User servers and Traefik keep running.
+    Returns the new daemon's Popen and its log file."""
     pid = running_daemon_pid(paths)
     if pid:
         os.kill(pid, signal.SIGTERM)
@@ -115,6 +106,9 @@ def restart_process_mode(paths):
     return proc, log_path
 
 
+# -- waiting for the hub -----------------------------------------------------------------
+
+
 def hub_url(paths):
     """Where the hub answers through Traefik: origin and base_url (no trailing slash)."""
     config = config_mod.load(paths.config_file)
@@ -131,7 +125,7 @@ def log_tail(path, lines=15):
 
 
 def wait_for_hub(paths, timeout=120, proc=None, log_path=None):
-    """Until the hub answers through Traefik; fail fast if the daemon exits."""
+    """Until the hub answers through Traefik; fail fast if the daemon (`proc`) exits."""
     url = hub_url(paths) + "/hub/api"
     deadline = time.monotonic() + timeout
     last = None

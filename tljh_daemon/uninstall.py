@@ -1,7 +1,8 @@
 """Undo an install: stop everything, remove what the installer put on the machine, keep the
 users' data unless asked.
 
-`sudo <prefix>/hub/bin/tljh-daemon uninstall` (see tljh_daemon/cli.py). Homes and Unix
+`sudo <prefix>/hub/bin/tljh-daemon uninstall` (see cli.py): part of the daemon's package, so
+it works without the installer. Homes and Unix
 accounts stay (so does everything in them) unless --remove-users; shared folders and the
 Debian packages plugins asked for always stay. Every step says what it removed or kept.
 """
@@ -13,12 +14,11 @@ import shutil
 import subprocess
 import sys
 
-from tljh_daemon import config as config_mod
-from tljh_daemon import shared_folders, systemd
-from tljh_daemon import users as users_mod
-from tljh_daemon.accounts import ADMINS_GROUP, USERS_GROUP, delete_account
-
-from . import service, steps
+from . import config as config_mod
+from . import service, shared_folders, systemd
+from . import users as users_mod
+from .accounts import ADMINS_GROUP, USERS_GROUP, delete_account
+from .paths import DEFAULT_PREFIX, SUDOERS_FILE, profile_script
 
 
 class Report:
@@ -40,7 +40,7 @@ def _hub_accounts(paths):
     (`jupyter-...`; PAM/LDAP users' own accounts are never the hub's to remove)."""
     if not os.path.exists(paths.database):
         return []
-    from tljh_daemon.db import Database
+    from .db import Database
 
     db = Database(paths.database)
     try:
@@ -62,15 +62,15 @@ def _hub_accounts(paths):
 
 def _stop(paths, report):
     if systemd.booted() and service.units_prefix() == paths.prefix:
-        from tljh_daemon.spawner.systemd import SLICE
+        from .spawner.systemd import SLICE
 
-        subprocess.run(["systemctl", "stop", SLICE, *service.UNITS], capture_output=True)
-        subprocess.run(["systemctl", "disable", *service.UNITS], capture_output=True)
+        systemd.run_systemctl("stop", SLICE, *service.UNITS, check=False)
+        systemd.run_systemctl("disable", *service.UNITS, check=False)
         for unit in service.UNITS:
             path = os.path.join(service.UNIT_DIR, unit)
             if os.path.exists(path):
                 os.unlink(path)
-        subprocess.run(["systemctl", "daemon-reload"], capture_output=True)
+        systemd.run_systemctl("daemon-reload", check=False)
         report.remove(f"systemd units {', '.join(service.UNITS)} (stopped, disabled, deleted); "
                       f"user servers ({SLICE}) stopped")
         return
@@ -93,14 +93,14 @@ def uninstall(paths, remove_users=False, echo=print):
 
     _stop(paths, report)
 
-    if paths.prefix == steps.DEFAULT_PREFIX:
-        if os.path.exists(steps.SUDOERS_FILE):
-            os.unlink(steps.SUDOERS_FILE)
-            report.remove(f"{steps.SUDOERS_FILE} (admins' sudo rights)")
-    elif os.path.exists(steps.SUDOERS_FILE):
-        report.keep(f"{steps.SUDOERS_FILE}: shared by every install on this machine; this one is not "
-                    f"at {steps.DEFAULT_PREFIX}")
-    script = steps.profile_script(paths)
+    if paths.prefix == DEFAULT_PREFIX:
+        if os.path.exists(SUDOERS_FILE):
+            os.unlink(SUDOERS_FILE)
+            report.remove(f"{SUDOERS_FILE} (admins' sudo rights)")
+    elif os.path.exists(SUDOERS_FILE):
+        report.keep(f"{SUDOERS_FILE}: shared by every install on this machine; this one is not "
+                    f"at {DEFAULT_PREFIX}")
+    script = profile_script(paths)
     if os.path.exists(script):
         os.unlink(script)
         report.remove(f"{script} (the user environment on login shells' PATH)")
