@@ -287,6 +287,7 @@ def validate(config, owned=()):
     if not errors:
         check_base_url(config)
         check_ports(config)
+        check_cull(config)
         return
     error = jsonschema.exceptions.best_match(errors)
     path = list(error.absolute_path)
@@ -327,6 +328,15 @@ def check_base_url(config):
         raise ConfigError("base_url", f"{value!r} must start and end with '/', e.g. {hint!r}")
     raise ConfigError("base_url", f"{value!r}: use only letters, digits and . _ ~ - between the slashes "
                                   "(e.g. '/jupyter/')")
+
+
+def check_cull(config):
+    """TLJH's services.cull.remove_named_servers is accepted only as false: this hub runs one
+    server per user, so there are no named servers to remove (true would silently do nothing)."""
+    if config["services"]["cull"]["remove_named_servers"]:
+        raise ConfigError("services.cull.remove_named_servers",
+                          "this hub has no named servers (one server per user), so there is nothing "
+                          "to remove; set it to false")
 
 
 PORT_KEYS = ("http.port", "https.port", "hub.port", "traefik_api.port")

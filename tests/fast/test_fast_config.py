@@ -31,6 +31,7 @@ from tljh_daemon import configfile
     ("services:\n  cull:\n    every: 0\n", "services.cull.every", ""),
     ("services:\n  cull:\n    concurrency: 0\n", "services.cull.concurrency", ""),
     ("services:\n  cull:\n    users: maybe\n", "services.cull.users", "not of type"),
+    ("services:\n  cull:\n    remove_named_servers: true\n", "services.cull.remove_named_servers", "no named servers"),
     ("base_url: /jupyter\n", "base_url", "must start and end with '/', e.g. '/jupyter/'"),
     ("base_url: jupyter/\n", "base_url", "must start and end with '/'"),
     ("base_url: /a b/\n", "base_url", "use only letters"),
