@@ -1,11 +1,15 @@
 """Unix accounts for hub users: created on first spawn with a private home."""
 
+from __future__ import annotations
+
 import asyncio
 import grp
 import logging
 import os
 import pwd
 import subprocess
+from collections.abc import Iterable
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +51,15 @@ def _ensure_account(username, groups):
     return created
 
 
-async def ensure_account(username, *, admin=False, extra_groups=(), create=True):
+class EnsureAccount(Protocol):
+    """The Unix-account step of a spawn: `ensure_account` below (the fast tier passes a fake)."""
+
+    async def __call__(self, username: str, *, admin: bool = False, extra_groups: Iterable[str] = (),
+                       create: bool = True) -> tuple[pwd.struct_passwd, bool]: ...
+
+
+async def ensure_account(username: str, *, admin: bool = False, extra_groups: Iterable[str] = (),
+                         create: bool = True) -> tuple[pwd.struct_passwd, bool]:
     """Make sure `username` exists (creating it when `create`), in the hub's groups.
 
     Returns (passwd entry, whether it was created now). Blocking commands run in a thread.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from aiohttp import web
 
@@ -13,11 +14,15 @@ from .metrics import Metrics
 if TYPE_CHECKING:
     import asyncio
 
+    import pluggy
+
+    from .accounts import EnsureAccount
+    from .auth.base import Authenticator
     from .db import Database
+    from .jupyterhub_config import Extra
     from .managed_services import ServiceManager
     from .paths import Paths
-    from .proxy.supervisor import TraefikSupervisor, TraefikUnit
-    from .proxy.traefik import TraefikProxy
+    from .proxy.base import Proxy, ProxyRunner
     from .servers import ServerManager
     from .sessions import SessionStore
     from .spawner.base import Spawner
@@ -30,21 +35,21 @@ class Hub:
     paths: Paths
     db: Database
     sessions: SessionStore
-    authenticator: Any
-    proxy: TraefikProxy
+    authenticator: Authenticator
+    proxy: Proxy
     mode: str = "process"  # or "systemd"
     servers: Optional[ServerManager] = None
-    traefik: Optional[TraefikSupervisor | TraefikUnit] = None
+    traefik: Optional[ProxyRunner] = None  # TraefikSupervisor or TraefikUnit
     spawner: Optional[Spawner] = None  # handed to the ServerManager
-    ensure_account: Any = None  # accounts.ensure_account: the Unix-account step of a spawn
-    remove_account: Any = None  # accounts.remove_account: removes a temporary user's account
+    ensure_account: Optional[EnsureAccount] = None  # the Unix-account step of a spawn
+    remove_account: Optional[Callable[[str], Awaitable[bool]]] = None  # removes a temporary user's account
     service_manager: Optional[ServiceManager] = None
     storage: Optional[StorageCheck] = None  # can state be saved? (/hub/health)
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION
-    plugins: Any = None  # the pluggy PluginManager
-    extra: Any = None  # jupyterhub_config.Extra: what plugins' and jupyterhub_config.d's settings added
+    plugins: Optional[pluggy.PluginManager] = None
+    extra: Optional[Extra] = None  # jupyterhub_config.Extra: what plugins' and jupyterhub_config.d's settings added
 
     @property
     def base_url(self):

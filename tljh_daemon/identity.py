@@ -32,7 +32,7 @@ class Identity:
         return scopes.allows(self.scopes, scope, **target)
 
 
-IDENTITY = web.RequestKey("identity", Optional[Identity])
+IDENTITY: web.RequestKey[Optional[Identity]] = web.RequestKey("identity")
 
 
 def token_from_request(request):

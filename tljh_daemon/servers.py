@@ -285,7 +285,6 @@ class ServerManager:
             self.plugins.hook.tljh_pre_spawn(user=name, env=env, limits=limits)
             request = SpawnRequest(
                 user=name,
-                server_name="",
                 username=account.pw_name,
                 uid=account.pw_uid,
                 gid=account.pw_gid,

@@ -7,13 +7,20 @@ sessions itself: it hands a `LoggedIn` to the one shared finish-login path
 (handlers/login.py), which creates the user, applies admin rights and sets the cookie.
 """
 
+from __future__ import annotations
+
 import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from ..users import InvalidName, normalize_name, system_username
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from ..db import Database
 
 log = logging.getLogger(__name__)
 
@@ -75,60 +82,60 @@ class Authenticator:
     `auth.type` values to them and validates `auth.<section>.<key>` with SCHEMA."""
 
     #: the canonical `auth.type` value, and the other values that mean this class
-    short_name = None
-    class_names = ()
+    short_name: Optional[str] = None
+    class_names: tuple[str, ...] = ()
     #: config.yaml section holding this authenticator's settings: auth.<section>.<key>
-    section = None
+    section: Optional[str] = None
     #: defaults of that section, its JSON schema, and keys never shown or logged
-    DEFAULTS = {}
-    SCHEMA = {"type": "object"}
-    SECRET_KEYS = ()
+    DEFAULTS: dict[str, Any] = {}
+    SCHEMA: dict[str, Any] = {"type": "object"}
+    SECRET_KEYS: tuple[str, ...] = ()
 
     #: login page: a name/password form; a "Sign in with <login_service>" button
-    password_form = True
-    login_service = None
+    password_form: bool = True
+    login_service: Optional[str] = None
     #: shown on the login page
-    login_hint = ""
+    login_hint: str = ""
     #: whether a missing Unix account is created on first spawn
-    creates_accounts = True
+    creates_accounts: bool = True
     #: users change their own password at /hub/auth/change-password
-    can_change_password = False
+    can_change_password: bool = False
     #: admins set or clear others' passwords at /hub/auth/change-password/<name>
-    can_reset_password = False
+    can_reset_password: bool = False
 
     @classmethod
-    def check_settings(cls, settings):
+    def check_settings(cls, settings: dict[str, Any]) -> Optional[tuple[str, str]]:
         """Cross-key rules a schema cannot express; returns (key, message) or None."""
         return None
 
-    def __init__(self, config, db):
+    def __init__(self, config: dict[str, Any], db: Database) -> None:
         self.config = config
         self.db = db
         self.throttle = FailedLoginThrottle()
         self.settings = {**self.DEFAULTS, **(config["auth"].get(self.section) or {})} if self.section else {}
 
     @property
-    def auto_login(self):
+    def auto_login(self) -> bool:
         """Skip the login page and go straight to `login_url` (only with a button, no form)."""
         return bool(self.settings.get("auto_login")) and self.login_service is not None
 
-    def login_url(self, next_url):
+    def login_url(self, next_url: str) -> str:
         """Where the "Sign in with ..." button goes (authenticators with a login_service)."""
         raise NotImplementedError
 
-    def routes(self):
+    def routes(self) -> list[web.RouteDef]:
         """aiohttp route definitions this authenticator adds (OAuth callback, sign-up ...)."""
         return []
 
     @property
-    def admins(self):
+    def admins(self) -> set[str]:
         return {normalize_name(n) for n in self.config["users"]["admin"]}
 
     @property
-    def banned(self):
+    def banned(self) -> set[str]:
         return {normalize_name(n) for n in self.config["users"]["banned"]}
 
-    def check_allowed(self, name):
+    def check_allowed(self, name: str) -> bool:
         if name in self.banned:
             return False
         allowed = {normalize_name(n) for n in self.config["users"]["allowed"]}
@@ -136,18 +143,18 @@ class Authenticator:
             return False
         return True
 
-    def system_username(self, name):
+    def system_username(self, name: str) -> str:
         """The Unix account a user's server runs as."""
         return system_username(name)
 
     # -- password logins ----------------------------------------------------------------
 
-    async def check_password(self, name, password):
+    async def check_password(self, name: str, password: str) -> Union[bool, LoggedIn, str]:
         """True, a LoggedIn, or the user's hub name (when the provider renames) when `password`
         is right for `name`. Runs blocking work in a thread; may raise LoginRefused with a reason."""
         raise NotImplementedError
 
-    async def login(self, name, password):
+    async def login(self, name: str, password: str) -> LoggedIn:
         """A LoggedIn on success (the password form's POST); raise LoginRefused otherwise."""
         try:
             name = normalize_name(name)
@@ -157,6 +164,7 @@ class Authenticator:
         if delay:
             log.warning("Slowing down login for %s by %ss after failed attempts", name, delay)
             await asyncio.sleep(delay)
+        ok: Union[bool, LoggedIn, str]
         if not self.check_allowed(name) or not password:
             ok = False
         else:
@@ -172,14 +180,14 @@ class Authenticator:
 
     # -- passwords kept by the hub ----------------------------------------------------------
 
-    async def change_password(self, name, old, new):
+    async def change_password(self, name: str, old: str, new: str) -> None:
         """A user changes their own password; LoginRefused says why not."""
         raise PasswordsManagedElsewhere()
 
-    async def set_password(self, name, password):
+    async def set_password(self, name: str, password: str) -> None:
         """Admin action: set `name`'s password."""
         raise PasswordsManagedElsewhere()
 
-    async def reset_password(self, name):
+    async def reset_password(self, name: str) -> None:
         """Admin action: clear `name`'s password (what happens next is the authenticator's rule)."""
         raise PasswordsManagedElsewhere()

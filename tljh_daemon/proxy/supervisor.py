@@ -16,12 +16,13 @@ from ..spawner.process import process_for
 from ..spawner.base import ServerHandle
 from ..systemd import systemctl
 from ..tasks import cancel_and_wait
+from .base import ProxyRunner
 from .traefik import read_env_file
 
 log = logging.getLogger(__name__)
 
 
-class TraefikSupervisor:
+class TraefikSupervisor(ProxyRunner):
     check_interval = 1.0
 
     def __init__(self, proxy):
@@ -76,7 +77,7 @@ class TraefikSupervisor:
         if self._popen is not None:
             self._popen.poll()
 
-    async def start(self, *, config_changed):
+    async def start(self, *, config_changed: bool) -> None:
         """Adopt a running Traefik (restart it if its static config changed) or launch one."""
         self.handle = self._read_pidfile()
         if self.handle and process_for(self.handle) is not None:
@@ -113,7 +114,7 @@ class TraefikSupervisor:
         self._task = None
 
 
-class TraefikUnit:
+class TraefikUnit(ProxyRunner):
     """systemd mode: Traefik is the `tljh-traefik` unit; the daemon only (re)starts it."""
 
     unit = "tljh-traefik.service"

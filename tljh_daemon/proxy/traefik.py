@@ -13,12 +13,15 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Mapping
+from typing import Any, Optional
 from urllib.parse import unquote
 
 import aiohttp
 import bcrypt
 
 from ..files import read_or_create_secret, write_atomically
+from ..paths import Paths
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,7 @@ def _backtick_safe(path):
 class TraefikProxy:
     """Owns Traefik's configuration. Routes map URL prefixes to http://127.0.0.1:<port>."""
 
-    def __init__(self, paths, config, traefik_bin):
+    def __init__(self, paths: Paths, config: dict[str, Any], traefik_bin: str) -> None:
         self.paths = paths
         self.config = config
         self.traefik_bin = traefik_bin
@@ -85,10 +88,10 @@ class TraefikProxy:
         self._api_password = api["password"]
         self.static_config_path = os.path.join(paths.traefik_dir, "traefik.yaml")
         self.rules_path = os.path.join(paths.traefik_rules_dir, RULES_FILE)
-        self.routes = {}  # prefix -> target url
+        self.routes: dict[str, str] = {}  # prefix -> target url
         self._write_lock = asyncio.Lock()
-        self._api_htpasswd = None
-        self._session = None  # one HTTP session for all API calls, opened on first use
+        self._api_htpasswd: Optional[str] = None
+        self._session: Optional[aiohttp.ClientSession] = None  # one HTTP session for all API calls, opened on first use
 
     @property
     def api_password(self):
@@ -148,11 +151,11 @@ class TraefikProxy:
         return config
 
     @property
-    def log_path(self):
+    def log_path(self) -> str:
         return os.path.join(self.paths.logs_dir, "traefik.log")
 
     @property
-    def acme_store(self):
+    def acme_store(self) -> str:
         return os.path.join(self.paths.traefik_dir, "acme.json")
 
     @property
@@ -170,7 +173,7 @@ class TraefikProxy:
             env.update(read_env_file(path))
         return env
 
-    def write_static_config(self):
+    def write_static_config(self) -> bool:
         """Render traefik.yaml and traefik.env (0600); return True when either changed."""
         def current(path):
             try:
@@ -259,20 +262,20 @@ class TraefikProxy:
 
     # -- routes -----------------------------------------------------------------
 
-    async def add_route(self, prefix, target, *, wait=True):
+    async def add_route(self, prefix: str, target: str, *, wait: bool = True) -> None:
         self.routes[prefix] = target
         await self._write_rules()
         if wait:
             await self.wait_for_route(prefix, present=True)
 
-    async def delete_route(self, prefix, *, wait=True):
+    async def delete_route(self, prefix: str, *, wait: bool = True) -> None:
         if self.routes.pop(prefix, None) is None:
             return
         await self._write_rules()
         if wait:
             await self.wait_for_route(prefix, present=False)
 
-    async def set_routes(self, routes):
+    async def set_routes(self, routes: Mapping[str, str]) -> None:
         """Replace all routes at once (start-up reconciliation)."""
         self.routes = dict(routes)
         await self._write_rules()
@@ -286,7 +289,7 @@ class TraefikProxy:
         async with self._session.get(self.api_url + path) as resp:
             return resp.status
 
-    async def close(self):
+    async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -297,7 +300,7 @@ class TraefikProxy:
         except (aiohttp.ClientError, asyncio.TimeoutError):
             return False
 
-    async def wait_for_route(self, prefix, *, present, timeout=10):
+    async def wait_for_route(self, prefix: str, *, present: bool, timeout: float = 10) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:

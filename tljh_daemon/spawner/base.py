@@ -1,7 +1,15 @@
 """The spawner interface: start, poll, stop, and re-adopt after a daemon restart."""
 
+from __future__ import annotations
+
+import asyncio
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from ..servers import Progress
 
 
 class SpawnError(Exception):
@@ -10,19 +18,20 @@ class SpawnError(Exception):
 
 @dataclass
 class SpawnRequest:
+    """Everything a backend needs to run one user's server (the hub did the rest)."""
+
     user: str
-    server_name: str
     username: str  # the Unix account
     uid: int
     gid: int
     home: str
     admin: bool
-    cmd: list
-    env: dict
+    cmd: list[str]
+    env: dict[str, str]
     log_path: str
-    limits: dict = field(default_factory=dict)
+    limits: dict[str, object] = field(default_factory=dict)  # the limits.* keys that are set
     port: int = 0  # where a local server listens (chosen by the hub)
-    groups: list = field(default_factory=list)  # the user's hub groups
+    groups: list[str] = field(default_factory=list)  # the user's hub groups
 
 
 @dataclass(frozen=True)
@@ -34,53 +43,55 @@ class ServerHandle:
 
 
 class Spawner:
-    #: limits this backend enforces; others are reported as unavailable
-    supported_limits = frozenset()
+    #: limits this backend enforces (the admin panel says which set limits are not)
+    supported_limits: frozenset[str] = frozenset()
     #: how limits are enforced, or why they are not (shown to admins)
-    limits_note = "not enforced"
+    limits_note: str = "not enforced"
     #: whether starts wait for a local slot (spawner.concurrent_starts); a cluster queues on its own
-    uses_admission = True
+    uses_admission: bool = True
     #: the progress message when the server is launched
-    start_message = "Starting jupyterhub-singleuser"
+    start_message: str = "Starting jupyterhub-singleuser"
 
-    def oom_kills(self, user):
+    def oom_kills(self, user: str) -> Optional[int]:
         """How many of `user`'s server processes were killed for going over the memory limit,
         or None where this is not known."""
         return None
 
-    async def open(self):
+    async def open(self) -> None:
         """Called once at daemon start-up (before servers are re-adopted)."""
 
-    async def close(self):
+    async def close(self) -> None:
         """Called once at daemon shutdown; running servers are left running."""
 
-    async def output_tail(self, user, handle, log_path, lines=3):
+    async def output_tail(self, user: str, handle: Optional[ServerHandle], log_path: str,
+                          lines: int = 3) -> list[str]:
         """The last `lines` lines the server printed (for a failed spawn's message)."""
         return _file_tail(log_path, lines)
 
-    async def start(self, request):
+    async def start(self, request: SpawnRequest) -> ServerHandle:
         """Launch the server; return its ServerHandle. Raise SpawnError on failure."""
         raise NotImplementedError
 
-    async def locate(self, request, handle, progress, reported):
+    async def locate(self, request: SpawnRequest, handle: ServerHandle, progress: Progress,
+                     reported: asyncio.Future[int]) -> tuple[str, int]:
         """(address, port) where the started server will answer. A local server listens where
         the hub told it to; a batch job's server reports its port (`reported`, a future)."""
         return "127.0.0.1", request.port
 
-    async def poll(self, user, handle):
+    async def poll(self, user: str, handle: Optional[ServerHandle]) -> Optional[str]:
         """None while `user`'s server runs, else a short description of how it ended."""
         raise NotImplementedError
 
-    async def poll_all(self, servers):
+    async def poll_all(self, servers: Iterable[tuple[str, Optional[ServerHandle]]]) -> dict[str, Optional[str]]:
         """{user: poll(user, handle)} for [(user, handle), ...]; backends may batch this."""
         return {user: await self.poll(user, handle) for user, handle in servers}
 
-    async def stop(self, user, handle, timeout):
+    async def stop(self, user: str, handle: ServerHandle, timeout: float) -> None:
         """Stop the server: SIGTERM, then SIGKILL after `timeout` seconds."""
         raise NotImplementedError
 
 
-def _file_tail(path, lines):
+def _file_tail(path: str, lines: int) -> list[str]:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)

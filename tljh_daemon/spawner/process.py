@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import subprocess
+from typing import Optional
 
 import psutil
 
@@ -53,8 +54,8 @@ def describe_exit(returncode):
 class ProcessSpawner(Spawner):
     launcher_wait = 30.0  # for a launcher still importing (a spawn right after the daemon started)
 
-    def __init__(self, cgroups: Cgroups = None, launcher=None):
-        self._children = {}  # pid -> Popen, for servers started by this daemon (so they are reaped)
+    def __init__(self, cgroups: Optional[Cgroups] = None, launcher=None) -> None:
+        self._children: dict[int, subprocess.Popen] = {}  # pid -> Popen, for servers started by this daemon (so they are reaped)
         self.cgroups = cgroups
         self.launcher = launcher
         # Starts get threads of their own: in a class start the default executor is busy creating

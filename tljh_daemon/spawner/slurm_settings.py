@@ -6,6 +6,7 @@ dependencies. Per-group overrides are merged over the top level for members of a
 
 import math
 import re
+from typing import Any
 
 # Settings of one submission; `groups.<name>` may override each of them.
 _job = {
@@ -17,7 +18,7 @@ _job = {
     "options": {"type": "array", "items": {"type": "string", "pattern": "^-"}},
 }
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "partition": None,
     "time": None,
     "memory": None,
