@@ -1,6 +1,7 @@
 """The application factory: wires configuration, state, auth, spawner and proxy together."""
 
 import asyncio
+import dataclasses
 import logging
 import os
 import shutil
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from . import accounts, admins, compat, groups, jupyterhub_config, shared_folders, urls
 from . import config as config_mod
+from . import settings
 from .cgroups import Cgroups, cgroup_tag
 from .api import groups as api_groups
 from .api import hub as api_hub
@@ -134,8 +136,10 @@ async def reload_proxy(hub):
     except config_mod.ConfigError as e:
         log.error("Not reloading the proxy: %s", e)
         return
-    for section in ("http", "https", "traefik_api"):
-        hub.config[section] = new[section]  # shared with the proxy and the server manager
+    # New objects, never changed in place: what read the old ones before the reload keeps them.
+    hub.config = {**hub.config, **{section: new[section] for section in ("http", "https", "traefik_api")}}
+    hub.proxy.config = hub.config
+    hub.servers.settings = dataclasses.replace(hub.servers.settings, public_origin=settings.public_origin(new))
     if hub.proxy.write_static_config():
         log.info("Proxy configuration changed; restarting Traefik")
         await hub.traefik.close()
@@ -171,7 +175,7 @@ async def _lifetime(app):
     http = aiohttp.ClientSession()
     traefik = hub.traefik
     hub.servers = ServerManager(
-        config=config,
+        settings=settings.server_settings(config, hub.paths),
         paths=hub.paths,
         db=hub.db,
         spawner=hub.spawner,
@@ -185,7 +189,7 @@ async def _lifetime(app):
         overrides=hub.extra.spawner if hub.extra else None,
     )
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
-    culler = Culler(hub, config["services"]["cull"])
+    culler = Culler(hub, settings.cull_settings(config))
     try:
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()

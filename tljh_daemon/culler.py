@@ -14,19 +14,20 @@ from datetime import timedelta
 
 from . import timeutil
 from .server_state import ACTIVE, ServerState, sql_list
+from .settings import CullSettings
 from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
 
 class Culler:
-    def __init__(self, hub, settings):
+    def __init__(self, hub, settings: CullSettings):
         self.hub = hub
         self.settings = settings
         self._task = None
 
     def start(self):
-        if self.settings["enabled"]:
+        if self.settings.enabled:
             self._task = asyncio.create_task(self._loop())
 
     async def close(self):
@@ -34,7 +35,7 @@ class Culler:
 
     async def _loop(self):
         while True:
-            await asyncio.sleep(self.settings["every"])
+            await asyncio.sleep(self.settings.every)
             try:
                 await self.cull_once()
             except Exception:
@@ -44,20 +45,20 @@ class Culler:
         """Why this server should be culled, or None."""
         cull = self.settings
         last = row["last_activity"] or row["started"]
-        if last and now - timeutil.parse(last) > timedelta(seconds=cull["timeout"]):
-            return f"inactive for more than {cull['timeout']}s"
-        if cull["max_age"] and row["started"] and now - timeutil.parse(row["started"]) > timedelta(seconds=cull["max_age"]):
-            return f"older than {cull['max_age']}s"
+        if last and now - timeutil.parse(last) > timedelta(seconds=cull.timeout):
+            return f"inactive for more than {cull.timeout}s"
+        if cull.max_age and row["started"] and now - timeutil.parse(row["started"]) > timedelta(seconds=cull.max_age):
+            return f"older than {cull.max_age}s"
         return None
 
     def _idle_temporary_users(self, now):
         """Temporary users with no running server, idle (or never active) for longer than the timeout."""
-        timeout = timedelta(seconds=self.settings["timeout"])
+        timeout = timedelta(seconds=self.settings.timeout)
         rows = self.hub.db.all(
             "SELECT u.name, u.created, u.last_activity FROM users u WHERE u.temporary=1 AND NOT EXISTS "
             f"(SELECT 1 FROM servers s WHERE s.user=u.name AND s.state IN ({sql_list(ACTIVE)}))"
         )
-        return [(r["name"], f"temporary, idle with no server for more than {self.settings['timeout']}s", False, True)
+        return [(r["name"], f"temporary, idle with no server for more than {self.settings.timeout}s", False, True)
                 for r in rows if now - timeutil.parse(r["last_activity"] or r["created"]) > timeout]
 
     async def cull_once(self):
@@ -69,13 +70,13 @@ class Culler:
         )
         due = []
         for row in rows:
-            if row["admin"] and self.settings["exempt_admins"]:
+            if row["admin"] and self.settings.exempt_admins:
                 continue
             reason = self._due(row, now)
             if reason:
                 due.append((row["user"], reason, bool(row["admin"]), bool(row["temporary"])))
         due += self._idle_temporary_users(now)
-        limit = asyncio.Semaphore(self.settings["concurrency"])
+        limit = asyncio.Semaphore(self.settings.concurrency)
 
         async def cull(name, reason, admin, temporary):
             async with limit:
@@ -83,7 +84,7 @@ class Culler:
                 await hub.servers.stop(name)
                 if temporary:
                     await remove_temporary_user(hub, name)
-                elif self.settings["users"] and not admin:
+                elif self.settings.users and not admin:
                     hub.db.execute("DELETE FROM users WHERE name=?", (name,))
                     log.info("Culled user %s", name)
 

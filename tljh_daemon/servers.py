@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import time
+from typing import Optional
 
 import aiohttp
 
@@ -20,6 +21,7 @@ from . import accounts, groups, hub_contract, scopes, shared_folders, storage, t
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState, sql_list
+from .settings import ServerSettings
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
 from .urls import join, server_prefix, url_name
@@ -88,9 +90,9 @@ class ServerManager:
     poll_interval = 5.0
     ready_poll_interval = 0.02  # a refused loopback connect is cheap; a coarse poll adds latency
 
-    def __init__(self, *, config, paths, db, spawner, proxy, authenticator, hub_api_url, http, plugins, metrics,
-                 ensure_account=accounts.ensure_account, overrides=None):
-        self.config = config
+    def __init__(self, *, settings: ServerSettings, paths, db, spawner, proxy, authenticator, hub_api_url, http,
+                 plugins, metrics, ensure_account=accounts.ensure_account, overrides=None):
+        self.settings = settings  # replaced (not changed) when a reload changes them
         # Spawner.* settings from plugins / jupyterhub_config.d (jupyterhub_config.Extra.spawner)
         self.overrides = overrides or {}
         self.paths = paths
@@ -103,12 +105,12 @@ class ServerManager:
         self.plugins = plugins
         self.metrics = metrics
         self.ensure_account = ensure_account
-        self.admission = Admission(config["spawner"]["concurrent_starts"] or os.cpu_count() or 1)
-        self.progress = {}  # user -> Progress of the latest spawn
-        self.tasks = {}  # user -> running start/stop task
-        self.reported_ports = {}  # user -> future of the port a batch job's server reports
-        self._watcher = None
-        self._oom_kills_seen = {}  # user -> OOM kills already logged
+        self.admission = Admission(settings.concurrent_starts)
+        self.progress: dict[str, Progress] = {}  # user -> Progress of the latest spawn
+        self.tasks: dict[str, asyncio.Task] = {}  # user -> running start/stop task
+        self.reported_ports: dict[str, asyncio.Future] = {}  # user -> future of the port a batch job's server reports
+        self._watcher: Optional[asyncio.Task] = None
+        self._oom_kills_seen: dict[str, int] = {}  # user -> OOM kills already logged
 
     # -- queries ---------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class ServerManager:
             raise ServerBusy(f"{name} is {state}; try again when it is done")
         if name in self.tasks:
             raise ServerBusy("a start or stop of this server is already under way")
-        limit = self.config["spawner"]["concurrent_spawn_limit"]
+        limit = self.settings.concurrent_spawn_limit
         if limit and self.pending_count() >= limit:
             raise SpawnLimitReached(limit)
         progress = Progress()
@@ -173,7 +175,7 @@ class ServerManager:
 
     def _environment(self, name, account, port, api_token):
         client = self._oauth_client(name)
-        app = self.config["user_environment"]["default_app"]
+        app = self.settings.default_app
         env_bin = os.path.join(self.user_env, "bin")
         return self._apply_overrides({
             "PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin",
@@ -221,16 +223,14 @@ class ServerManager:
 
     def _public_urls(self, prefix):
         """With HTTPS on a known domain, servers learn their public URL (for links they print)."""
-        https = self.config["https"]
-        domains = https["letsencrypt"]["domains"]
-        if not (https["enabled"] and domains):
+        origin = self.settings.public_origin
+        if origin is None:
             return {}
-        origin = f"https://{domains[0]}" + (f":{https['port']}" if https["port"] != 443 else "")
         return {"JUPYTERHUB_PUBLIC_URL": origin + prefix, "JUPYTERHUB_PUBLIC_HUB_URL": origin + join(self.base_url, "/hub/")}
 
     @property
     def base_url(self):
-        return self.config["base_url"]
+        return self.settings.base_url
 
     def prefix(self, name):
         """The URL path of `name`'s server (under base_url), as routed by Traefik."""
@@ -238,12 +238,12 @@ class ServerManager:
 
     def _extra_groups(self, name):
         """users.extra_user_groups: {group: [user, ...]} as in TLJH."""
-        groups = self.config["users"]["extra_user_groups"]
+        groups = self.settings.extra_user_groups
         return [group for group, members in groups.items() if name in members]
 
     @property
     def user_env(self):
-        return self.config["user_environment"]["path"] or self.paths.user_env
+        return self.settings.user_env
 
     async def _spawn(self, user_row, progress):
         name = user_row["name"]
@@ -265,8 +265,8 @@ class ServerManager:
                 raise SpawnError(str(e)) from None
             if created:
                 await asyncio.to_thread(self.plugins.hook.tljh_new_user_create, username=username)
-            if self.config.get("shared_folders"):
-                await asyncio.to_thread(shared_folders.link_into_home, self.config, account)
+            if self.settings.shared_folders:
+                await asyncio.to_thread(shared_folders.link_into_home, self.settings.shared_folders, account)
             singleuser = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
             if not os.access(singleuser, os.X_OK):
                 raise SpawnError(
@@ -281,7 +281,7 @@ class ServerManager:
             hub_contract.register_oauth_client(self.db, self._oauth_client(name), api_token)  # secret: the token
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
-            limits = {k: v for k, v in self.config["limits"].items() if v is not None}
+            limits = dict(self.settings.limits)
             self.plugins.hook.tljh_pre_spawn(user=name, env=env, limits=limits)
             request = SpawnRequest(
                 user=name,
@@ -347,7 +347,7 @@ class ServerManager:
 
     async def _cleanup_failed(self, name, handle, reason):
         if handle is not None:
-            await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
+            await self.spawner.stop(name, handle, self.settings.stop_timeout)
         try:
             await self.proxy.delete_route(self.prefix(name), wait=False)
             tokens.revoke(self.db, user=name, kind="server")
@@ -360,7 +360,7 @@ class ServerManager:
 
     async def _wait_ready(self, name, handle, url, log_path):
         loop = asyncio.get_running_loop()
-        timeout = self.config["spawner"]["start_timeout"]
+        timeout = self.settings.start_timeout
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             ended = await self.spawner.poll(name, handle)
@@ -400,7 +400,7 @@ class ServerManager:
         await self.proxy.delete_route(self.prefix(name))
         handle = self.handle_of(row)
         if handle is not None:
-            await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
+            await self.spawner.stop(name, handle, self.settings.stop_timeout)
         self._set(name, state=ServerState.STOPPED, message=None, pid=None, pid_create_time=None, port=None, host=None)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
@@ -419,7 +419,7 @@ class ServerManager:
                 log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
             elif alive:
                 log.info("Stopping the server of %s left %s by the previous daemon", name, row["state"])
-                await self.spawner.stop(name, handle, self.config["spawner"]["stop_timeout"])
+                await self.spawner.stop(name, handle, self.settings.stop_timeout)
                 self._mark_gone(name, "the hub restarted while the server was starting")
             else:
                 self._mark_gone(name, "the server stopped while the hub was down")
@@ -462,7 +462,7 @@ class ServerManager:
         seen = self._oom_kills_seen.get(name, 0)
         if count and count > seen:
             log.warning("The kernel killed %d process(es) of %s's server for going over limits.memory (%s)",
-                        count - seen, name, self.config["limits"]["memory"])
+                        count - seen, name, self.settings.limits.get("memory"))
         self._oom_kills_seen[name] = count or 0
 
     def report_port(self, name, port):

@@ -79,10 +79,10 @@ def in_group(username, group):
         return False
 
 
-def link_into_home(config, account):
-    """A link `~/<name>` to each shared folder this account may read (or write); an existing
-    file of that name that is not our link is left alone."""
-    for name, path, readers, writers in folders(config):
+def link_into_home(shared, account):
+    """A link `~/<name>` to each shared folder (`shared`: what `folders` returns) this account
+    may read (or write); an existing file of that name that is not our link is left alone."""
+    for name, path, readers, writers in shared:
         if not (in_group(account.pw_name, readers) or in_group(account.pw_name, writers)):
             continue
         link = os.path.join(account.pw_dir, name)

@@ -1,12 +1,13 @@
 """The built-in culler's decisions, driven by activity timestamps (no waiting)."""
 
+from dataclasses import replace
 from datetime import timedelta
 
 from tljh_daemon import timeutil
 from tljh_daemon.culler import Culler
+from tljh_daemon.settings import CullSettings
 
-CULL = {"enabled": True, "timeout": 600, "every": 60, "concurrency": 2, "max_age": 0, "users": False,
-        "remove_named_servers": False, "exempt_admins": False}
+CULL = CullSettings(enabled=True, timeout=600, every=60, concurrency=2, max_age=0, users=False, exempt_admins=False)
 
 
 def _ago(seconds):
@@ -57,14 +58,14 @@ async def test_max_age_culls_busy_servers_too(hub):
     await _running(hub, "old", "young")
     _set(hub, "old", last_activity=_ago(1), started=_ago(3700))
     _set(hub, "young", last_activity=_ago(1), started=_ago(100))
-    assert await Culler(hub.hub, {**CULL, "max_age": 3600}).cull_once() == ["old"]
+    assert await Culler(hub.hub, replace(CULL, max_age=3600)).cull_once() == ["old"]
     assert await Culler(hub.hub, CULL).cull_once() == []  # max_age 0: no age limit
 
 
 async def test_admins_exempt_only_when_configured(hub):
     await _running(hub, "boss", admin=True)
     _set(hub, "boss", last_activity=_ago(5000))
-    assert await Culler(hub.hub, {**CULL, "exempt_admins": True}).cull_once() == []
+    assert await Culler(hub.hub, replace(CULL, exempt_admins=True)).cull_once() == []
     assert await Culler(hub.hub, CULL).cull_once() == ["boss"]
 
 
@@ -73,7 +74,7 @@ async def test_cull_users_deletes_non_admin_users(hub):
     await _running(hub, "teacher", admin=True)
     for name in ("student", "teacher"):
         _set(hub, name, last_activity=_ago(5000))
-    culled = await Culler(hub.hub, {**CULL, "users": True}).cull_once()
+    culled = await Culler(hub.hub, replace(CULL, users=True)).cull_once()
     assert sorted(culled) == ["student", "teacher"]
     assert hub.db.one("SELECT COUNT(*) FROM users WHERE name='student'")[0] == 0
     assert hub.db.one("SELECT COUNT(*) FROM users WHERE name='teacher'")[0] == 1  # admins are kept

@@ -5,10 +5,10 @@ from datetime import timedelta
 
 from tljh_daemon import sessions, timeutil
 from tljh_daemon.culler import Culler
+from tljh_daemon.settings import CullSettings
 
 TMP = {"auth": {"type": "tmpauthenticator.TmpAuthenticator"}}
-CULL = {"enabled": True, "timeout": 600, "every": 60, "concurrency": 2, "max_age": 0, "users": False,
-        "remove_named_servers": False, "exempt_admins": False}
+CULL = CullSettings(enabled=True, timeout=600, every=60, concurrency=2, max_age=0, users=False, exempt_admins=False)
 
 
 def _ago(seconds):
