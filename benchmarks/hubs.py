@@ -19,6 +19,7 @@ import urllib.request
 import psutil
 
 from tljh_daemon.ports import free_port
+from tljh_daemon.service import log_tail
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SSL_ENV = {"SSL_CERT_FILE": os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")}
@@ -53,7 +54,7 @@ def wait_http(url, proc, log_path, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}; see {log_path}:\n{tail(log_path)}")
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}; see {log_path}:\n{log_tail(log_path, 20)}")
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
@@ -61,15 +62,7 @@ def wait_http(url, proc, log_path, timeout=60):
         except OSError:
             pass
         time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer in {timeout}s; see {log_path}:\n{tail(log_path)}")
-
-
-def tail(path, n=20):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-n:])
-    except OSError:
-        return ""
+    raise TimeoutError(f"{url} did not answer in {timeout}s; see {log_path}:\n{log_tail(log_path, 20)}")
 
 
 def kill_tree(pid, timeout=30):
@@ -189,7 +182,7 @@ class Ours(Hub):
         log_marker = "Pre-warm launcher for"
         deadline = time.monotonic() + timeout
         while self.label == "ours" and time.monotonic() < deadline:
-            if log_marker in tail(self.log_path, 200):
+            if log_marker in log_tail(self.log_path, 200):
                 return
             time.sleep(0.2)
 
