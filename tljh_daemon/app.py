@@ -188,7 +188,7 @@ async def _lifetime(app):
         ensure_account=hub.ensure_account,
         overrides=hub.extra.spawner if hub.extra else None,
     )
-    hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url)
+    hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url, settings.service_settings(config))
     culler = Culler(hub, settings.cull_settings(config))
     try:
         await hub.spawner.open()  # the launcher imports while Traefik starts

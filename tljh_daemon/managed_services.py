@@ -11,9 +11,12 @@ import logging
 import os
 import pwd
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Optional
 
 from . import hub_contract, scopes, tokens
+from .settings import ServiceSettings
 from .tasks import cancel_and_wait
 from .urls import join
 
@@ -22,17 +25,19 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ManagedService:
+    """A configured service (its ServiceSettings' fields) and, while it runs, its token and process."""
+
     name: str
-    command: list
-    environment: dict = field(default_factory=dict)
-    url: str = None
+    command: tuple[str, ...]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    url: Optional[str] = None
     admin: bool = False
-    scopes: list = field(default_factory=list)
-    user: str = None
+    scopes: tuple[str, ...] = ()
+    user: Optional[str] = None
     display: bool = True
     base_url: str = "/"
-    token: str = None
-    proc: object = None
+    token: Optional[str] = None
+    proc: Optional[subprocess.Popen] = None
 
     @property
     def prefix(self):
@@ -65,16 +70,13 @@ class ManagedService:
 class ServiceManager:
     restart_delay = 2.0
 
-    def __init__(self, hub, hub_api_url):
+    def __init__(self, hub, hub_api_url, services: Mapping[str, ServiceSettings]):
         self.hub = hub
         self.hub_api_url = hub_api_url
-        self.services = {
-            name: ManagedService(name=name, base_url=hub.base_url, **spec)
-            for name, spec in hub.config["services"].items()
-            if name != "cull"
-        }
-        self._tasks = []
-        self._by_token_hash = {}
+        self.services = {name: ManagedService(name=name, base_url=hub.base_url, **asdict(spec))
+                         for name, spec in services.items()}
+        self._tasks: list[asyncio.Task] = []
+        self._by_token_hash: dict[str, ManagedService] = {}
 
     def service_for_token(self, secret):
         return self._by_token_hash.get(tokens.hash_token(secret))

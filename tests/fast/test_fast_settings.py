@@ -32,3 +32,10 @@ def test_public_origin_only_with_https_on_a_known_domain():
 def test_cull_settings_carry_the_cull_keys():
     cull = settings.cull_settings(_config({"services": {"cull": {"timeout": 30, "users": True}}}))
     assert (cull.enabled, cull.timeout, cull.every, cull.users, cull.exempt_admins) == (True, 30, 60, True, False)
+
+
+def test_service_settings_are_every_service_but_cull():
+    config = _config({"services": {"board": {"command": ["board", "--port=1"], "url": "http://127.0.0.1:10102",
+                                             "scopes": ["list:users"]}}})
+    assert settings.service_settings(config) == {"board": settings.ServiceSettings(
+        command=("board", "--port=1"), url="http://127.0.0.1:10102", scopes=("list:users",))}
