@@ -158,7 +158,8 @@ async def stop_servers_of_a_former_base_url(hub):
     except FileNotFoundError:
         previous = hub.base_url
     if previous != hub.base_url:
-        running = [r["user"] for r in hub.db.all("SELECT user FROM servers WHERE state IN ('running', 'pending')")]
+        running = [r["user"] for r in hub.db.all("SELECT user FROM servers WHERE state IN (?, ?)",
+                                                      (ServerState.RUNNING, ServerState.PENDING))]
         if running:
             log.warning("base_url changed from %s to %s: stopping the servers started under the old one (%s)",
                         previous, hub.base_url, ", ".join(running))
