@@ -76,7 +76,8 @@ def tljh(run_id, unix_accounts):
     """A TLJH install in a test prefix (never /opt/tljh: that may be ours)."""
     prefix = tempfile.mkdtemp(prefix="tljh-test-migrate-", dir="/var/tmp")
     os.chmod(prefix, 0o755)
-    names = {"teacher": f"{run_id}-teacher", "ann": f"{run_id}-ann", "bob": f"{run_id}-bob"}
+    # Names of this file only: accounts of other test files live until the session ends.
+    names = {"teacher": f"{run_id}-mig-teacher", "ann": f"{run_id}-mig-ann", "bob": f"{run_id}-mig-bob"}
     state, config_dir = os.path.join(prefix, "state"), os.path.join(prefix, "config")
     os.makedirs(state, mode=0o700)
     os.makedirs(config_dir, mode=0o700)

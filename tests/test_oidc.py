@@ -25,7 +25,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 
 @pytest.fixture(scope="session")
 def people(run_id):
-    return {"ann": f"{run_id}-ann", "bob": f"{run_id}-bob"}
+    return {"ann": f"{run_id}-oidc-ann", "bob": f"{run_id}-oidc-bob"}  # unlike other files' users
 
 
 @pytest.fixture(scope="session")

@@ -60,7 +60,7 @@ def run_code(page):
 
 def test_sign_up_pending_approval_in_the_admin_panel_then_spawn_and_run_code(make_hub, user_env, run_id,
                                                                              unix_accounts, browser):
-    pupil, boss = f"{run_id}-pupil", f"{run_id}-boss"
+    pupil, boss = f"{run_id}-signee", f"{run_id}-approver"  # unlike other files' users
     unix_accounts.extend([f"jupyter-{pupil}", f"jupyter-{boss}"])
     hub = make_hub({"auth": {"type": "nativeauthenticator.NativeAuthenticator"}, "users": {"admin": [boss]},
                     "user_environment": {"path": user_env}})
