@@ -72,3 +72,19 @@ def make_hub(unix_accounts):
     for hub in hubs:
         hub.stop_all()
         shutil.rmtree(hub.prefix, ignore_errors=True)
+
+
+# Debian's chromium, never a browser a tool downloads; flags for a headless run in a container.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (playwright's sync API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

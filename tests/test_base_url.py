@@ -20,8 +20,6 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="Debian's chromium is not installed"),
     pytest.mark.skipif(not os.path.exists(NGINX), reason="Debian's nginx is not installed"),
 ]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="session")
@@ -48,16 +46,6 @@ def hub(make_hub, nginx, user_env, run_id, unix_accounts):
                     "user_environment": {"path": user_env}})
     hub.user = user
     return hub
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def test_redirects_through_nginx_keep_the_prefix(hub, nginx):

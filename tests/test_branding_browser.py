@@ -6,7 +6,6 @@ import os
 import pytest
 
 from hubprocess import needs_root
-from test_admin_panel import CHROMIUM_FLAGS
 
 pytestmark = [
     needs_root,
@@ -17,13 +16,8 @@ LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
 
 
 @pytest.fixture(scope="module")
-def page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
-        yield browser.new_page()
-        browser.close()
+def page(browser):
+    return browser.new_page()
 
 
 def test_a_visitor_sees_the_site_as_branded(make_hub, page, tmp_path):
