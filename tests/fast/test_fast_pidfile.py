@@ -3,7 +3,9 @@
 import json
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 
 from tljh_daemon import pidfile
@@ -18,6 +20,10 @@ def paths(tmp_path):
 @pytest.fixture
 def stranger():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # Until it has exec'd, the child still shows pytest's command line: wait for its own.
+    deadline = time.monotonic() + 30
+    while "time.sleep" not in " ".join(psutil.Process(proc.pid).cmdline()) and time.monotonic() < deadline:
+        time.sleep(0.01)
     yield proc
     proc.kill()
     proc.wait()
