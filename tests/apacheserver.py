@@ -3,13 +3,10 @@ from docs/howto-base-url.md, so the documented configuration is the one tested."
 
 import os
 import re
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 
 from hubprocess import free_port
+from webserver import ForegroundWebServer
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "howto-base-url.md")
 APACHE = "/usr/sbin/apache2"
@@ -22,8 +19,10 @@ def documented_config():
         return re.search(r"```apache\n(.*?)```", f.read(), re.S).group(1)
 
 
-class ApacheProxy:
+class ApacheProxy(ForegroundWebServer):
     """Apache on 127.0.0.1:<port> in front of a hub whose Traefik listens on `upstream_port`."""
+
+    name = "apache2"
 
     def __init__(self, upstream_port):
         self.dir = tempfile.mkdtemp(prefix="tljh-test-apache-")
@@ -47,37 +46,6 @@ class ApacheProxy:
     def conf(self):
         return os.path.join(self.dir, "httpd.conf")
 
-    def start(self, timeout=30):
-        log = open(os.path.join(self.dir, "stderr.log"), "ab")
+    def command(self):
         # -DFOREGROUND: this process is httpd's parent, the one to stop.
-        self.proc = subprocess.Popen([APACHE, "-f", self.conf, "-DFOREGROUND"], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"apache2 exited with {self.proc.returncode}: {self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(f"apache2 did not listen: {self.log()}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # httpd stops its children with it
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log(self):
-        text = ""
-        for name in ("stderr.log", "error.log"):
-            try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f.read()[-2000:]
-            except OSError:
-                pass
-        return text
+        return [APACHE, "-f", self.conf, "-DFOREGROUND"]

@@ -3,13 +3,10 @@ from docs/howto-base-url.md, so the documented configuration is the one tested."
 
 import os
 import re
-import shutil
-import socket
-import subprocess
 import tempfile
-import time
 
 from hubprocess import free_port
+from webserver import ForegroundWebServer
 
 DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "howto-base-url.md")
 NGINX = "/usr/sbin/nginx"
@@ -22,8 +19,10 @@ def documented_config():
     return match.group(1)
 
 
-class NginxProxy:
+class NginxProxy(ForegroundWebServer):
     """nginx on 127.0.0.1:<port> in front of a hub whose Traefik listens on `upstream_port`."""
+
+    name = "nginx"
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="tljh-test-nginx-")
@@ -51,41 +50,9 @@ class NginxProxy:
     def conf(self):
         return os.path.join(self.dir, "nginx.conf")
 
-    def start(self, timeout=30):
-        log = open(os.path.join(self.dir, "stderr.log"), "ab")
+    def command(self):
         # `daemon off`: this process is nginx's master, the one to stop.
-        self.proc = subprocess.Popen([NGINX, "-p", self.dir, "-c", self.conf, "-e", f"{self.dir}/error.log"],
-                                     stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.proc.returncode}: {self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise TimeoutError(f"nginx did not listen: {self.log()}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # a fast shutdown; its workers exit with it
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log(self):
-        text = ""
-        for name in ("stderr.log", "error.log"):
-            try:
-                with open(os.path.join(self.dir, name), errors="replace") as f:
-                    text += f.read()[-2000:]
-            except OSError:
-                pass
-        return text
+        return [NGINX, "-p", self.dir, "-c", self.conf, "-e", f"{self.dir}/error.log"]
 
     def access_log(self):
         with open(os.path.join(self.dir, "access.log"), errors="replace") as f:
