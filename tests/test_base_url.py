@@ -13,6 +13,7 @@ import requests
 from apacheserver import APACHE, ApacheProxy
 from hubclient import HubClient
 from hubprocess import needs_root
+from labpage import run_code_in_a_new_notebook
 from nginxserver import NGINX, NginxProxy
 
 pytestmark = [
@@ -69,10 +70,7 @@ def test_login_spawn_run_code_logout_in_a_browser(hub, nginx, browser):
     page.click("button[type=submit]")
     # Spawn page, progress, then the server's OAuth round trip, all through nginx.
     page.wait_for_url(f"**/jupyter/user/{hub.user}/lab**", timeout=180_000)
-    page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
-    page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=60_000)
-    page.keyboard.type("print(6 * 7, 'from the kernel')")
-    page.keyboard.press("Shift+Enter")
+    run_code_in_a_new_notebook(page, "print(6 * 7, 'from the kernel')")
     # The kernel's websocket goes through nginx's upgrade headers.
     page.locator(".jp-OutputArea-output", has_text="42 from the kernel").wait_for(timeout=120_000)
 

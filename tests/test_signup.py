@@ -10,6 +10,7 @@ import time
 import pytest
 
 from hubprocess import needs_root
+from labpage import run_code_in_a_new_notebook
 from tljh_daemon.sessions import COOKIE_NAME
 
 pytestmark = [
@@ -35,15 +36,6 @@ def log_in(page, hub, name):
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
-
-
-def run_code(page):
-    page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(timeout=120_000)
-    # A cell run before the kernel is connected is dropped: wait for it to be idle first.
-    page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=120_000)
-    page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=60_000)
-    page.keyboard.type("print(6 * 7, 'from the kernel')")
-    page.keyboard.press("Shift+Enter")
 
 
 def test_sign_up_pending_approval_in_the_admin_panel_then_spawn_and_run_code(make_hub, user_env, run_id,
@@ -75,7 +67,7 @@ def test_sign_up_pending_approval_in_the_admin_panel_then_spawn_and_run_code(mak
 
     log_in(page, hub, pupil)
     page.wait_for_url(f"**/user/{pupil}/lab**", timeout=180_000)
-    run_code(page)
+    run_code_in_a_new_notebook(page, "print(6 * 7, 'from the kernel')")
     page.locator(".jp-OutputArea-output", has_text="42 from the kernel").wait_for(timeout=120_000)
     visitor.close()
 
