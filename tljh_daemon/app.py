@@ -116,6 +116,8 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     )
     # As in JupyterHub's templates: base_url is the hub's own path, prefix the whole hub's.
     env.globals.update(base_url=hub.url("/hub/"), prefix=hub.base_url)
+    # Server states by name (`state == ServerState.RUNNING`): one source of the state strings.
+    env.globals["ServerState"] = ServerState
     # The authenticator's own pages (OAuth callback, sign-up ...), then ours.
     app.add_routes(urls.prefixed_routes(hub.authenticator.routes(), hub.base_url))
     env.globals.update(extra.template_vars)
