@@ -37,7 +37,7 @@ def test_a_visitor_sees_the_site_as_branded(make_hub, page, tmp_path):
     assert page.locator(".announcement b").inner_text() == "college"
     assert page.title() == "Sign in – Physics 101"
     assert page.locator(".site-name").inner_text() == "Physics 101"
-    logo = page.locator("header img")
+    logo = page.locator(".login-brand img")
     page.wait_for_function("img => img.complete", arg=logo.element_handle())
     assert logo.evaluate("img => img.naturalWidth") == 40, "our logo file, not the default"
 

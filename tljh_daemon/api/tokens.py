@@ -11,7 +11,8 @@ from .base import json_body, user_row
 
 routes = web.RouteTableDef()
 
-LISTED_KINDS = ("api",)
+#: tokens made through this API, and those OAuth clients (servers, services) were given at login
+LISTED_KINDS = ("api", "oauth")
 
 
 def token_model(row):
@@ -28,7 +29,7 @@ def token_model(row):
         "last_activity": row["last_activity"],
         "prefix": row["prefix"],
         "session_id": None,
-        "oauth_client": None,
+        "oauth_client": row["client_id"] if row["kind"] == "oauth" else None,
     }
 
 
@@ -101,7 +102,12 @@ async def get_token(request):
 
 @routes.delete("/hub/api/users/{name}/tokens/{token_id}")
 async def delete_token(request):
+    """Revoke a token; revoking an OAuth token revokes every token that client holds for the
+    user (as in JupyterHub: the application loses its access)."""
     _, row = user_row(request, "tokens")
     token = _token_row(request, row["name"])
-    request.app[HUB].db.execute("DELETE FROM api_tokens WHERE id=?", (token["id"],))
+    if token["kind"] == "oauth" and token["client_id"]:
+        tokens.revoke(request.app[HUB].db, user=row["name"], kind="oauth", client_id=token["client_id"])
+    else:
+        request.app[HUB].db.execute("DELETE FROM api_tokens WHERE id=?", (token["id"],))
     return web.Response(status=204)

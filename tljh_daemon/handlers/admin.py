@@ -1,13 +1,17 @@
-"""The admin panel (/hub/admin), live server usage, and the token page (/hub/token).
+"""The admin panel (/hub/admin), live server usage, and the token page (/hub/token: API
+tokens and the OAuth applications the user authorized).
 
 Pages are rendered on the server (one SQL page of users, so 5,000 users stay
 fast); buttons call the REST API from a small script with the XSRF header.
 """
 
+import json
+import time
+
 import psutil
 from aiohttp import web
 
-from .. import groups, users
+from .. import groups, scopes, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
@@ -133,7 +137,31 @@ def limits_status(hub):
     return status
 
 
+def authorized_applications(db, name):
+    """The OAuth clients (the user's servers, services, external applications) holding live
+    tokens of `name`: one entry per client, with the union of their tokens' scopes."""
+    rows = db.all(
+        "SELECT t.id, t.client_id, t.scopes, t.created, c.description FROM api_tokens t"
+        " LEFT JOIN oauth_clients c ON c.id = t.client_id WHERE t.user=? AND t.kind='oauth'"
+        " AND t.client_id IS NOT NULL AND (t.expires_at IS NULL OR t.expires_at > ?) ORDER BY t.id",
+        (name, time.time()),
+    )
+    apps = {}
+    for row in rows:
+        app = apps.setdefault(row["client_id"], {
+            "client_id": row["client_id"], "description": row["description"] or row["client_id"],
+            "token_id": f"a{row['id']}", "first_authorized": row["created"], "scopes": set(), "tokens": 0})
+        app["scopes"].update(json.loads(row["scopes"]))
+        app["tokens"] += 1
+    return [{**app, "scopes": sorted(app["scopes"])} for app in apps.values()]
+
+
 @routes.get("/hub/token")
 async def token_page(request):
-    require_user(request)
-    return render(request, "token.html")
+    identity = require_user(request)
+    db = request.app[HUB].db
+    owner = users.user_model_row(db, identity.name)
+    return render(request, "token.html", {
+        "own_scopes": sorted(scopes.role_scopes(identity.name, bool(owner["admin"]))),
+        "oauth_apps": authorized_applications(db, identity.name),
+    })
