@@ -3,42 +3,22 @@
 
 import json
 import os
-import shutil
 import subprocess
 import time
 
 import requests
 
 from hubprocess import free_port
+from npmcache import have_node, npm_package  # noqa: F401 (have_node: for the tests)
 
-NPM_CACHE_DIR = os.environ.get("TLJH_TEST_NPM_DIR", "/var/cache/tljh-test-npm")
 OIDC_PROVIDER_VERSION = "8.8.1"  # still runs on Debian 12's Node.js 18
 SCRIPT = os.path.join(os.path.dirname(__file__), "oidc", "provider.mjs")
 CLIENT_ID = "tljh-test-hub"
 
 
-def have_node():
-    return bool(shutil.which("node") and shutil.which("npm"))
-
-
 def install_oidc_provider():
-    """lib/index.js of oidc-provider, installed with npm into NPM_CACHE_DIR when missing."""
-    module = os.path.join(NPM_CACHE_DIR, "node_modules", "oidc-provider")
-    entry = os.path.join(module, "lib", "index.js")
-    try:
-        with open(os.path.join(module, "package.json")) as f:
-            if json.load(f)["version"] == OIDC_PROVIDER_VERSION:
-                return entry
-    except (OSError, ValueError, KeyError):
-        pass
-    os.makedirs(NPM_CACHE_DIR, exist_ok=True)
-    if not os.path.exists(os.path.join(NPM_CACHE_DIR, "package.json")):
-        with open(os.path.join(NPM_CACHE_DIR, "package.json"), "w") as f:
-            f.write('{"private": true}\n')
-    env = {**os.environ, "NODE_EXTRA_CA_CERTS": os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")}
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", f"oidc-provider@{OIDC_PROVIDER_VERSION}"],
-                   cwd=NPM_CACHE_DIR, env=env, check=True, timeout=600)
-    return entry
+    """lib/index.js of oidc-provider, installed with npm when missing."""
+    return os.path.join(npm_package("oidc-provider", OIDC_PROVIDER_VERSION), "lib", "index.js")
 
 
 class OIDCProvider:
