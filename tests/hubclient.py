@@ -63,6 +63,13 @@ class HubClient(requests.Session):
         r.raise_for_status()
         return r.json()["id"]
 
+    def run(self, name, code):
+        """`code`'s result (text/plain) in a new kernel of `name`'s server (through the proxy)."""
+        if not any(c.name == "_xsrf" and c.path.startswith(f"{self.path_prefix}/user/{name}/") for c in self.cookies):
+            lab = self.get(self.url(f"/user/{name}/lab"))  # the OAuth round trip gives the server's cookies
+            assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.status_code
+        return self.execute(name, self.start_kernel(name), code)
+
     def execute(self, name, kernel_id, code, timeout=60):
         """Run `code` over the kernel websocket (through the proxy); return text/plain of the result."""
         ws_url = self.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)

@@ -2,7 +2,9 @@
 
 One hub serves the module; the tests run in order: a pre-warmed server runs exactly as the user,
 servers outlive the launcher, a dead launcher means a fresh spawn, a package installed afterwards
-reaches the next server, and `spawner.prewarm: false` turns it off.
+reaches the next server, Spawner.args/default_url reach pre-warmed servers (another Spawner.cmd
+starts fresh), and `spawner.prewarm: false` turns it off. Fresh servers are confined like
+pre-warmed ones (private /tmp, NoNewPrivs).
 """
 
 import ast
@@ -16,6 +18,7 @@ import sqlite3
 import subprocess
 import time
 import zipfile
+from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -91,63 +94,76 @@ def is_prewarmed(pid):
 
 
 def run(c, name, code):
-    if not any(ck.name == "_xsrf" and ck.path.startswith(f"/user/{name}/") for ck in c.cookies):
-        lab = c.get(c.url(f"/user/{name}/lab"))  # the OAuth round trip gives the server's cookies
-        assert lab.status_code == 200 and "JupyterLab" in lab.text
-    kernel = c.start_kernel(name)
-    return c.execute(name, kernel, code)
+    return c.run(name, code)
+
+
+def fd_targets(pid):
+    targets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            targets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except FileNotFoundError:
+            pass
+    return targets
+
+
+def assert_confined(c, name):
+    """A kernel of `name`'s (non-admin) server has its own /tmp (the host's files are not there, its
+    files do not reach the host) and NoNewPrivs, as a systemd unit with PrivateTmp= and NoNewPrivileges=."""
+    marker = f"/tmp/tljh-prewarm-host-{name}"
+    with open(marker, "w"):
+        pass
+    try:
+        tmp = ast.literal_eval(c.run(name, f"import os; open('/tmp/mine-{name}', 'w').close();"
+                                           f" (os.path.exists({marker!r}), sorted(os.listdir('/tmp')))"))
+        assert tmp[0] is False and f"mine-{name}" in tmp[1] and os.path.basename(marker) not in tmp[1]
+        assert not os.path.exists(f"/tmp/mine-{name}")
+        status = c.run(name, "[l for l in open('/proc/self/status').read().splitlines() if 'NoNewPrivs' in l][0]")
+        assert ast.literal_eval(status).split() == ["NoNewPrivs:", "1"]
+    finally:
+        os.unlink(marker)
 
 
 def test_prewarmed_server_runs_exactly_as_the_user(hub, alice, bob, names):
     wait_for(lambda: launcher(hub), 60, "no launcher started")
     name = names["alice"]
-    marker = f"/tmp/tljh-prewarm-host-{name}"
-    with open(marker, "w"):
-        pass
-    try:
-        assert bob.spawn(names["bob"])[-1]["ready"] is True
-        started = time.monotonic()
-        assert alice.spawn(name)[-1]["ready"] is True
-        print(f"pre-warmed start -> ready: {time.monotonic() - started:.2f}s")
-        pid = server_pid(hub, name)
-        assert is_prewarmed(pid), psutil.Process(pid).cmdline()
-        assert psutil.Process(pid).ppid() == launcher(hub).pid
+    assert bob.spawn(names["bob"])[-1]["ready"] is True
+    started = time.monotonic()
+    assert alice.spawn(name)[-1]["ready"] is True
+    print(f"pre-warmed start -> ready: {time.monotonic() - started:.2f}s")
+    pid = server_pid(hub, name)
+    assert is_prewarmed(pid), psutil.Process(pid).cmdline()
+    assert psutil.Process(pid).ppid() == launcher(hub).pid
 
-        account = pwd.getpwnam(f"jupyter-{name}")
-        assert run(alice, name, "6*7") == "42"
-        ident = ast.literal_eval(run(alice, name, "import os; (os.getresuid(), os.getresgid(), sorted(os.getgroups()))"))
-        assert ident == ((account.pw_uid,) * 3, (account.pw_gid,) * 3,
-                         sorted(set(os.getgrouplist(account.pw_name, account.pw_gid))))
-        seen = ast.literal_eval(run(alice, name, "import os; (os.environ['HOME'], os.getcwd(), os.environ['USER'],"
-                                                 " os.environ['JUPYTERHUB_USER'], os.environ['PATH'])"))
-        assert seen == (account.pw_dir, account.pw_dir, account.pw_name, name,
-                        f"{hub_user_env(hub)}/bin:/usr/local/bin:/usr/bin:/bin")
-        # Its own /tmp: the host's files are not there, its files do not reach the host.
-        tmp = ast.literal_eval(run(alice, name, f"import os; open('/tmp/mine-{name}', 'w').close();"
-                                                f" (os.path.exists({marker!r}), sorted(os.listdir('/tmp')))"))
-        assert tmp[0] is False and f"mine-{name}" in tmp[1] and os.path.basename(marker) not in tmp[1]
-        assert not os.path.exists(f"/tmp/mine-{name}")
-        status = run(alice, name, "[l for l in open('/proc/self/status').read().splitlines() if 'NoNewPrivs' in l][0]")
-        assert ast.literal_eval(status).split() == ["NoNewPrivs:", "1"]
-        # No descriptor of the launcher or the daemon leaked into the server (only the user's log).
-        own_log = os.path.join(hub.prefix, "state", "logs", f"{account.pw_name}.log")
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except FileNotFoundError:
-                continue
-            assert hub.prefix not in target or target == own_log, (fd, target)
-        leaked = run(alice, name, "import os\ndef links():\n out = []\n for fd in os.listdir('/proc/self/fd'):\n"
+    account = pwd.getpwnam(f"jupyter-{name}")
+    assert run(alice, name, "6*7") == "42"
+    ident = ast.literal_eval(run(alice, name, "import os; (os.getresuid(), os.getresgid(), sorted(os.getgroups()))"))
+    assert ident == ((account.pw_uid,) * 3, (account.pw_gid,) * 3,
+                     sorted(set(os.getgrouplist(account.pw_name, account.pw_gid))))
+    seen = ast.literal_eval(run(alice, name, "import os; (os.environ['HOME'], os.getcwd(), os.environ['USER'],"
+                                             " os.environ['JUPYTERHUB_USER'], os.environ['PATH'])"))
+    assert seen == (account.pw_dir, account.pw_dir, account.pw_name, name,
+                    f"{hub_user_env(hub)}/bin:/usr/local/bin:/usr/bin:/bin")
+    assert_confined(alice, name)
+    # No descriptor of the launcher or the daemon leaked into the server or its kernels: none of
+    # their sockets, pipes or files (the user's own log, opened for the server, is the one file of the hub's;
+    # anonymous inodes such as epoll have no identity to compare).
+    own_log = os.path.join(hub.prefix, "state", "logs", f"{account.pw_name}.log")
+    theirs = {t for p in (launcher(hub).pid, hub.proc.pid) for t in fd_targets(p)
+              if t.startswith(("socket:", "pipe:")) or hub.prefix in t} - {own_log}
+    assert theirs, "expected the launcher and the daemon to hold sockets"
+    assert fd_targets(pid) & theirs == set()
+    kernel_fds = run(alice, name, "import os\ndef links():\n out = []\n for fd in os.listdir('/proc/self/fd'):\n"
                                   "  try: out.append(os.readlink('/proc/self/fd/' + fd))\n  except OSError: pass\n"
                                   " return out\nlinks()")
-        assert [t for t in ast.literal_eval(leaked) if hub.prefix in t and t != own_log] == []
-        # Not another user's files, not the hub's.
-        bob_home = pwd.getpwnam(f"jupyter-{names['bob']}").pw_dir
-        denied = run(alice, name, f"import os\ndef denied(p):\n try: os.listdir(p)\n except PermissionError: return True\n"
-                                  f" return False\n(denied({bob_home!r}), denied({hub.prefix + '/state'!r}))")
-        assert denied == "(True, True)"
-    finally:
-        os.unlink(marker)
+    kernel_fds = set(ast.literal_eval(kernel_fds))
+    assert any(t.startswith("socket:") for t in kernel_fds), kernel_fds  # it did list its own
+    assert kernel_fds & theirs == set()
+    # Not another user's files, not the hub's.
+    bob_home = pwd.getpwnam(f"jupyter-{names['bob']}").pw_dir
+    denied = run(alice, name, f"import os\ndef denied(p):\n try: os.listdir(p)\n except PermissionError: return True\n"
+                              f" return False\n(denied({bob_home!r}), denied({hub.prefix + '/state'!r}))")
+    assert denied == "(True, True)"
 
 
 def test_servers_outlive_the_launcher_and_spawns_fall_back_to_fresh(hub, alice, bob, names):
@@ -164,6 +180,7 @@ def test_servers_outlive_the_launcher_and_spawns_fall_back_to_fresh(hub, alice, 
     assert bob.spawn(name)[-1]["ready"] is True
     assert not is_prewarmed(server_pid(hub, name)), "expected a fresh spawn while the launcher is down"
     assert run(bob, name, "6*7") == "42"
+    assert_confined(bob, name)
     fallbacks = [line for line in hub.log().splitlines() if "starting" in line and "server fresh" in line]
     assert len(fallbacks) == 1 and "Pre-warm launcher unavailable" in fallbacks[0], fallbacks
     # The supervisor brings the launcher back for later spawns.
@@ -230,13 +247,59 @@ def test_a_package_installed_afterwards_reaches_the_next_server(hub, alice, name
         subprocess.run(["uv", "pip", "uninstall", "--quiet", "--python", f"{env}/bin/python", module], check=True)
 
 
-def test_prewarm_false_starts_servers_fresh(hub, alice, names):
+def restart(hub):
+    hub.kill(signal.SIGTERM)
+    hub.start()
+
+
+def assert_spawner_settings_applied(c, name):
+    """Spawner.args (a response header) and Spawner.default_url (where the server's root redirects)."""
+    status = c.get(c.url(f"/user/{name}/api/status"))
+    assert status.status_code == 200 and status.headers.get("X-Tljh-Args") == "applied", status.headers
+    root = c.get(c.url(f"/user/{name}/"), allow_redirects=False)
+    assert root.status_code == 302 and urlsplit(root.headers["Location"]).path == f"/user/{name}/tljh-default", root.headers
+
+
+def test_spawner_args_and_default_url_reach_a_prewarmed_server_and_another_cmd_starts_fresh(hub, alice, names):
+    name = names["alice"]
+    assert alice.stop(name).status_code == 302
+    config_d = os.path.join(hub.prefix, "config", "jupyterhub_config.d")
+    os.makedirs(config_d, exist_ok=True)
+    with open(os.path.join(config_d, "spawner.py"), "w") as f:
+        f.write("c.Spawner.args = ['--ServerApp.tornado_settings={\"headers\": {\"X-Tljh-Args\": \"applied\"}}']\n"
+                "c.Spawner.default_url = '/tljh-default'\n")
+    restart(hub)
+    wait_for(lambda: launcher(hub), 60, "no launcher after the restart")
+    assert alice.spawn(name)[-1]["ready"] is True
+    assert is_prewarmed(server_pid(hub, name))
+    assert_spawner_settings_applied(alice, name)
+
+    # A Spawner.cmd other than the environment's jupyterhub-singleuser cannot be forked: fresh, with one line.
+    wrapper = os.path.join(hub.prefix, "wrapped-singleuser")
+    with open(wrapper, "w") as f:
+        f.write(f"#!/bin/sh\nexport TLJH_WRAPPED=yes\nexec {hub_user_env(hub)}/bin/jupyterhub-singleuser \"$@\"\n")
+    os.chmod(wrapper, 0o755)
+    with open(os.path.join(config_d, "spawner.py"), "a") as f:
+        f.write(f"c.Spawner.cmd = [{wrapper!r}]\n")
+    assert alice.stop(name).status_code == 302
+    restart(hub)
+    assert alice.spawn(name)[-1]["ready"] is True
+    assert not is_prewarmed(server_pid(hub, name))
+    lines = [line for line in hub.log().splitlines() if "Spawner.cmd" in line and "fresh" in line]
+    assert len(lines) == 1 and wrapper in lines[0], lines
+    assert alice.run(name, "import os; os.environ.get('TLJH_WRAPPED')") == "'yes'"
+    assert_spawner_settings_applied(alice, name)
+    assert_confined(alice, name)
+    os.unlink(os.path.join(config_d, "spawner.py"))
+
+
+def test_prewarm_false_starts_servers_fresh_and_confined(hub, alice, names):
     name = names["alice"]
     assert alice.stop(name).status_code == 302
     hub.update_config(spawner={"prewarm": False})
-    hub.kill(signal.SIGTERM)
-    hub.start()
+    restart(hub)
     assert launcher(hub) is None
     assert alice.spawn(name)[-1]["ready"] is True
     assert not is_prewarmed(server_pid(hub, name))
     assert run(alice, name, "6*7") == "42"
+    assert_confined(alice, name)

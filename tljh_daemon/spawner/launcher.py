@@ -1,6 +1,7 @@
 """The pre-warm launcher: run by the *user environment's* Python, as root, one per user environment.
 
     <user env>/bin/python -s -E /path/to/launcher.py SOCKET DAEMON_PID
+    python -I /path/to/launcher.py --exec      (a fresh server: the request on stdin, then exec)
 
 It imports the single-user server stack once (the 4-5 s that dominate a fresh spawn), listens on
 a Unix socket only root can reach, and for each request forks a child that becomes the user and
@@ -13,6 +14,9 @@ it is root: new session, close every inherited descriptor, open the (root-owned)
 namespace with a private /tmp, then setgroups/setgid/setuid (verified: it can never regain root)
 and NoNewPrivileges for non-admins. Only then does it touch the user's home, site-packages or
 environment.
+
+`--exec` gives a server started fresh (no launcher, or one that must not be pre-warmed) the same
+private /tmp, identity switch and NoNewPrivileges, then execs its command.
 
 Protocol: one JSON line per connection, answered by one JSON line, `{"pid": N}` or `{"error": "..."}`.
 Request: uid, gid, groups, home, cwd, env, argv, log_path, no_new_privs, private_tmp.
@@ -148,6 +152,41 @@ def become_user(uid, gid, groups, no_new_privs):
             raise PermissionError("NO_NEW_PRIVS did not take")
 
 
+def confine(request):
+    """A private /tmp (if asked for), then the user's identity and NoNewPrivileges (non-admins)."""
+    if request["private_tmp"]:
+        private_tmp()
+    become_user(request["uid"], request["gid"], request["groups"], request["no_new_privs"])
+
+
+def exec_server():
+    """`--exec`: become a fresh server. Run as root by the daemon with stdout/stderr on the user's
+    log and the request (which carries the server's token) on stdin, never on the command line."""
+    try:
+        data = sys.stdin.buffer.read(MAX_REQUEST + 1)
+        if len(data) > MAX_REQUEST:
+            raise ValueError("request too large")
+        request = json.loads(data)
+        validate(request)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        close_inherited_fds()
+        confine(request)
+        argv = request["argv"]
+        os.chdir(request["cwd"])
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # as subprocess's restore_signals
+            signal.signal(sig, signal.SIG_DFL)
+    except Exception as e:
+        print(f"tljh launcher: the server could not start: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        os._exit(1)
+    try:
+        os.execve(argv[0], argv, request["env"])
+    except OSError as e:
+        print(f"tljh launcher: could not run {argv[0]}: {e.strerror or e}", file=sys.stderr, flush=True)
+        os._exit(127)
+
+
 # -- in the child, as the user ------------------------------------------------------------------
 
 def shadows_preloaded(user_site):
@@ -198,9 +237,7 @@ def child(request, listener, conn):
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         close_inherited_fds()
-        if request["private_tmp"]:
-            private_tmp()
-        become_user(request["uid"], request["gid"], request["groups"], request["no_new_privs"])
+        confine(request)
         env, argv = request["env"], request["argv"]
         os.environ.clear()
         os.environ.update(env)
@@ -298,6 +335,8 @@ def serve(listener):
 
 
 def main():
+    if sys.argv[1:] == ["--exec"]:
+        return exec_server()
     socket_path, daemon_pid = sys.argv[1], int(sys.argv[2])
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)  # ends with the daemon (not its children)
     if os.getppid() != daemon_pid:

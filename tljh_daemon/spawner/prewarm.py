@@ -223,6 +223,16 @@ class Launcher:
             raise LauncherUnavailable(answer["error"])
         return answer["pid"]
 
+    def runs(self, cmd):
+        """Whether a server with this command line can be forked from the launcher: the command is
+        the environment's jupyterhub-singleuser (its arguments are the server's sys.argv, as in a
+        fresh start); anything else (Spawner.cmd) starts fresh."""
+        standard = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
+        try:
+            return os.path.samefile(cmd[0], standard)
+        except (OSError, IndexError):
+            return False
+
     def launcher_pid(self):
         return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
 

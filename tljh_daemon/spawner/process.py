@@ -7,22 +7,25 @@ with limits runs in its own cgroup (see cgroups.py), removed when it stops.
 
 With `spawner.prewarm`, servers are forked by the pre-warm launcher (prewarm.py, launcher.py)
 instead of started fresh; they are the launcher's children, so they are watched and stopped by
-PID like servers a previous daemon started. Without a launcher, a server starts fresh.
+PID like servers a previous daemon started. Without a launcher (or with a Spawner.cmd other than the
+environment's jupyterhub-singleuser), a server starts fresh, confined the same way (launcher.py --exec).
 """
 
 import asyncio
 import concurrent.futures
 import logging
 import os
+import json
 import signal
 import subprocess
+import sys
 from typing import Optional
 
 import psutil
 
 from ..cgroups import CgroupError, Cgroups
 from .base import ServerHandle, Spawner, SpawnError
-from .prewarm import LauncherUnavailable, needs_fresh_interpreter, request_for
+from .prewarm import LAUNCHER_SOURCE, LauncherUnavailable, needs_fresh_interpreter, request_for
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +84,17 @@ class ProcessSpawner(Spawner):
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _popen(self, request):
+        """A fresh server: launcher.py --exec confines it as the launcher confines its children
+        (private /tmp, the user's identity, NoNewPrivileges), then execs the command in the same
+        process. The request, with the server's token, goes over a pipe, not the command line."""
         os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
         fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            return subprocess.Popen(
-                request.cmd,
-                env=request.env,
-                cwd=request.home,
-                user=request.uid,
-                group=request.gid,
-                extra_groups=os.getgrouplist(request.username, request.gid),
-                stdin=subprocess.DEVNULL,
+            popen = subprocess.Popen(
+                [sys.executable, "-I", LAUNCHER_SOURCE, "--exec"],
+                env={"PATH": "/usr/bin:/bin", "LANG": os.environ.get("LANG", "C.UTF-8")},
+                cwd="/",
+                stdin=subprocess.PIPE,
                 stdout=fd,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -99,6 +102,12 @@ class ProcessSpawner(Spawner):
             )
         finally:
             os.close(fd)
+        try:
+            with popen.stdin:
+                popen.stdin.write(json.dumps(request_for(request)).encode())
+        except OSError:
+            pass  # it died at once; poll() reports how
+        return popen
 
     def _start_in_cgroup(self, request):
         group = None
@@ -142,6 +151,10 @@ class ProcessSpawner(Spawner):
         fresh_keys = needs_fresh_interpreter(request.env)
         if fresh_keys:
             log.info("Starting %s's server fresh: %s is read at interpreter start", request.user, fresh_keys[0])
+            return None
+        if not self.launcher.runs(request.cmd):
+            log.info("Starting %s's server fresh: Spawner.cmd %s is not the pre-warmed jupyterhub-singleuser",
+                     request.user, request.cmd[0])
             return None
         try:
             await self.launcher.ensure_ready(self.launcher_wait)
