@@ -1,7 +1,8 @@
 """End to end: log in through Traefik, spawn a real jupyterhub-singleuser, run code in a kernel.
 
 One hub (dummy auth with a shared password) serves the whole module; the tests
-run in order and build on each other, like a user's session would.
+run in order and build on each other, like a user's session would. The journey runs twice:
+with the pre-warm launcher (the default) and with `spawner.prewarm: false`.
 """
 
 import html
@@ -23,19 +24,27 @@ pytestmark = needs_root
 PASSWORD = "class-password"
 
 
+@pytest.fixture(scope="module", params=[True, False], ids=["prewarm", "fresh"])
+def prewarm(request):
+    """The whole journey runs twice: servers forked by the pre-warm launcher, then started fresh."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def names(run_id, unix_accounts):
-    names = {role: f"{run_id}-{role}" for role in ("alice", "bob", "banned")}
+def names(run_id, unix_accounts, prewarm):
+    tag = "" if prewarm else "f"
+    names = {role: f"{run_id}-{role}{tag}" for role in ("alice", "bob", "banned")}
     unix_accounts.extend(f"jupyter-{n}" for n in names.values())
     return names
 
 
 @pytest.fixture(scope="module")
-def hub(make_hub, user_env, names):
+def hub(make_hub, user_env, names, prewarm):
     return make_hub({
         "auth": {"type": "dummy", "DummyAuthenticator": {"password": PASSWORD}},
         "users": {"allowed": [names["alice"], names["bob"]], "banned": [names["banned"]]},
         "user_environment": {"path": user_env},
+        "spawner": {"prewarm": prewarm},
     })
 
 
@@ -68,12 +77,15 @@ def singleuser_port(unix_user):
     raise AssertionError(f"no running jupyterhub-singleuser for {unix_user}")
 
 
-def test_login_spawn_and_run_code_as_the_user(hub, alice, names):
+def test_login_spawn_and_run_code_as_the_user(hub, alice, names, prewarm):
     name = names["alice"]
     started = time.monotonic()
     events = alice.spawn(name)
     print(f"start -> ready: {time.monotonic() - started:.2f}s")
     assert events[-1]["ready"] is True, events
+    forked = [p for p in psutil.process_iter(["username", "cmdline"]) if p.info["username"] == f"jupyter-{name}"
+              and any(a.endswith("launcher.py") for a in p.info["cmdline"] or [])]
+    assert bool(forked) == prewarm, forked
     assert [e["progress"] for e in events] == sorted(e["progress"] for e in events)
 
     lab = alice.get(alice.url(f"/user/{name}/lab"))
