@@ -13,6 +13,9 @@
     return ul;
   }
 
+  // "2026-12-05T07:53:30.402573Z" -> "2026-12-05 07:53 UTC"
+  function when(iso) { return iso.slice(0, 16).replace("T", " ") + " UTC"; }
+
   function revoke(id) { return api("DELETE", "/users/" + user + "/tokens/" + encodeURIComponent(id)); }
 
   function load() {
@@ -23,9 +26,13 @@
       own.forEach(function (t) {
         var row = document.createElement("tr");
         row.dataset.token = t.id;
-        cell(row, t.note);
+        var note = cell(row, t.note), prefix = document.createElement("small");
+        prefix.className = "muted token-prefix";
+        prefix.textContent = "starts with " + t.prefix;
+        note.appendChild(document.createElement("br"));
+        note.appendChild(prefix);
         cell(row, "").appendChild(scopeList(t.scopes));
-        cell(row, t.prefix); cell(row, t.created); cell(row, t.expires_at || "never");
+        cell(row, when(t.created)); cell(row, t.expires_at ? when(t.expires_at) : "never");
         var button = document.createElement("button");
         button.type = "button";
         button.textContent = "Revoke";
