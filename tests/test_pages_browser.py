@@ -8,6 +8,9 @@ With TLJH_SCREENSHOTS=<folder> the run saves the home page (a running server) an
 page there (docs/images holds the ones the docs show)."""
 
 import os
+import pathlib
+import shutil
+import tempfile
 
 import pytest
 import requests
@@ -170,3 +173,43 @@ def test_token_page_narrow_tokens_and_authorized_applications(browser, hub):
     assert [t["note"] for t in listed] == ["reads my profile"], "the server's OAuth tokens are gone"
     tab.check("token page after revoking, phone")
     tab.close()
+
+
+def test_spawn_progress_and_failure_pages(browser, make_hub, run_id, unix_accounts):
+    """A server that never answers: the progress page while it starts, then (at the start
+    timeout) the failure page, at both widths."""
+    name = f"{run_id}-slow-starter"
+    unix_accounts.append(f"jupyter-{name}")
+    top = pathlib.Path(tempfile.mkdtemp(dir="/var/tmp"))  # not /tmp: servers get a private one
+    env = top / "env"
+    (env / "bin").mkdir(parents=True)
+    script = env / "bin" / "jupyterhub-singleuser"
+    script.write_text("#!/bin/sh\nexec sleep 600\n")
+    for path in (script, env / "bin", env, top):
+        path.chmod(0o755)
+    try:
+        hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                        "user_environment": {"path": str(env)}, "spawner": {"start_timeout": 45}})
+        tabs = {width: Tab(browser, width) for width in WIDTHS}
+        for tab in tabs.values():
+            tab.login(hub, name)
+        # From here the checks must finish within the start timeout (it is generous: the
+        # progress page's checks take a few seconds).
+        for width, tab in tabs.items():
+            if width == "desktop":
+                tab.page.click("#start")
+            else:
+                tab.page.goto(f"{hub.url}/hub/spawn-pending/{name}")
+            tab.page.wait_for_url(f"**/hub/spawn-pending/{name}")
+            assert tab.page.locator("h1").inner_text() == "Your server is starting up", tab.page.locator("main").inner_text()
+            tab.check(f"progress page at {width}")
+        for width, tab in tabs.items():
+            # The page reloads itself when the start fails; the failure page is a 500, as in JupyterHub.
+            tab.page.locator("#reason").wait_for(timeout=120_000)
+            assert "Your server failed to start" in tab.page.locator("h1").inner_text()
+            assert all("status of 500" in e for e in tab.errors), tab.errors
+            tab.errors.clear()
+            tab.check(f"failure page at {width}")
+            tab.close()
+    finally:
+        shutil.rmtree(top)
