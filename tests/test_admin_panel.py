@@ -5,8 +5,10 @@ import os
 import pytest
 import requests
 
+from a11y import DESKTOP, PHONE, assert_accessible, assert_no_horizontal_overflow, console_errors
 from hubclient import HubClient
 from hubprocess import needs_root
+from npmcache import have_node
 
 pytestmark = [
     needs_root,
@@ -17,7 +19,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def hub(make_hub, user_env, run_id, unix_accounts):
     admin = f"{run_id}-boss"
-    unix_accounts.extend([f"jupyter-{admin}", f"jupyter-{run_id}-pupil"])
+    unix_accounts.extend([f"jupyter-{admin}", f"jupyter-{run_id}-pupil",
+                          *(f"jupyter-{run_id}-bulk{i}" for i in range(3))])
     hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
                     "users": {"admin": [admin]}, "user_environment": {"path": user_env}})
     hub.admin = admin
@@ -42,7 +45,7 @@ def test_admin_adds_starts_watches_and_stops_a_user(browser, hub, run_id):
     page.click("#add-users")
     row = page.locator(f'tr[data-user="{pupil}"]')
     row.wait_for(timeout=10000)
-    assert row.locator(".state").inner_text().startswith("stopped")
+    assert row.get_attribute("data-state") == "stopped" and row.locator(".state").inner_text() == "Stopped"
 
     row.locator("button.start").click()
     page.locator(f'tr[data-user="{pupil}"][data-state="running"]').wait_for(timeout=120000)
@@ -53,7 +56,7 @@ def test_admin_adds_starts_watches_and_stops_a_user(browser, hub, run_id):
     memory = int(row.locator(".memory").inner_text().split()[0])
     assert 20 < memory < 2000, memory
     assert "%" in row.locator(".cpu").inner_text()
-    assert row.locator("a", has_text="open").get_attribute("href") == f"/user/{pupil}/"
+    assert row.locator("a", has_text="Open").get_attribute("href") == f"/user/{pupil}/"
 
     row.locator("button.stop").click()
     page.locator(f'tr[data-user="{pupil}"][data-state="stopped"]').wait_for(timeout=60000)
@@ -71,7 +74,7 @@ def test_user_text_is_escaped(browser, hub):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.goto(f"{hub.url}/hub/admin?search=bold")
-    name_cell = page.locator("#users td.name").first
+    name_cell = page.locator("#users .name").first
     assert name_cell.inner_text() == evil
     assert name_cell.locator("b, img").count() == 0
     assert not dialogs
@@ -106,4 +109,86 @@ def test_token_page_creates_lists_and_revokes(browser, hub):
     row.locator("button.revoke").click()
     row.wait_for(state="detached")
     assert requests.get(f"{hub.url}/hub/api/user", headers={"Authorization": f"token {token}"}).status_code == 403
+    page.close()
+
+
+def _admin_api(hub):
+    client = HubClient(hub.url)
+    client.login(hub.admin, "pw")
+    xsrf = next(c.value for c in client.cookies if c.name == "_xsrf")
+    return client, {"X-XSRFToken": xsrf}
+
+
+def _states(hub, names):
+    client, _ = _admin_api(hub)
+    return {n: client.get(client.url(f"/hub/api/users/{n}?include_stopped_servers=1")).json()["servers"]
+            for n in names}
+
+
+def _screenshots(page, name):
+    """With TLJH_TEST_SCREENSHOTS=<dir> (how docs/images is made), save the page at desktop
+    width and, whole, at phone width once the running servers' memory is shown."""
+    shots = os.environ.get("TLJH_TEST_SCREENSHOTS")
+    if not shots:
+        return
+    page.wait_for_function("""() => [...document.querySelectorAll('#users tr[data-state="running"] .memory')]
+                                     .every((cell) => /MiB/.test(cell.textContent))""", timeout=15000)
+    page.set_viewport_size(DESKTOP)
+    page.screenshot(path=os.path.join(shots, f"{name}.png"))
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=os.path.join(shots, f"{name}-phone.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)
+
+
+def test_bulk_start_selected_and_stop_all_on_three_users(browser, hub, run_id):
+    names = [f"{run_id}-bulk{i}" for i in range(3)]
+    client, headers = _admin_api(hub)
+    r = client.post(client.url("/hub/api/users"), json={"usernames": names}, headers=headers)
+    assert r.status_code == 201, r.text
+    page = logged_in_page(browser, hub, hub.admin)
+    errors = console_errors(page)
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"{hub.url}/hub/admin?search={run_id}-bulk")
+    assert page.locator("#users tbody tr").count() == 3
+    for name in names:
+        page.locator(f'tr[data-user="{name}"] input.select').check()
+    assert page.locator("#selected-count").inner_text() == "3 selected"
+    assert page.locator("#select-page").is_checked()
+    page.click("#start-selected")
+    for name in names:  # the rows follow the starts without a reload
+        page.locator(f'tr[data-user="{name}"][data-state="running"]').wait_for(timeout=180000)
+    assert all(s[""]["ready"] for s in _states(hub, names).values())
+    assert page.locator("#selected-count").inner_text() == "3 selected"  # the selection survived
+    _screenshots(page, "admin-dashboard")
+
+    page.click("#stop-all")  # every user matching the search, after a confirmation
+    for name in names:
+        page.locator(f'tr[data-user="{name}"][data-state="stopped"]').wait_for(timeout=60000)
+    assert all(s[""]["stopped"] for s in _states(hub, names).values())
+    assert "done for 3 users" in page.locator("#status").inner_text()
+    assert not errors, errors
+    page.close()
+
+
+@pytest.mark.skipif(not have_node(), reason="needs node and npm for axe-core")
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_admin_page_fits_the_screen_and_passes_the_accessibility_audit(browser, hub, run_id, viewport):
+    page = browser.new_page(viewport=viewport)
+    errors = console_errors(page)
+    page.goto(f"{hub.url}/hub/login?next=/hub/admin")
+    page.fill("input[name=username]", hub.admin)
+    page.fill("input[name=password]", "pw")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/hub/admin")
+    page.locator("#users tbody tr").first.wait_for()
+    assert_no_horizontal_overflow(page)
+    assert_accessible(page)
+    # Keyboard: Tab reaches the first row's checkbox, Space selects it.
+    page.locator("#select-page").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.matches('#users tbody input.select')")
+    page.keyboard.press("Space")
+    assert page.locator("#selected-count").inner_text() == "1 selected"
+    assert page.locator("#start-selected").is_enabled()
+    assert not errors, errors
     page.close()

@@ -7,6 +7,15 @@ def names_of_user(db, user):
     return [r["group_name"] for r in db.all("SELECT group_name FROM group_members WHERE user=? ORDER BY group_name", (user,))]
 
 
+def names_of_users(db, names):
+    """{user: [group, ...]} for many users in one query (users in no group are left out)."""
+    memberships: dict = {}
+    marks = ",".join("?" * len(names))
+    for r in db.all(f"SELECT user, group_name FROM group_members WHERE user IN ({marks}) ORDER BY group_name", names):
+        memberships.setdefault(r["user"], []).append(r["group_name"])
+    return memberships
+
+
 def members(db, group):
     return [r["user"] for r in db.all("SELECT user FROM group_members WHERE group_name=? ORDER BY user", (group,))]
 

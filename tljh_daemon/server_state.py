@@ -1,6 +1,7 @@
 """The states a user's server row moves through (stored by value in the `servers` table).
 
-pending -> running -> stopping -> stopped, or pending -> failed (the reason in `message`).
+pending -> running -> stopping -> stopped, or pending -> failed (the reason in `message`),
+or pending -> cancelled (a stop, e.g. an admin's, while it was starting).
 A `str` enum, so rows, JSON and templates compare and print plain values.
 """
 
@@ -16,6 +17,7 @@ class ServerState(str, enum.Enum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     def __str__(self) -> str:
         return self.value
@@ -23,8 +25,8 @@ class ServerState(str, enum.Enum):
 
 #: a process exists, or is being started or stopped
 ACTIVE = (ServerState.PENDING, ServerState.RUNNING, ServerState.STOPPING)
-#: nothing runs (a failed start has cleaned up after itself)
-DOWN = (ServerState.STOPPED, ServerState.FAILED)
+#: nothing runs (a failed or cancelled start has cleaned up after itself)
+DOWN = (ServerState.STOPPED, ServerState.FAILED, ServerState.CANCELLED)
 
 
 def sql_list(states: Iterable[ServerState]) -> str:

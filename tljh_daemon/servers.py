@@ -328,7 +328,9 @@ class ServerManager:
                 url=prefix,
             )
         except asyncio.CancelledError:
-            await self._cleanup_failed(name, handle, "the start was cancelled")
+            await self._cleanup_failed(name, handle, "the start was cancelled", ServerState.CANCELLED)
+            # Whoever watches the progress stream learns the outcome (and stops waiting).
+            await progress.emit(100, "The start was cancelled", failed=True, cancelled=True)
             raise
         except Exception as e:
             if isinstance(e, (SpawnError, TimeoutError)):
@@ -345,13 +347,13 @@ class ServerManager:
         finally:
             self.reported_ports.pop(name, None)
 
-    async def _cleanup_failed(self, name, handle, reason):
+    async def _cleanup_failed(self, name, handle, reason, state=ServerState.FAILED):
         if handle is not None:
             await self.spawner.stop(name, handle, self.settings.stop_timeout)
         try:
             await self.proxy.delete_route(self.prefix(name), wait=False)
             tokens.revoke(self.db, user=name, kind="server")
-            self._set(name, state=ServerState.FAILED, message=reason, pid=None, pid_create_time=None, port=None, host=None)
+            self._set(name, state=state, message=reason, pid=None, pid_create_time=None, port=None, host=None)
         except Exception as e:
             if not storage.is_storage_fault(e):
                 raise

@@ -21,3 +21,24 @@ def parse(text):
 
 def from_timestamp(seconds):
     return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def ago(dt, now_=None):
+    """How long ago `dt` was, for people: "just now", "3 min ago", "5 h ago", "2 days ago",
+    or the date after a month."""
+    seconds = ((now_ or now()) - dt).total_seconds()
+    if seconds < 60:
+        return "just now"  # also a little in the future (clock skew between processes)
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86400)
+    if days < 31:
+        return "1 day ago" if days == 1 else f"{days} days ago"
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+def exact(dt):
+    """The full time in UTC, for a tooltip: `2026-01-01 09:30:00 UTC`."""
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -5,11 +5,26 @@ import re
 import unicodedata
 
 from . import timeutil
+from .server_state import ACTIVE, DOWN, ServerState, sql_list
 
 #: the orders a user listing may be sorted in (?sort= of the REST API and the admin page): column
 SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
 #: the most users one page of a listing holds (JupyterHub's cap)
 PAGE_MAX_LIMIT = 200
+
+
+def _server_in(states):
+    return f"EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list(states)}))"
+
+
+#: ?state= of the REST API (JupyterHub's filters): SQL conditions on the `users` table
+STATE_FILTERS = {
+    "active": _server_in(ACTIVE),
+    "ready": _server_in([ServerState.RUNNING]),
+    "inactive": f"NOT {_server_in(ACTIVE)}",
+}
+#: the admin page's filters add the starts that did not come up
+ADMIN_STATE_FILTERS = {**STATE_FILTERS, "failed": _server_in([s for s in DOWN if s != ServerState.STOPPED])}
 
 
 class InvalidName(ValueError):

@@ -58,7 +58,7 @@ async def test_stopping_a_queued_job_cancels_it(start_hub):
     await hub.wait_for(lambda: hub.spawner.requests, "the job to be submitted")
     async with hub.api("DELETE", "/users/bo/server", token) as resp:
         assert resp.status in (202, 204)
-    await hub.wait_for(lambda: hub.hub.servers.state("bo") in ("stopped", "failed"), "the start to end")
+    await hub.wait_for(lambda: hub.hub.servers.state("bo") == "cancelled", "the start to end as cancelled")
     assert hub.spawner.stopped == ["bo"]  # the queued job is cancelled
 
 

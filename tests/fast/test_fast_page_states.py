@@ -2,6 +2,14 @@
 with `ServerState`, the one source of the state names)."""
 
 
+import re
+
+
+def _row(panel, name):
+    """The admin panel's table row of `name`."""
+    return re.search(rf'<tr data-user="{name}".*?</tr>', panel, re.S).group(0)
+
+
 async def _text(browser, path):
     async with browser.request("GET", path) as r:
         assert r.status == 200, path
@@ -13,7 +21,8 @@ async def test_home_and_admin_follow_the_server_state(hub):
     alice, admin = await hub.browser("alice"), await hub.browser("boss")
     home = await _text(alice, "/hub/home")
     assert 'id="start"' in home and 'id="open"' not in home
-    assert '<button class="start">' in await _text(admin, "/hub/admin")
+    row = _row(await _text(admin, "/hub/admin"), "alice")
+    assert 'class="small start"' in row and ' stop"' not in row
 
     hub.spawner.never_answer = True
     async with alice.request("GET", "/hub/spawn"):
@@ -21,6 +30,8 @@ async def test_home_and_admin_follow_the_server_state(hub):
     await hub.wait_for_state("alice", "pending")
     home = await _text(alice, "/hub/home")
     assert "Your server is starting." in home and 'id="start"' not in home
+    row = _row(await _text(admin, "/hub/admin"), "alice")
+    assert ">Starting<" in row and ">Cancel start<" in row and ' start"' not in row
 
     hub.spawner.never_answer = False
     await hub.hub.servers.stop("alice")
@@ -30,4 +41,5 @@ async def test_home_and_admin_follow_the_server_state(hub):
     home = await _text(alice, "/hub/home")
     assert 'id="open"' in home and 'id="stop"' in home and 'id="start"' not in home
     panel = await _text(admin, "/hub/admin")
-    assert '<button class="stop">' in panel and "— <a href=\"/user/alice/\">open</a>" in panel
+    row = _row(panel, "alice")
+    assert 'class="small secondary stop"' in row and '<a href="/user/alice/">Open' in row and ' start"' not in row

@@ -96,9 +96,24 @@ async def test_start_while_pending_is_400_and_stop_cancels(hub):
         assert "pending" in (await resp.json())["message"]
     async with hub.api("DELETE", "/users/alice/server", token) as resp:
         assert resp.status in (202, 204)
-    await hub.wait_for_state("alice", "failed")
+    # Cancelled, not failed: nothing went wrong (the admin panel and home page say so).
+    await hub.wait_for_state("alice", "cancelled")
     assert "/user/alice/" not in hub.proxy.routes
     assert hub.spawner.running == {}
+    async with hub.api("GET", "/users/alice?include_stopped_servers=1", token) as resp:
+        model = await resp.json()
+    assert model["pending"] is None and model["server"] is None
+    assert model["servers"][""]["stopped"] is True and model["servers"][""]["ready"] is False
+    async with hub.api("GET", "/users/alice/server/progress", token) as resp:
+        text = await resp.text()
+    assert '"cancelled": true' in text and "The start was cancelled" in text
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/spawn-pending/alice") as r:
+        assert r.headers["Location"] == "/hub/home"  # not restarted behind the admin's back
+    async with browser.request("GET", "/hub/home") as r:
+        assert "The last start was cancelled" in await r.text()
+    async with hub.api("POST", "/users/alice/server", token) as resp:
+        assert resp.status == 202  # and it can be started again
 
 
 async def test_concurrent_spawn_limit_is_429_with_retry_after(start_hub):

@@ -52,9 +52,7 @@ def user_models(hub, rows, include_stopped=False):
     names = [r["name"] for r in rows]
     marks = ",".join("?" * len(names))
     servers = {r["user"]: r for r in hub.db.all(f"SELECT * FROM servers WHERE name='' AND user IN ({marks})", names)}
-    memberships = {}
-    for r in hub.db.all(f"SELECT user, group_name FROM group_members WHERE user IN ({marks}) ORDER BY group_name", names):
-        memberships.setdefault(r["user"], []).append(r["group_name"])
+    memberships = groups.names_of_users(hub.db, names)
     return [
         user_model(hub, row, include_stopped=include_stopped, server_row=servers.get(row["name"]),
                    group_names=memberships.get(row["name"], []))

@@ -101,7 +101,8 @@ async def progress(request):
     server = hub.servers.row(name)
     state = hub.servers.state(name)
     tracker = hub.servers.progress.get(name)
-    if state == ServerState.STOPPED or (state == ServerState.FAILED and tracker is None and not server["message"]):
+    ended = state in (ServerState.FAILED, ServerState.CANCELLED)
+    if state == ServerState.STOPPED or (ended and tracker is None and not server["message"]):
         raise web.HTTPBadRequest(text=f"{name} is not running")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
@@ -112,6 +113,8 @@ async def progress(request):
                      "url": model["url"]}
         elif state == ServerState.FAILED:
             event = {"progress": 100, "failed": True, "message": f"Spawn failed: {server['message']}"}
+        elif state == ServerState.CANCELLED:
+            event = {"progress": 100, "failed": True, "cancelled": True, "message": "The start was cancelled"}
         else:
             event = {"progress": 0, "message": f"Server is {state}"}
         await response.write(_sse(event))

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from .. import admins, scopes, users
 from ..hub import HUB
-from ..server_state import ACTIVE, DOWN, ServerState, sql_list
-from ..users import PAGE_MAX_LIMIT, SORTS, InvalidName, normalize_name
+from ..server_state import DOWN
+from ..users import PAGE_MAX_LIMIT, SORTS, STATE_FILTERS, InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row
 from .models import user_model, user_models, visible_fields
 
@@ -19,11 +19,6 @@ PAGE_DEFAULT_LIMIT = 50
 READ_USER_SCOPES = ("read:users", "read:users:name", "read:servers", "read:users:groups", "read:users:activity",
                     "read:roles:users")
 MAX_SQL_INTEGER = 2**63 - 1
-STATES = {
-    "active": f"EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list(ACTIVE)}))",
-    "ready": f"EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list([ServerState.RUNNING])}))",
-    "inactive": f"NOT EXISTS (SELECT 1 FROM servers s WHERE s.user=users.name AND s.state IN ({sql_list(ACTIVE)}))",
-}
 
 
 def _flag(request, key):
@@ -101,9 +96,9 @@ async def list_users(request):
         params += allowed
     state = request.query.get("state")
     if state:
-        if state not in STATES:
+        if state not in STATE_FILTERS:
             raise web.HTTPBadRequest(text=f"Unrecognized state filter: {state!r}; use one of active, ready, inactive")
-        where.append(STATES[state])
+        where.append(STATE_FILTERS[state])
     name_filter = request.query.get("name_filter")
     if name_filter:
         condition, pattern = users.name_contains(name_filter)

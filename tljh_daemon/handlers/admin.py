@@ -7,11 +7,12 @@ fast); buttons call the REST API from a small script with the XSRF header.
 
 import json
 import time
+from urllib.parse import urlencode
 
 import psutil
 from aiohttp import web
 
-from .. import groups, scopes, users
+from .. import groups, scopes, timeutil, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
@@ -29,55 +30,91 @@ def require_admin(request):
     return identity
 
 
+#: (value, label) of the admin page's sort and server-state filters
+SORT_CHOICES = [("name", "Name A–Z"), ("-name", "Name Z–A"), ("-last_activity", "Recently active"),
+                ("last_activity", "Least recently active")]
+STATE_CHOICES = [("", "All users"), ("ready", "Running"), ("active", "Starting, running or stopping"),
+                 ("inactive", "Not running"), ("failed", "Failed or cancelled starts")]
+STATE_LABELS = {ServerState.PENDING: "Starting", ServerState.RUNNING: "Running", ServerState.STOPPING: "Stopping",
+                ServerState.STOPPED: "Stopped", ServerState.FAILED: "Failed", ServerState.CANCELLED: "Cancelled"}
+
+
+def _when(text, now):
+    """{iso, ago, exact} for a stored timestamp (None when there is none or it does not parse)."""
+    try:
+        dt = timeutil.parse(text) if text else None
+    except ValueError:
+        return None
+    return dt and {"iso": timeutil.isoformat(dt), "ago": timeutil.ago(dt, now), "exact": timeutil.exact(dt)}
+
+
 @routes.get("/hub/admin")
 async def admin_page(request):
+    """One page of users, searched, filtered by server state and sorted in SQL (5,000 users stay fast)."""
     require_admin(request)
-    db = request.app[HUB].db
+    hub = request.app[HUB]
+    db = hub.db
     search = request.query.get("search", "")
     sort = request.query.get("sort", "name")
-    if sort.lstrip("-") not in users.SORTS:
+    if sort not in dict(SORT_CHOICES):
         sort = "name"
+    state = request.query.get("state", "")
+    if state not in users.ADMIN_STATE_FILTERS:
+        state = ""
     try:
         offset = min(max(int(request.query.get("offset", 0)), 0), 2**63 - 1)  # SQLite integers are 64-bit
         limit = min(max(int(request.query.get("limit", PAGE_SIZE)), 1), users.PAGE_MAX_LIMIT)
     except ValueError:
         raise web.HTTPBadRequest(text="offset and limit must be integers") from None
-    column = "u." + users.SORTS[sort.lstrip("-")]
+    column = "users." + users.SORTS[sort.lstrip("-")]
     direction = "DESC" if sort.startswith("-") else "ASC"
-    where, params = "", []
+    conditions, params = [], []
     if search:
         condition, pattern = users.name_contains(search)
-        where = " WHERE u." + condition
+        conditions.append("users." + condition)
         params.append(pattern)
-    total = db.one(f"SELECT COUNT(*) FROM users u{where}", params)[0]
+    if state:
+        conditions.append(users.ADMIN_STATE_FILTERS[state])
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    total = db.one(f"SELECT COUNT(*) FROM users{where}", params)[0]
     rows = db.all(
-        f"SELECT u.*, s.state AS server_state, s.message AS server_message FROM users u LEFT JOIN servers s ON s.user=u.name AND s.name=''"
+        "SELECT users.*, s.state AS server_state, s.message AS server_message FROM users"
+        f" LEFT JOIN servers s ON s.user=users.name AND s.name=''"
         f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
-    listed = [
-        {
+    memberships = groups.names_of_users(db, [r["name"] for r in rows])
+    now = timeutil.now()
+    listed = []
+    for r in rows:
+        server_state = ServerState(r["server_state"] or ServerState.STOPPED)
+        listed.append({
             "name": r["name"],
             "admin": bool(r["admin"]),
-            "state": r["server_state"] or ServerState.STOPPED,
+            "state": server_state,
+            "state_label": STATE_LABELS[server_state],
             "message": r["server_message"] or "",
-            "url": request.app[HUB].server_url(r["name"]),
-            "last_activity": r["last_activity"] or "",
-            "groups": groups.names_of_user(db, r["name"]),
-        }
-        for r in rows
-    ]
+            "url": hub.server_url(r["name"]),
+            "last_activity": _when(r["last_activity"], now),
+            "groups": memberships.get(r["name"], []),
+        })
     group_rows = [groups.model(db, g) for g in db.all("SELECT * FROM groups ORDER BY name")]
-    proxy = request.app[HUB].proxy
+    proxy = hub.proxy
     https = certificates.status(proxy, proxy.log_path)
-    auth = request.app[HUB].authenticator
-    signups = ([s for s in auth.list_signups() if s["status"] != "approved"]
+    auth = hub.authenticator
+    signups = ([{**s, "created": _when(s["created"], now)} for s in auth.list_signups() if s["status"] != "approved"]
                if isinstance(auth, NativeAuthenticator) else None)
+
+    def page_link(to):
+        query = {k: v for k, v in (("search", search), ("state", state), ("sort", sort)) if v}
+        return "?" + urlencode({**query, "offset": to, "limit": limit})
+
     return render(request, "admin.html", {
-        "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "total": total,
-        "offset": offset, "limit": limit, "https": https, "limits": limits_status(request.app[HUB]),
-        "prev_offset": max(offset - limit, 0) if offset else None,
-        "next_offset": offset + limit if offset + limit < total else None,
+        "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "state": state,
+        "sort_choices": SORT_CHOICES, "state_choices": STATE_CHOICES, "total": total,
+        "offset": offset, "limit": limit, "https": https, "limits": limits_status(hub),
+        "prev_url": page_link(max(offset - limit, 0)) if offset else None,
+        "next_url": page_link(offset + limit) if offset + limit < total else None,
     })
 
 

@@ -205,6 +205,8 @@ async def spawn_pending(request):
             {"name": name, "message": server["message"], "retry": hub.url(f"/hub/spawn/{url_name(name)}")},
             status=500,
         )
+    if state == ServerState.CANCELLED:  # stopped while starting (e.g. by an admin): not restarted by itself
+        raise web.HTTPFound(hub.url("/hub/home"))
     if state != ServerState.PENDING:
         raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}"))
     return render(

@@ -10,7 +10,12 @@ window.hubApi = function (method, path, body) {
   }).then(function (r) {
     return r.text().then(function (text) {
       var data = text ? JSON.parse(text) : null;
-      if (!r.ok) throw new Error((data && data.message) || r.statusText);
+      if (!r.ok) {
+        var error = new Error((data && data.message) || r.statusText);
+        error.status = r.status;  // e.g. 429: wait error.retryAfter seconds and try again
+        error.retryAfter = parseInt(r.headers.get("Retry-After"), 10) || null;
+        throw error;
+      }
       return data;
     });
   });
