@@ -10,9 +10,12 @@ with free ports for the hub and Traefik's API (defaults 15001 and 8099) is put
 into the container: two test runs, or a hub on the host, never collide.
 The container gets writable memory/cpu cgroups (delegate_cgroups) so that
 MemoryMax= is really enforced. TLJH_TEST_SRC installs another checkout.
+Servers here start fresh as `jupyter-<name>.service` units (`spawner.prewarm: false`);
+test_prewarm_systemd.py installs with the pre-warm launcher (scopes).
 """
 
 import ast
+import contextlib
 import json
 import os
 import sys
@@ -170,6 +173,21 @@ class User:
     def value(self, code):
         return ast.literal_eval(self.run(code))
 
+    def assert_memory_limit_kills_only_the_kernel(self):
+        """A kernel under MEMORY_LIMIT_MIB runs; one over it is killed, and the server restarts it."""
+        kernel_pid = self.value("__import__('os').getpid()")
+        assert self.value("len(bytearray(100 * 2**20))") == 100 * 2**20, "below the limit is fine"
+        assert self.run_until_kernel_dies(f"x = bytearray({2 * MEMORY_LIMIT_MIB} * 2**20)") == "restarting"
+        deadline = time.monotonic() + 60
+        while True:  # the server restarts the killed kernel
+            try:
+                new_pid = self.value("__import__('os').getpid()")
+                break
+            except (RuntimeError, TimeoutError, websocket.WebSocketException):
+                assert time.monotonic() < deadline, "the kernel did not come back"
+                time.sleep(0.5)
+        assert new_pid != kernel_pid
+
     def run_until_kernel_dies(self, code, timeout=60):
         """Send `code`; return the kernel's state once it is 'restarting' or 'dead' (it was killed),
         or 'finished' if the code completed."""
@@ -207,6 +225,14 @@ def report(pytestconfig, line):
 
 @pytest.fixture(scope="module")
 def install(rootfs, pytestconfig):
+    with installed(rootfs, pytestconfig, "spawner:\n  prewarm: false\n") as hub:
+        yield hub
+
+
+@contextlib.contextmanager
+def installed(rootfs, pytestconfig, config=""):
+    """A booted container (with writable cgroups where the host allows) and the hub installed in
+    it with bootstrap.py, `config` added to its config.yaml first."""
     http_port, hub_port, api_port = distinct_free_ports(3)
     try:
         container = harness.Container(rootfs, binds_ro=[f"{SRC}:/src"], delegate_cgroups=True).start()
@@ -216,7 +242,7 @@ def install(rootfs, pytestconfig):
         config_dir = os.path.join(container.root, PREFIX.lstrip("/"), "config")
         os.makedirs(config_dir, mode=0o700)
         with open(os.path.join(config_dir, "config.yaml"), "w") as f:
-            f.write(f"hub:\n  port: {hub_port}\ntraefik_api:\n  port: {api_port}\n")
+            f.write(f"hub:\n  port: {hub_port}\ntraefik_api:\n  port: {api_port}\n{config}")
         hub = Install(container, http_port)
         m = hub.bootstrap()
         hub.first_output = m.output
@@ -346,18 +372,7 @@ def test_limits_and_sandbox_of_user_units_and_memory_enforcement(install, admin)
 
     if not install.container.delegate_cgroups:
         pytest.skip("cgroups are read-only in this container (cgroup v2 host): MemoryMax is not enforced")
-    kernel_pid = carol.value("__import__('os').getpid()")
-    assert carol.value("len(bytearray(100 * 2**20))") == 100 * 2**20, "below the limit is fine"
-    assert carol.run_until_kernel_dies(f"x = bytearray({2 * MEMORY_LIMIT_MIB} * 2**20)") == "restarting"
-    deadline = time.monotonic() + 60
-    while True:  # the server restarts the killed kernel
-        try:
-            new_pid = carol.value("__import__('os').getpid()")
-            break
-        except (RuntimeError, TimeoutError, websocket.WebSocketException):
-            assert time.monotonic() < deadline, "the kernel did not come back"
-            time.sleep(0.5)
-    assert new_pid != kernel_pid
+    carol.assert_memory_limit_kills_only_the_kernel()
     assert install.unit("jupyter-carol", "MainPID", "ActiveState") == {"MainPID": unit["MainPID"],
                                                                        "ActiveState": "active"}
     assert install.unit("jupyter-admin", "MainPID")["MainPID"] == admin_unit["MainPID"]

@@ -75,13 +75,15 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     proxy = proxy or TraefikProxy(paths, config, find_traefik())
     if spawner is None and config["spawner"]["type"] == "slurm":
         spawner = SlurmSpawner(config["spawner"]["slurm"], config["spawner"]["start_timeout"])
-    elif spawner is None and mode == "systemd":
-        spawner = SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"])
     elif spawner is None:
         launcher = None
         if config["spawner"]["prewarm"]:
             launcher = Launcher(user_env, paths.state_dir, os.path.join(paths.logs_dir, "launcher.log"))
-        spawner = ProcessSpawner(Cgroups(cgroup_tag(paths.prefix)), launcher=launcher)
+        if mode == "systemd":
+            spawner = SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"],
+                                     launcher=launcher)
+        else:
+            spawner = ProcessSpawner(Cgroups(cgroup_tag(paths.prefix)), launcher=launcher)
     if proxy_runner is None:
         proxy_runner = TraefikUnit(proxy) if mode == "systemd" else TraefikSupervisor(proxy)
     hub = Hub(

@@ -1,4 +1,5 @@
-"""Talking to systemd: is it PID 1, systemctl, and sd_notify (readiness and watchdog)."""
+"""Talking to systemd: is it PID 1, systemctl, sd_notify (readiness and watchdog), and the
+manager's D-Bus API (transient scopes; jeepney, pure Python, on the event loop)."""
 
 import asyncio
 import logging
@@ -38,6 +39,56 @@ def run_systemctl(*args, check=True):
     if check and result.returncode != 0:
         raise _failed(args, result.stderr)
     return result.stdout
+
+
+MANAGER = ("/org/freedesktop/systemd1", "org.freedesktop.systemd1", "org.freedesktop.systemd1.Manager")
+
+
+async def _manager_call(method, signature=None, body=(), timeout=30.0):
+    """One method call to systemd's manager over the system bus (a connection of its own: calls
+    are rare, a spawn at most); its reply body. SystemdError on failure."""
+    from jeepney import DBusAddress, new_method_call
+    from jeepney.io.asyncio import open_dbus_router
+    from jeepney.wrappers import DBusErrorResponse, Properties, unwrap_msg
+
+    path, bus_name, interface = MANAGER
+    manager = DBusAddress(path, bus_name=bus_name, interface=interface)
+    if method == "Get":
+        msg = Properties(manager).get(body[0])
+    else:
+        msg = new_method_call(manager, method, signature, body)
+    try:
+        async with open_dbus_router(bus="SYSTEM") as router:
+            return unwrap_msg(await asyncio.wait_for(router.send_and_get_reply(msg), timeout))
+    except DBusErrorResponse as e:
+        detail = e.data[0] if e.data and isinstance(e.data[0], str) else e.name
+        raise SystemdError(f"{method} failed: {detail}") from None
+    except (OSError, EOFError, asyncio.TimeoutError) as e:
+        raise SystemdError(f"{method}: no answer from systemd on the system bus ({e or type(e).__name__})") from None
+
+
+async def manager_version():
+    """systemd's version number (252 for "252.39-1~deb12u2")."""
+    (value,) = await _manager_call("Get", body=("Version",))
+    digits = "".join(ch for ch in str(value[1]).split(".")[0] if ch.isdigit())
+    return int(digits or 0)
+
+
+async def start_scope(name, pids, properties, timeout=30.0):
+    """StartTransientUnit: the transient scope `name` holding `pids`, with `properties`
+    ([(name, (D-Bus signature, value)), ...]). Returns once systemd queued the job; the
+    processes are moved when it runs (see `in_unit`)."""
+    props = [("PIDs", ("au", [int(p) for p in pids])), *properties]
+    await _manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", (name, "fail", props, []), timeout)
+
+
+def in_unit(pid, unit):
+    """Whether process `pid` is in `unit`'s cgroup (any hierarchy: v1's name=systemd or v2)."""
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return any(line.rstrip("\n").endswith("/" + unit) for line in f)
+    except OSError:
+        return False
 
 
 def _notify(message):

@@ -3,13 +3,16 @@ whose bin/python is a shell script (ready and idle, or failing at once)."""
 
 import asyncio
 import os
+import socket
 import stat
 import sys
 
 import pytest
 
 from tljh_daemon.spawner import prewarm
+from tljh_daemon.spawner.base import SpawnRequest
 from tljh_daemon.spawner.prewarm import Launcher, LauncherUnavailable, environment_stamp
+from tljh_daemon.spawner.systemd import SystemdSpawner, unit_name
 
 sys.path.insert(0, os.path.dirname(prewarm.LAUNCHER_SOURCE))
 import launcher as launcher_program  # noqa: E402 (the program the user environment's Python runs)
@@ -109,6 +112,9 @@ async def test_a_launcher_that_cannot_start_is_reported(launchers):
     ({"env": {"A": 1}}, "env"),
     ({"groups": ["wheel"]}, "groups"),
     ({"no_new_privs": None}, "no_new_privs"),
+    ({"hold": "yes"}, "hold"),
+    ({"host_mounts": 1}, "host_mounts"),
+    ({"journal": ["x"]}, "journal"),
 ])
 def test_the_launcher_refuses_malformed_requests(change, message):
     request = {"uid": 1000, "gid": 1000, "groups": [1000], "home": "/home/a", "cwd": "/home/a", "env": {},
@@ -134,3 +140,32 @@ async def test_a_launcher_that_started_before_an_install_is_replaced_before_use(
     (site / "newpkg-1.0.dist-info").mkdir()  # while it is still importing
     await launcher.ensure_ready(20)
     assert launcher.launcher_pid() not in (None, first)
+
+
+def test_a_held_child_runs_only_on_go():
+    for said, runs in ((b"go\n", True), (b"", False), (b"nope\n", False)):
+        daemon, child = socket.socketpair()
+        with daemon, child:
+            daemon.sendall(said)
+            daemon.shutdown(socket.SHUT_WR)
+            if runs:
+                launcher_program.wait_for_go(child)
+            else:
+                with pytest.raises(RuntimeError, match="withdrew"):
+                    launcher_program.wait_for_go(child)
+
+
+def test_a_prewarmed_server_scope_has_the_slice_and_limits():
+    spawner = SystemdSpawner("/nonexistent", stop_timeout=20)
+    request = SpawnRequest(user="zoë", username="jupyter-zo", uid=1000, gid=1000, home="/home/jupyter-zo",
+                           admin=False, cmd=["/env/bin/jupyterhub-singleuser"], env={}, log_path="/x.log",
+                           limits={"memory": "1.5G", "cpu": 0.5})
+    props = dict(spawner.scope_properties(request))
+    assert props["Slice"] == ("s", "tljh-users.slice")
+    assert props["MemoryMax"] == ("t", 3 * 2**29)
+    assert props["CPUQuotaPerSecUSec"] == ("t", 500_000)
+    assert props["TimeoutStopUSec"] == ("t", 20_000_000)
+    assert "OOMPolicy" not in props, "scopes know OOMPolicy only since systemd 253"
+    spawner._systemd_version = 253
+    assert dict(spawner.scope_properties(request))["OOMPolicy"] == ("s", "continue")
+    assert unit_name("zoë", "scope") == "jupyter-zo\\xc3\\xab.scope"

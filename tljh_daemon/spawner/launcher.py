@@ -19,7 +19,12 @@ environment.
 private /tmp, identity switch and NoNewPrivileges, then execs its command.
 
 Protocol: one JSON line per connection, answered by one JSON line, `{"pid": N}` or `{"error": "..."}`.
-Request: uid, gid, groups, home, cwd, env, argv, log_path, no_new_privs, private_tmp.
+Request: uid, gid, groups, home, cwd, env, argv, log_path, no_new_privs, private_tmp; optional
+(systemd mode) hold, host_mounts, journal. With `hold` the child waits until the daemon writes
+`go` on the same connection (after moving it into its scope) and exits if the daemon hangs up;
+with `host_mounts` it joins PID 1's mount namespace (the launcher sees the daemon unit's
+sandbox: PrivateTmp, PrivateDevices); with `journal` its output goes to the journal under that
+identifier (connected after the move, so journald files it under the scope).
 """
 
 import ctypes
@@ -39,6 +44,8 @@ PR_GET_NO_NEW_PRIVS = 39
 CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
 MAX_REQUEST = 1 << 20
+HOLD_TIMEOUT = 120  # for the daemon's "go"
+JOURNAL_STREAM = "/run/systemd/journal/stdout"
 ENV_DEPENDENT = "jupyterhub"
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -129,6 +136,44 @@ def private_tmp():
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
     _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777"), "mounting /tmp")
+
+
+def host_mounts():
+    """Join PID 1's mount namespace: the machine's own /dev, /tmp and /proc/sys, as a unit's."""
+    fd = os.open("/proc/1/ns/mnt", os.O_RDONLY)
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNS), "setns(PID 1's mount namespace)")
+    finally:
+        os.close(fd)
+
+
+def wait_for_go(conn):
+    conn.settimeout(HOLD_TIMEOUT)
+    data = b""
+    try:
+        while not data.endswith(b"\n") and len(data) < 16:
+            chunk = conn.recv(16)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+    if data != b"go\n":
+        raise RuntimeError("the daemon withdrew the request")
+
+
+def journal_stream(identifier):
+    """A stream to journald, as systemd gives a unit's stdout (header: identifier, unit, priority,
+    level prefix, forward to syslog, kmsg, console)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(JOURNAL_STREAM)
+        s.shutdown(socket.SHUT_RD)
+        s.sendall(f"{identifier}\n\n6\n0\n0\n0\n0\n".encode())
+    except OSError:
+        s.close()
+        raise
+    return s.detach()
 
 
 def become_user(uid, gid, groups, no_new_privs):
@@ -229,9 +274,20 @@ def child(request, listener, conn):
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        conn.close()
         listener.close()
-        log_fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if request.get("hold"):
+            wait_for_go(conn)
+        conn.close()
+        if request.get("host_mounts"):
+            host_mounts()
+        log_fd = None
+        if request.get("journal"):
+            try:
+                log_fd = journal_stream(request["journal"])
+            except OSError:
+                pass
+        if log_fd is None:
+            log_fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log_fd, 1)
@@ -272,6 +328,9 @@ def validate(request):
     for key, kind in types.items():
         if not isinstance(request.get(key), kind):
             raise ValueError(f"{key} missing or not a {kind.__name__}")
+    for key, kind in {"hold": bool, "host_mounts": bool, "journal": str}.items():
+        if key in request and not isinstance(request[key], kind):
+            raise ValueError(f"{key} not a {kind.__name__}")
     if not request["argv"] or not all(isinstance(a, str) for a in request["argv"]):
         raise ValueError("argv must be a non-empty list of strings")
     if not all(isinstance(g, int) for g in request["groups"]):

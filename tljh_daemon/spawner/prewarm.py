@@ -49,6 +49,25 @@ def needs_fresh_interpreter(env):
     return [key for key in env if key.startswith(IMPORT_TIME_ENV)]
 
 
+async def launch_prewarmed(launcher, request, launch, executor, wait):
+    """`launch(request)` (blocking, run in `executor`) once `launcher` is ready: its result, or
+    None when the server must start fresh (logged, one line)."""
+    fresh_keys = needs_fresh_interpreter(request.env)
+    if fresh_keys:
+        log.info("Starting %s's server fresh: %s is read at interpreter start", request.user, fresh_keys[0])
+        return None
+    if not launcher.runs(request.cmd):
+        log.info("Starting %s's server fresh: Spawner.cmd %s is not the pre-warmed jupyterhub-singleuser",
+                 request.user, request.cmd[0])
+        return None
+    try:
+        await launcher.ensure_ready(wait)
+        return await asyncio.get_running_loop().run_in_executor(executor, launch, request)
+    except LauncherUnavailable as e:
+        log.warning("Pre-warm launcher unavailable (%s); starting %s's server fresh", e, request.user)
+        return None
+
+
 class Launcher:
     restart_delay = 10.0  # after an unexpected exit; doubles while it keeps failing at start
     max_restart_delay = 300.0
@@ -202,26 +221,38 @@ class Launcher:
 
     def launch(self, request):
         """Ask the launcher for a server (blocking: run it in a thread). Returns the pid."""
+        pid, conn = self._ask(request)
+        conn.close()
+        return pid
+
+    def launch_held(self, request):
+        """Like launch, but the child waits: it runs once `release(conn)` is called and exits if
+        `conn` is closed first. Returns (pid, conn)."""
+        return self._ask(dict(request, hold=True))
+
+    def _ask(self, request):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.settimeout(30)
-                s.connect(self.socket_path)
-                s.sendall(json.dumps(request).encode() + b"\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-        except OSError as e:
-            raise LauncherUnavailable(f"the launcher did not answer: {e.strerror or e}") from None
-        try:
+            s.settimeout(30)
+            s.connect(self.socket_path)
+            s.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
             answer = json.loads(data)
+        except OSError as e:
+            s.close()
+            raise LauncherUnavailable(f"the launcher did not answer: {e.strerror or e}") from None
         except ValueError:
+            s.close()
             raise LauncherUnavailable("the launcher hung up") from None
         if "error" in answer:
+            s.close()
             raise LauncherUnavailable(answer["error"])
-        return answer["pid"]
+        return answer["pid"], s
 
     def runs(self, cmd):
         """Whether a server with this command line can be forked from the launcher: the command is
@@ -235,6 +266,12 @@ class Launcher:
 
     def launcher_pid(self):
         return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+
+
+def release(conn):
+    """Let a held child (launch_held) run."""
+    with conn:
+        conn.sendall(b"go\n")
 
 
 def request_for(spawn_request, private_tmp=True):

@@ -25,7 +25,7 @@ import psutil
 
 from ..cgroups import CgroupError, Cgroups
 from .base import ServerHandle, Spawner, SpawnError
-from .prewarm import LAUNCHER_SOURCE, LauncherUnavailable, needs_fresh_interpreter, request_for
+from .prewarm import LAUNCHER_SOURCE, LauncherUnavailable, launch_prewarmed, request_for
 
 log = logging.getLogger(__name__)
 
@@ -148,20 +148,9 @@ class ProcessSpawner(Spawner):
 
     async def _start_prewarmed(self, request):
         """The server's handle, or None when it must start fresh (logged, one line)."""
-        fresh_keys = needs_fresh_interpreter(request.env)
-        if fresh_keys:
-            log.info("Starting %s's server fresh: %s is read at interpreter start", request.user, fresh_keys[0])
-            return None
-        if not self.launcher.runs(request.cmd):
-            log.info("Starting %s's server fresh: Spawner.cmd %s is not the pre-warmed jupyterhub-singleuser",
-                     request.user, request.cmd[0])
-            return None
-        try:
-            await self.launcher.ensure_ready(self.launcher_wait)
-            loop = asyncio.get_running_loop()
-            pid = await loop.run_in_executor(self._executor, self._launch_in_cgroup, request)
-        except LauncherUnavailable as e:
-            log.warning("Pre-warm launcher unavailable (%s); starting %s's server fresh", e, request.user)
+        pid = await launch_prewarmed(self.launcher, request, self._launch_in_cgroup, self._executor,
+                                     self.launcher_wait)
+        if pid is None:
             return None
         try:
             return ServerHandle(pid, psutil.Process(pid).create_time())

@@ -1,34 +1,46 @@
-"""systemd mode: each server is a transient unit `jupyter-<name>` started with systemd-run.
+"""systemd mode: each server runs in a transient unit of its own in tljh-users.slice.
 
-The spawn token reaches the server through an EnvironmentFile readable by root
-only (systemd reads it before dropping privileges), never through the command
-line or unit properties, which any local user can list.
+With `spawner.prewarm` (the default) the pre-warm launcher forks the server and the daemon puts
+the new process into the scope `jupyter-<name>.scope` (D-Bus StartTransientUnit with its PID,
+the slice, MemoryMax and CPUQuota) before it runs any code: the child waits until the daemon
+says go. Without a launcher (turned off, still starting, gone, or a spawn that needs a fresh
+interpreter) the server is the service `jupyter-<name>.service`, started with systemd-run.
+Both outlive daemon restarts and are re-adopted by name; poll and stop look at both.
+
+The spawn token reaches a service's server through an EnvironmentFile readable by root only
+(systemd reads it before dropping privileges), a scope's through the launcher's root-only socket;
+never through the command line or unit properties, which any local user can list.
 """
 
 import asyncio
+import concurrent.futures
 import grp
 import logging
 import os
 
 import psutil
 
-from ..systemd import systemctl
+from ..cgroups import memory_bytes
+from ..systemd import SystemdError, in_unit, manager_version, start_scope, systemctl
 from .base import ServerHandle, Spawner, SpawnError
+from .prewarm import launch_prewarmed, release, request_for
+from .process import process_for
 
 log = logging.getLogger(__name__)
 
 SLICE = "tljh-users.slice"
+ALIVE = ("active", "activating", "reloading")
 
 
-def unit_name(user):
-    """`jupyter-<user>` with characters systemd does not allow escaped like systemd-escape."""
+def unit_name(user, kind="service"):
+    """`jupyter-<user>.<kind>` with characters systemd does not allow escaped like systemd-escape."""
     out = []
     for ch in user:
         if ch.isascii() and (ch.isalnum() or ch in "_.-"):
             out.append(ch)
         else:
             out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8"))
-    return f"jupyter-{''.join(out)}.service"
+    return f"jupyter-{''.join(out)}.{kind}"
 
 
 def env_file_line(key, value):
@@ -53,10 +65,29 @@ async def unit_properties(unit):
 class SystemdSpawner(Spawner):
     supported_limits = frozenset({"memory", "cpu"})
     limits_note = "systemd (MemoryMax, CPUQuota)"
+    launcher_wait = 30.0  # for a launcher still importing (a spawn right after the daemon started)
+    move_timeout = 10.0  # for systemd to move a new server into its scope
 
-    def __init__(self, env_dir, stop_timeout):
+    def __init__(self, env_dir, stop_timeout, launcher=None):
         self.env_dir = env_dir
         self.stop_timeout = stop_timeout
+        self.launcher = launcher
+        self._systemd_version = 0
+        # As in process mode: a start must not queue behind the account creation of a class start.
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="spawn")
+
+    async def open(self):
+        if self.launcher is not None:
+            try:
+                self._systemd_version = await manager_version()
+            except SystemdError as e:
+                log.warning("Could not ask systemd its version (%s)", e)
+            await self.launcher.open()
+
+    async def close(self):
+        if self.launcher is not None:
+            await self.launcher.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _write_env_file(self, unit, env):
         os.makedirs(self.env_dir, mode=0o700, exist_ok=True)
@@ -88,13 +119,68 @@ class SystemdSpawner(Spawner):
             props.append(f"CPUQuota={float(request.limits['cpu']) * 100:g}%")
         return props
 
+    def scope_properties(self, request):
+        """A pre-warmed server's scope: the service's slice, limits and stop behaviour (its
+        sandbox, PrivateTmp and NoNewPrivileges, the launcher's child applies itself)."""
+        props = [
+            ("Description", ("s", f"Jupyter server of {request.user}")),
+            ("Slice", ("s", SLICE)),
+            ("TimeoutStopUSec", ("t", int(self.stop_timeout * 1_000_000))),
+        ]
+        if self._systemd_version >= 253:  # scopes have OOMPolicy since 253 (and do not stop before)
+            props.append(("OOMPolicy", ("s", "continue")))
+        if request.limits.get("memory"):
+            props.append(("MemoryMax", ("t", memory_bytes(request.limits["memory"]))))
+        if request.limits.get("cpu"):
+            props.append(("CPUQuotaPerSecUSec", ("t", int(float(request.limits["cpu"]) * 1_000_000))))
+        return props
+
     async def start(self, request):
-        unit = unit_name(request.user)
-        state = await unit_properties(unit)
-        if state.get("ActiveState") in ("active", "activating", "deactivating"):
-            raise SpawnError(f"{unit} is already running; stop it first")
-        if state.get("ActiveState") == "failed" or state.get("LoadState") == "loaded":
-            await systemctl("reset-failed", unit)
+        service, scope = unit_name(request.user), unit_name(request.user, "scope")
+        for unit, state in zip((service, scope), await units_properties([service, scope])):
+            if state.get("ActiveState") in (*ALIVE, "deactivating"):
+                raise SpawnError(f"{unit} is already running; stop it first")
+            if state.get("ActiveState") == "failed" or state.get("LoadState") == "loaded":
+                await systemctl("reset-failed", unit)
+        if self.launcher is not None:
+            handle = await self._start_prewarmed(request, scope)
+            if handle is not None:
+                return handle
+        return await self._start_service(request, service)
+
+    def _launch_held(self, request):
+        return self.launcher.launch_held(dict(
+            request_for(request), host_mounts=True, journal=os.path.basename(request.cmd[0])))
+
+    async def _start_prewarmed(self, request, scope):
+        """Fork the server from the launcher into `scope`; None when it must start fresh."""
+        held = await launch_prewarmed(self.launcher, request, self._launch_held, self._executor,
+                                      self.launcher_wait)
+        if held is None:
+            return None
+        pid, conn = held
+        try:
+            create_time = psutil.Process(pid).create_time()
+            await start_scope(scope, [pid], self.scope_properties(request))
+            await self._wait_moved(pid, scope)
+        except (psutil.Error, SystemdError, TimeoutError) as e:
+            conn.close()  # the held child exits without running anything
+            raise SpawnError(f"could not start {scope}: {e}") from None
+        try:
+            release(conn)
+        except OSError as e:
+            raise SpawnError(f"the server process in {scope} did not take the go: {e}") from None
+        return ServerHandle(pid, create_time)
+
+    async def _wait_moved(self, pid, scope):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.move_timeout
+        while not in_unit(pid, scope):
+            if not psutil.pid_exists(pid) or loop.time() > deadline:
+                raise TimeoutError(f"process {pid} was not moved into it")
+            await asyncio.sleep(0.005)
+
+    async def _start_service(self, request, unit):
         env_file = self._write_env_file(unit, request.env)
         cmd = [
             "systemd-run",
@@ -127,40 +213,53 @@ class SystemdSpawner(Spawner):
 
     async def output_tail(self, user, handle, log_path, lines=3):
         """From the journal, since this server started."""
-        since = f"@{max(0, int(handle.create_time) - 1)}"
+        since = f"@{max(0, int(handle.create_time) - 1)}" if handle is not None else "-1h"
         proc = await asyncio.create_subprocess_exec(
-            "journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit_name(user), "--since", since,
+            "journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit_name(user),
+            "-u", unit_name(user, "scope"), "--since", since,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await proc.communicate()
         return out.decode("utf-8", "replace").strip().splitlines()[-lines:]
 
     async def poll(self, user, handle):
-        return await self._ended(unit_name(user), await unit_properties(unit_name(user)))
+        return (await self.poll_all([(user, handle)]))[user]
 
     async def poll_all(self, servers):
         """One systemctl call for every running server (the watcher polls them all every few seconds)."""
+        servers = list(servers)
         if not servers:
             return {}
-        states = await units_properties([unit_name(user) for user, _ in servers])
-        return {user: await self._ended(unit_name(user), state) for (user, _), state in zip(servers, states)}
+        units = [unit_name(user, kind) for user, _ in servers for kind in ("service", "scope")]
+        states = await units_properties(units)
+        return {user: await self._ended(user, handle, states[2 * i], states[2 * i + 1])
+                for i, (user, handle) in enumerate(servers)}
 
-    async def _ended(self, unit, state):
-        active = state.get("ActiveState")
-        if active in ("active", "activating", "reloading"):
+    async def _ended(self, user, handle, service_state, scope_state):
+        service, scope = unit_name(user), unit_name(user, "scope")
+        if scope_state.get("ActiveState") in ALIVE:
+            if handle is None or process_for(handle) is not None:
+                return None
+            # The server exited; a scope lives on while any process (a kernel) is left in it.
+            await systemctl("stop", scope)
+            return "the server process ended"
+        if service_state.get("ActiveState") in ALIVE:
             return None
-        result = state.get("Result", "")
-        if active == "failed":
-            await systemctl("reset-failed", unit)
-            return f"{unit} failed ({result}, exit status {state.get('ExecMainStatus', '?')})"
-        return f"{unit} is not running"
+        for unit, state in ((service, service_state), (scope, scope_state)):
+            if state.get("ActiveState") == "failed":
+                await systemctl("reset-failed", unit)
+                return f"{unit} failed ({state.get('Result', '')}, exit status {state.get('ExecMainStatus', '?')})"
+        return f"{service} is not running"
 
     async def stop(self, user, handle, timeout):
-        unit = unit_name(user)
+        units = [unit_name(user), unit_name(user, "scope")]
+        units = [u for u, state in zip(units, await units_properties(units)) if state.get("LoadState") == "loaded"]
+        if not units:
+            return
         try:
-            await asyncio.wait_for(systemctl("stop", unit), timeout + 5)
+            await asyncio.wait_for(systemctl("stop", *units), timeout + 5)
         except asyncio.TimeoutError:
-            await systemctl("kill", "--signal=SIGKILL", unit)
-        await systemctl("reset-failed", unit)
+            await systemctl("kill", "--signal=SIGKILL", *units)
+        await systemctl("reset-failed", *units)
 
 
 def _group_names(request):

@@ -1,0 +1,129 @@
+"""The pre-warm launcher on a booted systemd (`spawner.prewarm`, the default), checked from the host.
+
+A server forked by the launcher runs in the transient scope `jupyter-<name>.scope` in
+tljh-users.slice with MemoryMax and CPUQuota, sees the machine's own mounts (not the daemon
+unit's sandbox), is re-adopted after a daemon restart (which also restarts the launcher), and
+a dead launcher means fresh spawns as `jupyter-<name>.service` until it is back.
+test_install.py covers the same install with the launcher off.
+"""
+
+import time
+
+import pytest
+
+from test_install import MEMORY_LIMIT_MIB, User, installed, report
+
+SERVER_PID = "__import__('os').getppid()"  # a kernel's parent is its server
+
+
+@pytest.fixture(scope="module")
+def install(rootfs, pytestconfig):
+    limits = f"limits:\n  memory: {MEMORY_LIMIT_MIB}M\n  cpu: 0.5\n"
+    with installed(rootfs, pytestconfig, limits) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def alice(install, pytestconfig):
+    start = time.monotonic()
+    user = User(install, "alice", "alice-first-password")
+    report(pytestconfig, f"pre-warmed: login, spawn, lab and a kernel took {time.monotonic() - start:.1f}s")
+    return user
+
+
+def journal(install, *args):
+    return install.sh(["journalctl", "--no-pager", "-o", "cat", *args])
+
+
+def wait_for(condition, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def launcher_pids(install):
+    """The daemon's launcher (the servers it forked show the same command line)."""
+    daemon = install.unit("tljh-daemon", "MainPID")["MainPID"]
+    return install.sh(["pgrep", "-P", daemon, "-f", "spawner/launcher.py"], check=False).split()
+
+
+def test_prewarmed_server_runs_in_its_scope_with_the_limits(install, alice):
+    assert alice.run("6*7") == "42"
+    pid = alice.value(SERVER_PID)
+    cgroup = install.sh(["cat", f"/proc/{pid}/cgroup"])
+    assert "/tljh.slice/tljh-users.slice/jupyter-alice.scope\n" in cgroup, cgroup
+    scope = install.unit("jupyter-alice.scope", "ActiveState", "MemoryMax", "CPUQuotaPerSecUSec", "Slice")
+    assert scope == {"ActiveState": "active", "MemoryMax": str(MEMORY_LIMIT_MIB * 2**20),
+                     "CPUQuotaPerSecUSec": "500ms", "Slice": "tljh-users.slice"}
+    assert install.unit("jupyter-alice.service", "LoadState") == {"LoadState": "not-found"}, "not started fresh"
+    assert "starting alice's server fresh" not in journal(install, "-u", "tljh-daemon").lower()
+    # What the service unit's sandbox gave, the launcher's child does itself.
+    status = install.sh(["cat", f"/proc/{pid}/status"])
+    assert "NoNewPrivs:\t1" in status
+    assert alice.value("__import__('os').getuid()") == int(install.sh(["id", "-u", "jupyter-alice"]))
+    alice.run("open('/tmp/alice-was-here', 'w').close()")
+    assert install.sh(["ls", "/tmp"]).split().count("alice-was-here") == 0, "/tmp is private"
+    # The machine's own /dev (the daemon's unit has PrivateDevices=yes), not the daemon's.
+    assert alice.value("sorted(__import__('os').listdir('/dev'))") == sorted(install.sh(["ls", "-A", "/dev"]).split())
+    # Output goes to the journal, under the scope.
+    wait_for(lambda: "Jupyter Server" in journal(install, "-u", "jupyter-alice.scope"), "no server output in the journal")
+
+
+def test_memory_max_kills_the_kernel_and_the_server_lives(install, alice):
+    if not install.container.delegate_cgroups:
+        pytest.skip("cgroups are read-only in this container (cgroup v2 host): MemoryMax is not enforced")
+    server = alice.value(SERVER_PID)
+    alice.assert_memory_limit_kills_only_the_kernel()
+    assert alice.value(SERVER_PID) == server, "the server lives"
+    assert install.unit("jupyter-alice.scope", "ActiveState") == {"ActiveState": "active"}
+
+
+def test_daemon_restart_readopts_the_scope_and_restarts_the_launcher(install, alice):
+    assert alice.value("marker = 'still the same kernel'; marker")
+    server = alice.value(SERVER_PID)
+    launchers = launcher_pids(install)
+    assert len(launchers) == 1, launchers
+    install.sh(["systemctl", "restart", "tljh-daemon"])
+    assert alice.value("marker") == "still the same kernel"
+    assert alice.value(SERVER_PID) == server
+    assert "Re-adopted the running server of alice" in journal(install, "-u", "tljh-daemon")
+    wait_for(lambda: launcher_pids(install) not in ([], launchers), "no new launcher")
+    home = alice.client.get(alice.client.url("/hub/home"))
+    assert home.status_code == 200 and home.url.endswith("/hub/home"), "the login cookie still works"
+
+
+def test_a_dead_launcher_means_fresh_spawns_and_servers_survive(install, alice, pytestconfig):
+    (launcher,) = launcher_pids(install)
+    install.sh(["kill", "-9", launcher])
+    start = time.monotonic()
+    bert = User(install, "bert", "bert-first-password")  # the launcher restarts only after 10 s
+    report(pytestconfig, f"fresh (launcher dead): login, spawn, lab and a kernel took {time.monotonic() - start:.1f}s")
+    assert bert.run("6*7") == "42"
+    assert install.unit("jupyter-bert.service", "ActiveState") == {"ActiveState": "active"}
+    assert "starting bert's server fresh" in journal(install, "-u", "tljh-daemon")
+    assert alice.value("marker") == "still the same kernel", "the launcher's servers outlive it"
+
+    wait_for(lambda: launcher_pids(install) not in ([], [launcher]), "the launcher did not come back")
+    start = time.monotonic()
+    cleo = User(install, "cleo", "cleo-first-password")
+    report(pytestconfig, f"pre-warmed again: login, spawn, lab and a kernel took {time.monotonic() - start:.1f}s")
+    assert cleo.run("6*7") == "42"
+    assert install.unit("jupyter-cleo.scope", "ActiveState") == {"ActiveState": "active"}
+
+
+def test_stopping_a_prewarmed_server_stops_its_scope(install, alice, pytestconfig):
+    kernel = alice.value("__import__('os').getpid()")
+    r = alice.client.stop("alice")
+    assert r.status_code < 400, r.text
+    wait_for(lambda: install.unit("jupyter-alice.scope", "ActiveState")["ActiveState"] != "active",
+             "the scope is still active")
+    assert install.sh(["ps", "-o", "pid=", "-p", str(kernel)], check=False).strip() == "", "the kernel is gone"
+    start = time.monotonic()
+    events = alice.client.spawn("alice")  # and the same scope name starts again
+    report(pytestconfig, f"pre-warmed respawn: ready after {time.monotonic() - start:.2f}s")
+    assert events[-1].get("ready"), events
+    assert alice.client.get(alice.client.url("/user/alice/lab")).status_code == 200
+    alice.kernel = alice.client.start_kernel("alice")
+    assert alice.run("6*7") == "42"
+    assert install.unit("jupyter-alice.scope", "ActiveState") == {"ActiveState": "active"}
