@@ -126,7 +126,10 @@ class Install:
         worker.join()
         baseline, peak = sampler.stop()
         r = result["r"]
-        assert r.returncode == 0, f"bootstrap.py failed:\n{r.stdout}\n{r.stderr}"
+        if r.returncode != 0:
+            daemon_log = self.container.run("journalctl -u tljh-daemon --no-pager -o cat | tail -60", check=False)
+            pytest.fail(f"bootstrap.py failed:\n{r.stdout}\n{r.stderr}\n--- the daemon's journal ---\n"
+                        f"{daemon_log.stdout}")
         assert f"The hub is at {self.url}/" in r.stdout and "systemctl status tljh-daemon" in r.stdout, r.stdout
         assert self.hub_answers()
         return Measured(answered if answered is not None else total, down, total, baseline / 2**20, peak / 2**20,

@@ -49,6 +49,7 @@ async def _manager_call(method, signature=None, body=(), timeout=30.0):
     are rare, a spawn at most); its reply body. SystemdError on failure."""
     from jeepney import DBusAddress, new_method_call
     from jeepney.io.asyncio import open_dbus_router
+    from jeepney.io.common import RouterClosed
     from jeepney.wrappers import DBusErrorResponse, Properties, unwrap_msg
 
     path, bus_name, interface = MANAGER
@@ -63,7 +64,7 @@ async def _manager_call(method, signature=None, body=(), timeout=30.0):
     except DBusErrorResponse as e:
         detail = e.data[0] if e.data and isinstance(e.data[0], str) else e.name
         raise SystemdError(f"{method} failed: {detail}") from None
-    except (OSError, EOFError, asyncio.TimeoutError) as e:
+    except (OSError, EOFError, ValueError, RouterClosed, asyncio.TimeoutError) as e:  # ValueError: auth, size
         raise SystemdError(f"{method}: no answer from systemd on the system bus ({e or type(e).__name__})") from None
 
 
