@@ -65,33 +65,36 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     """The hub application. The daemon passes only config, paths and mode; the fast test tier
     injects a fake spawner, proxy (and its runner) and account step, so no root, Traefik or
     JupyterLab is needed there. `authenticator` is an Authenticator class (any callable taking
-    config and the database); by default the one `auth.type` names."""
+    settings.AuthSettings and the database); by default the one `auth.type` names.
+
+    config.yaml (with what plugins and jupyterhub_config.d add) is translated here, once, into
+    the typed settings every component receives (settings.from_config)."""
     paths.ensure()
     plugins = plugin_manager()
     extra = jupyterhub_config.load(config, paths.config_dir, plugins)
-    config = extra.config
+    hub_settings = settings.from_config(extra.config, paths)
     db = Database(paths.database)
-    user_env = config["user_environment"]["path"] or paths.user_env
-    proxy = proxy or TraefikProxy(paths, config, find_traefik())
-    if spawner is None and config["spawner"]["type"] == "slurm":
-        spawner = SlurmSpawner(config["spawner"]["slurm"], config["spawner"]["start_timeout"])
+    user_env = hub_settings.server.user_env
+    proxy = proxy or TraefikProxy(paths, hub_settings.proxy, find_traefik())
+    if spawner is None and hub_settings.spawner.type == "slurm":
+        spawner = SlurmSpawner(hub_settings.spawner.slurm, hub_settings.server.start_timeout)
     elif spawner is None:
         launcher = None
-        if config["spawner"]["prewarm"]:
+        if hub_settings.spawner.prewarm:
             launcher = Launcher(user_env, paths.state_dir, os.path.join(paths.logs_dir, "launcher.log"))
         if mode == "systemd":
-            spawner = SystemdSpawner(os.path.join(paths.state_dir, "spawn"), config["spawner"]["stop_timeout"],
+            spawner = SystemdSpawner(os.path.join(paths.state_dir, "spawn"), hub_settings.server.stop_timeout,
                                      launcher=launcher)
         else:
             spawner = ProcessSpawner(Cgroups(cgroup_tag(paths.prefix)), launcher=launcher)
     if proxy_runner is None:
         proxy_runner = TraefikUnit(proxy) if mode == "systemd" else TraefikSupervisor(proxy)
     hub = Hub(
-        config=config,
+        settings=hub_settings,
         paths=paths,
         db=db,
         sessions=SessionStore(db, load_or_create_secret(paths.cookie_secret)),
-        authenticator=(authenticator or make_authenticator)(config, db),
+        authenticator=(authenticator or make_authenticator)(hub_settings.auth, db),
         proxy=proxy,
         jupyterhub_version=compat.installed_jupyterhub_version(user_env),
         mode=mode,
@@ -110,7 +113,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         # branding.templates, then JupyterHub.template_paths come first: a file there overrides
         # ours of the same name (and can extend it as "templates/<name>").
         loader=jinja2.ChoiceLoader([
-            jinja2.FileSystemLoader([p for p in [config["branding"]["templates"], *extra.template_paths] if p]),
+            jinja2.FileSystemLoader([p for p in [hub_settings.pages.templates, *extra.template_paths] if p]),
             jinja2.PackageLoader("tljh_daemon", "templates"),
             jinja2.PrefixLoader({"templates": jinja2.PackageLoader("tljh_daemon", "templates")}),
         ]),
@@ -123,7 +126,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     # The authenticator's own pages (OAuth callback, sign-up ...), then ours.
     app.add_routes(urls.prefixed_routes(hub.authenticator.routes(), hub.base_url))
     env.globals.update(extra.template_vars)
-    env.globals["site_name"] = config["branding"]["site_name"]
+    env.globals["site_name"] = hub_settings.pages.site_name
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
                    admin_pages, login_pages, pages):
         app.add_routes(urls.prefixed_routes(module.routes, hub.base_url))
@@ -141,9 +144,10 @@ async def reload_proxy(hub):
         log.error("Not reloading the proxy: %s", e)
         return
     # New objects, never changed in place: what read the old ones before the reload keeps them.
-    hub.config = {**hub.config, **{section: new[section] for section in ("http", "https", "traefik_api")}}
-    hub.proxy.config = hub.config
-    hub.servers.settings = dataclasses.replace(hub.servers.settings, public_origin=settings.public_origin(new))
+    proxy_settings = dataclasses.replace(settings.proxy_settings(new), hub_port=hub.settings.proxy.hub_port)
+    hub.settings = dataclasses.replace(hub.settings, proxy=proxy_settings)
+    hub.proxy.settings = proxy_settings
+    hub.servers.settings = dataclasses.replace(hub.servers.settings, public_origin=settings.public_origin(proxy_settings))
     if hub.proxy.write_static_config():
         log.info("Proxy configuration changed; restarting Traefik")
         await hub.traefik.close()
@@ -176,33 +180,32 @@ async def stop_servers_of_a_former_base_url(hub):
 async def _lifetime(app):
     """Start-up: proxy first (adopting a running Traefik), then re-adopt user servers."""
     hub = app[HUB]
-    config = hub.config
     http = aiohttp.ClientSession()
     traefik = hub.traefik
     hub.servers = ServerManager(
-        settings=settings.server_settings(config, hub.paths),
+        settings=hub.settings.server,
         paths=hub.paths,
         db=hub.db,
         spawner=hub.spawner,
         proxy=hub.proxy,
         authenticator=hub.authenticator,
-        hub_api_url=f"http://127.0.0.1:{config['hub']['port']}" + hub.url("/hub/api"),
+        hub_api_url=f"http://127.0.0.1:{hub.settings.hub_port}" + hub.url("/hub/api"),
         http=http,
         plugins=hub.plugins,
         metrics=hub.metrics,
         ensure_account=hub.ensure_account,
         overrides=hub.extra.spawner if hub.extra else None,
     )
-    hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url, settings.service_settings(config))
-    culler = Culler(hub, settings.cull_settings(config))
+    hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url, hub.settings.services)
+    culler = Culler(hub, hub.settings.cull)
     try:
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
         running = hub.db.all("SELECT user, host, port FROM servers WHERE state=?", (ServerState.RUNNING,))
         await hub.proxy.set_routes({hub.server_url(r["user"]): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
-        if config["shared_folders"]:
-            await asyncio.to_thread(shared_folders.create_all, config)
+        if hub.settings.server.shared_folders:
+            await asyncio.to_thread(shared_folders.create_all, hub.settings.server.shared_folders)
         if hub.extra and hub.extra.load_groups:
             groups.load(hub.db, hub.extra.load_groups)
         await admins.reconcile(hub)
@@ -212,7 +215,7 @@ async def _lifetime(app):
         await hub.service_manager.start()
         culler.start()
         log.info("Hub ready (%s mode): http://%s:%s/", hub.mode,
-                 config["http"]["address"] or "localhost", config["http"]["port"])
+                 hub.settings.proxy.http_address or "localhost", hub.settings.proxy.http_port)
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGHUP, lambda: hub.background.append(asyncio.create_task(reload_proxy(hub))))
         yield

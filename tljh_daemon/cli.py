@@ -41,6 +41,7 @@ def _load_config(paths):
 def run(prefix, log_level, mode):
     """Run the hub in the foreground."""
     from .app import make_app
+    from .hub import HUB
 
     logging.basicConfig(
         level=log_level.upper(),
@@ -62,7 +63,7 @@ def run(prefix, log_level, mode):
     if mode == "auto":
         mode = "systemd" if systemd.booted() else "process"
     app = make_app(config, paths, mode)
-    asyncio.run(_serve(app, config["hub"]["port"]))
+    asyncio.run(_serve(app, app[HUB].settings.hub_port))
     pidfile.release(paths, lock)
 
 
@@ -99,6 +100,7 @@ def stop(prefix, servers):
         return
     from .proxy.supervisor import TraefikSupervisor
     from .proxy.traefik import TraefikProxy
+    from .settings import ProxySettings
 
     paths = Paths(os.path.abspath(prefix))
     _stop_daemon(paths)
@@ -108,7 +110,7 @@ def stop(prefix, servers):
         config = config_mod.merge(config_mod.DEFAULTS, config_mod.load_yaml(paths.config_file))
     except config_mod.ConfigError:
         config = config_mod.DEFAULTS
-    TraefikSupervisor(TraefikProxy(paths, config, "traefik")).stop()
+    TraefikSupervisor(TraefikProxy(paths, ProxySettings(), "traefik")).stop()  # needs only the pid file
     click.echo("Stopped Traefik")
     if servers and os.path.exists(paths.database):
         _stop_servers(paths, config["spawner"]["stop_timeout"])

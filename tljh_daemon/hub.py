@@ -25,13 +25,14 @@ if TYPE_CHECKING:
     from .proxy.base import Proxy, ProxyRunner
     from .servers import ServerManager
     from .sessions import SessionStore
+    from .settings import Settings
     from .spawner.base import Spawner
     from .storage import StorageCheck
 
 
 @dataclass
 class Hub:
-    config: dict
+    settings: Settings  # config.yaml, translated (settings.from_config); a reload replaces it
     paths: Paths
     db: Database
     sessions: SessionStore
@@ -54,7 +55,7 @@ class Hub:
     @property
     def base_url(self):
         """config's base_url: '/' or a sub-path such as '/jupyter/' that everything lives under."""
-        return self.config["base_url"]
+        return self.settings.base_url
 
     def url(self, path):
         """`path` (e.g. '/hub/login') as served, under base_url."""

@@ -1,9 +1,10 @@
 """config.yaml translated once into typed, read-only settings for the parts that use them.
 
-`config.load` validates the file (TLJH's keys and layout); the functions here turn the
-validated dict into what each component needs, so a component neither reads keys it does
-not use nor sees a dict another part may change. A reload builds new settings and hands
-them over (see app.reload_proxy).
+`config.load` validates the file (TLJH's keys and layout); `from_config` turns the validated
+dict into what each component needs (`Settings`, built once by app.make_app), so a component
+neither reads keys it does not use nor sees a dict another part may change. A reload builds
+new settings and hands them over (see app.reload_proxy). Only plugins' installer hooks still
+see the raw mapping (TLJH's plugin API).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+from types import MappingProxyType
 
 from . import shared_folders
 from .paths import Paths
@@ -83,13 +86,12 @@ def cull_settings(config: Mapping[str, Any]) -> CullSettings:
     )
 
 
-def public_origin(config: Mapping[str, Any]) -> Optional[str]:
+def public_origin(proxy: ProxySettings) -> Optional[str]:
     """The site's public origin when HTTPS serves a known (Let's Encrypt) domain, else None."""
-    https = config["https"]
-    domains = https["letsencrypt"]["domains"]
-    if not (https["enabled"] and domains):
+    domains = proxy.letsencrypt.domains
+    if not (proxy.https_enabled and domains):
         return None
-    return f"https://{domains[0]}" + (f":{https['port']}" if https["port"] != 443 else "")
+    return f"https://{domains[0]}" + (f":{proxy.https_port}" if proxy.https_port != 443 else "")
 
 
 def server_settings(config: Mapping[str, Any], paths: Paths) -> ServerSettings:
@@ -104,6 +106,152 @@ def server_settings(config: Mapping[str, Any], paths: Paths) -> ServerSettings:
         limits={key: value for key, value in config["limits"].items() if value is not None},
         extra_user_groups=dict(config["users"]["extra_user_groups"]),
         base_url=config["base_url"],
-        public_origin=public_origin(config),
+        public_origin=public_origin(proxy_settings(config)),
         shared_folders=tuple(shared_folders.folders(config)),
+    )
+
+
+@dataclass(frozen=True)
+class LetsEncryptSettings:
+    """https.letsencrypt.*: certificates from an ACME server."""
+
+    email: str = ""
+    domains: tuple[str, ...] = ()
+    staging: bool = False
+    acme_server: str = ""  # an ACME directory other than Let's Encrypt's
+    acme_ca_file: str = ""  # a CA the ACME client trusts (a private ACME server)
+    dns_provider: str = ""  # DNS-01 instead of HTTP-01
+    dns_env_file: str = ""  # that provider's credentials (default: <config>/dns.env)
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """What the proxy needs: http.*, https.*, traefik_api.*, and where the hub listens."""
+
+    hub_port: int = 15001
+    http_address: str = ""
+    http_port: int = 80
+    https_enabled: bool = False
+    https_address: str = ""
+    https_port: int = 443
+    tls_cert: str = ""  # an own certificate (and key); when set, ACME is not used
+    tls_key: str = ""
+    letsencrypt: LetsEncryptSettings = LetsEncryptSettings()
+    api_ip: str = "127.0.0.1"
+    api_port: int = 8099
+    api_username: str = "api_admin"
+    api_password: Optional[str] = None  # None: generated and kept in state/traefik/api_password
+
+    @property
+    def uses_acme(self) -> bool:
+        """HTTPS with certificates from the ACME server (not an own certificate)."""
+        return self.https_enabled and bool(self.letsencrypt.email) and not self.tls_cert
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """What authenticators read: auth.*, users.*, base_url, and whether the culler runs."""
+
+    type: str = "firstuse"
+    # auth.<section>: each class's own settings, read-only (validated by the class's SCHEMA)
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    admin: tuple[str, ...] = ()  # users.admin, users.allowed, users.banned as configured
+    allowed: tuple[str, ...] = ()
+    banned: tuple[str, ...] = ()
+    extra_user_groups: Mapping[str, list[str]] = field(default_factory=dict)
+    base_url: str = "/"
+    cull_enabled: bool = True  # services.cull.enabled (workshop users need the culler)
+
+    def section(self, name: Optional[str], defaults: Mapping[str, Any]) -> dict[str, Any]:
+        """auth.<name> merged over `defaults` ({} without a section)."""
+        return {**defaults, **(self.sections.get(name) or {})} if name else {}
+
+
+@dataclass(frozen=True)
+class PageSettings:
+    """What the HTML pages show: announcement.*, branding.*, and the auth.type they name."""
+
+    announcements: Mapping[str, str] = field(default_factory=dict)  # page ("all", "login" ...) -> HTML
+    site_name: str = ""
+    logo: str = ""  # a file served as /hub/logo instead of ours
+    templates: str = ""  # a directory whose templates override ours
+    auth_type: str = "firstuse"
+
+
+@dataclass(frozen=True)
+class SpawnerSettings:
+    """spawner.type and what choosing the spawner needs (ServerSettings has the rest)."""
+
+    type: str = "local"
+    prewarm: bool = True
+    slurm: Mapping[str, Any] = field(default_factory=dict)  # spawner.slurm.*
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon reads from config.yaml, one part per component."""
+
+    base_url: str
+    hub_port: int
+    server: ServerSettings
+    spawner: SpawnerSettings
+    cull: CullSettings
+    services: Mapping[str, ServiceSettings]
+    proxy: ProxySettings
+    auth: AuthSettings
+    pages: PageSettings
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+def proxy_settings(config: Mapping[str, Any]) -> ProxySettings:
+    http, https, api = config["http"], config["https"], config["traefik_api"]
+    le = https["letsencrypt"]
+    return ProxySettings(
+        hub_port=config["hub"]["port"], http_address=http["address"], http_port=http["port"],
+        https_enabled=https["enabled"], https_address=https["address"], https_port=https["port"],
+        tls_cert=https["tls"]["cert"], tls_key=https["tls"]["key"],
+        letsencrypt=LetsEncryptSettings(
+            email=le["email"], domains=tuple(le["domains"]), staging=le["staging"], acme_server=le["acme_server"],
+            acme_ca_file=le["acme_ca_file"], dns_provider=le["dns_provider"], dns_env_file=le["dns_env_file"]),
+        api_ip=api["ip"], api_port=api["port"], api_username=api["username"], api_password=api["password"],
+    )
+
+
+def auth_settings(config: Mapping[str, Any]) -> AuthSettings:
+    listed = config["users"]
+    return AuthSettings(
+        type=config["auth"]["type"],
+        sections=_frozen({key: _frozen(value) for key, value in config["auth"].items()
+                          if key != "type" and isinstance(value, Mapping)}),
+        admin=tuple(listed["admin"]), allowed=tuple(listed["allowed"]), banned=tuple(listed["banned"]),
+        extra_user_groups=_frozen(listed["extra_user_groups"]),
+        base_url=config["base_url"],
+        cull_enabled=config["services"]["cull"]["enabled"],
+    )
+
+
+def page_settings(config: Mapping[str, Any]) -> PageSettings:
+    branding = config["branding"]
+    return PageSettings(
+        announcements=_frozen(config["announcement"]), site_name=branding["site_name"], logo=branding["logo"],
+        templates=branding["templates"], auth_type=config["auth"]["type"],
+    )
+
+
+def from_config(config: Mapping[str, Any], paths: Paths) -> Settings:
+    """The daemon's settings from a validated config.yaml mapping (after jupyterhub_config's additions)."""
+    spawner = config["spawner"]
+    return Settings(
+        base_url=config["base_url"],
+        hub_port=config["hub"]["port"],
+        server=server_settings(config, paths),
+        spawner=SpawnerSettings(type=spawner["type"], prewarm=spawner["prewarm"], slurm=spawner["slurm"]),
+        cull=cull_settings(config),
+        services=_frozen(service_settings(config)),
+        proxy=proxy_settings(config),
+        auth=auth_settings(config),
+        pages=page_settings(config),
     )

@@ -61,9 +61,9 @@ def create(name, path, readers, writers):
         raise SharedFolderError(f"shared folder {name}: setfacl on {path} failed: {result.stderr.strip()}")
 
 
-def create_all(config):
-    """Every configured folder; a problem with one is logged and the others still made."""
-    for name, path, readers, writers in folders(config):
+def create_all(configured):
+    """Every configured folder (`folders()`' tuples); a problem with one is logged and the others still made."""
+    for name, path, readers, writers in configured:
         try:
             create(name, path, readers, writers)
             log.info("Shared folder %s at %s: read by %s, written by %s", name, path, readers, writers)

@@ -26,9 +26,10 @@ def render_units(paths):
 def write_traefik_static_config(paths):
     """So Traefik's unit can start before the daemon ever ran. True when the file changed."""
     from tljh_daemon.proxy.traefik import TraefikProxy
+    from tljh_daemon.settings import proxy_settings
 
     paths.ensure()
-    return TraefikProxy(paths, config_mod.load(paths.config_file), "traefik").write_static_config()
+    return TraefikProxy(paths, proxy_settings(config_mod.load(paths.config_file)), "traefik").write_static_config()
 
 
 def restart_systemd_mode(paths):

@@ -185,7 +185,7 @@ async def start_hub(aiohttp_client, tmp_path, user_env_dir):
         settings = write_config(paths, overrides)
         paths.ensure()
         spawner = spawner or FakeSpawner()
-        proxy = FakeProxy(settings, paths)
+        proxy = FakeProxy(paths)
         runner = FakeProxyRunner()
         accounts = FakeAccounts(str(tmp_path / "home"))
         app = make_app(settings, paths, spawner=spawner, proxy=proxy, proxy_runner=runner,

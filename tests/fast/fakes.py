@@ -88,8 +88,7 @@ class FakeSpawner(Spawner):
 class FakeProxy:
     """Records routes (prefix -> target) and every change made to them."""
 
-    def __init__(self, config, paths):
-        self.config = config
+    def __init__(self, paths):
         self.paths = paths
         self.routes = {}
         self.changes = []  # ("add" | "delete" | "set", prefix or routes)

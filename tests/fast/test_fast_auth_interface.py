@@ -7,6 +7,7 @@ from aiohttp import web
 from tljh_daemon import config as config_mod
 from tljh_daemon.auth import AUTH_TYPES, Authenticator, LoggedIn, LoginRefused, authenticator_class
 from tljh_daemon.handlers.login import finish_login
+from tljh_daemon.settings import auth_settings
 
 
 @pytest.mark.parametrize("value,short", [
@@ -37,7 +38,7 @@ class ButtonAuthenticator(Authenticator):
 
     @property
     def auto_login(self):
-        return bool(self.config["users"]["extra_user_groups"].get("auto"))
+        return bool(self.auth_settings.extra_user_groups.get("auto"))
 
     def routes(self):
         table = web.RouteTableDef()
@@ -118,7 +119,7 @@ async def test_password_change_offered_only_where_the_hub_keeps_passwords(start_
 
 
 async def test_base_class_refuses_password_changes():
-    auth = Authenticator(config_mod.merge(config_mod.DEFAULTS, {}), db=None)
+    auth = Authenticator(auth_settings(config_mod.merge(config_mod.DEFAULTS, {})), db=None)
     with pytest.raises(LoginRefused, match="managed outside"):
         await auth.change_password("a", "b", "c")
     assert not auth.auto_login and auth.routes() == []

@@ -111,7 +111,7 @@ async def test_servers_get_prefixed_urls_and_routes(hub):
     token = hub.token("alice")
     await hub.start_server("alice", token)
     env = hub.spawner.requests[-1].env
-    api = f"http://127.0.0.1:{hub.hub.config['hub']['port']}/jupyter/hub/api"
+    api = f"http://127.0.0.1:{hub.hub.settings.hub_port}/jupyter/hub/api"
     assert env["JUPYTERHUB_BASE_URL"] == "/jupyter/"
     assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/jupyter/user/alice/"
     assert env["JUPYTERHUB_SERVICE_URL"].endswith("/jupyter/user/alice/")
@@ -169,9 +169,10 @@ async def test_managed_services_live_under_the_prefix(start_hub):
 def test_traefik_rules_route_prefixed_servers(tmp_path):
     from tljh_daemon import config as config_mod
     from tljh_daemon.paths import Paths
+    from tljh_daemon.settings import proxy_settings
 
     config = config_mod.merge(config_mod.DEFAULTS, {"base_url": BASE, "traefik_api": {"password": "x"}})
-    proxy = TraefikProxy(Paths(str(tmp_path)), config, "traefik")
+    proxy = TraefikProxy(Paths(str(tmp_path)), proxy_settings(config), "traefik")
     proxy.routes = {"/jupyter/user/alice/": "http://127.0.0.1:5000"}
     routers = json.loads(json.dumps(proxy.dynamic_config()))["http"]["routers"]
     rules = {r["rule"]: r["priority"] for r in routers.values() if r["entryPoints"] == ["http"]}

@@ -9,6 +9,7 @@ from tljh_daemon import config as config_mod
 from tljh_daemon import configfile
 from tljh_daemon.auth import LoginRefused
 from tljh_daemon.auth.ldap import LDAPAuthenticator
+from tljh_daemon.settings import auth_settings
 
 LDAP = "auth:\n  type: ldapauthenticator.LDAPAuthenticator\n  LDAPAuthenticator:\n"
 
@@ -78,7 +79,7 @@ async def test_nothing_listening_is_a_clear_refusal(caplog):
     config = config_mod.merge(config_mod.DEFAULTS, {"auth": {"type": "ldap", "LDAPAuthenticator": {
         "server_address": "127.0.0.1", "server_port": port, "tls_strategy": "insecure",
         "bind_dn_template": "uid={username},dc=x"}}})
-    auth = LDAPAuthenticator(config, db=None)
+    auth = LDAPAuthenticator(auth_settings(config), db=None)
     with pytest.raises(LoginRefused, match="cannot be reached"):
         await auth.login("alice", "secret-pw")
     lines = [r for r in caplog.records if "unreachable" in r.getMessage()]
@@ -88,7 +89,7 @@ async def test_nothing_listening_is_a_clear_refusal(caplog):
 async def test_names_outside_the_regex_never_reach_the_directory():
     config = config_mod.merge(config_mod.DEFAULTS, {"auth": {"type": "ldap", "LDAPAuthenticator": {
         "server_address": "127.0.0.1", "server_port": 9, "bind_dn_template": "uid={username},dc=x"}}})
-    auth = LDAPAuthenticator(config, db=None)
+    auth = LDAPAuthenticator(auth_settings(config), db=None)
     for name in ("*)(uid=*", "a,b", "1abc"):
         with pytest.raises(LoginRefused, match="Invalid username or password"):
             await auth.login(name, "pw")

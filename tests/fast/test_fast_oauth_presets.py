@@ -73,10 +73,11 @@ async def test_github_without_organizations_needs_an_allow_rule(start_hub, provi
 
 async def test_github_enterprise_api_root():
     from tljh_daemon import config as config_mod
+    from tljh_daemon.settings import auth_settings
     config = config_mod.merge(config_mod.DEFAULTS, {"auth": {"GitHubOAuthenticator": {
         "userdata_url": "https://ghe.example.org/api/v3/user"}}})
-    assert GitHubOAuthenticator(config, None).api_url == "https://ghe.example.org/api/v3"
-    assert GitHubOAuthenticator(config_mod.merge(config_mod.DEFAULTS, {}), None).api_url == "https://api.github.com"
+    assert GitHubOAuthenticator(auth_settings(config), None).api_url == "https://ghe.example.org/api/v3"
+    assert GitHubOAuthenticator(auth_settings(config_mod.merge(config_mod.DEFAULTS, {})), None).api_url == "https://api.github.com"
 
 
 async def test_google_hosted_domain_and_verified_email(start_hub, provider):

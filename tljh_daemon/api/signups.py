@@ -5,18 +5,11 @@ Our own endpoint (JupyterHub has none): `admin:users` is required, as for creati
 
 from aiohttp import web
 
-from ..auth.native import STATUSES, NativeAuthenticator, SignupNotFound, SignupRefused
-from ..hub import HUB
+from ..auth.native import STATUSES, SignupNotFound, SignupRefused
+from ..auth.native import of_request as native
 from .base import json_body, require
 
 routes = web.RouteTableDef()
-
-
-def native(request):
-    auth = request.app[HUB].authenticator
-    if not isinstance(auth, NativeAuthenticator):
-        raise web.HTTPNotFound(text="Sign-up is not in use: auth.type is not NativeAuthenticator")
-    return auth
 
 
 @routes.get("/hub/api/signups")

@@ -17,8 +17,9 @@ for _cls in (FirstUseAuthenticator, PAMAuthenticator, DummyAuthenticator, LDAPAu
     register(_cls)
 
 
-def make_authenticator(config, db):
-    return authenticator_class(config["auth"]["type"])(config, db)
+def make_authenticator(auth_settings, db):
+    """The authenticator `auth.type` names, given settings.AuthSettings."""
+    return authenticator_class(auth_settings.type)(auth_settings, db)
 
 
 __all__ = ["AUTH_TYPES", "REGISTRY", "Authenticator", "LoggedIn", "LoginRefused", "PasswordsManagedElsewhere",

@@ -15,12 +15,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
+from .. import urls
 from ..users import InvalidName, normalize_name, system_username
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from ..db import Database
+    from ..settings import AuthSettings
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +110,13 @@ class Authenticator:
         """Cross-key rules a schema cannot express; returns (key, message) or None."""
         return None
 
-    def __init__(self, config: dict[str, Any], db: Database) -> None:
-        self.config = config
+    def __init__(self, auth_settings: AuthSettings, db: Database) -> None:
+        """`auth_settings`: auth.*, users.* and base_url (settings.auth_settings); this class's own
+        section, merged over DEFAULTS, is `self.settings`."""
+        self.auth_settings = auth_settings
         self.db = db
         self.throttle = FailedLoginThrottle()
-        self.settings = {**self.DEFAULTS, **(config["auth"].get(self.section) or {})} if self.section else {}
+        self.settings = auth_settings.section(self.section, self.DEFAULTS)
 
     @property
     def auto_login(self) -> bool:
@@ -127,18 +131,29 @@ class Authenticator:
         """aiohttp route definitions this authenticator adds (OAuth callback, sign-up ...)."""
         return []
 
+    def url(self, path: str) -> str:
+        """`path` under the hub's base_url (routes themselves are moved there by the app)."""
+        return urls.join(self.auth_settings.base_url, path)
+
     @property
     def admins(self) -> set[str]:
-        return {normalize_name(n) for n in self.config["users"]["admin"]}
+        """users.admin"""
+        return {normalize_name(n) for n in self.auth_settings.admin}
 
     @property
     def banned(self) -> set[str]:
-        return {normalize_name(n) for n in self.config["users"]["banned"]}
+        """users.banned"""
+        return {normalize_name(n) for n in self.auth_settings.banned}
+
+    @property
+    def allowed(self) -> set[str]:
+        """users.allowed (empty: no list)"""
+        return {normalize_name(n) for n in self.auth_settings.allowed}
 
     def check_allowed(self, name: str) -> bool:
         if name in self.banned:
             return False
-        allowed = {normalize_name(n) for n in self.config["users"]["allowed"]}
+        allowed = self.allowed
         if allowed and name not in allowed | self.admins:
             return False
         return True

@@ -16,8 +16,8 @@ class DummyAuthenticator(Authenticator):
     SCHEMA = {"type": "object", "additionalProperties": False,
               "properties": {"password": {"type": ["string", "null"]}}}
 
-    def __init__(self, config, db):
-        super().__init__(config, db)
+    def __init__(self, auth_settings, db):
+        super().__init__(auth_settings, db)
         self.password = self.settings["password"]
         log.warning(
             "!!! auth.type is 'dummy': ANY user name can log in%s. Use it only for demos and tests. !!!",

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import re
 import ssl
+from typing import Any
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
@@ -34,7 +35,7 @@ NOT_ALLOWED = (
     "Ask the hub's administrator to add you."
 )
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "server_address": "",
     "server_port": None,
     "tls_strategy": "before_bind",
@@ -151,8 +152,8 @@ class LDAPAuthenticator(Authenticator):
     SECRET_KEYS = SECRET_KEYS
     check_settings = staticmethod(check_settings)
 
-    def __init__(self, config, db):
-        super().__init__(config, db)
+    def __init__(self, auth_settings, db):
+        super().__init__(auth_settings, db)
         s = self.settings
         self.username_pattern = re.compile(s["valid_username_regex"])
         self.user_dn_attribute = s["lookup_dn_user_dn_attribute"] or s["user_attribute"]
@@ -272,7 +273,7 @@ class LDAPAuthenticator(Authenticator):
 
     def check_allowed(self, name):
         # Allowed lists are checked after the bind, together with the LDAP groups.
-        return name not in {users.normalize_name(n) for n in self.config["users"]["banned"]}
+        return name not in self.banned
 
     async def check_password(self, name, password):
         try:
@@ -291,7 +292,7 @@ class LDAPAuthenticator(Authenticator):
                 log.warning("LDAP login of %s refused: its directory name %r is not a valid user name", name, ldap_name)
                 return False
         admin = name in self.admins or bool(groups & set(self.settings["admin_groups"]))
-        allowed_names = {users.normalize_name(n) for n in self.config["users"]["allowed"]}
+        allowed_names = self.allowed
         restricted = bool(allowed_names or self.settings["allowed_groups"])
         if restricted and not (admin or name in allowed_names or groups & set(self.settings["allowed_groups"])):
             log.warning("LDAP login of %s refused: not in users.allowed nor in allowed_groups", name)

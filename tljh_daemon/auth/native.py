@@ -9,39 +9,15 @@ a server or a Unix account. Approval makes the hub user. Names in `users.admin` 
 
 import logging
 import time
+from typing import Any
 
-from .. import timeutil, urls, users
+from .. import timeutil, users
 from .base import Authenticator, LoginRefused
 from .passwords import DUMMY_HASH, PasswordRules, hash_async, verify_async
 
 log = logging.getLogger(__name__)
 
-SECTION = "NativeAuthenticator"
 STATUSES = ("pending", "approved", "refused")
-
-DEFAULTS = {
-    "enable_signup": True,
-    "open_signup": False,
-    "minimum_password_length": 8,
-    "check_common_password": True,
-    "ask_email_on_signup": False,
-    "allowed_failed_logins": 0,
-    "seconds_before_next_try": 600,
-}
-
-SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "enable_signup": {"type": "boolean"},
-        "open_signup": {"type": "boolean"},
-        "minimum_password_length": {"type": "integer", "minimum": 1, "maximum": 72},
-        "check_common_password": {"type": "boolean"},
-        "ask_email_on_signup": {"type": "boolean"},
-        "allowed_failed_logins": {"type": "integer", "minimum": 0},
-        "seconds_before_next_try": {"type": "integer", "minimum": 1},
-    },
-}
 
 PENDING = (
     "Your sign-up is waiting for an administrator's approval. You can sign in once an "
@@ -66,14 +42,34 @@ class NativeAuthenticator(Authenticator):
 
     short_name = "native"
     class_names = ("nativeauthenticator.NativeAuthenticator",)
-    section = SECTION
-    DEFAULTS = DEFAULTS
-    SCHEMA = SCHEMA
+    section = "NativeAuthenticator"
+    DEFAULTS: dict[str, Any] = {
+        "enable_signup": True,
+        "open_signup": False,
+        "minimum_password_length": 8,
+        "check_common_password": True,
+        "ask_email_on_signup": False,
+        "allowed_failed_logins": 0,
+        "seconds_before_next_try": 600,
+    }
+    SCHEMA: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "enable_signup": {"type": "boolean"},
+            "open_signup": {"type": "boolean"},
+            "minimum_password_length": {"type": "integer", "minimum": 1, "maximum": 72},
+            "check_common_password": {"type": "boolean"},
+            "ask_email_on_signup": {"type": "boolean"},
+            "allowed_failed_logins": {"type": "integer", "minimum": 0},
+            "seconds_before_next_try": {"type": "integer", "minimum": 1},
+        },
+    }
     can_change_password = True
     can_reset_password = True
 
-    def __init__(self, config, db):
-        super().__init__(config, db)
+    def __init__(self, auth_settings, db):
+        super().__init__(auth_settings, db)
         self.rules = PasswordRules(self.settings["minimum_password_length"],
                                    self.settings["check_common_password"])
         self._locked = {}  # name -> (failures, locked until (monotonic))
@@ -87,15 +83,14 @@ class NativeAuthenticator(Authenticator):
     @property
     def signup_url(self):
         """Linked from the login page while sign-up is open."""
-        return urls.join(self.config["base_url"], "/hub/signup") if self.settings["enable_signup"] else None
+        return self.url("/hub/signup") if self.settings["enable_signup"] else None
 
     def check_allowed(self, name):
         # Approval is the gate: users.allowed only pre-approves sign-ups.
-        return name not in {users.normalize_name(n) for n in self.config["users"]["banned"]}
+        return name not in self.banned
 
     def pre_approved(self, name):
-        allowed = {users.normalize_name(n) for n in self.config["users"]["allowed"]}
-        return self.settings["open_signup"] or name in self.admins or name in allowed
+        return self.settings["open_signup"] or name in self.admins or name in self.allowed
 
     # -- sign-up ----------------------------------------------------------------------------
 
@@ -233,3 +228,15 @@ class NativeAuthenticator(Authenticator):
 
     async def reset_password(self, name):
         raise LoginRefused("Type the new password: with sign-up, the hub cannot let the next login choose one.")
+
+
+def of_request(request):
+    """The hub's NativeAuthenticator, for the sign-up pages and API it adds; 404 under another one."""
+    from aiohttp import web
+
+    from ..hub import HUB
+
+    auth = request.app[HUB].authenticator
+    if not isinstance(auth, NativeAuthenticator):
+        raise web.HTTPNotFound(text="Sign-up is not in use on this hub (auth.type is not NativeAuthenticator)")
+    return auth

@@ -20,7 +20,7 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from .. import urls, users
+from .. import users
 from .base import Authenticator, LoggedIn, LoginRefused
 from .oauth_provider import InvalidIDToken, Provider, ProviderUnreachable, fetch, http_session
 
@@ -175,7 +175,7 @@ class GenericOAuthenticator(Authenticator):
     """Any OAuth 2.0 provider; OpenID Connect (discovery, verified ID token) when it offers it."""
 
     short_name = "generic"
-    class_names = ("generic-oauth", "oauthenticator.generic.GenericOAuthenticator",
+    class_names: tuple[str, ...] = ("generic-oauth", "oauthenticator.generic.GenericOAuthenticator",
                    "oauthenticator.GenericOAuthenticator")
     section = "GenericOAuthenticator"
     DEFAULTS = DEFAULTS
@@ -184,8 +184,8 @@ class GenericOAuthenticator(Authenticator):
     check_settings = staticmethod(check_settings)
     password_form = False
 
-    def __init__(self, config, db):
-        super().__init__(config, db)
+    def __init__(self, auth_settings, db):
+        super().__init__(auth_settings, db)
         s = self.settings
         self.scope = scope_list(s["scope"])
         self.provider = Provider(s["authorize_url"], s["token_url"], s["userdata_url"], s["client_id"],
@@ -208,10 +208,6 @@ class GenericOAuthenticator(Authenticator):
         from ..handlers import oauth as oauth_pages  # handlers import auth: load them only when used
 
         return oauth_pages.make_routes(self)
-
-    def url(self, path):
-        """`path` under the hub's base_url (routes themselves are moved there by the app)."""
-        return urls.join(self.config["base_url"], path)
 
     def redirect_uri(self, origin):
         """oauth_callback_url, or the callback under the URL the browser used (`origin`)."""
@@ -340,12 +336,13 @@ class GenericOAuthenticator(Authenticator):
         """Presets' extra rules: (admits, refusal reason or None). Generic: no opinion."""
         return False, None
 
-    def _names(self, key, users_key):
-        return {users.normalize_name(n) for n in (*self.settings[key], *self.config["users"][users_key])}
+    def _names(self, key, listed):
+        """auth.<section>.<key> and users.<...> (`listed`, normalized) together."""
+        return {users.normalize_name(n) for n in self.settings[key]} | listed
 
     def _has_allow_rule(self):
         s = self.settings
-        return bool(s["allow_all"] or s["allowed_users"] or s["allowed_groups"] or self.config["users"]["allowed"]
+        return bool(s["allow_all"] or s["allowed_users"] or s["allowed_groups"] or self.auth_settings.allowed
                     or self._preset_allow_rule())
 
     def _preset_allow_rule(self):
@@ -355,14 +352,14 @@ class GenericOAuthenticator(Authenticator):
         """LoggedIn when `name` may enter (admin from the lists and admin_groups); else OAuthFailure."""
         s = self.settings
         admits, refusal = rules
-        if name in self._names("blocked_users", "banned"):
+        if name in self._names("blocked_users", self.banned):
             raise self._refuse(name, "this account is blocked", "in blocked_users or users.banned")
         if refusal:
             raise self._refuse(name, refusal, refusal)
-        listed_admin = name in self._names("admin_users", "admin")
+        listed_admin = name in self._names("admin_users", self.admins)
         group_admin = bool(groups & set(s["admin_groups"]))
         admin = listed_admin or group_admin
-        allowed = (admin or s["allow_all"] or admits or name in self._names("allowed_users", "allowed")
+        allowed = (admin or s["allow_all"] or admits or name in self._names("allowed_users", self.allowed)
                    or bool(groups & set(s["allowed_groups"])))
         if not allowed:
             raise self._refuse(name, *self.not_allowed_reason(groups))

@@ -44,8 +44,8 @@ class GitHubOAuthenticator(GenericOAuthenticator):
               "properties": {**SCHEMA_PROPERTIES, "allowed_organizations": _strings}}
     check_settings = staticmethod(_check_client)
 
-    def __init__(self, config, db):
-        super().__init__(config, db)
+    def __init__(self, auth_settings, db):
+        super().__init__(auth_settings, db)
         if self.settings["allowed_organizations"] and "read:org" not in self.scope:
             self.scope.append("read:org")  # private memberships are invisible without it
 

@@ -8,26 +8,15 @@ from the same browser gets a new user.
 
 import logging
 import secrets
+from typing import Any
 from urllib.parse import urlencode
 
-from .. import timeutil, urls
+from .. import timeutil
 from .base import Authenticator, LoginRefused
 
 log = logging.getLogger(__name__)
 
-SECTION = "TmpAuthenticator"
 PREFIX = "tmp-"
-
-DEFAULTS = {"auto_login": True, "login_service": "Automatic Temporary Credentials"}
-
-SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "auto_login": {"type": "boolean"},
-        "login_service": {"type": "string", "minLength": 1},
-    },
-}
 
 NOTICE = (
     "This is a temporary account for this workshop. It and its files are deleted once your "
@@ -40,16 +29,23 @@ class TmpAuthenticator(Authenticator):
 
     short_name = "tmp"
     class_names = ("tmpauthenticator.TmpAuthenticator",)
-    section = SECTION
-    DEFAULTS = DEFAULTS
-    SCHEMA = SCHEMA
+    section = "TmpAuthenticator"
+    DEFAULTS: dict[str, Any] = {"auto_login": True, "login_service": "Automatic Temporary Credentials"}
+    SCHEMA: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "auto_login": {"type": "boolean"},
+            "login_service": {"type": "string", "minLength": 1},
+        },
+    }
     password_form = False
     temporary_notice = NOTICE
 
-    def __init__(self, config, db):
-        super().__init__(config, db)
+    def __init__(self, auth_settings, db):
+        super().__init__(auth_settings, db)
         log.warning("auth.type is 'tmp': anyone who can reach this hub gets a temporary account and a server")
-        if not config["services"]["cull"]["enabled"]:
+        if not auth_settings.cull_enabled:
             log.warning("services.cull.enabled is false: temporary users and their files are never removed")
 
     @property
@@ -57,7 +53,7 @@ class TmpAuthenticator(Authenticator):
         return self.settings["login_service"]
 
     def login_url(self, next_url):
-        return urls.join(self.config["base_url"], "/hub/tmplogin") + (f"?{urlencode({'next': next_url})}" if next_url else "")
+        return self.url("/hub/tmplogin") + (f"?{urlencode({'next': next_url})}" if next_url else "")
 
     def routes(self):
         from ..handlers import tmplogin

@@ -100,7 +100,7 @@ async def admin_page(request):
         })
     group_rows = [groups.model(db, g) for g in db.all("SELECT * FROM groups ORDER BY name")]
     proxy = hub.proxy
-    https = certificates.status(proxy, proxy.log_path)
+    https = certificates.status(hub.settings.proxy, proxy.acme_store, proxy.log_path)
     auth = hub.authenticator
     signups = ([{**s, "created": _when(s["created"], now)} for s in auth.list_signups() if s["status"] != "approved"]
                if isinstance(auth, NativeAuthenticator) else None)
@@ -164,9 +164,7 @@ async def usage(request):
 def limits_status(hub):
     """[(key, value, how it is enforced or why it is not)] for the limits that are set."""
     spawner, status = hub.spawner, []
-    for key, value in hub.config["limits"].items():
-        if value is None:
-            continue
+    for key, value in hub.settings.server.limits.items():
         note = spawner.limits_note
         if key not in spawner.supported_limits and not note.startswith("not enforced"):
             note = f"not enforced: {note}"

@@ -109,7 +109,7 @@ async def logout(request):
     if identity is not None:
         # Browsers lose access to servers too (their OAuth tokens stop working).
         tokens.revoke(hub.db, user=identity.name, kind="oauth")
-    if hub.config["announcement"]["logout"]:
+    if hub.settings.pages.announcements["logout"]:
         # A page, so the logout announcement can be read (else straight back to the login page).
         response = render(request, "logout.html")
     else:

@@ -63,7 +63,7 @@ ANNOUNCED_PAGES = {"login.html": "login", "home.html": "home", "spawn_pending.ht
 def announcement(hub, template):
     """The announcement HTML for a page: `announcement.all`, then the page's own (from
     config.yaml, else JupyterHub.template_vars' announcement / announcement_<page>)."""
-    configured = hub.config["announcement"]
+    configured = hub.settings.pages.announcements
     template_vars = hub.extra.template_vars if hub.extra else {}
     page = ANNOUNCED_PAGES.get(template)
     parts = [configured["all"] or template_vars.get("announcement") or ""]
@@ -78,7 +78,7 @@ def render(request, template, context=None, status=200):
     context = {
         "user": identity,
         "xsrf": xsrf.token(request),
-        "auth_type": hub.config["auth"]["type"],
+        "auth_type": hub.settings.pages.auth_type,
         "can_change_password": hub.authenticator.can_change_password,
         "can_reset_password": hub.authenticator.can_reset_password,
         "temporary_notice": temporary_notice(hub, identity),
@@ -265,4 +265,4 @@ routes.static("/hub/static", STATIC_DIR)
 @routes.get("/hub/logo")
 async def logo(request):
     """branding.logo, else ours (JupyterHub's logo_file)."""
-    return web.FileResponse(request.app[HUB].config["branding"]["logo"] or os.path.join(STATIC_DIR, "logo.svg"))
+    return web.FileResponse(request.app[HUB].settings.pages.logo or os.path.join(STATIC_DIR, "logo.svg"))

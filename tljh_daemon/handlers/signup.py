@@ -4,19 +4,13 @@ the approval area (here a section of the admin panel)."""
 from aiohttp import web
 
 from .. import xsrf
-from ..auth.native import NativeAuthenticator, SignupRefused
-from ..hub import HUB
+from ..auth.native import SignupRefused
+from ..auth.native import of_request as native
 from ..forms import read_form
+from ..hub import HUB
 from .pages import render
 
 routes = web.RouteTableDef()
-
-
-def native(request):
-    auth = request.app[HUB].authenticator
-    if not isinstance(auth, NativeAuthenticator):
-        raise web.HTTPNotFound(text="This hub has no sign-up page (auth.type is not NativeAuthenticator)")
-    return auth
 
 
 def _page(request, auth, status=200, **context):

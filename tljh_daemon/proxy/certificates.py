@@ -41,13 +41,13 @@ def _last_acme_error(log_path):
     return re.sub(r"\x1b\[[0-9;]*m", "", errors[-1])[:500] if errors else None
 
 
-def status(proxy, log_path):
-    https = proxy.config["https"]
-    if not https["enabled"]:
+def status(settings, acme_store, log_path):
+    """What the admin panel shows about HTTPS (`settings`: the proxy's ProxySettings)."""
+    if not settings.https_enabled:
         return {"enabled": False}
-    if https["tls"]["cert"]:
-        with open(https["tls"]["cert"], "rb") as f:
+    if settings.tls_cert:
+        with open(settings.tls_cert, "rb") as f:
             return {"enabled": True, "source": "own certificate", **_describe(f.read())}
     result = {"enabled": True, "source": "Let's Encrypt (ACME)", "last_acme_error": _last_acme_error(log_path)}
-    cert = _acme_certificate(proxy.acme_store)
+    cert = _acme_certificate(acme_store)
     return {**result, **(cert or {"issuer": "not issued yet"})}

@@ -22,6 +22,7 @@ import bcrypt
 
 from ..files import read_or_create_secret, write_atomically
 from ..paths import Paths
+from ..settings import LetsEncryptSettings, ProxySettings
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +79,13 @@ def _backtick_safe(path):
 class TraefikProxy:
     """Owns Traefik's configuration. Routes map URL prefixes to http://127.0.0.1:<port>."""
 
-    def __init__(self, paths: Paths, config: dict[str, Any], traefik_bin: str) -> None:
+    def __init__(self, paths: Paths, settings: ProxySettings, traefik_bin: str) -> None:
         self.paths = paths
-        self.config = config
+        self.settings = settings  # replaced (never changed) by a reload, which also rewrites the config
         self.traefik_bin = traefik_bin
-        api = config["traefik_api"]
-        self.api_url = f"http://{api['ip']}:{api['port']}"
-        self.api_user = api["username"]
-        self._api_password = api["password"]
+        self.api_url = f"http://{settings.api_ip}:{settings.api_port}"
+        self.api_user = settings.api_username
+        self._api_password = settings.api_password
         self.static_config_path = os.path.join(paths.traefik_dir, "traefik.yaml")
         self.rules_path = os.path.join(paths.traefik_rules_dir, RULES_FILE)
         self.routes: dict[str, str] = {}  # prefix -> target url
@@ -104,20 +104,15 @@ class TraefikProxy:
     # -- static configuration -------------------------------------------------
 
     @property
-    def https(self):
-        return self.config["https"]
-
-    @property
-    def letsencrypt(self):
+    def letsencrypt(self) -> Optional[LetsEncryptSettings]:
         """The Let's Encrypt (ACME) settings when HTTPS uses them, else None."""
-        le = self.https["letsencrypt"]
-        return le if self.https["enabled"] and le["email"] and not self.https["tls"]["cert"] else None
+        return self.settings.letsencrypt if self.settings.uses_acme else None
 
     def static_config(self):
-        http, api = self.config["http"], self.config["traefik_api"]
-        entry_points = {
-            "http": {"address": f"{http['address']}:{http['port']}"},
-            "auth_api": {"address": f"{api['ip']}:{api['port']}"},
+        s = self.settings
+        entry_points: dict[str, Any] = {
+            "http": {"address": f"{s.http_address}:{s.http_port}"},
+            "auth_api": {"address": f"{s.api_ip}:{s.api_port}"},
         }
         config = {
             "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
@@ -131,20 +126,20 @@ class TraefikProxy:
                 "file": {"directory": self.paths.traefik_rules_dir, "watch": True},
             },
         }
-        if self.https["enabled"]:
+        if s.https_enabled:
             entry_points["http"]["http"] = {
                 "redirections": {"entryPoint": {"to": "https", "scheme": "https", "permanent": True}}
             }
-            entry_points["https"] = {"address": f"{self.https['address']}:{self.https['port']}"}
+            entry_points["https"] = {"address": f"{s.https_address}:{s.https_port}"}
         le = self.letsencrypt
         if le:
-            acme = {"email": le["email"], "storage": self.acme_store}
-            if le["acme_server"]:
-                acme["caServer"] = le["acme_server"]
-            elif le["staging"]:
+            acme: dict[str, Any] = {"email": le.email, "storage": self.acme_store}
+            if le.acme_server:
+                acme["caServer"] = le.acme_server
+            elif le.staging:
                 acme["caServer"] = LETSENCRYPT_STAGING
-            if le["dns_provider"]:
-                acme["dnsChallenge"] = {"provider": le["dns_provider"]}
+            if le.dns_provider:
+                acme["dnsChallenge"] = {"provider": le.dns_provider}
             else:
                 acme["httpChallenge"] = {"entryPoint": "http"}
             config["certificatesResolvers"] = {"letsencrypt": {"acme": acme}}
@@ -166,10 +161,10 @@ class TraefikProxy:
         """Variables Traefik's ACME client (lego) needs: a private CA, DNS provider credentials."""
         env = {}
         le = self.letsencrypt
-        if le and le["acme_ca_file"]:
-            env["LEGO_CA_CERTIFICATES"] = le["acme_ca_file"]
-        if le and le["dns_provider"]:
-            path = le["dns_env_file"] or os.path.join(self.paths.config_dir, "dns.env")
+        if le and le.acme_ca_file:
+            env["LEGO_CA_CERTIFICATES"] = le.acme_ca_file
+        if le and le.dns_provider:
+            path = le.dns_env_file or os.path.join(self.paths.config_dir, "dns.env")
             env.update(read_env_file(path))
         return env
 
@@ -197,7 +192,7 @@ class TraefikProxy:
         return [self._api_htpasswd]
 
     def dynamic_config(self):
-        hub_url = f"http://127.0.0.1:{self.config['hub']['port']}"
+        hub_url = f"http://127.0.0.1:{self.settings.hub_port}"
         routers = {
             HUB_ROUTER: {
                 "rule": "PathPrefix(`/`)",
@@ -231,7 +226,7 @@ class TraefikProxy:
                 "middlewares": {"traefik-api-auth": {"basicAuth": {"users": self._api_users()}}},
             }
         }
-        if self.https["enabled"]:
+        if self.settings.https_enabled:
             self._add_tls(config)
         return config
 
@@ -239,8 +234,8 @@ class TraefikProxy:
         """Public routers move to the https entrypoint (http only redirects), TLS 1.2+."""
         le = self.letsencrypt
         if le:
-            domains = le["domains"]
-            tls = {"certResolver": "letsencrypt", "domains": [{"main": domains[0], "sans": domains[1:]}]}
+            domains = le.domains
+            tls = {"certResolver": "letsencrypt", "domains": [{"main": domains[0], "sans": list(domains[1:])}]}
         else:
             tls = {}
         for name, router in config["http"]["routers"].items():
@@ -248,9 +243,8 @@ class TraefikProxy:
                 router["entryPoints"] = ["https"]
                 router["tls"] = tls
         config["tls"] = {"options": {"default": TLS_OPTIONS}}
-        cert = self.https["tls"]
-        if cert["cert"]:
-            pair = {"certFile": cert["cert"], "keyFile": cert["key"]}
+        if self.settings.tls_cert:
+            pair = {"certFile": self.settings.tls_cert, "keyFile": self.settings.tls_key}
             config["tls"]["certificates"] = [pair]
             config["tls"]["stores"] = {"default": {"defaultCertificate": pair}}
 
