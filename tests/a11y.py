@@ -29,23 +29,25 @@ def _axe_source():
         return f.read()
 
 
-def axe_violations(page, impacts=IMPACTS, disable=()):
+def axe_violations(page, impacts=IMPACTS, disable=(), within=()):
     """axe-core's violations on the page as it is now, limited to the given impacts.
-    `disable`: rule ids to skip (say why at the call site)."""
+    `disable`: rule ids to skip (say why at the call site); `within`: CSS selectors of the
+    parts to audit (default: the whole page)."""
     if not page.evaluate("() => !!window.axe"):
         page.add_script_tag(content=_axe_source())
     result = page.evaluate(
-        """async (disable) => {
+        """async ([disable, within]) => {
             const rules = Object.fromEntries(disable.map((id) => [id, {enabled: false}]));
-            return await axe.run(document, {rules, resultTypes: ["violations"]});
+            const context = within.length ? {include: within.map((s) => [s])} : document;
+            return await axe.run(context, {rules, resultTypes: ["violations"]});
         }""",
-        list(disable))
+        [list(disable), list(within)])
     return [v for v in result["violations"] if v["impact"] in impacts]
 
 
-def assert_accessible(page, impacts=IMPACTS, disable=()):
+def assert_accessible(page, impacts=IMPACTS, disable=(), within=()):
     """Fail with a readable list when axe-core finds violations (default: of any impact)."""
-    violations = axe_violations(page, impacts, disable)
+    violations = axe_violations(page, impacts, disable, within)
     lines = []
     for v in violations:
         lines.append(f"{v['id']} ({v['impact']}): {v['help']} — {v['helpUrl']}")

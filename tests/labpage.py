@@ -1,4 +1,15 @@
-"""Driving JupyterLab in a headless Chromium: open a notebook and run code in its kernel."""
+"""Driving the hub and JupyterLab in a headless Chromium: sign in, open a notebook and run code in its kernel."""
+
+
+def logged_in_page(browser, hub, name, password="pw"):
+    """A new page signed in as `name` (through the login form), on the home page."""
+    page = browser.new_page()
+    page.goto(f"{hub.url}/hub/login?next=/hub/home")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/hub/home")
+    return page
 
 
 def run_code_in_a_new_notebook(page, code):

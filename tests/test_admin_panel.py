@@ -9,6 +9,7 @@ from a11y import DESKTOP, PHONE, assert_accessible, assert_no_horizontal_overflo
 from hubclient import HubClient
 from hubprocess import needs_root
 from npmcache import have_node
+from labpage import logged_in_page
 
 pytestmark = [
     needs_root,
@@ -25,16 +26,6 @@ def hub(make_hub, user_env, run_id, unix_accounts):
                     "users": {"admin": [admin]}, "user_environment": {"path": user_env}})
     hub.admin = admin
     return hub
-
-
-def logged_in_page(browser, hub, name):
-    page = browser.new_page()
-    page.goto(f"{hub.url}/hub/login?next=/hub/home")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", "pw")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/hub/home")
-    return page
 
 
 def test_admin_adds_starts_watches_and_stops_a_user(browser, hub, run_id):

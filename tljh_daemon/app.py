@@ -24,6 +24,7 @@ from .api import misc as api_misc
 from .api import oauth as api_oauth
 from .api import servers as api_servers
 from .api import tokens as api_tokens
+from .api import usage as api_usage
 from .api import users as api_users
 from .auth import make_authenticator
 from .culler import Culler
@@ -45,6 +46,8 @@ from .spawner.slurm import SlurmSpawner
 from .spawner.systemd import SystemdSpawner
 from .storage import StorageCheck
 from .tasks import cancel_and_wait
+from .usage_history import UsageHistory
+from .usage_sampler import UsageSampler
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     env.globals.update(extra.template_vars)
     env.globals["site_name"] = hub_settings.pages.site_name
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
-                   admin_pages, login_pages, pages):
+                   api_usage, admin_pages, login_pages, pages):
         app.add_routes(urls.prefixed_routes(module.routes, hub.base_url))
     app.add_routes(urls.outside_routes(hub.base_url))
     app.cleanup_ctx.append(_lifetime)
@@ -182,6 +185,8 @@ async def _lifetime(app):
     hub = app[HUB]
     http = aiohttp.ClientSession()
     traefik = hub.traefik
+    hub.usage = UsageSampler(hub, UsageHistory(hub.paths.usage_database, hub.settings.usage.retention),
+                             hub.settings.usage.interval)
     hub.servers = ServerManager(
         settings=hub.settings.server,
         paths=hub.paths,
@@ -195,6 +200,7 @@ async def _lifetime(app):
         metrics=hub.metrics,
         ensure_account=hub.ensure_account,
         overrides=hub.extra.spawner if hub.extra else None,
+        record_spawn=hub.usage.record_spawn,
     )
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url, hub.settings.services)
     culler = Culler(hub, hub.settings.cull)
@@ -214,6 +220,7 @@ async def _lifetime(app):
         hub.servers.start_watching()
         await hub.service_manager.start()
         culler.start()
+        hub.usage.start()
         log.info("Hub ready (%s mode): http://%s:%s/", hub.mode,
                  hub.settings.proxy.http_address or "localhost", hub.settings.proxy.http_port)
         asyncio.get_running_loop().add_signal_handler(
@@ -223,6 +230,7 @@ async def _lifetime(app):
         # Everything that may still use the database or an HTTP session ends first.
         await cancel_and_wait(*hub.background)
         await culler.close()
+        await hub.usage.close()
         await hub.service_manager.close()
         await hub.servers.close()
         await hub.spawner.close()

@@ -59,6 +59,7 @@ DEFAULTS = {
         "prewarm": True,
         "slurm": slurm_settings.DEFAULTS,
     },
+    "usage": {"interval": 10, "retention_hours": 24},
     "services": {
         "cull": {
             "enabled": True,
@@ -176,6 +177,13 @@ SCHEMA = _obj(
                 "prewarm": {"type": "boolean"},
                 "type": {"enum": ["local", "slurm"]},
                 "slurm": slurm_settings.SCHEMA,
+            }
+        ),
+        # usage_sampler.py: seconds between samples, hours of history kept
+        "usage": _obj(
+            {
+                "interval": {"type": "number", "minimum": 1, "maximum": 600},
+                "retention_hours": {"type": "number", "minimum": 1, "maximum": 24 * 31},
             }
         ),
         "services": {

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .settings import Settings
     from .spawner.base import Spawner
     from .storage import StorageCheck
+    from .usage_sampler import UsageSampler
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Hub:
     remove_account: Optional[Callable[[str], Awaitable[bool]]] = None  # removes a temporary user's account
     service_manager: Optional[ServiceManager] = None
     storage: Optional[StorageCheck] = None  # can state be saved? (/hub/health)
+    usage: Optional[UsageSampler] = None  # CPU and memory over time (set at start-up)
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION

@@ -45,6 +45,11 @@ class Paths:
         return os.path.join(self.state_dir, "tljh.sqlite")
 
     @property
+    def usage_database(self):
+        """The usage history (usage_history.py): apart from the hub's state, and disposable."""
+        return os.path.join(self.state_dir, "usage.sqlite")
+
+    @property
     def cookie_secret(self):
         return os.path.join(self.state_dir, "cookie_secret")
 

@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from typing import Optional
 
 import aiohttp
@@ -91,7 +92,8 @@ class ServerManager:
     ready_poll_interval = 0.02  # a refused loopback connect is cheap; a coarse poll adds latency
 
     def __init__(self, *, settings: ServerSettings, paths, db, spawner, proxy, authenticator, hub_api_url, http,
-                 plugins, metrics, ensure_account=accounts.ensure_account, overrides=None):
+                 plugins, metrics, ensure_account=accounts.ensure_account, overrides=None,
+                 record_spawn: Optional[Callable[[str, float, bool], None]] = None):
         self.settings = settings  # replaced (not changed) when a reload changes them
         # Spawner.* settings from plugins / jupyterhub_config.d (jupyterhub_config.Extra.spawner)
         self.overrides = overrides or {}
@@ -105,6 +107,7 @@ class ServerManager:
         self.plugins = plugins
         self.metrics = metrics
         self.ensure_account = ensure_account
+        self.record_spawn = record_spawn  # (user, seconds, ok) of each spawn that ended: the usage history
         self.admission = Admission(settings.concurrent_starts)
         self.progress: dict[str, Progress] = {}  # user -> Progress of the latest spawn
         self.tasks: dict[str, asyncio.Task] = {}  # user -> running start/stop task
@@ -319,7 +322,7 @@ class ServerManager:
             self._set(name, state=ServerState.RUNNING, last_activity=timeutil.isoformat(timeutil.now()))
             log.info("Server for %s is ready at %s (pid %s) in %.2fs", name, prefix, handle.pid,
                      time.perf_counter() - started)
-            self.metrics.spawn_duration.labels("success").observe(time.perf_counter() - started)
+            self._spawn_ended(name, time.perf_counter() - started, True)
             await progress.emit(
                 100,
                 f"Server ready at {prefix}",
@@ -342,10 +345,15 @@ class ServerManager:
                 log.exception("Spawn for %s failed unexpectedly", name)
             log.warning("Spawn for %s failed: %s", name, reason)
             await self._cleanup_failed(name, handle, reason)
-            self.metrics.spawn_duration.labels("failure").observe(time.perf_counter() - started)
+            self._spawn_ended(name, time.perf_counter() - started, False)
             await progress.emit(100, f"Spawn failed: {reason}", failed=True)
         finally:
             self.reported_ports.pop(name, None)
+
+    def _spawn_ended(self, name, seconds, ok):
+        self.metrics.spawn_duration.labels("success" if ok else "failure").observe(seconds)
+        if self.record_spawn is not None:
+            self.record_spawn(name, seconds, ok)
 
     async def _cleanup_failed(self, name, handle, reason, state=ServerState.FAILED):
         if handle is not None:

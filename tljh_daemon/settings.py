@@ -34,6 +34,19 @@ class CullSettings:
 
 
 @dataclass(frozen=True)
+class UsageSettings:
+    """usage.*: the usage sampler and its history."""
+
+    interval: float = 10  # seconds between samples
+    retention: float = 24 * 3600  # seconds of history kept (per minute; the last hour in full)
+
+
+def usage_settings(config: Mapping[str, Any]) -> UsageSettings:
+    usage = config["usage"]
+    return UsageSettings(interval=usage["interval"], retention=usage["retention_hours"] * 3600)
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     """What the server manager needs: spawner.*, limits.*, user_environment.*, extra groups,
     base_url, and the public origin servers are told about (from https.*)."""
@@ -200,6 +213,7 @@ class Settings:
     proxy: ProxySettings
     auth: AuthSettings
     pages: PageSettings
+    usage: UsageSettings = UsageSettings()
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -254,4 +268,5 @@ def from_config(config: Mapping[str, Any], paths: Paths) -> Settings:
         proxy=proxy_settings(config),
         auth=auth_settings(config),
         pages=page_settings(config),
+        usage=usage_settings(config),
     )

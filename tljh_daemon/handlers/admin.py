@@ -9,10 +9,9 @@ import json
 import time
 from urllib.parse import urlencode
 
-import psutil
 from aiohttp import web
 
-from .. import groups, scopes, timeutil, users
+from .. import groups, scopes, timeutil, usage_chart, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
@@ -116,6 +115,7 @@ async def admin_page(request):
         return "?" + urlencode({**query, "offset": to, "limit": limit})
 
     return render(request, "admin.html", {
+        **usage_chart.admin_charts(hub.usage.history, [u["name"] for u in listed], request.query.get("usage")),
         "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "state": state,
         "sort_choices": SORT_CHOICES, "state_choices": STATE_CHOICES, "total": total,
         "offset": offset, "limit": limit, "https": https, "limits": limits_status(hub),
@@ -124,46 +124,18 @@ async def admin_page(request):
     })
 
 
-class UsageSampler:
-    """Memory (RSS of the process tree) and CPU % per running server; CPU % needs two samples,
-    so the psutil.Process objects are kept between polls."""
-
-    def __init__(self):
-        self._procs = {}
-
-    def _tree(self, pid):
-        proc = self._procs.get(pid)
-        if proc is None or not proc.is_running():
-            proc = self._procs[pid] = psutil.Process(pid)
-        return [proc, *proc.children(recursive=True)]
-
-    def sample(self, pid):
-        rss, cpu = 0, 0.0
-        for p in self._tree(pid):
-            cached = self._procs.setdefault(p.pid, p)
-            try:
-                rss += cached.memory_info().rss
-                cpu += cached.cpu_percent(None)
-            except psutil.Error:
-                pass
-        return {"memory_bytes": rss, "cpu_percent": round(cpu, 1)}
-
-
-SAMPLER = UsageSampler()
-
-
 @routes.get("/hub/admin/usage")
 async def usage(request):
+    """The latest sampling round of each running server (usage_sampler.py)."""
     require_admin(request)
     hub = request.app[HUB]
     result = {}
-    for row in hub.db.all("SELECT user, pid FROM servers WHERE state=? AND pid IS NOT NULL",
-                          (ServerState.RUNNING,)):
-        try:
-            result[row["user"]] = SAMPLER.sample(row["pid"])
-        except psutil.Error:
+    for row in hub.db.all("SELECT user FROM servers WHERE state=?", (ServerState.RUNNING,)):
+        sample = hub.usage.latest.get(row["user"])
+        if sample is None:
             continue
-        result[row["user"]]["oom_kills"] = hub.spawner.oom_kills(row["user"])
+        result[row["user"]] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
+                               "oom_kills": hub.spawner.oom_kills(row["user"])}
     return web.json_response(result)
 
 

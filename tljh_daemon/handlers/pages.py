@@ -8,7 +8,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from .. import users, xsrf
+from .. import usage_chart, users, xsrf
 from ..hub import HUB
 from ..identity import identify, login_redirect
 from ..server_state import ServerState
@@ -130,11 +130,14 @@ async def home(request):
     identity = require_user(request)
     hub = request.app[HUB]
     row = hub.servers.row(identity.name)
+    state = row["state"] if row else ServerState.STOPPED
     return render(
         request,
         "home.html",
         {
-            "state": row["state"] if row else ServerState.STOPPED,
+            "state": state,
+            "usage_charts": usage_chart.home_charts(hub.usage.history, identity.name, state == ServerState.RUNNING),
+            "usage_refresh": max(3 * hub.usage.interval, 5),  # seconds between the charts' refreshes
             "message": row["message"] if row else None,
             "url": hub.server_url(identity.name),
             "name": identity.name,

@@ -49,6 +49,8 @@ class Spawner:
     limits_note: str = "not enforced"
     #: whether starts wait for a local slot (spawner.concurrent_starts); a cluster queues on its own
     uses_admission: bool = True
+    #: whether a handle's pid is a process on this machine (the usage sampler measures its tree)
+    local_processes: bool = True
     #: the progress message when the server is launched
     start_message: str = "Starting jupyterhub-singleuser"
 

@@ -101,6 +101,7 @@ def batch_script(request):
 
 class SlurmSpawner(Spawner):
     supported_limits = frozenset({"memory", "cpu"})
+    local_processes = False
     limits_note = "Slurm (--mem and --cpus-per-task of each job; enforced as the cluster is configured)"
     uses_admission = False  # the cluster's scheduler decides when jobs run
     start_message = "Submitting the Slurm job"

@@ -154,7 +154,7 @@
   // -- live rows ---------------------------------------------------------------------------------
   // While a server on this page starts or stops, re-read the page every 2 s and swap the cells
   // that changed; otherwise every 30 s (relative times, servers started elsewhere).
-  var LIVE_CELLS = ["td.state", "td.activity", "td.groups", "td.actions-cell"];
+  var LIVE_CELLS = ["td.state", "td.activity", "td.groups", "td.actions-cell", "td.usage"];
   var timer = null;
   function busy() {
     return rows().some(function (r) { return r.dataset.state === "pending" || r.dataset.state === "stopping"; });
@@ -180,6 +180,7 @@
           }
         });
       });
+      if (window.swapUsageCharts) window.swapUsageCharts(doc, "#machine-usage .usage-charts");
     });
   }
   function schedule(delay) {

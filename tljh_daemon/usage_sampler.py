@@ -1,0 +1,140 @@
+"""Samples every running server's CPU and memory, and the machine's, every `usage.interval`
+seconds into the usage history; the admin panel's live numbers are the latest round.
+
+A server's CPU is measured from the cumulative CPU times of its process tree, children
+already reaped included, so a kernel that ran and exited between two rounds still counts
+(its time moves into its parent's `children_*` times when it is reaped), and a
+new process counts from its first round. Memory is the resident memory of the tree.
+"""
+
+import asyncio
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import psutil
+
+from .server_state import ServerState
+from .tasks import cancel_and_wait
+from .usage_history import MachineSample, ServerSample, UsageHistory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Target:
+    user: str
+    pid: int
+    create_time: float
+
+
+class TreeMeter:
+    """CPU % and resident memory of process trees between two calls; remembers only the
+    trees it measured last time, so its memory follows the number of running servers."""
+
+    def __init__(self):
+        self._last: dict[tuple[int, float], tuple[float, float]] = {}  # (pid, start) -> (when, CPU seconds)
+
+    def measure(self, targets, now) -> list[ServerSample]:
+        seen, samples = {}, []
+        for target in targets:
+            measured = self._tree(target)
+            if measured is None:
+                continue
+            cpu_seconds, memory = measured
+            key = (target.pid, target.create_time)
+            then, before = self._last.get(key, (target.create_time, 0.0))
+            percent = max(cpu_seconds - before, 0.0) / max(now - then, 1e-3) * 100
+            seen[key] = (now, cpu_seconds)
+            samples.append(ServerSample(target.user, round(percent, 1), memory))
+        self._last = seen
+        return samples
+
+    @staticmethod
+    def _tree(target) -> Optional[tuple[float, int]]:
+        try:
+            root = psutil.Process(target.pid)
+            if abs(root.create_time() - target.create_time) > 0.01:
+                return None  # a recycled PID: not the server
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return None
+        cpu_seconds, memory = 0.0, 0
+        for proc in procs:
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    memory += proc.memory_info().rss
+                cpu_seconds += times.user + times.system + times.children_user + times.children_system
+            except psutil.Error:
+                continue  # it ended while we looked
+        return cpu_seconds, memory
+
+
+def machine_sample(servers) -> MachineSample:
+    memory = psutil.virtual_memory()
+    return MachineSample(psutil.cpu_percent(None), memory.total - memory.available, memory.total, servers)
+
+
+class UsageSampler:
+    """The sampling loop, its history, and the latest round ({user: ServerSample})."""
+
+    def __init__(self, hub, history: UsageHistory, interval: float):
+        self.hub = hub
+        self.history = history
+        self.interval = interval
+        self.latest: dict[str, ServerSample] = {}
+        self._meter = TreeMeter()
+        self._task: Optional[asyncio.Task] = None
+        self._failing = False
+        self._wake = asyncio.Event()  # a server became ready: sample now, not at the next tick
+
+    def start(self):
+        psutil.cpu_percent(None)  # the machine's CPU % is measured from this call on
+        self._task = asyncio.create_task(self._loop())
+
+    async def close(self):
+        await cancel_and_wait(self._task)
+        self.history.close()
+
+    async def _loop(self):
+        while True:
+            try:
+                await self.sample_once()
+            except Exception:
+                log.exception("Sampling server usage failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def sample_once(self):
+        rows = self.hub.db.all("SELECT user, pid, pid_create_time FROM servers WHERE state=? AND pid IS NOT NULL",
+                               (ServerState.RUNNING,))
+        # A batch job's id is not a process here: its usage is the cluster's to report.
+        targets = [Target(r["user"], r["pid"], r["pid_create_time"] or 0.0) for r in rows
+                   if self.hub.spawner.local_processes]
+        now = time.time()
+        servers, machine = await asyncio.to_thread(
+            lambda: (self._meter.measure(targets, now), machine_sample(len(rows))))
+        self.latest = {s.user: s for s in servers}
+        self._store(self.history.record, now, servers, machine)
+
+    def record_spawn(self, user, seconds, ok):
+        """A spawn ended (ServerManager calls this): how long it took, and whether it worked."""
+        self._store(self.history.record_spawn, user, seconds, ok)
+        if ok:
+            self._wake.set()
+
+    def _store(self, write, *args):
+        try:
+            write(*args)
+        except sqlite3.Error as e:  # a full disk costs history, never a spawn or the loop
+            if not self._failing:
+                log.warning("Usage history not saved: %s", e)
+            self._failing = True
+        else:
+            self._failing = False
