@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_install import MEMORY_LIMIT_MIB, User, installed, report
+from test_install import MEMORY_LIMIT_MIB, PREFIX, User, installed, report
 
 SERVER_PID = "__import__('os').getppid()"  # a kernel's parent is its server
 
@@ -119,11 +119,36 @@ def test_stopping_a_prewarmed_server_stops_its_scope(install, alice, pytestconfi
     wait_for(lambda: install.unit("jupyter-alice.scope", "ActiveState")["ActiveState"] != "active",
              "the scope is still active")
     assert install.sh(["ps", "-o", "pid=", "-p", str(kernel)], check=False).strip() == "", "the kernel is gone"
-    start = time.monotonic()
-    events = alice.client.spawn("alice")  # and the same scope name starts again
-    report(pytestconfig, f"pre-warmed respawn: ready after {time.monotonic() - start:.2f}s")
-    assert events[-1].get("ready"), events
-    assert alice.client.get(alice.client.url("/user/alice/lab")).status_code == 200
-    alice.kernel = alice.client.start_kernel("alice")
+    timed_spawn(alice, pytestconfig, "pre-warmed respawn")  # and the same scope name starts again
     assert alice.run("6*7") == "42"
     assert install.unit("jupyter-alice.scope", "ActiveState") == {"ActiveState": "active"}
+
+
+def timed_spawn(user, pytestconfig, label):
+    start = time.monotonic()
+    events = user.client.spawn(user.name)
+    report(pytestconfig, f"{label}: spawn request → ready {time.monotonic() - start:.2f}s")
+    assert events[-1].get("ready"), events
+    assert user.client.get(user.client.url(f"/user/{user.name}/lab")).status_code == 200
+    user.kernel = user.client.start_kernel(user.name)
+
+
+def test_prewarm_off_starts_services_and_keeps_the_scopes(install, alice, pytestconfig):
+    assert install.unit("jupyter-cleo.scope", "ActiveState") == {"ActiveState": "active"}
+    install.sh(["tljh-config", "set", "spawner.prewarm", "false"])
+    install.sh(["tljh-config", "reload", "hub"])
+    assert alice.client.stop("alice").status_code < 400
+    wait_for(lambda: install.unit("jupyter-alice.scope", "ActiveState")["ActiveState"] != "active",
+             "the scope is still active")
+    timed_spawn(alice, pytestconfig, "fresh (prewarm off)")
+    assert alice.run("6*7") == "42"
+    assert install.unit("jupyter-alice.service", "ActiveState") == {"ActiveState": "active"}
+    assert launcher_pids(install) == []
+    assert install.unit("jupyter-cleo.scope", "ActiveState") == {"ActiveState": "active"}, "re-adopted"
+    assert "Re-adopted the running server of cleo" in journal(install, "-u", "tljh-daemon")
+
+
+def test_tljh_daemon_stop_stops_scopes_and_services(install):
+    install.sh([f"{PREFIX}/hub/bin/tljh-daemon", "stop"])
+    states = install.sh(["systemctl", "is-active", "jupyter-cleo.scope", "jupyter-alice.service"], check=False)
+    assert states.split() == ["inactive"] * 2
