@@ -119,6 +119,11 @@ def allows(held, needed, *, user=None, server=None, group=None, user_groups=(), 
     return False
 
 
+def held_anywhere(held, needed):
+    """Does `held` grant `needed` for any target at all (whatever its filter)?"""
+    return any(needed in _expand(scope)[0] for scope in held)
+
+
 def valid(scope):
     """Is `scope` a well-formed scope string this hub knows?"""
     base, sep, flt = scope.partition("!")

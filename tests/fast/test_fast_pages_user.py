@@ -22,8 +22,7 @@ async def test_every_page_uses_the_shared_stylesheet(hub):
         css = await r.text()
     assert ".actions" in css and ".site-nav" in css and "://" not in css, "nothing from elsewhere"
     browser = await hub.browser("alice")
-    for path in ("/hub/login?x=1", "/hub/home", "/hub/token"):
-        client = browser if path != "/hub/login?x=1" else hub
+    for client, path in ((hub, "/hub/login"), (browser, "/hub/home"), (browser, "/hub/token")):
         async with client.request("GET", path) as r:
             html = await r.text()
         assert '<link rel="stylesheet" href="/hub/static/hub.css">' in html, path
@@ -123,3 +122,17 @@ async def test_a_narrow_token_is_refused_where_its_scope_does_not_reach(hub):
             assert r.status == 403, (method, path, r.status)
     async with alice.api("POST", "/users/alice/tokens", json={"scopes": ["admin:users"]}) as r:
         assert r.status == 403 and "wider" in (await r.json())["message"]
+
+
+async def test_a_scope_not_held_is_403_and_one_held_for_others_is_404(hub):
+    """As JupyterHub's needs_scope: 404 only when the scope is held for other targets (so a
+    missing user and someone else's look alike), else 403."""
+    hub.add_user("bob")
+    server_only = hub.token("alice", ["access:servers!user=alice"])
+    for method, path in (("POST", "/users/alice/server"), ("GET", "/users/alice"), ("GET", "/users/alice/tokens")):
+        async with hub.api(method, path, server_only) as r:
+            assert r.status == 403, (method, path, r.status)
+    own = hub.token("alice")
+    for path in ("/users/bob", "/users/nobody-here"):
+        async with hub.api("GET", path, own) as r:
+            assert r.status == 404, path

@@ -4,7 +4,7 @@ import json
 
 from aiohttp import web
 
-from .. import groups, users, xsrf
+from .. import groups, scopes, users, xsrf
 from ..hub import HUB
 from ..identity import identify
 
@@ -21,16 +21,17 @@ def authenticated(request):
     return identity
 
 
-def require(request, *scopes, user=None, server=None, group=None, user_groups=()):
-    """The caller's Identity if it holds any of `scopes` for the target (JupyterHub's needs_scope)."""
+def require(request, *needed, user=None, server=None, group=None, user_groups=()):
+    """The caller's Identity if it holds any of the `needed` scopes for the target (JupyterHub's needs_scope)."""
     identity = authenticated(request)
     target = dict(user=user, server=server, group=group, user_groups=user_groups)
-    if not any(identity.can(scope, **target) for scope in scopes):
-        if user is not None and not identity.can("read:users:name", user=user, user_groups=user_groups):
-            # Do not reveal whether the user exists.
+    if not any(identity.can(scope, **target) for scope in needed):
+        if user is not None and any(scopes.held_anywhere(identity.scopes, scope) for scope in needed):
+            # Held, but only for others: the same answer as for a user that does not exist
+            # (as JupyterHub answers); a scope not held at all is a 403.
             raise web.HTTPNotFound(text="No such user")
         raise web.HTTPForbidden(
-            text=f"Action is not authorized with current scopes; requires any of [{', '.join(scopes)}]")
+            text=f"Action is not authorized with current scopes; requires any of [{', '.join(needed)}]")
     return identity
 
 
@@ -57,12 +58,12 @@ async def json_body(request, required=True):
     return data
 
 
-def user_row(request, *scopes, server=None):
-    """(Identity, users row) for the `{name}` in the URL, checking any of `scopes` on that user
+def user_row(request, *needed, server=None):
+    """(Identity, users row) for the `{name}` in the URL, checking any of `needed` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
     name = request.match_info["name"]
     db = request.app[HUB].db
-    identity = require(request, *scopes, user=name, server=server, user_groups=groups.names_of_user(db, name))
+    identity = require(request, *needed, user=name, server=server, user_groups=groups.names_of_user(db, name))
     row = users.user_model_row(db, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
