@@ -151,6 +151,14 @@ def test_bulk_start_selected_and_stop_all_on_three_users(browser, hub, run_id):
     assert all(s[""]["ready"] for s in _states(hub, names).values())
     assert page.locator("#selected-count").inner_text() == "3 selected"  # the selection survived
     _screenshots(page, "admin-dashboard")
+    page.select_option("#state-filter", "inactive")  # filtered on the server: none of them is "not running"
+    page.click("#search-form button[type=submit]")
+    page.wait_for_url("**state=inactive**")
+    assert page.locator("#users tbody tr").count() == 0 and page.locator("#no-users").is_visible()
+    page.select_option("#state-filter", "ready")
+    page.click("#search-form button[type=submit]")
+    page.wait_for_url("**state=ready**")
+    assert sorted(page.locator("#users tbody tr").evaluate_all("rows => rows.map(r => r.dataset.user)")) == names
 
     page.click("#stop-all")  # every user matching the search, after a confirmation
     for name in names:
@@ -162,7 +170,8 @@ def test_bulk_start_selected_and_stop_all_on_three_users(browser, hub, run_id):
 
 
 @pytest.mark.skipif(not have_node(), reason="needs node and npm for axe-core")
-@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("viewport", [DESKTOP, {"width": 1100, "height": 800}, {"width": 1024, "height": 768}, PHONE],
+                         ids=["desktop", "narrow-desktop", "tablet", "phone"])
 def test_admin_page_fits_the_screen_and_passes_the_accessibility_audit(browser, hub, run_id, viewport):
     page = browser.new_page(viewport=viewport)
     errors = console_errors(page)
@@ -182,4 +191,20 @@ def test_admin_page_fits_the_screen_and_passes_the_accessibility_audit(browser, 
     assert page.locator("#selected-count").inner_text() == "1 selected"
     assert page.locator("#start-selected").is_enabled()
     assert not errors, errors
+    page.close()
+
+
+def test_delete_selected_users(browser, hub, run_id):
+    names = [f"{run_id}-gone{i}" for i in range(2)]  # never started: no Unix accounts
+    client, headers = _admin_api(hub)
+    assert client.post(client.url("/hub/api/users"), json={"usernames": names}, headers=headers).status_code == 201
+    page = logged_in_page(browser, hub, hub.admin)
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"{hub.url}/hub/admin?search={run_id}-gone")
+    page.check("#select-page")
+    assert page.locator("#selected-count").inner_text() == "2 selected"
+    page.click("#delete-selected")
+    page.locator("#no-users").wait_for(timeout=15000)  # the page reloads without them
+    for name in names:
+        assert client.get(client.url(f"/hub/api/users/{name}")).status_code == 404
     page.close()

@@ -69,6 +69,11 @@ async def admin_page(request):
     column = "users." + users.SORTS[sort.lstrip("-")]
     direction = "DESC" if sort.startswith("-") else "ASC"
     conditions, params = [], []
+    only = request.query.getall("user", [])[:users.PAGE_MAX_LIMIT]
+    if only:  # ?user=a&user=b: exactly these rows, whatever their state now (the page's live refresh)
+        conditions.append(f"users.name IN ({','.join('?' * len(only))})")
+        params += only
+        search, state, offset = "", "", 0
     if search:
         condition, pattern = users.name_contains(search)
         conditions.append("users." + condition)

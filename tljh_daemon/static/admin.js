@@ -1,6 +1,7 @@
 // The admin panel: per-user and bulk actions through the REST API (hubApi sends the XSRF header).
 // The table is rendered on the server; while servers start or stop, changed cells are
-// refreshed from the same page URL, so selection, focus and scroll position stay put.
+// re-rendered by the server for the names shown (?user=a&user=b), so selection, focus and
+// scroll position stay put.
 (function () {
   var api = window.hubApi, status = window.showStatus;
   var table = document.getElementById("users");
@@ -160,7 +161,11 @@
     return rows().some(function (r) { return r.dataset.state === "pending" || r.dataset.state === "stopping"; });
   }
   function refreshRows() {
-    return fetch(window.location.href, { credentials: "same-origin" }).then(function (r) {
+    // The rows shown, by name: a row that no longer matches the filter (a stopped server under
+    // "Running") still gets its new state.
+    var query = new URLSearchParams(rows().map(function (r) { return ["user", r.dataset.user]; }));
+    if (!query.toString()) return Promise.resolve();
+    return fetch(window.jhdata.base_url + "admin?" + query, { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) throw new Error(r.statusText);
       return r.text();
     }).then(function (html) {
