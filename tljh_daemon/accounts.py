@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import grp
 import logging
 import os
 import pwd
 import subprocess
+import threading
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -21,17 +23,39 @@ class AccountError(Exception):
     pass
 
 
+# useradd, usermod and groupadd lock /etc/passwd and /etc/group, and one that finds the lock taken
+# sleeps a whole second before it tries again: in a class start, 30 concurrent useradds made even
+# the first user wait ~5 s for an account. So one command at a time; and accounts are created by a
+# thread of their own, in arrival order, so the first user's is made first and the creations queued
+# behind it do not fill the default executor that the spawn's other steps (hooks) run in.
+_account_db = threading.RLock()
+_creator = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts")
+
+
 def _run(*cmd):
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    with _account_db:
+        result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise AccountError(f"{' '.join(cmd)} failed: {result.stderr.strip()}")
 
 
 def _ensure_group(group):
+    with _account_db:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            _run("groupadd", "--system", group)
+
+
+def _existing_account(username, groups):
+    """The passwd entry of `username` when it exists and is in all `groups` (nothing to do), else None."""
     try:
-        grp.getgrnam(group)
+        entry = pwd.getpwnam(username)
+        if all(username in grp.getgrnam(group).gr_mem for group in groups):
+            return entry
     except KeyError:
-        _run("groupadd", "--system", group)
+        pass
+    return None
 
 
 def _ensure_account(username, groups):
@@ -39,7 +63,10 @@ def _ensure_account(username, groups):
         pwd.getpwnam(username)
         created = False
     except KeyError:
-        _run("useradd", "--create-home", "--shell", "/bin/bash", username)
+        with _account_db:
+            for group in groups:
+                _ensure_group(group)
+            _run("useradd", "--create-home", "--shell", "/bin/bash", "--groups", ",".join(groups), username)
         created = True
     entry = pwd.getpwnam(username)
     if created:
@@ -70,7 +97,10 @@ async def ensure_account(username: str, *, admin: bool = False, extra_groups: It
         except KeyError:
             raise AccountError(f"there is no Unix account named {username!r}") from None
     groups = [USERS_GROUP, *([ADMINS_GROUP] if admin else []), *extra_groups]
-    created = await asyncio.to_thread(_ensure_account, username, groups)
+    entry = await asyncio.to_thread(_existing_account, username, groups)
+    if entry is not None:  # a returning user does not queue behind a class's new accounts
+        return entry, False
+    created = await asyncio.get_running_loop().run_in_executor(_creator, _ensure_account, username, groups)
     if created:
         log.info("Created Unix account %s", username)
     return pwd.getpwnam(username), created

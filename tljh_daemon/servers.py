@@ -73,6 +73,22 @@ class Progress:
             return self.events[index:]
 
 
+class Phases:
+    """How long each step of a spawn took, for the "ready" log line (where a slow start went)."""
+
+    def __init__(self, started):
+        self.last = started
+        self.spent = []
+
+    def mark(self, step):
+        now = time.perf_counter()
+        self.spent.append((step, now - self.last))
+        self.last = now
+
+    def __str__(self):
+        return ", ".join(f"{step} {seconds:.2f}s" for step, seconds in self.spent)
+
+
 class ServerBusy(Exception):
     """A start or stop is already under way (or the server already runs)."""
 
@@ -253,6 +269,7 @@ class ServerManager:
         prefix = self.prefix(name)
         handle = None
         started = time.perf_counter()
+        phases = Phases(started)
         try:
             await progress.emit(0, "Server requested")
             username = self.authenticator.system_username(name)
@@ -270,6 +287,7 @@ class ServerManager:
                 await asyncio.to_thread(self.plugins.hook.tljh_new_user_create, username=username)
             if self.settings.shared_folders:
                 await asyncio.to_thread(shared_folders.link_into_home, self.settings.shared_folders, account)
+            phases.mark("account")
             singleuser = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
             if not os.access(singleuser, os.X_OK):
                 raise SpawnError(
@@ -301,10 +319,13 @@ class ServerManager:
                 groups=groups.names_of_user(self.db, name),
             )
             reported = self.reported_ports[name] = asyncio.get_running_loop().create_future()
-            slot = self.admission.slot(progress) if self.spawner.uses_admission else _no_slot()
+            slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
+                    if self.spawner.uses_admission else _no_slot())
             async with slot:
+                phases.mark("queue")
                 await progress.emit(30, self.spawner.start_message)
                 handle = await self.spawner.start(request)
+                phases.mark("launch")
                 self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port)
                 host, port = await self.spawner.locate(request, handle, progress, reported)
                 self._set(name, host=host, port=port)
@@ -317,11 +338,13 @@ class ServerManager:
                 except BaseException:
                     route.cancel()
                     raise
+                phases.mark("answer")
                 await progress.emit(90, f"Routing {prefix}")
                 await route
+                phases.mark("route")
             self._set(name, state=ServerState.RUNNING, last_activity=timeutil.isoformat(timeutil.now()))
-            log.info("Server for %s is ready at %s (pid %s) in %.2fs", name, prefix, handle.pid,
-                     time.perf_counter() - started)
+            log.info("Server for %s is ready at %s (pid %s) in %.2fs (%s)", name, prefix, handle.pid,
+                     time.perf_counter() - started, phases)
             self._spawn_ended(name, time.perf_counter() - started, True)
             await progress.emit(
                 100,

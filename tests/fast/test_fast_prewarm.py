@@ -169,3 +169,16 @@ def test_a_prewarmed_server_scope_has_the_slice_and_limits():
     spawner._systemd_version = 253
     assert dict(spawner.scope_properties(request))["OOMPolicy"] == ("s", "continue")
     assert unit_name("zoë", "scope") == "jupyter-zo\\xc3\\xab.scope"
+
+
+def test_only_the_environments_jupyterhub_singleuser_is_forked(tmp_path):
+    fake_env(tmp_path, READY)
+    singleuser = tmp_path / "bin" / "jupyterhub-singleuser"
+    singleuser.write_text("#!/bin/sh\n")
+    other = tmp_path / "bin" / "wrapper"
+    other.write_text("#!/bin/sh\n")
+    launcher = Launcher(str(tmp_path), str(tmp_path), str(tmp_path / "launcher.log"))
+    assert launcher.runs([str(singleuser), "--debug"])
+    assert not launcher.runs([str(other)])
+    assert not launcher.runs(["/nonexistent/jupyterhub-singleuser"])
+    assert not launcher.is_ready()  # not started

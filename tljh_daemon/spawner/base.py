@@ -59,6 +59,11 @@ class Spawner:
         or None where this is not known."""
         return None
 
+    def light_start(self, request: SpawnRequest) -> bool:
+        """Whether starting this server now is cheap (forked, not a fresh interpreter): admission
+        control then lets more such starts run at once."""
+        return False
+
     async def open(self) -> None:
         """Called once at daemon start-up (before servers are re-adopted)."""
 

@@ -61,6 +61,9 @@ PRELOAD = [
     "jupyter_server_terminals.app", "jupyter_server_terminals.handlers", "jupyter_server_terminals.api_handlers",
     "jupyter_lsp.serverextension", "jupyter_lsp.virtual_documents_shadow", "notebook_shim.nbserver",
     "jupyter_core.migrate", "tornado.platform.asyncio", "jinja2.ext", "IPython",
+    # httpx imports its transport lazily, when JupyterLab's PyPI extension manager makes its client:
+    # 40% of a forked server's start (py-spy, 30-user class start) until it was imported here.
+    "httpcore",
 ]
 
 

@@ -49,6 +49,13 @@ def needs_fresh_interpreter(env):
     return [key for key in env if key.startswith(IMPORT_TIME_ENV)]
 
 
+def forkable_now(launcher, request):
+    """Whether `request` would be forked by a launcher that is ready now (a light start: admission
+    lets more of those run at once), without waiting or logging."""
+    return (launcher is not None and launcher.is_ready() and launcher.runs(request.cmd)
+            and not needs_fresh_interpreter(request.env))
+
+
 async def launch_prewarmed(launcher, request, launch, executor, wait):
     """`launch(request)` (blocking, run in `executor`) once `launcher` is ready: its result, or
     None when the server must start fresh (logged, one line)."""
@@ -253,6 +260,10 @@ class Launcher:
             s.close()
             raise LauncherUnavailable(answer["error"])
         return answer["pid"], s
+
+    def is_ready(self):
+        """A launcher is listening now (without waiting for one that is starting)."""
+        return self.ready is not None and self.ready.done() and self.ready.result() is True
 
     def runs(self, cmd):
         """Whether a server with this command line can be forked from the launcher: the command is

@@ -25,7 +25,7 @@ import psutil
 
 from ..cgroups import CgroupError, Cgroups
 from .base import ServerHandle, Spawner, SpawnError
-from .prewarm import LAUNCHER_SOURCE, LauncherUnavailable, launch_prewarmed, request_for
+from .prewarm import LAUNCHER_SOURCE, LauncherUnavailable, forkable_now, launch_prewarmed, request_for
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,9 @@ class ProcessSpawner(Spawner):
                 group.remove()
                 raise
         return pid
+
+    def light_start(self, request):
+        return forkable_now(self.launcher, request)
 
     async def _start_prewarmed(self, request):
         """The server's handle, or None when it must start fresh (logged, one line)."""

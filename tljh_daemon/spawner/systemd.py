@@ -23,7 +23,7 @@ import psutil
 from ..cgroups import memory_bytes
 from ..systemd import SystemdError, in_unit, manager_version, start_scope, systemctl
 from .base import ServerHandle, Spawner, SpawnError
-from .prewarm import launch_prewarmed, release, request_for
+from .prewarm import forkable_now, launch_prewarmed, release, request_for
 from .process import process_for
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,9 @@ class SystemdSpawner(Spawner):
         if request.limits.get("cpu"):
             props.append(("CPUQuotaPerSecUSec", ("t", int(float(request.limits["cpu"]) * 1_000_000))))
         return props
+
+    def light_start(self, request):
+        return forkable_now(self.launcher, request)
 
     async def start(self, request):
         service, scope = unit_name(request.user), unit_name(request.user, "scope")
