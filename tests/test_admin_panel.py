@@ -1,6 +1,9 @@
 """The admin panel and the token page in a real headless Chromium (Playwright)."""
 
 import os
+import pathlib
+import shutil
+import tempfile
 
 import pytest
 import requests
@@ -208,3 +211,41 @@ def test_delete_selected_users(browser, hub, run_id):
     for name in names:
         assert client.get(client.url(f"/hub/api/users/{name}")).status_code == 404
     page.close()
+
+
+def test_an_admin_cancels_a_start_and_both_pages_say_cancelled(browser, make_hub, run_id, unix_accounts):
+    """A server that never answers stays "Starting" until the admin clicks "Cancel start": the
+    row then says Cancelled (not Failed), and the user's progress page sends them home, which
+    says the start was cancelled."""
+    admin, name = f"{run_id}-chief", f"{run_id}-waiter"
+    unix_accounts.extend([f"jupyter-{admin}", f"jupyter-{name}"])
+    top = pathlib.Path(tempfile.mkdtemp(dir="/var/tmp"))  # not /tmp: servers get a private one
+    script = top / "env" / "bin" / "jupyterhub-singleuser"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\nexec sleep 600\n")
+    for path in (script, script.parent, script.parent.parent, top):
+        path.chmod(0o755)
+    try:
+        hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                        "users": {"admin": [admin]}, "user_environment": {"path": str(top / "env")},
+                        "spawner": {"start_timeout": 600}})
+        user = logged_in_page(browser, hub, name)
+        user.click("#start")
+        user.wait_for_url(f"**/hub/spawn-pending/{name}")
+        panel = logged_in_page(browser, hub, admin)
+        errors = console_errors(panel)
+        panel.goto(f"{hub.url}/hub/admin?state=active")
+        row = panel.locator(f'tr[data-user="{name}"][data-state="pending"]')
+        assert row.locator(".state").inner_text() == "Starting"
+        row.locator("button.stop", has_text="Cancel start").click()
+        cancelled = panel.locator(f'tr[data-user="{name}"][data-state="cancelled"]')
+        cancelled.wait_for(timeout=60000)  # the row follows, though it left the "active" filter
+        assert cancelled.locator(".state").inner_text() == "Cancelled"
+        assert cancelled.locator("button.start").is_visible()
+        user.wait_for_url("**/hub/home", timeout=30000)
+        assert "The last start was cancelled" in user.locator("main").inner_text()
+        assert not errors, errors
+        user.close()
+        panel.close()
+    finally:
+        shutil.rmtree(top)

@@ -112,7 +112,7 @@
     runBulk("Stopping", selected(), stopServer);
   });
   document.getElementById("delete-selected").addEventListener("click", function () {
-    var me = document.getElementById("user-name").textContent;
+    var me = table.dataset.me;
     var names = selected().filter(function (n) { return n !== me; });
     if (!names.length) return status("You cannot delete yourself", true);
     if (!window.confirm("Delete " + names.length + " user(s): " + names.join(", ") + "?")) return;
