@@ -5,6 +5,7 @@ import asyncio
 import os
 import socket
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -182,3 +183,15 @@ def test_only_the_environments_jupyterhub_singleuser_is_forked(tmp_path):
     assert not launcher.runs([str(other)])
     assert not launcher.runs(["/nonexistent/jupyterhub-singleuser"])
     assert not launcher.is_ready()  # not started
+
+
+def test_a_server_gets_a_session_keyring_of_its_own():
+    """(Not testable in the booted containers: systemd-nspawn filters keyctl.)"""
+    script = ("import ctypes, sys; sys.path.insert(0, sys.argv[1]); import launcher\n"
+              "number = launcher.SYS_KEYCTL[__import__('os').uname().machine]\n"
+              "ring = lambda: ctypes.CDLL(None).syscall(number, 0, -3, 0)\n"
+              "before = ring(); launcher.own_session_keyring(); print(before, ring())")
+    out = subprocess.run([sys.executable, "-c", script, os.path.dirname(prewarm.LAUNCHER_SOURCE)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    before, after = map(int, out)
+    assert before > 0 and after > 0 and after != before

@@ -44,6 +44,9 @@ PR_GET_NO_NEW_PRIVS = 39
 CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 2, 4, 1 << 14, 1 << 18
 MAX_REQUEST = 1 << 20
+KEYCTL_JOIN_SESSION_KEYRING = 1
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280, "i686": 288,
+              "armv7l": 311}
 HOLD_TIMEOUT = 120  # for the daemon's "go"
 JOURNAL_STREAM = "/run/systemd/journal/stdout"
 ENV_DEPENDENT = "jupyterhub"
@@ -200,11 +203,22 @@ def become_user(uid, gid, groups, no_new_privs):
             raise PermissionError("NO_NEW_PRIVS did not take")
 
 
+def own_session_keyring():
+    """A new session keyring, the server's own (what KeyringMode=private gives a unit): else all
+    servers share the daemon's, and a key one user adds there (a Kerberos cache) others possess.
+    Best effort: where keyctl is filtered (a container's seccomp) nobody has keyrings."""
+    number = SYS_KEYCTL.get(os.uname().machine)
+    if number is not None:
+        _libc.syscall(ctypes.c_long(number), ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING), ctypes.c_void_p(None))
+
+
 def confine(request):
-    """A private /tmp (if asked for), then the user's identity and NoNewPrivileges (non-admins)."""
+    """A private /tmp (if asked for), then the user's identity, NoNewPrivileges (non-admins) and a
+    session keyring of its own."""
     if request["private_tmp"]:
         private_tmp()
     become_user(request["uid"], request["gid"], request["groups"], request["no_new_privs"])
+    own_session_keyring()
 
 
 def exec_server():
