@@ -4,7 +4,9 @@ is read by screen readers as one image with a text summary (label, peak, latest)
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from .usage_history import FINE_SECONDS
 
@@ -17,7 +19,12 @@ class Point:
     y: float
     t: float  # seconds since the epoch
     value: float
-    text: str  # e.g. "08:15 UTC: 97 %"
+    fmt: Callable[[float], str]
+
+    @property
+    def text(self):
+        """e.g. "08:15 UTC: 97 %" (made only for the points a page shows one by one)."""
+        return f"{clock(self.t)}: {self.fmt(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,9 @@ class Chart:
 
     @property
     def line(self):
-        return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in self.points)
+        """The points of its polyline (whole units in a small chart: its pixels)."""
+        decimals = 0 if self.width <= 150 else 1
+        return " ".join(f"{p.x:.{decimals}f},{p.y:.{decimals}f}" for p in self.points)
 
     @property
     def peak(self):
@@ -72,8 +81,7 @@ def chart(samples, key, *, label, fmt, period, now=None, top=None, width=300, he
     pad = 2
     points = [
         Point(x=pad + (width - 2 * pad) * min(max((s["t"] - start) / period, 0), 1),
-              y=pad + (height - 2 * pad) * (1 - s[key] / top), t=s["t"], value=s[key],
-              text=f"{clock(s['t'])}: {fmt(s[key])}")
+              y=pad + (height - 2 * pad) * (1 - s[key] / top), t=s["t"], value=s[key], fmt=fmt)
         for s in samples
     ]
     if points:
@@ -135,9 +143,13 @@ def sparklines(history, names, now=None):
 USAGE_PERIODS = {"1h": 3600, "24h": 24 * 3600}  # the admin panel's ?usage= for its machine charts
 
 
-def admin_charts(history, names, usage=None, now=None):
-    """The admin panel's charts: a sparkline per user shown, the machine over `usage` (1h or 24h)."""
-    period = min(USAGE_PERIODS.get(usage or "", 3600), int(history.retention))
+def admin_charts(history, names, query, now=None):
+    """The admin panel's charts: a sparkline per user shown, the machine over the period
+    `query["usage"]` names (1h or 24h), and links to each period that keep the rest of `query`."""
+    period = min(USAGE_PERIODS.get(query.get("usage", ""), 3600), int(history.retention))
+    links = [(words, seconds == period, "?" + urlencode({**query, "usage": key}) + "#machine-usage")
+             for key, seconds, words in (("1h", 3600, "Last hour"), ("24h", 24 * 3600, "Last 24 hours"))
+             if seconds <= history.retention]
     return {"sparklines": sparklines(history, names, now),
             "machine_charts": machine_charts(history.machine(period, 120, now), period, now),
-            "usage_period": period}
+            "usage_links": links}

@@ -212,8 +212,8 @@ class UsageHistory:
 
     def machine(self, period=3600, points=60, now=None):
         """The machine's samples ({t, cpu_percent, cpu_percent_max, memory_bytes, memory_total,
-        servers}) and the spawns ({t, user, seconds, ok}, at most `MAX_POINTS`, the slowest
-        when there were more) of the last `period` seconds."""
+        servers}) and the spawns ({t, user, seconds, ok}, at most `points`, the slowest when
+        there were more) of the last `period` seconds."""
         start, step, fine = self._window(period, points, now)
         table, cpu_max = ("machine_fine", "MAX(cpu)") if fine else ("machine_minute", "MAX(cpu_max)")
         samples = [
@@ -227,7 +227,7 @@ class UsageHistory:
             {"t": round(t, 3), "user": user, "seconds": round(seconds, 3), "ok": bool(ok)}
             for t, user, seconds, ok in self.conn.execute(
                 "SELECT * FROM (SELECT t, user, seconds, ok FROM spawns WHERE t >= ? ORDER BY seconds DESC LIMIT ?)"
-                " ORDER BY t", (start, MAX_POINTS))
+                " ORDER BY t", (start, points))
         ]
         return {"samples": samples, "spawns": spawns}
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ import psutil
 import pytest
 
 from fakes import FakeSpawner
+from tljh_daemon import timeutil
 from tljh_daemon.spawner import ServerHandle
 from tljh_daemon.usage_history import MachineSample, ServerSample, UsageHistory
 from tljh_daemon.usage_sampler import Target, TreeMeter
@@ -220,3 +222,42 @@ async def test_usage_of_batch_jobs_is_not_measured_here(start_hub):
                    (os.getpid(), psutil.Process().create_time()))
     await hub.hub.usage.sample_once()
     assert "remote" not in hub.hub.usage.latest
+
+
+async def test_admin_panel_with_5000_users_100_running_and_a_day_of_history(hub):
+    """Sparklines only for the rows shown (one query), machine charts downsampled: the page's
+    size and time do not grow with the users or the history."""
+    hub.add_user("boss", admin=True)
+    now = time.time()
+    stamp = timeutil.isoformat(timeutil.now())
+    names = [f"user{i:04d}" for i in range(5000)]
+    running = names[::50]
+    with hub.db.transaction():
+        hub.db.conn.executemany("INSERT INTO users (name, admin, created) VALUES (?, 0, ?)", [(n, stamp) for n in names])
+        hub.db.conn.executemany("INSERT INTO servers (user, name, state, started) VALUES (?, '', 'running', ?)",
+                                [(n, stamp) for n in running])
+    history = hub.hub.usage.history
+    history.conn.execute("PRAGMA synchronous=OFF")  # test speed only
+    feed(history, running, now - 3600, 1, 10)  # the last hour of 100 servers, every 10 s
+    for i in range(300):
+        history.record_spawn(running[i % 100], 1 + i % 9, True, t=now - 3000 + i)
+    boss = await hub.browser("boss")
+
+    async def page(query):
+        started = time.process_time()
+        async with boss.request("GET", "/hub/admin" + query) as r:
+            assert r.status == 200
+            html = await r.text()
+        return html, time.process_time() - started
+
+    html, _ = await page("?state=ready&limit=200")
+    assert html.count('class="sparkline"') == 100  # every running server shown has one
+    html, cpu = await page("?state=ready")
+    # measured: 131 kB (44 kB of it sparklines, 20 kB machine charts), ~90 ms of CPU on a busy machine
+    assert html.count('class="sparkline"') == 50 and len(html) < 200_000, len(html)
+    assert cpu < 1.0, cpu
+    spawns = re.search(r'id="machine-spawns".*?</figure>', html, re.S).group(0)
+    assert spawns.count("<circle") == 120  # the slowest 120 of the 300
+    assert 'data-value="9.0"' in spawns
+    # The period links keep the filter.
+    assert 'href="?state=ready&amp;usage=24h#machine-usage"' in html

@@ -120,7 +120,7 @@ async def admin_page(request):
         return "?" + urlencode({**query, "offset": to, "limit": limit})
 
     return render(request, "admin.html", {
-        **usage_chart.admin_charts(hub.usage.history, [u["name"] for u in listed], request.query.get("usage")),
+        **usage_chart.admin_charts(hub.usage.history, [u["name"] for u in listed], dict(request.query)),
         "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "state": state,
         "sort_choices": SORT_CHOICES, "state_choices": STATE_CHOICES, "total": total,
         "offset": offset, "limit": limit, "https": https, "limits": limits_status(hub),
