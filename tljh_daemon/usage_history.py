@@ -52,7 +52,7 @@ CREATE INDEX spawns_t ON spawns(t);
 class ServerSample:
     user: str
     cpu_percent: float  # of one core (a server busy on two cores shows 200)
-    memory_bytes: int  # resident memory of its process tree
+    memory_bytes: int  # of its process tree (PSS, see usage_sampler)
 
 
 @dataclass(frozen=True)

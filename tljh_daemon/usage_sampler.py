@@ -4,7 +4,10 @@ seconds into the usage history; the admin panel's live numbers are the latest ro
 A server's CPU is measured from the cumulative CPU times of its process tree, children
 already reaped included, so a kernel that ran and exited between two rounds still counts
 (its time moves into its parent's `children_*` times when it is reaped), and a
-new process counts from its first round. Memory is the resident memory of the tree.
+new process counts from its first round. Memory is the tree's proportional set size (PSS:
+a page shared by N processes counts 1/N to each), so servers forked from the pre-warm
+launcher are not charged for the libraries they share with it and each other; where PSS
+cannot be read, the resident size (RSS).
 """
 
 import asyncio
@@ -66,11 +69,24 @@ class TreeMeter:
             try:
                 with proc.oneshot():
                     times = proc.cpu_times()
-                    memory += proc.memory_info().rss
+                    rss = proc.memory_info().rss
+                memory += proportional_size(proc.pid) or rss
                 cpu_seconds += times.user + times.system + times.children_user + times.children_system
             except psutil.Error:
                 continue  # it ended while we looked
         return cpu_seconds, memory
+
+
+def proportional_size(pid) -> Optional[int]:
+    """A process's PSS in bytes from /proc/<pid>/smaps_rollup (Linux >= 4.14), or None."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def machine_sample(servers) -> MachineSample:

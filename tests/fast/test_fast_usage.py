@@ -117,6 +117,8 @@ def test_tree_meter_counts_cpu_of_children_that_already_exited(processes):
     assert samples["parent"].cpu_percent >= 0.5 * 100 / (now - before + 0.5)
     assert samples["idle"].cpu_percent < 20
     assert samples["idle"].memory_bytes > 1 << 20
+    # Memory is PSS: at most the resident size (a shared page counts once among its sharers).
+    assert samples["idle"].memory_bytes <= psutil.Process(idle.pid).memory_info().rss
     # A recycled PID (another start time) is not the server.
     assert meter.measure([Target("x", idle.pid, 12345.0)], time.time()) == []
 
@@ -131,28 +133,30 @@ async def test_sampler_records_a_busy_server_and_the_live_numbers_show_it(start_
     hub.db.execute("UPDATE servers SET pid=?, pid_create_time=? WHERE user='busy'", (handle.pid, handle.create_time))
     hub.spawner.running["busy"] = (handle, hub.spawner.running["busy"][1])
     sampler = hub.hub.usage
+    # Busy is at least 10 % of a core (an idle process shows 0; on a machine shared with other
+    # tests a busy loop got as little as 26 %).
     deadline = time.monotonic() + 20
-    while (sampler.latest.get("busy") is None or sampler.latest["busy"].cpu_percent < 50) \
+    while (sampler.latest.get("busy") is None or sampler.latest["busy"].cpu_percent < 10) \
             and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
         await sampler.sample_once()
-    assert sampler.latest["busy"].cpu_percent >= 50
+    assert sampler.latest["busy"].cpu_percent >= 10
     async with hub.api("GET", "/users/busy/usage", token) as r:
         assert r.status == 200
         body = await r.json()
-    assert body["name"] == "busy" and max(p["cpu_percent_max"] for p in body["samples"]) >= 50
+    assert body["name"] == "busy" and max(p["cpu_percent_max"] for p in body["samples"]) >= 10
     hub.add_user("boss", admin=True)
     admin = await hub.browser("boss")
     async with admin.request("GET", "/hub/admin/usage") as r:
         live = await r.json()
-    assert live["busy"]["cpu_percent"] >= 50 and live["busy"]["memory_bytes"] > 0
+    assert live["busy"]["cpu_percent"] >= 10 and live["busy"]["memory_bytes"] > 0
     # The home page's chart has the busy sample as a point; so has the admin row's sparkline.
     browser = await hub.browser("busy")
     async with browser.request("GET", "/hub/home") as r:
         html = await r.text()
     assert 'id="usage-cpu"' in html and 'role="img"' in html
     values = [float(v) for v in _data_values(html, 'id="usage-cpu"')]
-    assert max(values) >= 50
+    assert max(values) >= 10
     async with admin.request("GET", "/hub/admin") as r:
         html = await r.text()
     assert 'class="sparkline"' in html and "machine-servers" in html
