@@ -181,6 +181,9 @@ class Export:
             if name != "cull":
                 self.skip(f"services.{name}", "a process on this machine; run it in the hub pod "
                                               "(hub.services and hub.extraContainers) or beside the chart")
+        if self.config["usage"] != config_mod.DEFAULTS["usage"]:
+            self.skip("usage", "the chart keeps no usage history; the hub's /hub/metrics and the cluster's "
+                               "own monitoring (e.g. Prometheus with kube-state-metrics) take its place")
         if user_packages:
             self.skip("user environment packages",
                       f"{len(user_packages)} packages beyond JupyterLab: build an image with them and set "

@@ -130,6 +130,11 @@ def test_slurm_settings_are_reported_as_left_behind():
     assert "gpu" not in str(values)
 
 
+def test_usage_history_settings_are_reported_as_left_behind():
+    assert "usage" not in export({})[1]
+    assert "usage" in export({"usage": {"retention_hours": 72}})[1]
+
+
 def test_https_letsencrypt():
     values, unmapped = export({"https": {"enabled": True, "letsencrypt": {
         "email": "admin@example.org", "domains": ["hub.example.org"], "staging": True, "dns_provider": "ovh"}}})
