@@ -57,9 +57,12 @@ def test_a_cpu_heavy_cell_shows_in_the_charts(browser, hub):
     assert client.spawn(hub.user)[-1].get("ready")
     client.get(client.url(f"/user/{hub.user}/lab"))  # the OAuth login into the server
     kernel = client.start_kernel(hub.user)
-    # The home page, open while the cell runs, refreshes its charts by itself.
+    # The home page, open while the cell runs, refreshes its charts by itself (usage.js swaps
+    # in the fresh page's charts: the marked figure goes).
     page = logged_in_page(browser, hub, hub.user)
     errors = console_errors(page)
+    page.evaluate("document.querySelector('#usage-cpu').dataset.old = 'yes'")
+    page.locator("#usage-cpu:not([data-old])").wait_for(timeout=30_000)
     cell_start = time.time()
     got = int(client.execute(hub.user, kernel, CPU_HEAVY_CELL, timeout=300))
     # A 1 s sample within the cell's seconds sees about what the kernel got on average.
