@@ -119,6 +119,11 @@ def allows(held, needed, *, user=None, server=None, group=None, user_groups=(), 
     return False
 
 
+def within(requested, held):
+    """The scopes of `requested` that someone holding `held` could hand out."""
+    return {scope for scope in requested if subset_of([scope], held)}
+
+
 def held_anywhere(held, needed):
     """Does `held` grant `needed` for any target at all (whatever its filter)?"""
     return any(needed in _expand(scope)[0] for scope in held)

@@ -116,7 +116,10 @@ class FastHub:
 
     def token(self, name, scopes_=None, *, admin=False, expires_in=None):
         """An API token for `name` (created as a user when missing); by default with the
-        scopes of the user's role, as a token the user made for themself."""
+        scopes of the user's role, as a token the user made for themself. Scopes wider than a
+        user's own make `name` an admin: a token never does more than its owner may."""
+        if scopes_ is not None and not scopes.subset_of(scopes_, scopes.role_scopes(name, False)):
+            admin = True
         row = self.add_user(name, admin=admin)
         held = scopes_ if scopes_ is not None else scopes.role_scopes(name, bool(row["admin"]))
         return tokens.create(self.db, name, "api", held, expires_in=expires_in)

@@ -215,3 +215,19 @@ async def test_idle_culler_service_scopes_suffice(hub):
         assert resp.status == 204
     async with hub.api("DELETE", "/users/alice", culler) as resp:
         assert resp.status == 403  # deleting users needs delete:users
+
+
+async def test_a_token_loses_what_its_owner_loses(hub):
+    """Token scopes are intersected with the owner's scopes at each request (as in JupyterHub):
+    an admin's token stops being an admin token when the admin flag goes."""
+    boss = hub.token("boss", ["admin:users", "list:users", "read:users!user=boss"], admin=True)
+    hub.add_user("alice")
+    async with hub.api("GET", "/users/alice", boss) as r:
+        assert r.status == 200
+    hub.db.execute("UPDATE users SET admin=0 WHERE name='boss'")
+    async with hub.api("GET", "/users", boss) as r:
+        assert r.status == 403
+    async with hub.api("GET", "/users/alice", boss) as r:
+        assert r.status == 404  # read:users now reaches boss only
+    async with hub.api("GET", "/user", boss) as r:
+        assert (await r.json())["scopes"] == ["read:users!user=boss"]
