@@ -64,6 +64,10 @@ def test_history_keeps_an_hour_in_full_and_minutes_for_the_retention(tmp_path):
     assert 24 * 30 - 1 <= rows["machine_minute"] <= 24 * 30 + 1
     day = history.servers(["u3"], 24 * 3600, 48, now=end)["u3"]
     assert 47 <= len(day) <= 49 and all(p["cpu_percent"] == 50.0 for p in day)
+    # In memory: the last hour of each server, and no server that has not run for an hour.
+    assert sorted(history._recent) == sorted(users) and all(len(d) <= 31 for d in history._recent.values())
+    feed(history, ["newcomer"], end, 2, 120)
+    assert list(history._recent) == ["newcomer"]
 
 
 def test_history_is_bounded_on_disk_with_more_servers_than_it_was_sized_for(tmp_path):
