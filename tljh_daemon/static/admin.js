@@ -77,7 +77,7 @@
   // Run `action(name)` for every name, PARALLEL at a time; report progress and failures.
   function runBulk(verb, names, action) {
     var done = 0, failures = [], next = 0;
-    if (!names.length) { status("Nothing to do: no matching servers to " + verb.toLowerCase()); return Promise.resolve(); }
+    if (!names.length) { status(verb + ": nothing to do, no user matches."); return Promise.resolve(); }
     status(verb + " 0 of " + names.length + "…");
     function worker() {
       if (next >= names.length) return Promise.resolve();
