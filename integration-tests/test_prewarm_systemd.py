@@ -76,6 +76,8 @@ def test_memory_max_kills_the_kernel_and_the_server_lives(install, alice):
     server = alice.value(SERVER_PID)
     alice.assert_memory_limit_kills_only_the_kernel()
     assert alice.value(SERVER_PID) == server, "the server lives"
+    wait_for(lambda: "killed 1 process(es) of alice's server" in journal(install, "-u", "tljh-daemon"),
+             "the daemon did not report the OOM kill")
     assert install.unit("jupyter-alice.scope", "ActiveState") == {"ActiveState": "active"}
 
 

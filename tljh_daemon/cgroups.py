@@ -60,6 +60,19 @@ def _mounts():
     return found
 
 
+def memory_hierarchy():
+    """(mount point, version) of the hierarchy with the memory controller: v1's `memory`, else
+    the unified one; None if neither is mounted."""
+    mounts = _mounts()
+    for point, fstype, options in mounts:
+        if fstype == "cgroup" and "memory" in options:
+            return point, 1
+    for point, fstype, _ in mounts:
+        if fstype == "cgroup2":
+            return point, 2
+    return None
+
+
 def _own_cgroups():
     """{controller or "" (v2): path of this process's cgroup}, from /proc/self/cgroup."""
     own = {}

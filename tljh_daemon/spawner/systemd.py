@@ -17,10 +17,11 @@ import concurrent.futures
 import grp
 import logging
 import os
+from typing import Optional
 
 import psutil
 
-from ..cgroups import memory_bytes
+from ..cgroups import ServerCgroup, memory_bytes, memory_hierarchy
 from ..systemd import SystemdError, in_unit, manager_version, start_scope, systemctl
 from .base import ServerHandle, Spawner, SpawnError
 from .prewarm import forkable_now, launch_prewarmed, release, request_for
@@ -29,6 +30,7 @@ from .process import process_for
 log = logging.getLogger(__name__)
 
 SLICE = "tljh-users.slice"
+SLICE_PATH = "tljh.slice/tljh-users.slice"  # its cgroup, below the hierarchy's root
 ALIVE = ("active", "activating", "reloading")
 
 
@@ -73,6 +75,7 @@ class SystemdSpawner(Spawner):
         self.stop_timeout = stop_timeout
         self.launcher = launcher
         self._systemd_version = 0
+        self._memory_hierarchy: Optional[tuple[str, int]] = None
         # As in process mode: a start must not queue behind the account creation of a class start.
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="spawn")
 
@@ -137,6 +140,17 @@ class SystemdSpawner(Spawner):
 
     def light_start(self, request):
         return forkable_now(self.launcher, request)
+
+    def oom_kills(self, user):
+        """From the memory cgroup systemd made for the user's unit (scope or service)."""
+        if self._memory_hierarchy is None:
+            self._memory_hierarchy = memory_hierarchy() or ("", 0)
+        mount, version = self._memory_hierarchy
+        for kind in ("scope", "service"):
+            group = ServerCgroup(user, [f"{mount}/{SLICE_PATH}/{unit_name(user, kind)}"], version)
+            if mount and group.exists():
+                return group.oom_kills()
+        return None
 
     async def start(self, request):
         service, scope = unit_name(request.user), unit_name(request.user, "scope")
