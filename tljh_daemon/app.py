@@ -150,7 +150,8 @@ async def reload_proxy(hub):
     proxy_settings = dataclasses.replace(settings.proxy_settings(new), hub_port=hub.settings.proxy.hub_port)
     hub.settings = dataclasses.replace(hub.settings, proxy=proxy_settings)
     hub.proxy.settings = proxy_settings
-    hub.servers.settings = dataclasses.replace(hub.servers.settings, public_origin=settings.public_origin(proxy_settings))
+    hub.servers.settings = dataclasses.replace(hub.servers.settings,
+                                               public_origin=settings.public_origin(proxy_settings))
     if hub.proxy.write_static_config():
         log.info("Proxy configuration changed; restarting Traefik")
         await hub.traefik.close()

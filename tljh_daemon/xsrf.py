@@ -10,6 +10,7 @@ import secrets
 
 from aiohttp import web
 
+from .forms import read_form
 from .identity import set_hub_cookie
 
 COOKIE = "_xsrf"
@@ -35,3 +36,10 @@ def check(request, form=None):
     supplied = request.headers.get("X-XSRFToken") or (form or {}).get("_xsrf")
     if not expected or not supplied or not hmac.compare_digest(str(expected), str(supplied)):
         raise web.HTTPForbidden(text="XSRF token missing or wrong; reload the page and try again")
+
+
+async def checked_form(request):
+    """The posted form of a page, once its XSRF token (field or header) is checked."""
+    form = await read_form(request)
+    check(request, form)
+    return form

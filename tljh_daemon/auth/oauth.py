@@ -176,7 +176,7 @@ class GenericOAuthenticator(Authenticator):
 
     short_name = "generic"
     class_names: tuple[str, ...] = ("generic-oauth", "oauthenticator.generic.GenericOAuthenticator",
-                   "oauthenticator.GenericOAuthenticator")
+                                    "oauthenticator.GenericOAuthenticator")
     section = "GenericOAuthenticator"
     DEFAULTS = DEFAULTS
     SCHEMA = {"type": "object", "additionalProperties": False, "properties": SCHEMA_PROPERTIES}

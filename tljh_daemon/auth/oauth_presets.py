@@ -26,23 +26,31 @@ def _check_client(settings):
     return None
 
 
-class GitHubOAuthenticator(GenericOAuthenticator):
-    short_name = "github"
-    class_names = ("oauthenticator.github.GitHubOAuthenticator", "oauthenticator.GitHubOAuthenticator")
-    section = "GitHubOAuthenticator"
-    DEFAULTS = {
-        **GENERIC_DEFAULTS,
-        "authorize_url": "https://github.com/login/oauth/authorize",
-        "token_url": "https://github.com/login/oauth/access_token",
-        "userdata_url": "https://api.github.com/user",
-        "username_claim": "login",
-        "login_service": "GitHub",
-        "basic_auth": False,
-        "allowed_organizations": [],
-    }
-    SCHEMA = {"type": "object", "additionalProperties": False,
-              "properties": {**SCHEMA_PROPERTIES, "allowed_organizations": _strings}}
+class _Preset(GenericOAuthenticator):
+    """GenericOAuthenticator for one provider, named as OAuthenticator names it: `defaults` are
+    its endpoints and claims, `own` its extra keys (key -> (default, JSON schema))."""
+
     check_settings = staticmethod(_check_client)
+
+    def __init_subclass__(cls, *, provider, defaults, own, **kwargs):
+        super().__init_subclass__(**kwargs)
+        module = provider.lower()
+        cls.short_name = module
+        cls.section = f"{provider}OAuthenticator"
+        cls.class_names = (f"oauthenticator.{module}.{cls.section}", f"oauthenticator.{cls.section}")
+        cls.DEFAULTS = {**GENERIC_DEFAULTS, "login_service": provider, **defaults,
+                        **{key: default for key, (default, _) in own.items()}}
+        cls.SCHEMA = {"type": "object", "additionalProperties": False,
+                      "properties": {**SCHEMA_PROPERTIES, **{key: schema for key, (_, schema) in own.items()}}}
+
+
+class GitHubOAuthenticator(_Preset, provider="GitHub", own={"allowed_organizations": ([], _strings)}, defaults={
+    "authorize_url": "https://github.com/login/oauth/authorize",
+    "token_url": "https://github.com/login/oauth/access_token",
+    "userdata_url": "https://api.github.com/user",
+    "username_claim": "login",
+    "basic_auth": False,
+}):
 
     def __init__(self, auth_settings, db):
         super().__init__(auth_settings, db)
@@ -80,23 +88,15 @@ class GitHubOAuthenticator(GenericOAuthenticator):
         return super().not_allowed_reason(groups)
 
 
-class GoogleOAuthenticator(GenericOAuthenticator):
-    short_name = "google"
-    class_names = ("oauthenticator.google.GoogleOAuthenticator", "oauthenticator.GoogleOAuthenticator")
-    section = "GoogleOAuthenticator"
-    DEFAULTS = {
-        **GENERIC_DEFAULTS,
-        "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
-        "token_url": "https://oauth2.googleapis.com/token",
-        "userdata_url": "https://www.googleapis.com/oauth2/v1/userinfo",
-        "username_claim": "email",
-        "scope": ["openid", "email"],
-        "login_service": "Google",
-        "hosted_domain": [],
-    }
-    SCHEMA = {"type": "object", "additionalProperties": False,
-              "properties": {**SCHEMA_PROPERTIES, "hosted_domain": {"anyOf": [_strings, {"type": "string"}]}}}
-    check_settings = staticmethod(_check_client)
+class GoogleOAuthenticator(_Preset, provider="Google", own={
+    "hosted_domain": ([], {"anyOf": [_strings, {"type": "string"}]}),
+}, defaults={
+    "authorize_url": "https://accounts.google.com/o/oauth2/v2/auth",
+    "token_url": "https://oauth2.googleapis.com/token",
+    "userdata_url": "https://www.googleapis.com/oauth2/v1/userinfo",
+    "username_claim": "email",
+    "scope": ["openid", "email"],
+}):
 
     @property
     def hosted_domains(self):

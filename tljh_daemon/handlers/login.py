@@ -13,7 +13,6 @@ from aiohttp import web
 from .. import admins, sessions, tokens, users, xsrf
 from ..auth import LoggedIn, LoginRefused
 from ..hub import HUB
-from ..forms import read_form
 from ..identity import identify, set_hub_cookie
 from .pages import default_url, raw_redirect, render, require_user, safe_next
 
@@ -87,8 +86,7 @@ async def login_page(request):
 async def login_submit(request):
     hub = request.app[HUB]
     auth = hub.authenticator
-    form = await read_form(request)
-    xsrf.check(request, form)
+    form = await xsrf.checked_form(request)
     next_url = form.get("next", "")
     if not auth.password_form:
         raise web.HTTPBadRequest(text="This hub has no password login; use the sign-in button")
@@ -135,8 +133,7 @@ async def change_password_page(request):
 @routes.post("/hub/auth/change-password")
 async def change_password(request):
     identity = require_user(request)
-    form = await read_form(request)
-    xsrf.check(request, form)
+    form = await xsrf.checked_form(request)
     auth = request.app[HUB].authenticator
     _require_password_change(auth)
     try:
@@ -166,8 +163,7 @@ async def reset_password_page(request):
 @routes.post("/hub/auth/change-password/{name}")
 async def reset_password(request):
     identity = require_user(request)
-    form = await read_form(request)
-    xsrf.check(request, form)
+    form = await xsrf.checked_form(request)
     auth, name = _require_reset(request, identity)
     new = form.get("new_password", "")
     try:

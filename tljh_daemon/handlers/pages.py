@@ -14,7 +14,6 @@ from ..identity import identify, login_redirect
 from ..server_state import ServerState
 from ..servers import ServerBusy, SpawnLimitReached
 from ..urls import url_name
-from ..forms import read_form
 
 routes = web.RouteTableDef()
 
@@ -175,7 +174,7 @@ async def spawn(request):
 @routes.post("/hub/spawn/{name}")
 async def spawn_submit(request):
     identity = require_user(request)
-    xsrf.check(request, await read_form(request))
+    await xsrf.checked_form(request)
     await _start(request, identity, target_user(request, identity))
 
 
@@ -183,7 +182,7 @@ async def spawn_submit(request):
 @routes.post("/hub/stop/{name}")
 async def stop_submit(request):
     identity = require_user(request)
-    xsrf.check(request, await read_form(request))
+    await xsrf.checked_form(request)
     row = target_user(request, identity)
     await request.app[HUB].servers.stop(row["name"])
     raise web.HTTPFound(hub_url(request, "/hub/home"))

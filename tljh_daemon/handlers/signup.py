@@ -6,7 +6,6 @@ from aiohttp import web
 from .. import xsrf
 from ..auth.native import SignupRefused
 from ..auth.native import of_request as native
-from ..forms import read_form
 from ..hub import HUB
 from .pages import render
 
@@ -27,8 +26,7 @@ async def signup_page(request):
 @routes.post("/hub/signup")
 async def signup_submit(request):
     auth = native(request)
-    form = await read_form(request)
-    xsrf.check(request, form)
+    form = await xsrf.checked_form(request)
     name = str(form.get("username", ""))
     try:
         status = await auth.signup(name, str(form.get("password", "")), str(form.get("password_confirm", "")),

@@ -362,15 +362,17 @@ def peer_is_root(conn):
     return uid == 0
 
 
-def read_request(conn):
+def read_json_line(conn, limit=MAX_REQUEST):
+    """One JSON line from a socket (the protocol both ends speak; the daemon's prewarm.py reads
+    answers with it). ValueError when it is not JSON, ends early or is larger than `limit`."""
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(65536)
         if not chunk:
             break
         data += chunk
-        if len(data) > MAX_REQUEST:
-            raise ValueError("request too large")
+        if len(data) > limit:
+            raise ValueError("message too large")
     return json.loads(data)
 
 
@@ -392,7 +394,7 @@ def serve(listener):
                 conn.settimeout(10)
                 if not peer_is_root(conn):
                     raise PermissionError("only root may ask for a server")
-                request = read_request(conn)
+                request = read_json_line(conn)
                 validate(request)
                 if threading.active_count() != 1:
                     raise RuntimeError("the launcher has threads; forking is not safe")

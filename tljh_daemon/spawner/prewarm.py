@@ -14,6 +14,8 @@ import logging
 import os
 import socket
 
+from .launcher import read_json_line
+
 log = logging.getLogger(__name__)
 
 LAUNCHER_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
@@ -243,13 +245,7 @@ class Launcher:
             s.settimeout(30)
             s.connect(self.socket_path)
             s.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            answer = json.loads(data)
+            answer = read_json_line(s)
         except OSError as e:
             s.close()
             raise LauncherUnavailable(f"the launcher did not answer: {e.strerror or e}") from None
