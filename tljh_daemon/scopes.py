@@ -121,6 +121,9 @@ def allows(held, needed, *, user=None, server=None, group=None, user_groups=(), 
 
 def within(requested, held):
     """The scopes of `requested` that someone holding `held` could hand out."""
+    requested = set(requested)
+    if requested <= held:  # the usual token: its owner's own scopes, or some of them verbatim
+        return requested
     return {scope for scope in requested if subset_of([scope], held)}
 
 
