@@ -1,6 +1,7 @@
 """The pages a user sees (login, home, spawn, token) in a real headless Chromium at desktop and
 phone width: nothing wider than the screen, no console errors, the accessibility audit passes,
-the home page's buttons have one size and the user name stays clear of the links; the token
+the home page's buttons have one size and the user name stays clear of the links; the sign-up
+and change-password pages say which password is which; the token
 page hands out narrow tokens that are refused where their scope does not reach, and revokes
 the OAuth applications a user signed in to.
 
@@ -45,10 +46,10 @@ class Tab:
         self.page = self.context.new_page()
         self.errors = console_errors(self.page)
 
-    def login(self, hub, name):
+    def login(self, hub, name, password="pw"):
         self.page.goto(f"{hub.url}/hub/login?next=/hub/home")
         self.page.fill("#username", name)
-        self.page.fill("#password", "pw")
+        self.page.fill("#password", password)
         self.page.click("button[type=submit]")
         self.page.wait_for_url("**/hub/home")
 
@@ -213,3 +214,37 @@ def test_spawn_progress_and_failure_pages(browser, make_hub, run_id, unix_accoun
             tab.close()
     finally:
         shutil.rmtree(top)
+
+
+@pytest.fixture(scope="module")
+def native_hub(make_hub):
+    return make_hub({"auth": {"type": "native", "NativeAuthenticator": {"open_signup": True}}})
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_sign_up_and_change_password_pages(browser, native_hub, run_id, width):
+    """The pages with new passwords use the same components and say which password is which."""
+    hub = native_hub
+    name, password = f"{run_id}-grace-{width}", "a-long-enough-passphrase-1"
+    tab = Tab(browser, width)
+    page = tab.page
+    page.goto(f"{hub.url}/hub/login")
+    page.click("#signup-link")
+    page.wait_for_url("**/hub/signup")
+    assert page.get_attribute("input[name=username]", "autocomplete") == "username"
+    assert page.get_attribute("input[name=password]", "autocomplete") == "new-password"
+    tab.check(f"sign-up page at {width}")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", password)
+    page.fill("input[name=password_confirm]", password)
+    page.click("button[type=submit]")
+    page.locator("#signup-result").wait_for()
+    tab.check(f"sign-up result at {width}")
+    tab.login(hub, name, password)
+    page.click("text=Change password")
+    page.wait_for_url("**/hub/auth/change-password")
+    assert page.get_attribute("input[name=old_password]", "autocomplete") == "current-password"
+    assert page.get_attribute("input[name=new_password]", "autocomplete") == "new-password"
+    assert not overlapping(page, "#user-name", ".nav-links a, .brand")
+    tab.check(f"change-password page at {width}")
+    tab.close()
