@@ -7,11 +7,12 @@ a dead launcher means fresh spawns as `jupyter-<name>.service` until it is back.
 test_install.py covers the same install with the launcher off.
 """
 
+import concurrent.futures
 import time
 
 import pytest
 
-from test_install import MEMORY_LIMIT_MIB, PREFIX, User, installed, report
+from test_install import MEMORY_LIMIT_MIB, PREFIX, HubClient, User, installed, report
 
 SERVER_PID = "__import__('os').getppid()"  # a kernel's parent is its server
 
@@ -112,6 +113,26 @@ def test_a_dead_launcher_means_fresh_spawns_and_servers_survive(install, alice, 
     report(pytestconfig, f"pre-warmed again: login, spawn, lab and a kernel took {time.monotonic() - start:.1f}s")
     assert cleo.run("6*7") == "42"
     assert install.unit("jupyter-cleo.scope", "ActiveState") == {"ActiveState": "active"}
+
+
+def test_a_class_starts_at_once_each_in_its_scope(install, pytestconfig):
+    names = [f"class{i}" for i in range(8)]
+    clients = {}
+    for name in names:
+        clients[name] = HubClient(install.url)
+        assert clients[name].login(name, f"{name}-first-password").status_code == 302
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(len(names)) as pool:
+        events = dict(zip(names, pool.map(lambda n: clients[n].spawn(n), names)))
+    report(pytestconfig, f"class of {len(names)} started at once: all ready after {time.monotonic() - start:.1f}s")
+    for line in journal(install, "-u", "tljh-daemon").splitlines():
+        if any(f"Server for {n} is ready" in line for n in names):
+            report(pytestconfig, "  " + line.split("] ", 1)[-1])
+    assert all(e[-1].get("ready") for e in events.values()), events
+    states = install.sh(["systemctl", "is-active", *(f"jupyter-{n}.scope" for n in names)], check=False)
+    assert states.split() == ["active"] * len(names)
+    for name in names:
+        clients[name].stop(name)
 
 
 def test_stopping_a_prewarmed_server_stops_its_scope(install, alice, pytestconfig):
