@@ -106,9 +106,9 @@ def test_token_page_creates_lists_and_revokes(browser, hub):
     page.close()
 
 
-def _admin_api(hub):
+def _admin_api(hub, admin=None):
     client = HubClient(hub.url)
-    client.login(hub.admin, "pw")
+    client.login(admin or hub.admin, "pw")
     xsrf = next(c.value for c in client.cookies if c.name == "_xsrf")
     return client, {"X-XSRFToken": xsrf}
 
@@ -217,12 +217,14 @@ def test_an_admin_cancels_a_start_and_both_pages_say_cancelled(browser, make_hub
     """A server that never answers stays "Starting" until the admin clicks "Cancel start": the
     row then says Cancelled (not Failed), and the user's progress page sends them home, which
     says the start was cancelled."""
-    admin, name = f"{run_id}-chief", f"{run_id}-waiter"
-    unix_accounts.extend([f"jupyter-{admin}", f"jupyter-{name}"])
+    admin, name, failer = f"{run_id}-chief", f"{run_id}-waiter", f"{run_id}-failer"
+    unix_accounts.extend([f"jupyter-{admin}", f"jupyter-{name}", f"jupyter-{failer}"])
     top = pathlib.Path(tempfile.mkdtemp(dir="/var/tmp"))  # not /tmp: servers get a private one
     script = top / "env" / "bin" / "jupyterhub-singleuser"
     script.parent.mkdir(parents=True)
-    script.write_text("#!/bin/sh\nexec sleep 600\n")
+    script.write_text(f"#!/bin/sh\n[ \"$JUPYTERHUB_USER\" = {failer} ] && "
+                      f"echo '{'A long reason, word after word, that has to wrap on a phone. ' * 3}' && exit 3\n"
+                      "exec sleep 600\n")
     for path in (script, script.parent, script.parent.parent, top):
         path.chmod(0o755)
     try:
@@ -244,6 +246,22 @@ def test_an_admin_cancels_a_start_and_both_pages_say_cancelled(browser, make_hub
         assert cancelled.locator("button.start").is_visible()
         user.wait_for_url("**/hub/home", timeout=30000)
         assert "The last start was cancelled" in user.locator("main").inner_text()
+
+        # A failed start's reason shows in the row, and wraps on a phone.
+        client, headers = _admin_api(hub, admin)
+        assert client.post(client.url("/hub/api/users"), json={"usernames": [failer]}, headers=headers).status_code == 201
+        assert client.post(client.url(f"/hub/api/users/{failer}/server"), headers=headers).status_code == 202
+        assert client.progress_events(failer, timeout=60)[-1].get("failed")  # the stream ends with the failure
+        panel.goto(f"{hub.url}/hub/admin?state=failed")
+        failed = panel.locator(f'tr[data-user="{failer}"][data-state="failed"]')
+        failed.wait_for(timeout=60000)
+        assert "has to wrap on a phone" in failed.locator(".server-message").inner_text()
+        assert panel.locator("#users tbody tr").count() == 2  # the failed and the cancelled start
+        for viewport in (PHONE, DESKTOP):
+            panel.set_viewport_size(viewport)
+            assert_no_horizontal_overflow(panel)
+            if have_node():
+                assert_accessible(panel)
         assert not errors, errors
         user.close()
         panel.close()
