@@ -180,6 +180,22 @@ def test_traefik_rules_route_prefixed_servers(tmp_path):
     assert rules["PathPrefix(`/jupyter/user/alice/`)"] > rules["PathPrefix(`/`)"]
 
 
+def test_traefik_checks_its_api_password_cheaply(tmp_path):
+    """Traefik verifies the API's basic-auth hash on every route check (every 20 ms per starting
+    server): SHA-1 ({SHA}), not bcrypt, which cost it ~50 ms of CPU per check."""
+    import base64
+    import hashlib
+
+    from tljh_daemon import config as config_mod
+    from tljh_daemon.paths import Paths
+    from tljh_daemon.settings import proxy_settings
+
+    config = config_mod.merge(config_mod.DEFAULTS, {"traefik_api": {"password": "s3cret"}})
+    proxy = TraefikProxy(Paths(str(tmp_path)), proxy_settings(config), "traefik")
+    users = proxy.dynamic_config()["http"]["middlewares"]["traefik-api-auth"]["basicAuth"]["users"]
+    assert users == [f"{proxy.api_user}:{{SHA}}" + base64.b64encode(hashlib.sha1(b"s3cret").digest()).decode()]
+
+
 @pytest.fixture
 async def provider():
     from fake_provider import FakeProvider

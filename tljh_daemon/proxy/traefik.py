@@ -189,7 +189,9 @@ class TraefikProxy:
         # the hash on every API request, and the daemon asks every 20 ms per starting server whether
         # its route is live; with bcrypt (cost 10) each check cost Traefik ~50 ms of CPU, which in a
         # 30-user class start was ~4 CPU-seconds and routes going live seconds late. A slow hash
-        # protects guessable passwords; this one is 192 random bits (and root-only, as is the file).
+        # protects a leaked hash of a guessable password: this password is 192 random bits unless
+        # traefik_api.password sets one, and the hash sits in the root-only state directory, where
+        # the password itself is readable anyway.
         if self._api_htpasswd is None:
             digest = base64.b64encode(hashlib.sha1(self.api_password.encode()).digest()).decode()
             self._api_htpasswd = f"{self.api_user}:{{SHA}}{digest}"
