@@ -61,6 +61,8 @@ async def test_pending_page_shows_progress_url(hub):
         assert "/hub/api/users/alice/server/progress" in await r.text()
     async with browser.request("GET", "/hub/spawn") as r:  # a second click joins the same spawn
         assert r.headers["Location"] == "/hub/spawn-pending/alice"
+    # The start reaches the spawner after the account step, which may lag on a busy machine.
+    await hub.wait_for(lambda: hub.spawner.requests, "the spawner to be asked to start")
     assert len(hub.spawner.requests) == 1
 
 
