@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import psutil
 import pytest
@@ -13,6 +12,7 @@ import requests
 
 from hubclient import HubClient
 from hubprocess import needs_root
+from waiting import wait_for
 from tljh_daemon.cgroups import Cgroups
 
 pytestmark = [
@@ -37,16 +37,6 @@ def cgroup_files(pid):
             if controllers == [""] and os.path.exists(f"/sys/fs/cgroup{path}/memory.max"):
                 files = {"memory": f"/sys/fs/cgroup{path}/memory.max", "cpu": f"/sys/fs/cgroup{path}/cpu.max"}
     return files
-
-
-def wait_for(condition, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(message)
 
 
 def test_kernel_over_the_memory_limit_is_killed_and_the_hub_stays_healthy(make_hub, user_env, run_id,
@@ -83,19 +73,19 @@ def test_kernel_over_the_memory_limit_is_killed_and_the_hub_stays_healthy(make_h
 
     threading.Thread(target=allocate, daemon=True).start()
     wait_for(lambda: not psutil.pid_exists(kernel_pid) or psutil.Process(kernel_pid).status() == "zombie",
-             60, "the kernel over the limit was not killed")
+             "the kernel over the limit to be killed", 60)
 
     usage = wait_for(lambda: boss.get(boss.url("/hub/admin/usage")).json().get(name, {}).get("oom_kills"),
-                     30, "the hub does not report the OOM kill")
+                     "the hub to report the OOM kill", 30)
     assert usage >= 1
-    wait_for(lambda: "for going over limits.memory" in hub.log(), 30, "the daemon did not log the OOM kill")
+    wait_for(lambda: "for going over limits.memory" in hub.log(), "the daemon to log the OOM kill", 30)
     assert requests.get(hub.url + "/hub/health", timeout=10).status_code == 200
     model = client.get(client.url(f"/hub/api/users/{name}")).json()
     assert model["servers"][""]["ready"] is True, "the server must outlive its kernel"
     assert client.get(client.url(f"/user/{name}/api/status")).status_code == 200
 
     assert client.stop(name).status_code == 302
-    wait_for(lambda: not os.path.exists(cgroup_dir), 30, f"{cgroup_dir} was not removed after the stop")
+    wait_for(lambda: not os.path.exists(cgroup_dir), f"{cgroup_dir} to be removed after the stop", 30)
 
 
 def test_tljh_config_says_how_limits_are_enforced(tmp_path):

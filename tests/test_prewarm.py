@@ -25,19 +25,10 @@ import pytest
 
 from hubclient import HubClient
 from hubprocess import needs_root
+from waiting import wait_for
 
 pytestmark = needs_root
 PASSWORD = "prewarm-password"
-
-
-def wait_for(condition, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(message)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +116,7 @@ def assert_confined(c, name):
 
 
 def test_prewarmed_server_runs_exactly_as_the_user(hub, alice, bob, names):
-    wait_for(lambda: launcher(hub), 60, "no launcher started")
+    wait_for(lambda: launcher(hub), "the launcher to start", 60)
     name = names["alice"]
     assert bob.spawn(names["bob"])[-1]["ready"] is True
     started = time.monotonic()
@@ -184,7 +175,7 @@ def test_servers_outlive_the_launcher_and_spawns_fall_back_to_fresh(hub, alice, 
     fallbacks = [line for line in hub.log().splitlines() if "starting" in line and "server fresh" in line]
     assert len(fallbacks) == 1 and "Pre-warm launcher unavailable" in fallbacks[0], fallbacks
     # The supervisor brings the launcher back for later spawns.
-    wait_for(lambda: launcher(hub), 90, "the launcher was not restarted")
+    wait_for(lambda: launcher(hub), "the launcher to be restarted", 90)
 
 
 def hub_user_env(hub):
@@ -269,7 +260,7 @@ def test_spawner_args_and_default_url_reach_a_prewarmed_server_and_another_cmd_s
         f.write("c.Spawner.args = ['--ServerApp.tornado_settings={\"headers\": {\"X-Tljh-Args\": \"applied\"}}']\n"
                 "c.Spawner.default_url = '/tljh-default'\n")
     restart(hub)
-    wait_for(lambda: launcher(hub), 60, "no launcher after the restart")
+    wait_for(lambda: launcher(hub), "a launcher after the restart", 60)
     assert alice.spawn(name)[-1]["ready"] is True
     assert is_prewarmed(server_pid(hub, name))
     assert_spawner_settings_applied(alice, name)

@@ -10,7 +10,6 @@ that fails (here: a per-group sbatch option it cannot live with) says so on the 
 import json
 import re
 import shutil
-import time
 
 import pytest
 import requests
@@ -18,6 +17,7 @@ import requests
 from hubclient import HubClient
 from hubprocess import needs_root
 from slurmcluster import SlurmCluster
+from waiting import wait_for
 
 pytestmark = [
     needs_root,
@@ -77,16 +77,6 @@ def alice(hub, names):
 @pytest.fixture(scope="module")
 def bob(hub, names):
     return logged_in(hub, names["bob"])
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def first_event(client, name, predicate, timeout=120):
@@ -158,7 +148,7 @@ def test_a_cancelled_job_is_noticed(hub, slurm, alice, bob, names):
     slurm.run("scancel", job_id)
     expected = f"the Slurm job {job_id} was cancelled (scancel)"
     admin_page = wait_for(lambda: (lambda t: expected in t and t)(alice.get(alice.url("/hub/admin")).text),
-                          60, "the admin panel to show the cancelled job")
+                          "the admin panel to show the cancelled job", 60)
     row = re.search(rf'<tr data-user="{re.escape(name)}" data-state="(\w+)"', admin_page)
     assert row.group(1) == "stopped"
     assert expected in bob.get(bob.url("/hub/home")).text

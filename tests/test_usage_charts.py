@@ -10,6 +10,7 @@ from a11y import PHONE, assert_accessible, assert_no_horizontal_overflow, consol
 from hubclient import HubClient
 from hubprocess import needs_root
 from labpage import logged_in_page
+from waiting import wait_for
 
 pytestmark = [
     needs_root,
@@ -32,17 +33,6 @@ def hub(make_hub, user_env, run_id, unix_accounts):
     hub.admin, hub.user = f"{run_id}-meter", f"{run_id}-cruncher"
     unix_accounts.extend([f"jupyter-{hub.admin}", f"jupyter-{hub.user}"])
     return hub
-
-
-def wait_for(condition, what, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def peak_of(page, selector):
