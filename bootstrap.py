@@ -27,6 +27,19 @@ def fail(message):
     sys.exit(1)
 
 
+def rerun_as_root(argv):
+    """The install needs root: from another account, run this same file again under sudo
+    (which asks for the password); a root shell without sudo, as on a bare VM, needs nothing."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] not in ("", "-", "-c") else None
+    sudo = shutil.which("sudo")
+    if not (script and os.path.isfile(script) and sudo):
+        fail("must run as root (try: sudo python3 bootstrap.py ...)")
+    print("bootstrap: the install needs root: running it again with sudo", file=sys.stderr, flush=True)
+    keep = sorted(name for name in os.environ if name.startswith("TLJH_"))  # sudo drops the rest
+    preserve = [f"--preserve-env={','.join(keep)}"] if keep else []
+    os.execv(sudo, [sudo, *preserve, sys.executable, script, *argv])
+
+
 def read_os_release(path="/etc/os-release"):
     info = {}
     try:
@@ -224,7 +237,7 @@ def main(argv=None):
     if sys.version_info < MIN_PYTHON:
         fail(f"Python {'.'.join(map(str, MIN_PYTHON))} or newer is needed (this is {sys.version.split()[0]})")
     if os.geteuid() != 0:
-        fail("must run as root (try: sudo python3 bootstrap.py ...)")
+        rerun_as_root(sys.argv[1:] if argv is None else argv)
     if not os.environ.get("TLJH_BOOTSTRAP_SKIP_OS_CHECK"):
         check_os(read_os_release())
     if "SSL_CERT_FILE" not in os.environ and os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
