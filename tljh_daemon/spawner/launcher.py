@@ -27,8 +27,11 @@ sandbox: PrivateTmp, PrivateDevices); with `journal` its output goes to the jour
 identifier (connected after the move, so journald files it under the scope).
 """
 
+import builtins
 import ctypes
 import gc
+import importlib
+import importlib.machinery
 import json
 import os
 import signal
@@ -36,7 +39,10 @@ import site
 import socket
 import struct
 import sys
+import sysconfig
+import tempfile
 import threading
+import types
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -50,6 +56,14 @@ SYS_KEYCTL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s3
 HOLD_TIMEOUT = 120  # for the daemon's "go"
 JOURNAL_STREAM = "/run/systemd/journal/stdout"
 ENV_DEPENDENT = "jupyterhub"
+# The launcher's own HOME and USER while it imports: no real directory (root's would be wrong for
+# every user and writable by imports), and a name a test can find if a value derived from it
+# survives into a server.
+LAUNCHER_HOME = "/nonexistent/tljh-launcher"
+LAUNCHER_USER = "tljh-launcher"
+# Read once at interpreter start (stdio and filesystem encodings, UTF-8 mode): a server whose
+# environment sets them otherwise than the launcher's own starts as a fresh interpreter.
+LOCALE_ENV = ("LC_ALL", "LC_CTYPE", "LANG")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # Modules every single-user server imports while it starts (the server, JupyterLab, the request
@@ -77,8 +91,6 @@ def _check(result, what):
 
 
 def preload():
-    import importlib
-
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -264,23 +276,108 @@ def shadows_preloaded(user_site):
 
 def add_user_site(argv, env):
     """The user's ~/.local site-packages where a fresh interpreter would have it (before the
-    environment's own), or exec the fresh server when it overrides something already imported."""
-    if not user_site_enabled():
-        return
+    environment's own), or exec the fresh server when it overrides something already imported.
+    site.USER_BASE and USER_SITE are computed again from $HOME, now the user's."""
     site.USER_BASE = None
     site.USER_SITE = None
-    user_site = site.getusersitepackages()  # from $HOME, now the user's
+    user_site = site.getusersitepackages()
+    if not user_site_enabled():
+        return
+    site.ENABLE_USER_SITE = True  # as site.py says for an interpreter started without -s
     if not os.path.isdir(user_site):
         return
     if shadows_preloaded(user_site):
         os.execve(argv[0], argv, env)
-    site.ENABLE_USER_SITE = True
     before = list(sys.path)
     site.addsitedir(user_site)
     added = [p for p in sys.path if p not in before]
     rest = [p for p in sys.path if p not in added]
     position = next((i for i, p in enumerate(rest) if p in site.getsitepackages()), len(rest))
     sys.path[:] = rest[:position] + added + rest[position:]
+
+
+def reset_static_default(cls, name, value):
+    """Give a trait of `cls` (and of subclasses that inherit it) a new class default. traitlets
+    copies a static default into each class's `_static_immutable_initial_values` when the class is
+    made, and instances start from that copy, so it is set there as well as on the trait."""
+    trait = cls.class_traits().get(name)
+    if trait is None:
+        return
+    trait.default_value = value
+    classes = [cls]
+    while classes:
+        klass = classes.pop()
+        classes.extend(klass.__subclasses__())
+        initial = klass.__dict__.get("_static_immutable_initial_values")
+        if initial is not None and name in initial and klass.class_traits().get(name) is trait:
+            initial[name] = value
+
+
+def reset_import_time_values():
+    """Values that libraries compute from the environment when a class is defined, i.e. when the
+    launcher imported them as LAUNCHER_USER: computed again, as a fresh server of this user would.
+    (tests/test_prewarm_fidelity.py compares every such default of every preloaded class.)"""
+    lab = sys.modules.get("jupyterlab.labapp")
+    if lab is not None:
+        # JupyterLab's settings and workspaces directories: Unicode(get_user_settings_dir()) etc.
+        from jupyterlab.commands import get_user_settings_dir, get_workspaces_dir
+
+        reset_static_default(lab.LabApp, "user_settings_dir", get_user_settings_dir())
+        reset_static_default(lab.LabApp, "workspaces_dir", get_workspaces_dir())
+    session = sys.modules.get("jupyter_client.session")
+    if session is not None:
+        # The user name in every kernel message's header: Unicode(os.environ.get("USER", ...)).
+        reset_static_default(session.Session, "username", os.environ.get("USER", "username"))
+    trash = sys.modules.get("send2trash.plat_other")
+    if trash is not None:
+        # Where deleted files go: module constants from $HOME/$XDG_DATA_HOME and os.getuid(), read
+        # by the send2trash function jupyter_server holds; reloading runs them again in its namespace.
+        importlib.reload(trash)
+    config_vars = sysconfig.get_config_vars()
+    if "userbase" in config_vars:
+        config_vars["userbase"] = site.getuserbase()  # a cache, filled from $HOME on first use
+    tempfile.tempdir = None  # gettempdir() caches; the server's TMPDIR is its own
+
+
+def script_interpreter(path):
+    """The interpreter line of a script (`#!/env/bin/python` -> ["/env/bin/python"]), or None."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(4096)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    return first[2:].decode(errors="replace").split() or None
+
+
+def run_as_fresh_script(argv, env):
+    """Run the server's script as a fresh interpreter would: as __main__, with the interpreter of
+    its #! line as sys.executable and in sys.orig_argv. A script for another interpreter, or with
+    another locale than the launcher's, is exec'd instead (a fresh start, as the user)."""
+    interpreter = script_interpreter(argv[0])
+    try:
+        same = interpreter is not None and os.path.samefile(interpreter[0], sys.executable)
+    except OSError:
+        same = False
+    if not same or any(env.get(k) != _launcher_locale.get(k) for k in LOCALE_ENV):
+        os.execve(argv[0], argv, env)
+    sys.executable = interpreter[0]
+    sys.orig_argv = [*interpreter, *argv]
+    sys.argv = list(argv)
+    sys.path[0] = os.path.dirname(argv[0])
+    loader = importlib.machinery.SourceFileLoader("__main__", argv[0])
+    main = types.ModuleType("__main__")
+    main.__file__, main.__loader__, main.__builtins__ = argv[0], loader, builtins
+    main.__cached__ = None
+    # multiprocessing keeps __main__ as __mp_main__ too (for its children to import).
+    for alias in ("__main__", "__mp_main__"):
+        if alias in sys.modules or alias == "__main__":
+            sys.modules[alias] = main
+    exec(loader.get_code("__main__"), main.__dict__)
+
+
+_launcher_locale = {}  # LOCALE_ENV as the launcher started with them
 
 
 def child(request, listener, conn):
@@ -316,11 +413,9 @@ def child(request, listener, conn):
         os.environ.update(env)
         os.chdir(request["cwd"])
         add_user_site(argv, env)
-        sys.argv = list(argv)
-        sys.path[0] = os.path.dirname(argv[0])
-        from jupyterhub.singleuser import main
-
-        code = main()
+        reset_import_time_values()
+        run_as_fresh_script(argv, env)
+        code = 0
     except SystemExit as e:
         code = e.code
     except BaseException as e:
@@ -422,6 +517,7 @@ def main():
     if sys.path and sys.path[0] == os.path.dirname(os.path.abspath(__file__)):
         sys.path[0] = os.path.dirname(sys.executable)  # never the daemon's package directory
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    _launcher_locale.update({k: os.environ[k] for k in LOCALE_ENV if k in os.environ})
     os.chdir("/")
     preload()
     old = os.umask(0o177)

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 
-from .launcher import read_json_line
+from .launcher import LAUNCHER_HOME, LAUNCHER_USER, read_json_line
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Launcher:
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             env = {"PATH": f"{os.path.join(self.user_env, 'bin')}:/usr/local/bin:/usr/bin:/bin",
-                   "LANG": os.environ.get("LANG", "C.UTF-8"), "HOME": "/root"}
+                   "LANG": os.environ.get("LANG", "C.UTF-8"), "HOME": LAUNCHER_HOME, "USER": LAUNCHER_USER}
             self.proc = await asyncio.create_subprocess_exec(
                 self.python, "-s", "-E", LAUNCHER_SOURCE, self.socket_path, str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=fd,
