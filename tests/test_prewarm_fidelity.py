@@ -31,7 +31,6 @@ ALLOWED = {
                                     "servers; a spawn whose environment sets one starts fresh",
     "sys.flags.no_user_site": "the launcher runs with -s so root's ~/.local is never imported; each server "
                               "adds its user's own site-packages where a fresh interpreter would",
-    "sys.flags.safe_path": "-E/-s style flags of the launcher's interpreter (see above)",
 }
 ALLOWED_KERNEL = {}
 
