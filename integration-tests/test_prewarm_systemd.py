@@ -8,11 +8,14 @@ test_install.py covers the same install with the launcher off.
 """
 
 import concurrent.futures
+import os
 import time
 
 import pytest
 
 from test_install import MEMORY_LIMIT_MIB, PREFIX, HubClient, User, installed, report
+import fidelity  # noqa: E402 (in tests/, which test_install puts on sys.path)
+from tljh_daemon.spawner.launcher import LAUNCHER_HOME, LAUNCHER_USER, PRELOAD
 
 SERVER_PID = "__import__('os').getppid()"  # a kernel's parent is its server
 
@@ -169,6 +172,66 @@ def test_prewarm_off_starts_services_and_keeps_the_scopes(install, alice, pytest
     assert launcher_pids(install) == []
     assert install.unit("jupyter-cleo.scope", "ActiveState") == {"ActiveState": "active"}, "re-adopted"
     assert "Re-adopted the running server of cleo" in journal(install, "-u", "tljh-daemon")
+
+
+def set_prewarm(install, on):
+    install.sh(["tljh-config", "set", "spawner.prewarm", "true" if on else "false"])
+    install.sh(["tljh-config", "reload", "hub"])
+    if on:
+        wait_for(lambda: launcher_pids(install), "no launcher after turning pre-warm on", 90)
+
+
+def fidelity_reports(install, user, mode, unit):
+    """Start `user`'s server (it must become `unit`) and collect its fidelity reports; stop it."""
+    events = user.client.spawn(user.name)
+    assert events[-1].get("ready"), events
+    assert install.unit(unit, "ActiveState") == {"ActiveState": "active"}, f"{mode}: not {unit}"
+
+    def read_report(pid):
+        try:
+            return install.read(f"/home/jupyter-{user.name}/{fidelity.PROBE_DIR}/{pid}.json").decode()
+        except FileNotFoundError:
+            return None
+
+    reports = fidelity.collect(user.client, user.name, mode, read_report)
+    assert user.client.stop(user.name).status_code < 400
+    wait_for(lambda: install.unit(unit, "ActiveState")["ActiveState"] != "active", f"{unit} is still active")
+    return reports
+
+
+# Under systemd a fresh server is a service and a pre-warmed one a scope: what differs for that reason.
+SYSTEMD_ALLOWED = {
+    "status.CapBnd": "the launcher is the daemon's child, and the daemon's unit has PrivateDevices=yes, which "
+                     "drops CAP_MKNOD (and CAP_SYS_RAWIO) from its bounding set: an admin's sudo in a pre-warmed "
+                     "server cannot make device nodes (docs/architecture.md)",
+}
+
+
+def test_a_prewarmed_scope_reports_what_a_fresh_service_does(install):
+    """tests/test_prewarm_fidelity.py under systemd: the same user's server as a fresh service and
+    forked into a scope report the same paths, environment and process state, and JupyterLab saves
+    settings and workspaces in both."""
+    set_prewarm(install, False)
+    fido = User(install, "fido", "fido-first-password")  # makes the account and its home
+    assert fido.client.stop("fido").status_code < 400
+    wait_for(lambda: install.unit("jupyter-fido.service", "ActiveState")["ActiveState"] != "active",
+             "the first server is still running")
+    config = "/home/jupyter-fido/.jupyter/jupyter_server_config.py"
+    path = os.path.join(install.container.root, config.lstrip("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(fidelity.probe_config(PRELOAD, [LAUNCHER_HOME, LAUNCHER_USER, "/root"]))
+    install.sh(["chown", "-R", "jupyter-fido:", "/home/jupyter-fido/.jupyter"])
+
+    fresh, fresh_kernel, fresh_lab = fidelity_reports(install, fido, "fresh", "jupyter-fido.service")
+    set_prewarm(install, True)
+    prewarmed, prewarmed_kernel, prewarmed_lab = fidelity_reports(install, fido, "pre-warmed", "jupyter-fido.scope")
+
+    assert fresh["jupyter config dir"] == "/home/jupyter-fido/.jupyter"
+    allowed = {**fidelity.ALLOWED, **SYSTEMD_ALLOWED}
+    problems = fresh_lab + prewarmed_lab + fidelity.differences(fresh, prewarmed, allowed)
+    problems += [f"kernel: {p}" for p in fidelity.differences(fresh_kernel, prewarmed_kernel, allowed)]
+    assert problems == [], "a pre-warmed server differs from a fresh one:\n" + "\n".join(problems)
 
 
 def test_tljh_daemon_stop_stops_scopes_and_services(install):

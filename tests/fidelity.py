@@ -6,15 +6,27 @@ one does) writes a report of what it derives from the user, the environment and 
 computed at import time is in the report whether the server imported it early (the launcher, as
 root) or late (a fresh server, as the user). `KERNEL_PROBE` is the same for a kernel.
 
+`collect(client, name, mode, read_report)` gathers both reports from a running server;
 `differences(fresh, prewarmed, allowed)` lists every key whose values differ, minus the ones
 `allowed` names with a reason. `check_lab_settings_and_workspaces` drives JupyterLab's settings and
 workspaces APIs as the browser does and says where they failed.
 """
 
+import ast
 import json
 import re
+import time
+from urllib.parse import urlsplit
 
 PROBE_DIR = ".tljh-fidelity"
+
+# Differences a user cannot meet, each with why it stays (both tiers' fidelity tests use these).
+ALLOWED = {
+    "sys.flags.ignore_environment": "the launcher runs with -E so the daemon's PYTHON* variables never reach "
+                                    "servers; a spawn whose environment sets one starts fresh",
+    "sys.flags.no_user_site": "the launcher runs with -s so root's ~/.local is never imported; each server "
+                              "adds its user's own site-packages where a fresh interpreter would",
+}
 
 _PROBE_BODY = r'''
 def _tljh_fidelity_report(preload):
@@ -132,7 +144,7 @@ def _status():
         return {k: v.strip() for k, _, v in (l.partition(":") for l in f)
                 if k in ("Uid", "Gid", "Groups", "NoNewPrivs", "SigBlk", "SigIgn", "CapEff", "CapBnd")}
 _m = _o.umask(0o022); _o.umask(_m)
-_j.dumps({"env": dict(_o.environ), "cwd": _o.getcwd(), "umask": oct(_m), "sys.path": _s.path,
+_j.dumps({"ppid": _o.getppid(), "env": dict(_o.environ), "cwd": _o.getcwd(), "umask": oct(_m), "sys.path": _s.path,
           "sys.executable": _s.executable, "ipython dir": get_ipython().ipython_dir,
           "rlimits": {n: _r.getrlimit(getattr(_r, n)) for n in dir(_r) if n.startswith("RLIMIT_")},
           "status": _status(), "priority": _o.getpriority(_o.PRIO_PROCESS, 0)})
@@ -204,3 +216,27 @@ def check_lab_settings_and_workspaces(client, name):
         failures.append(f"GET workspaces: {r.status_code} {r.text[:300]}")
     return failures
 
+
+
+def collect(client, name, mode, read_report, timeout=30):
+    """The reports of `name`'s running server and of a new kernel in it (normalised: token, port
+    and the server's pid by name), and what failed in JupyterLab's settings and workspaces APIs.
+    `read_report(pid)` returns the text of the server's report file, or None while there is none."""
+    lab = client.get(client.url(f"/user/{name}/lab"))
+    assert lab.status_code == 200, f"{mode}: /lab answered {lab.status_code}"
+    assert lab.headers.get("X-Tljh-Fidelity") == "user-config", \
+        f"{mode}: the user's own jupyter_server_config.py was not applied"
+    lab_failures = [f"{mode} server: {f}" for f in check_lab_settings_and_workspaces(client, name)]
+    kernel = json.loads(ast.literal_eval(client.run(name, KERNEL_PROBE)))
+    pid = kernel.pop("ppid")  # a kernel's parent is its server
+    deadline = time.monotonic() + timeout
+    while (text := read_report(pid)) is None:
+        assert time.monotonic() < deadline, f"no report from the {mode} server (pid {pid})"
+        time.sleep(0.2)
+    server = json.loads(text)
+    assert server.pop("pid") == pid
+    env = server["env"]
+    per_spawn = {"token": env["JUPYTERHUB_API_TOKEN"], "port": urlsplit(env["JUPYTERHUB_SERVICE_URL"]).port,
+                 "server pid": pid, "invocation id": env.get("INVOCATION_ID"),
+                 "journal stream": env.get("JOURNAL_STREAM")}  # systemd's, per unit
+    return normalise(server, per_spawn), normalise(kernel, per_spawn), lab_failures

@@ -194,6 +194,23 @@ def journal_stream(identifier):
     return s.detach()
 
 
+def unit_environment(journal_fd):
+    """What systemd puts into the environment of a process it starts for a unit, for a server
+    forked into its scope: INVOCATION_ID (systemd links it under /run/systemd/units by unit
+    name), JOURNAL_STREAM (device:inode of the journal stream on stdout) and SYSTEMD_EXEC_PID."""
+    env = {"SYSTEMD_EXEC_PID": str(os.getpid())}
+    if journal_fd is not None:
+        st = os.fstat(journal_fd)
+        env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    try:
+        with open("/proc/self/cgroup") as f:
+            unit = f.read().splitlines()[-1].rpartition("/")[2]
+        env["INVOCATION_ID"] = os.path.basename(os.readlink(f"/run/systemd/units/invocation:{unit}"))
+    except (OSError, IndexError):
+        pass
+    return env
+
+
 def become_user(uid, gid, groups, no_new_privs):
     if uid == 0 or gid == 0:
         raise PermissionError("refusing to run a server as root")
@@ -394,12 +411,13 @@ def child(request, listener, conn):
         conn.close()
         if request.get("host_mounts"):
             host_mounts()
-        log_fd = None
+        log_fd, env = None, dict(request["env"])
         if request.get("journal"):
             try:
                 log_fd = journal_stream(request["journal"])
             except OSError:
                 pass
+            env = {**unit_environment(log_fd), **env}
         if log_fd is None:
             log_fd = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -408,7 +426,7 @@ def child(request, listener, conn):
         os.dup2(log_fd, 2)
         close_inherited_fds()
         confine(request)
-        env, argv = request["env"], request["argv"]
+        argv = request["argv"]
         os.environ.clear()
         os.environ.update(env)
         os.chdir(request["cwd"])
