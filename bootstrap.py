@@ -79,10 +79,29 @@ def run(cmd, **kwargs):
     return result
 
 
+def system_python():
+    """The machine's own Python 3, which the hub environment is made from.
+
+    On an installed machine `python3` is usually the user environment's: login shells'
+    PATH (/etc/profile.d) and sudo's secure_path put it first, as TLJH does, so that admins'
+    `sudo -E pip install` reaches the user environment. That keeps working; instead this
+    script, wherever it was started from (a file or piped from curl), does everything that
+    depends on the interpreter (the venv, python3-systemd) with the system's Python. A
+    virtual environment's Python is never used for that: it lacks Debian's packages."""
+    if sys.prefix == sys.base_prefix:
+        return sys.executable
+    for candidate in ("/usr/bin/python3", os.path.join(sys.base_prefix, "bin", "python3")):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    fail(f"{sys.executable} is a virtual environment's Python and no system Python 3 was found "
+         "(looked for /usr/bin/python3): install python3 with apt")
+
+
 def missing_apt_prerequisites():
     """Debian packages the install needs that are not there yet."""
     missing = []
-    if subprocess.run([sys.executable, "-c", "import venv, ensurepip"], capture_output=True).returncode:
+    python = system_python()
+    if subprocess.run([python, "-c", "import venv, ensurepip"], capture_output=True).returncode:
         missing.append("python3-venv")
     if not shutil.which("visudo"):
         missing.append("sudo")
@@ -90,7 +109,7 @@ def missing_apt_prerequisites():
         missing.append("acl")  # shared folders: readers and writers are two groups (POSIX ACLs)
     if not os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
         missing.append("ca-certificates")
-    if systemd_booted() and subprocess.run([sys.executable, "-c", "import systemd.daemon"],
+    if systemd_booted() and subprocess.run([python, "-c", "import systemd.daemon"],
                                            capture_output=True).returncode:
         missing.append("python3-systemd")  # sd_notify for the daemon's Type=notify unit
     return missing
@@ -112,11 +131,11 @@ def ensure_apt_prerequisites():
 def link_system_systemd_module(python):
     """Give the hub venv Debian's python3-systemd (systemd-python, for sd_notify) and
     nothing else from the system site-packages: building it from PyPI needs a compiler."""
-    try:
-        import systemd  # noqa: F401  (installed by ensure_apt_prerequisites)
-    except ImportError:
-        fail(f"{sys.executable} cannot import systemd (python3-systemd): run bootstrap.py with /usr/bin/python3")
-    source = os.path.dirname(sys.modules["systemd"].__file__)
+    found = subprocess.run([system_python(), "-c", "import os, systemd; print(os.path.dirname(systemd.__file__))"],
+                           capture_output=True, text=True)  # installed by ensure_apt_prerequisites
+    if found.returncode:
+        fail(f"{system_python()} cannot import systemd (python3-systemd): {found.stderr.strip()}")
+    source = found.stdout.strip()
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     target = os.path.join(site, "systemd")
@@ -170,7 +189,7 @@ def install_hub_env(prefix, spec):
     python = os.path.join(hub, "bin", "python")
     if not os.path.exists(python):
         log(f"Creating the hub environment {hub}")
-        run([sys.executable, "-m", "venv", hub])
+        run([system_python(), "-m", "venv", hub])
     if systemd_booted():
         link_system_systemd_module(python)
     if not os.path.exists(os.path.join(hub, "bin", "uv")):
