@@ -213,5 +213,24 @@ def _stop_units(servers):
     click.echo(f"Stopped {', '.join(units)}; `systemctl start tljh-daemon` starts the hub again")
 
 
+@main.command()
+@prefix_option
+@click.argument("name")
+@click.option("-n", "--lines", type=click.IntRange(min=0), help="Only the last N lines.")
+@click.option("-f", "--follow", is_flag=True, help="Keep showing new output.")
+def logs(prefix, name, lines, follow):
+    """Show the output of user NAME's server: from the journal under systemd (its
+    jupyter-<name> service or scope), from state/logs/ in process mode."""
+    from . import server_logs
+    from .users import InvalidName
+
+    try:
+        cmd = server_logs.command(Paths(os.path.abspath(prefix)), name, lines, follow)
+    except (InvalidName, FileNotFoundError) as e:
+        raise click.ClickException(str(e)) from None
+    sys.stdout.flush()
+    os.execvp(cmd[0], cmd)
+
+
 if __name__ == "__main__":
     main()

@@ -142,10 +142,11 @@ def main(argv=None):
     if systemd.booted():
         print("The hub runs as the systemd units tljh-daemon and tljh-traefik:\n"
               "  status:  systemctl status tljh-daemon\n"
-              "  logs:    journalctl -u tljh-daemon   (a user's server: journalctl -u jupyter-<name>)\n"
+              f"  logs:    journalctl -u tljh-daemon   (a user's server: {logs_command(paths)})\n"
               "  restart: systemctl restart tljh-daemon   (user servers keep running)")
     else:
         print(f"Process mode (systemd is not PID 1): the hub runs in the background, logging to {daemon_log}.\n"
+              f"  a user's server log: {logs_command(paths)}\n"
               f"  stop it:  {os.path.dirname(sys.executable)}/tljh-daemon stop --prefix {paths.prefix}\n"
               f"  start it: sudo python3 bootstrap.py --prefix {paths.prefix}   (or re-run the installer)")
     print(f"Uninstall: sudo {os.path.dirname(sys.executable)}/tljh-daemon uninstall --prefix {paths.prefix}"
@@ -155,6 +156,14 @@ def main(argv=None):
               + f"  (also written to {record})")
     print(f"Installer log: {log_path}")
     print(f"Done in {whole_install_time(progress):.1f}s.")
+
+
+def logs_command(paths):
+    """How to see a user's server output (tljh-daemon logs: the journal's scope or service
+    under systemd, the log file in process mode)."""
+    daemon = os.path.join(os.path.dirname(sys.executable), "tljh-daemon")
+    default = paths.prefix == links.DEFAULT_PREFIX
+    return f"sudo {daemon} logs <name>" + ("" if default else f" --prefix {paths.prefix}")
 
 
 def whole_install_time(progress):
