@@ -44,3 +44,25 @@ def test_non_ascii_name_runs_as_an_ascii_account_and_dots_are_refused(make_hub, 
         assert HubClient(hub.url).login(bad, "pw").status_code == 403
     assert api.delete(f"{hub.url}/hub/api/users/{quote(name)}").status_code == 204
     assert api.get(f"{hub.url}/hub/api/users/{quote(name)}").status_code == 404
+
+
+def test_an_e_mail_style_name_gets_a_working_server(make_hub, user_env, run_id, unix_accounts):
+    """`ann@example.org` (e-mail claims, Google, AD user principal names): jupyterhub-singleuser
+    names its cookies after the OAuth client id, so that id is %-quoted as JupyterHub makes it
+    (a cookie name cannot hold `@`); the server's URL keeps the `@`."""
+    name = f"ann-{run_id}@example.org"
+    unix_accounts.append(system_username(name))
+    hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                    "user_environment": {"path": user_env}})
+    client = HubClient(hub.url)
+    assert client.login(name, "pw").status_code == 302
+    assert client.spawn(name)[-1]["ready"] is True
+    lab = client.get(client.url(f"/user/{name}/lab"))  # the OAuth round trip: the server sets its cookies
+    assert lab.status_code == 200 and "JupyterLab" in lab.text, (lab.status_code, lab.text[-1000:])
+    assert any(c.name == f"jupyterhub-user-{quote(name)}" for c in client.cookies), [c.name for c in client.cookies]
+    tree = client.get(client.url(f"/user/{name}/api/contents"))
+    assert tree.status_code == 200, tree.text[-500:]
+    kernel = client.start_kernel(name)
+    assert client.execute(name, kernel, "import os; os.environ['JUPYTERHUB_CLIENT_ID']") == repr(
+        f"jupyterhub-user-{quote(name)}")
+    assert client.execute(name, kernel, "os.environ['JUPYTERHUB_USER']") == repr(name)

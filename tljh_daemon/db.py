@@ -140,6 +140,16 @@ MIGRATIONS = [
     """
     ALTER TABLE servers ADD COLUMN host TEXT;
     """,
+    # Servers' OAuth client ids are fully %-quoted, as JupyterHub makes them (servers.client_id):
+    # jupyterhub-singleuser names cookies after them, and `@` is not allowed in a cookie name.
+    # Ids made before kept `@` (the only character URL paths keep that quoting does not); their
+    # servers answered 500 to every page. Their unused authorization codes (valid for minutes)
+    # go; the tokens stay with the renamed client (the token page shows them under it).
+    """
+    DELETE FROM oauth_codes WHERE client_id LIKE 'jupyterhub-user-%@%';
+    UPDATE api_tokens SET client_id = replace(client_id, '@', '%40') WHERE client_id LIKE 'jupyterhub-user-%@%';
+    UPDATE oauth_clients SET id = replace(id, '@', '%40') WHERE id LIKE 'jupyterhub-user-%@%';
+    """,
 ]
 
 

@@ -14,6 +14,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
+from urllib.parse import quote
 from typing import Optional
 
 import aiohttp
@@ -42,8 +43,14 @@ def target_of(row):
     return target_url(row["host"], row["port"])
 
 
+CLIENT_ID_PREFIX = "jupyterhub-user-"
+
+
 def client_id(user, server=""):
-    return f"jupyterhub-user-{url_name(user)}" + (f"-{url_name(server)}" if server else "")
+    """A server's OAuth client id, fully %-quoted as JupyterHub makes it: jupyterhub-singleuser
+    names its cookies after it, and a cookie name cannot hold the `@` of e-mail-style names,
+    which URL paths (url_name) keep."""
+    return CLIENT_ID_PREFIX + quote(user) + (f"-{quote(server)}" if server else "")
 
 
 class Progress:
