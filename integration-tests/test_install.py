@@ -18,6 +18,7 @@ import ast
 import contextlib
 import json
 import os
+import shlex
 import sys
 import threading
 import time
@@ -100,12 +101,15 @@ class Install:
         self.http_port = http_port
         self.url = f"http://127.0.0.1:{http_port}"
 
-    def bootstrap(self, timeout=600):
+    def bootstrap(self, timeout=600, shell=None):
         """Run bootstrap.py inside, polling the hub from the host while it runs; return a
         Measured: when the hub answered (after its last failed poll), how long it did not
-        answer, when bootstrap.py exited, and the container's summed RSS before and at peak."""
+        answer, when bootstrap.py exited, and the container's summed RSS before and at peak.
+        `shell`, e.g. "sudo {cmd}", runs it in a root login shell (`bash -lc`) instead."""
         cmd = ["python3", "/src/bootstrap.py", "--admin", f"{ADMIN}:{ADMIN_PASSWORD}",
                "--plugin", PLUGIN, "--http-port", str(self.http_port)]
+        if shell:
+            cmd = ["bash", "-lc", shell.format(cmd=shlex.join(cmd))]
         sampler = PeakRss(self.container.pid1)
         sampler.start()
         result = {}
@@ -136,8 +140,8 @@ class Install:
                         r.stdout)
 
     def hub_answers(self):
-        try:
-            return requests.get(self.url + "/hub/api", timeout=1).status_code == 200
+        try:  # with HTTPS on (self.url is https://127.0.0.1:...), the certificate is for another name
+            return requests.get(self.url + "/hub/api", timeout=1, verify=False).status_code == 200
         except requests.RequestException:
             return False
 
@@ -469,7 +473,7 @@ def test_tljh_daemon_stop_stops_the_units(install, admin):
 
 
 def test_server_output_is_in_the_journal(install, admin):
-    """As TLJH's troubleshooting guide says: `journalctl -u jupyter-<name>`."""
+    """Units started fresh (spawner.prewarm: false) are services, so `journalctl -u jupyter-<name>` works."""
     out = install.sh(["journalctl", "--no-pager", "-o", "cat", "-u", "jupyter-admin"])
     assert "Jupyter Server" in out or "jupyterhub-singleuser" in out.lower(), out[-2000:]
 
