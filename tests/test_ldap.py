@@ -2,6 +2,7 @@
 
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -168,3 +169,40 @@ def test_a_dead_ldap_server_gives_a_clear_page_and_one_log_line(template_hub, sl
     finally:
         slapd.start()
     assert HubClient(template_hub.url).login(ldap_users["ann"], "ann-password").status_code == 302
+
+
+def test_switching_to_firstuse_keeps_directory_accounts_from_strangers(make_hub, slapd, ldap_users, accounts,
+                                                                       run_id):
+    """After LDAP -> firstuse, typing the name of an LDAP-made admin must not claim it: the
+    switch ends every session, the account is refused until an admin hands it over."""
+    ann, boss = ldap_users["ann"], f"{run_id}-boss"
+    hub = make_hub({"auth": {"type": "ldap", "LDAPAuthenticator": {
+        "server_address": "127.0.0.1", "server_port": slapd.port, "tls_strategy": "insecure",
+        "bind_dn_template": [f"uid={{username}},{PEOPLE}"],
+        "allowed_groups": [STUDENTS], "admin_groups": [STUDENTS],
+    }}})
+    ldap_session = HubClient(hub.url)
+    assert ldap_session.login(ann, "ann-password").status_code == 302
+    assert whoami(ldap_session)["admin"] is True
+
+    hub.kill(signal.SIGTERM)
+    hub.update_config(auth={"type": "firstuse"}, users={"admin": [boss]})
+    hub.start()
+    assert "auth.type changed from ldap to firstuse: ended 1 login sessions" in hub.log()
+    assert ldap_session.get(ldap_session.url("/hub/api/user")).status_code == 403, "the old session ended"
+    for attempt in ("stranger-1", "stranger-2"):  # the first one set no password either
+        stranger = HubClient(hub.url).login(ann, attempt)
+        assert stranger.status_code == 403, stranger.text[-500:]
+        assert f"The account {ann} was made by another sign-in method (ldap)" in stranger.text
+
+    admin = HubClient(hub.url)
+    assert admin.login(boss, "boss-password").status_code == 302  # users.admin, first use
+    page = admin.get(admin.url(f"/hub/auth/change-password/{ann}"))
+    assert page.status_code == 200
+    r = admin.post(admin.url(f"/hub/auth/change-password/{ann}"),
+                   data={"_xsrf": admin.xsrf_from(page.text), "new_password": "handed-over-42"})
+    assert r.status_code == 200 and "was set" in r.text, r.text[-500:]
+    assert HubClient(hub.url).login(ann, "stranger-3").status_code == 403
+    again = HubClient(hub.url)
+    assert again.login(ann, "handed-over-42").status_code == 302
+    assert whoami(again)["name"] == ann

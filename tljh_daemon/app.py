@@ -13,7 +13,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import accounts, admins, compat, groups, jupyterhub_config, shared_folders, urls
+from . import accounts, admins, compat, groups, jupyterhub_config, login_switch, shared_folders, urls
 from . import config as config_mod
 from . import settings
 from .cgroups import Cgroups, cgroup_tag
@@ -118,6 +118,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         extra=extra,
         storage=StorageCheck(paths.state_dir, db),
     )
+    login_switch.at_start(db, login_switch.method_of(hub.authenticator))
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors])
     app[HUB] = hub
     env = aiohttp_jinja2.setup(

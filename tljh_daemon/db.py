@@ -150,6 +150,15 @@ MIGRATIONS = [
     UPDATE api_tokens SET client_id = replace(client_id, '@', '%40') WHERE client_id LIKE 'jupyterhub-user-%@%';
     UPDATE oauth_clients SET id = replace(id, '@', '%40') WHERE id LIKE 'jupyterhub-user-%@%';
     """,
+    # The login method (auth.type) each account belongs to, and the hub's own small state (the
+    # auth.type of the last start): see login_switch.py.
+    """
+    ALTER TABLE users ADD COLUMN login_type TEXT;
+    CREATE TABLE hub_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 

@@ -7,7 +7,7 @@ the others are checked against the winner's password like any later login.
 
 import asyncio
 
-from .. import users
+from .. import login_switch, users
 from .base import Authenticator, LoginRefused
 from .passwords import MAX_BYTES, hash_password, verify_password
 
@@ -36,6 +36,9 @@ class FirstUseAuthenticator(Authenticator):
 
     async def check_password(self, name, password):
         row = users.user_model_row(self.db, name)
+        refusal = login_switch.refusal(row, "firstuse")
+        if refusal is not None:  # an account another sign-in method made: never claimed by typing its name
+            raise LoginRefused(refusal)
         if row is None or row["password_hash"] is None:
             self._check_length(password)
             hashed = await asyncio.to_thread(hash_password, password)
@@ -51,7 +54,8 @@ class FirstUseAuthenticator(Authenticator):
         with self.db.transaction():
             users.ensure_user(self.db, name, admin=name in self.admins)
             claimed = self.db.execute(
-                "UPDATE users SET password_hash=? WHERE name=? AND password_hash IS NULL", (hashed, name)
+                "UPDATE users SET password_hash=?, login_type='firstuse' WHERE name=? AND password_hash IS NULL"
+                f" AND {login_switch.claimable_by_firstuse_sql()}", (hashed, name)
             )
             return claimed.rowcount == 1
 
@@ -59,7 +63,7 @@ class FirstUseAuthenticator(Authenticator):
         self._check_length(password)
         hashed = await asyncio.to_thread(hash_password, password)
         users.ensure_user(self.db, name, admin=name in self.admins)
-        self.db.execute("UPDATE users SET password_hash=? WHERE name=?", (hashed, name))
+        self.db.execute("UPDATE users SET password_hash=?, login_type='firstuse' WHERE name=?", (hashed, name))
 
     async def change_password(self, name, old, new):
         row = users.user_model_row(self.db, name)
@@ -70,5 +74,6 @@ class FirstUseAuthenticator(Authenticator):
         await self.set_password(name, new)
 
     async def reset_password(self, name):
-        """Admin action: the next login of `name` sets a new password."""
-        self.db.execute("UPDATE users SET password_hash=NULL WHERE name=?", (name,))
+        """Admin action: the next login of `name` sets a new password (also for an account another
+        sign-in method made: the admin hands it over to first use)."""
+        self.db.execute("UPDATE users SET password_hash=NULL, login_type='firstuse' WHERE name=?", (name,))

@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import web
 
-from .. import admins, sessions, tokens, users, xsrf
+from .. import admins, login_switch, sessions, tokens, users, xsrf
 from ..auth import LoggedIn, LoginRefused
 from ..hub import HUB
 from ..identity import identify, set_hub_cookie
@@ -53,14 +53,23 @@ async def finish_login(request, logged_in, next_url):
         log.warning("Login of %s refused: the name is in users.banned", name)
         return login_refused_page(request, BANNED, next_url)
     listed_admin = name in hub.authenticator.admins
+    method = login_switch.method_of(hub.authenticator)
     with hub.db.transaction():
         before = users.user_model_row(hub.db, name)
-        was_admin = bool(before["admin"]) if before else False
-        row = users.ensure_user(hub.db, name, admin=listed_admin)
-        if logged_in.admin is not None:
-            # The provider decides (its groups), at every login; users.admin still promotes.
-            hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(logged_in.admin or listed_admin), name))
-            row = users.user_model_row(hub.db, name)
+        refusal = login_switch.refusal(before, method)
+        if refusal is None:
+            was_admin = bool(before["admin"]) if before else False
+            row = users.ensure_user(hub.db, name, admin=listed_admin)
+            former = login_switch.record(hub.db, name, method)
+            if logged_in.admin is not None:
+                # The provider decides (its groups), at every login; users.admin still promotes.
+                hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(logged_in.admin or listed_admin), name))
+                row = users.user_model_row(hub.db, name)
+    if refusal is not None:
+        log.warning("Login of %s with %s refused: the account belongs to %s", name, method, before["login_type"])
+        return login_refused_page(request, refusal, next_url)
+    if former is not None and former != method:
+        log.info("%s signed in with %s; the account was last used with %s", name, method, former)
     if before is not None and bool(row["admin"]) != was_admin:
         log.info("%s %s admin at login", name, "became" if row["admin"] else "is no longer")
         await admins.sync_account(hub, name, bool(row["admin"]))
