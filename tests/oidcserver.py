@@ -27,7 +27,7 @@ class OIDCProvider:
     def __init__(self, accounts):
         self.accounts = accounts
         self.port = free_port()
-        self.client_secret = "test-secret-" + os.urandom(8).hex()
+        self.client_secret = "test-secret-" + os.urandom(16).hex()  # >= 256 bits: the HS256 client's key
         self.proc = None
 
     @property

@@ -181,3 +181,14 @@ def test_google_preset_with_its_endpoints_overridden(browser, make_hub, user_env
     assert "only accounts of school.test may sign in" in page.locator("p.error").inner_text()
     page.context.close()
     assert hub_users(hub) == [people["ann"]]  # ann@school.test, one hosted domain: no @school.test
+
+
+def test_id_tokens_signed_with_the_client_secret(browser, make_hub, user_env, oidc, people, accounts):
+    """A client whose ID tokens the provider signs with HS256 (its secret as the key)."""
+    hub = make_hub(generic(oidc, user_env, client_id=f"{CLIENT_ID}-hs256",
+                           client_secret=f"{oidc.client_secret}-hs256"))
+    page = sign_in(browser, hub, people["ann"])
+    landed(page, hub, "**/hub/home**")
+    assert "signs ID tokens with HS256; checking them with the client secret" in hub.log()
+    assert f"OAuth: {people['ann']} signed in" in hub.log()
+    page.context.close()

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
+from joserfc.jwk import KeySet, OctKey, RSAKey
 
 CLIENT_ID = "tljh-hub"
 CLIENT_SECRET = "fake-provider-secret"
@@ -35,6 +35,8 @@ class FakeProvider:
         self.authorize_requests = []
         self.id_token_tweaks = {}  # claims to override in the next ID tokens
         self.sign_with = None  # another key: a forged ID token
+        self.id_token_alg = "RS256"  # HS256/384/512: signed with a secret (`hs_secret`, else CLIENT_SECRET)
+        self.hs_secret = None
         self.discovery = True
         self.advertised_issuer = None  # a discovery document claiming another issuer
         self.server = None
@@ -88,7 +90,7 @@ class FakeProvider:
         return web.json_response({
             "issuer": self.advertised_issuer or self.issuer, "authorization_endpoint": self.authorize_url, "token_endpoint": self.token_url,
             "userinfo_endpoint": self.userinfo_url, "jwks_uri": self.issuer + "/protocol/openid-connect/certs",
-            "id_token_signing_alg_values_supported": ["RS256"], "code_challenge_methods_supported": ["S256"]})
+            "id_token_signing_alg_values_supported": ["RS256", "HS256"], "code_challenge_methods_supported": ["S256"]})
 
     async def jwks(self, request):
         return web.json_response(KeySet([self.key]).as_dict(private=False))
@@ -129,9 +131,14 @@ class FakeProvider:
         now = int(time.time())
         claims = {"iss": self.issuer, "aud": CLIENT_ID, "sub": self.users[user]["sub"], "iat": now, "exp": now + 300,
                   "nonce": grant["nonce"], **self.id_token_tweaks}
-        key = self.sign_with or self.key
-        id_token = jwt.encode({"alg": "RS256", "kid": key.kid}, {k: v for k, v in claims.items() if v is not None},
-                              key)
+        payload = {k: v for k, v in claims.items() if v is not None}
+        if self.id_token_alg.startswith("HS"):
+            secret = OctKey.import_key((self.hs_secret or CLIENT_SECRET).encode())
+            id_token = jwt.encode({"alg": self.id_token_alg}, payload, secret, algorithms=[self.id_token_alg])
+        else:
+            key = self.sign_with or self.key
+            id_token = jwt.encode({"alg": self.id_token_alg, "kid": key.kid}, payload, key,
+                                  algorithms=[self.id_token_alg])
         return web.json_response({"access_token": access_token, "token_type": "Bearer", "expires_in": 300,
                                   "id_token": id_token})
 

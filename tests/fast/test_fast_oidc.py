@@ -287,3 +287,25 @@ def test_settings_are_checked(tmp_path, section, key, message):
     with pytest.raises(config_mod.ConfigError) as e:
         config_mod.load(str(path))
     assert e.value.key == f"auth.GenericOAuthenticator.{key}" and message in str(e.value)
+
+
+@pytest.mark.parametrize("alg", ["HS256", "HS384", "HS512"])
+async def test_id_tokens_signed_with_the_client_secret_are_verified_with_it(start_hub, provider, alg):
+    """OpenID Connect Core allows HMAC-signed ID tokens (the key is the client secret);
+    django-oauth-toolkit offers them. OAuthenticator accepts them; so do we."""
+    hub = await start_hub(generic(provider))
+    provider.id_token_alg = alg
+    assert (await sign_in(hub, provider, "alice"))[0] == 302
+    assert alg in hub.hub.authenticator.provider._secret_algorithms_seen
+    provider.hs_secret = "another-clients-secret"  # forged with the wrong secret
+    status, page, _ = await sign_in(hub, provider, "alice")
+    assert status == 502 and "could not be verified" in page
+
+
+async def test_an_algorithm_the_hub_cannot_check_is_named(start_hub, provider, caplog):
+    hub = await start_hub(generic(provider))
+    provider.id_token_alg = "RS384"  # not in the provider's own list, so never accepted
+    status, page, _ = await sign_in(hub, provider, "alice")
+    assert status == 502 and "signed its answer with RS384" in page and "Please sign in again" not in page
+    assert any("signed with 'RS384'" in r.getMessage() for r in caplog.records)
+    assert await users(hub) == []

@@ -4,7 +4,7 @@
 // findAccount below. GitHub-shaped endpoints are added for the GitHub preset's test.
 //
 // Environment: OIDC_PROVIDER_MODULE (path of oidc-provider's lib/index.js), PORT,
-// CLIENT_ID, CLIENT_SECRET, ACCOUNTS_JSON ({login: {claims..., orgs: [...], teams: {...}}}).
+// CLIENT_ID, CLIENT_SECRET (at least 32 characters: HS256 needs 256 bits), ACCOUNTS_JSON ({login: {claims..., orgs: [...], teams: {...}}}).
 import { pathToFileURL } from 'node:url';
 
 const { default: Provider } = await import(pathToFileURL(process.env.OIDC_PROVIDER_MODULE).href);
@@ -12,18 +12,28 @@ const port = Number(process.env.PORT);
 const issuer = `http://127.0.0.1:${port}`;
 const accounts = JSON.parse(process.env.ACCOUNTS_JSON);
 
+const client = {
+  client_id: process.env.CLIENT_ID,
+  client_secret: process.env.CLIENT_SECRET,
+  // "native" lets a loopback redirect URI match on any port (RFC 8252 7.3): each test hub
+  // listens on a port chosen at random.
+  application_type: 'native',
+  redirect_uris: ['http://127.0.0.1/hub/oauth_callback'],
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'client_secret_basic',
+};
+
 const configuration = {
-  clients: [{
-    client_id: process.env.CLIENT_ID,
-    client_secret: process.env.CLIENT_SECRET,
-    // "native" lets a loopback redirect URI match on any port (RFC 8252 7.3): each test hub
-    // listens on a port chosen at random.
-    application_type: 'native',
-    redirect_uris: ['http://127.0.0.1/hub/oauth_callback'],
-    grant_types: ['authorization_code'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
+  clients: [client, {
+    // The same client whose ID tokens are signed with its secret (HS256, OpenID Connect Core
+    // 10.1), as django-oauth-toolkit offers: <CLIENT_ID>-hs256, secret <CLIENT_SECRET>-hs256.
+    ...client,
+    client_id: `${process.env.CLIENT_ID}-hs256`,
+    client_secret: `${process.env.CLIENT_SECRET}-hs256`,
+    id_token_signed_response_alg: 'HS256',
   }],
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'HS256'] },
   claims: {
     openid: ['sub'],
     profile: ['preferred_username', 'name'],

@@ -22,7 +22,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from .. import users
 from .base import Authenticator, LoggedIn, LoginRefused
-from .oauth_provider import InvalidIDToken, Provider, ProviderUnreachable, fetch, http_session
+from .oauth_provider import InvalidIDToken, Provider, ProviderUnreachable, UnacceptedAlgorithm, fetch, http_session
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ BAD_STATE = ("This sign-in could not be finished: it does not match one started 
 BAD_ID_TOKEN = ("{service}'s answer could not be verified (its ID token is expired, not signed by the "
                 "provider, or meant for another site), so you were not signed in. Please sign in again; "
                 "if it keeps failing, tell the hub's administrator.")
+UNACCEPTED_ALGORITHM = ("{service} signed its answer with {algorithm}, which this hub cannot check, so you "
+                       "were not signed in. Signing in again will not help: tell the hub's administrator.")
 PROVIDER_SAID_NO = "{service} did not sign you in ({error}). You can try again."
 NO_NAME = ("{service} did not say who you are (its answer has no '{claim}'). Please tell the hub's "
            "administrator: the username_claim setting may be wrong.")
@@ -189,7 +191,8 @@ class GenericOAuthenticator(Authenticator):
         s = self.settings
         self.scope = scope_list(s["scope"])
         self.provider = Provider(s["authorize_url"], s["token_url"], s["userdata_url"], s["client_id"],
-                                 verify=s["validate_server_cert"], discover="openid" in self.scope)
+                                 verify=s["validate_server_cert"], discover="openid" in self.scope,
+                                 client_secret=s["client_secret"])
         self.pending = PendingLogins()
         if not self._has_allow_rule():
             log.warning("OAuth: no allow rule is set (allow_all, allowed_users, allowed_groups or users.allowed): "
@@ -293,6 +296,9 @@ class GenericOAuthenticator(Authenticator):
                 raise self._failure(BAD_ID_TOKEN, f"OAuth: {self.login_service} sent no ID token", 502)
             try:
                 claims = await self.provider.verify_id_token(token["id_token"], pending.nonce)
+            except UnacceptedAlgorithm as e:
+                message = UNACCEPTED_ALGORITHM.replace("{algorithm}", str(e.algorithm))
+                raise self._failure(message, f"OAuth: ID token from {self.login_service} refused: {e}", 502)
             except InvalidIDToken as e:
                 raise self._failure(BAD_ID_TOKEN, f"OAuth: ID token from {self.login_service} refused: {e}", 502)
         if userdata_url:

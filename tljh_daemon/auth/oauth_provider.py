@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, OctKey
 from joserfc.jws import extract_compact
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
 #: only public-key signatures: a MAC keyed with public data proves nothing
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+# Signed with the client secret as the key (OpenID Connect Core 10.1), as OAuthenticator accepts.
+SECRET_ALGORITHMS = ("HS256", "HS384", "HS512")
 DISCOVERY_RETRY = 300  # seconds before asking again a provider that offered no discovery document
 CLOCK_LEEWAY = 60
 KEY_REFRESH_INTERVAL = 60
@@ -35,6 +37,15 @@ class ProviderUnreachable(Exception):
 
 class InvalidIDToken(Exception):
     """The ID token is forged, expired, for another client, or replayed (nonce)."""
+
+
+class UnacceptedAlgorithm(InvalidIDToken):
+    """The ID token is signed with an algorithm the hub does not accept (`none`, unknown), or
+    with the client secret while no client secret is configured. `algorithm` names it."""
+
+    def __init__(self, algorithm, reason):
+        super().__init__(f"signed with {algorithm!r}: {reason}")
+        self.algorithm = algorithm
 
 
 _ssl_context = None
@@ -92,11 +103,14 @@ def discovery_candidates(authorize_url):
 class Provider:
     """Endpoints and keys of one provider; discovery and keys are fetched once and cached."""
 
-    def __init__(self, authorize_url, token_url, userdata_url, client_id, verify=True, discover=True):
+    def __init__(self, authorize_url, token_url, userdata_url, client_id, verify=True, discover=True,
+                 client_secret=""):
         self.authorize_url = authorize_url
         self.token_url = token_url
         self.userdata_url = userdata_url
         self.client_id = client_id
+        self.client_secret = client_secret  # the key of HS256/384/512 ID tokens
+        self._secret_algorithms_seen = set()
         self.verify = verify
         self.discover = discover
         self.metadata = None  # the discovery document, when the provider offers one
@@ -164,14 +178,26 @@ class Provider:
 
     async def verify_id_token(self, id_token, nonce):
         """The claims of `id_token` once its signature, issuer, audience, expiry and nonce hold."""
-        algorithms = [a for a in self.metadata.get("id_token_signing_alg_values_supported", SIGNING_ALGORITHMS)
-                      if a in SIGNING_ALGORITHMS] or list(SIGNING_ALGORITHMS)
         try:
-            keys = await self._key_set()
-            kid = extract_compact(id_token.encode()).headers().get("kid")
-            if kid and kid not in {key.kid for key in keys.keys} and self._may_refresh():
-                keys = await self._key_set(refresh=True)  # the provider may have rotated its keys
-            token = jwt.decode(id_token, keys, algorithms=algorithms)
+            headers = extract_compact(id_token.encode()).headers()
+            alg = headers.get("alg")
+            if alg in SECRET_ALGORITHMS:
+                if not self.client_secret:
+                    raise UnacceptedAlgorithm(alg, "its key is the client secret, and client_secret is not set")
+                token = jwt.decode(id_token, OctKey.import_key(self.client_secret.encode()), algorithms=[alg])
+                if alg not in self._secret_algorithms_seen:
+                    self._secret_algorithms_seen.add(alg)
+                    log.info("OAuth: the provider signs ID tokens with %s; checking them with the client secret", alg)
+            else:
+                advertised = self.metadata.get("id_token_signing_alg_values_supported", SIGNING_ALGORITHMS)
+                algorithms = [a for a in advertised if a in SIGNING_ALGORITHMS] or list(SIGNING_ALGORITHMS)
+                if alg not in algorithms:
+                    raise UnacceptedAlgorithm(alg, f"the hub accepts {', '.join(algorithms + list(SECRET_ALGORITHMS))}")
+                keys = await self._key_set()
+                kid = headers.get("kid")
+                if kid and kid not in {key.kid for key in keys.keys} and self._may_refresh():
+                    keys = await self._key_set(refresh=True)  # the provider may have rotated its keys
+                token = jwt.decode(id_token, keys, algorithms=algorithms)
             claims = token.claims
             jwt.JWTClaimsRegistry(
                 leeway=CLOCK_LEEWAY,
