@@ -81,6 +81,15 @@ class SlapdServer:
         with open(os.path.join(self.dir, "slapd.log"), errors="replace") as f:
             return f.read()[-2000:]
 
+    def restart_with(self, *lines):
+        """Stop, add global directives to slapd.conf (TLS files, `security ...`), start again."""
+        self.stop()
+        with open(self.conf) as f:
+            conf = f.read()
+        with open(self.conf, "w") as f:
+            f.write("".join(line + "\n" for line in lines) + conf)  # global directives come first
+        return self.start()
+
     def ldif(self, tool, text):
         """Run ldapadd/ldapmodify as the directory's admin."""
         subprocess.run([tool, "-x", "-H", self.url, "-D", ADMIN_DN, "-w", self.admin_password],

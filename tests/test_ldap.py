@@ -11,6 +11,7 @@ import pytest
 from hubclient import HubClient
 from hubprocess import needs_root
 from ldapserver import SUFFIX, SlapdServer, entry
+from pki import make_pki
 
 pytestmark = [needs_root, pytest.mark.skipif(not shutil.which("slapd"), reason="Debian's slapd is not installed")]
 
@@ -206,3 +207,45 @@ def test_switching_to_firstuse_keeps_directory_accounts_from_strangers(make_hub,
     again = HubClient(hub.url)
     assert again.login(ann, "handed-over-42").status_code == 302
     assert whoami(again)["name"] == ann
+
+
+def test_binds_refused_for_the_setup_are_named_for_what_they_are(make_hub, ldap_users, accounts, tmp_path):
+    """A directory that requires TLS for simple binds (as AD with LDAP signing, answering
+    strongerAuthRequired; here OpenLDAP's `security simple_bind=`, confidentialityRequired),
+    and a certificate that does not name server_address: each login page and log line says
+    so, instead of "Invalid username or password"."""
+    ann = ldap_users["ann"]
+    pki = make_pki(str(tmp_path), hosts=("localhost",))
+    server = SlapdServer().start()
+    try:
+        server.ldif("ldapadd", "".join([
+            entry(SUFFIX, "objectClass: dcObject", "objectClass: organization", "dc: tljh", "o: TLJH test"),
+            entry(PEOPLE, "objectClass: organizationalUnit", "ou: people"),
+            entry(f"uid={ann},{PEOPLE}", "objectClass: inetOrgPerson", f"uid: {ann}", f"cn: {ann}", f"sn: {ann}",
+                  "userPassword: ann-password"),
+        ]))
+        server.restart_with(f"TLSCACertificateFile {pki['ca']}", f"TLSCertificateFile {pki['cert']}",
+                            f"TLSCertificateKeyFile {pki['key']}", "security simple_bind=128")
+
+        def hub_with(**settings):
+            return make_hub({"auth": {"type": "ldap", "LDAPAuthenticator": {
+                "server_address": "127.0.0.1", "server_port": server.port,
+                "bind_dn_template": [f"uid={{username}},{PEOPLE}"], **settings}}})
+
+        plain = hub_with(tls_strategy="insecure")
+        r = HubClient(plain.url).login(ann, "ann-password")
+        assert r.status_code == 403 and "requires an encrypted connection (TLS)" in r.text, r.text[-800:]
+        assert "Invalid username or password" not in r.text
+        assert "confidentialityRequired (LDAP result 13)" in plain.log() and "tls_strategy" in plain.log()
+        assert "lookup_dn_search_user could not bind" not in plain.log()
+
+        by_address = hub_with(tls_kwargs={"ca_certs_file": pki["ca"]})  # StartTLS; the certificate names localhost
+        r = HubClient(by_address.url).login(ann, "ann-password")
+        assert r.status_code == 403 and "TLS certificate is not trusted" in r.text, r.text[-800:]
+        assert "does not name 127.0.0.1" in by_address.log(), by_address.log()[-2000:]
+
+        by_name = hub_with(server_address="localhost", tls_kwargs={"ca_certs_file": pki["ca"]})
+        assert HubClient(by_name.url).login(ann, "ann-password").status_code == 302
+        assert HubClient(by_name.url).login(ann, "wrong-password").status_code == 403
+    finally:
+        server.cleanup()

@@ -30,6 +30,14 @@ UNREACHABLE = (
     "The directory server (LDAP) that checks passwords cannot be reached right now. "
     "Please try again in a few minutes; if it keeps failing, tell the hub's administrator."
 )
+MISCONFIGURED = (
+    "The hub cannot check passwords with the directory server (LDAP) as it is set up: {reason}. "
+    "Trying again will not help; tell the hub's administrator."
+)
+# Bind results that say how to connect, not that the password is wrong (RFC 4511 4.1.9):
+# Active Directory answers strongerAuthRequired (8) to a simple bind without TLS when it
+# requires LDAP signing; OpenLDAP's `security simple_bind=` answers confidentialityRequired (13).
+NEEDS_TLS = {"strongerAuthRequired": 8, "confidentialityRequired": 13}
 NOT_ALLOWED = (
     "Your password is right, but your account is not in a group allowed to use this hub. "
     "Ask the hub's administrator to add you."
@@ -141,6 +149,41 @@ class DirectoryUnreachable(Exception):
     """The LDAP server could not be reached or broke off the conversation."""
 
 
+class DirectoryMisconfigured(Exception):
+    """The directory refused the connection or bind for a reason of setup, not of the password:
+    it requires TLS, or its certificate is not trusted or does not name server_address.
+    `reason` is safe to show anyone; the exception's text adds what to change, for the log."""
+
+    def __init__(self, reason, detail):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def _bind_refusal(error, dn):
+    """A DirectoryMisconfigured for a bind refused because TLS is required, else None."""
+    description = str(error).rpartition(" - ")[2].strip()
+    if description in NEEDS_TLS:
+        return DirectoryMisconfigured(
+            "the directory requires an encrypted connection (TLS)",
+            f"the bind of {dn!r} was refused with {description} (LDAP result {NEEDS_TLS[description]}), which "
+            "means TLS is required: set auth.LDAPAuthenticator.tls_strategy to before_bind (StartTLS) or "
+            "on_connect (LDAPS)")
+    return None
+
+
+def _certificate_problem(error, address):
+    """A DirectoryMisconfigured when `error` is a refused server certificate, else None."""
+    text = str(error)
+    if isinstance(error, ldap_errors.LDAPCertificateError) or "doesn't match any name" in text:
+        detail = f"its certificate does not name {address} (server_address must be a name the certificate holds)"
+    elif "CERTIFICATE_VERIFY_FAILED" in text:
+        detail = (f"its certificate was not accepted ({text.rpartition('certificate verify failed:')[2].strip(' .)')}"
+                  "): trust its CA with auth.LDAPAuthenticator.tls_kwargs.ca_certs_file, or use a name it holds")
+    else:
+        return None
+    return DirectoryMisconfigured("the directory's TLS certificate is not trusted", detail)
+
+
 class LDAPAuthenticator(Authenticator):
     """Checks passwords against an LDAP directory; admin and allowed status come from its groups."""
 
@@ -180,10 +223,17 @@ class LDAPAuthenticator(Authenticator):
         try:
             return ldap3.Connection(self._server(), user=dn, password=password, auto_bind=auto_bind,
                                     receive_timeout=RECEIVE_TIMEOUT, raise_exceptions=False)
-        except ldap_errors.LDAPBindError:
+        except ldap_errors.LDAPBindError as e:
+            refusal = _bind_refusal(e, dn)
+            if refusal is not None:
+                raise refusal from None
+            log.info("LDAP: bind of %r refused: %s", dn, str(e).rpartition(" - ")[2].strip())
             return None
-        except (ldap_errors.LDAPCommunicationError, ldap_errors.LDAPStartTLSError,
+        except (ldap_errors.LDAPCommunicationError, ldap_errors.LDAPStartTLSError, ldap_errors.LDAPCertificateError,
                 ldap_errors.LDAPResponseTimeoutError, ssl.SSLError) as e:
+            problem = _certificate_problem(e, self.settings["server_address"])
+            if problem is not None:
+                raise problem from None
             raise DirectoryUnreachable(f"{type(e).__name__}: {e}") from None
 
     def _lookup(self, login):
@@ -282,6 +332,10 @@ class LDAPAuthenticator(Authenticator):
             log.error("LDAP server %s:%s unreachable during the login of %s: %s",
                       self.settings["server_address"], self.port, name, e)
             raise LoginRefused(UNREACHABLE) from None
+        except DirectoryMisconfigured as e:
+            log.error("LDAP: the login of %s failed at %s:%s because of the hub's setup, not the password: %s",
+                      name, self.settings["server_address"], self.port, e)
+            raise LoginRefused(MISCONFIGURED.format(reason=e.reason)) from None
         if result is None:
             return False
         ldap_name, groups = result
