@@ -58,7 +58,7 @@ async def activity(request):
             (stamp, name, stamp),
         )
         users.touch_activity(hub.db, name, when)
-    return web.Response(status=204)
+    return web.Response(status=200)  # JupyterHub's handler finishes with tornado's default 200, no body
 
 
 @routes.post("/hub/api/users/{name}/server")
