@@ -62,6 +62,15 @@ def test_one_documented_command_shows_a_prewarmed_servers_output(install):
     assert r.returncode == 1 and "cannot contain '/'" in r.stderr, r.stderr
 
 
+def test_reload_names_the_running_servers_that_keep_their_limits(install):
+    install.sh(["tljh-config", "set", "limits.memory", "1G"])
+    out = install.sh(["tljh-config", "reload", "hub"])
+    assert "Running servers keep the limits they started with until their next start: bob." in out, out
+    assert install.unit("jupyter-bob.scope", "MemoryMax")["MemoryMax"] == "infinity", "bob keeps his"
+    install.sh(["tljh-config", "unset", "limits.memory"])
+    assert "keep the limits" not in install.sh(["tljh-config", "reload", "hub"])
+
+
 def test_rerun_with_https_through_sudo_finishes_and_says_the_real_url(install, pytestconfig):
     # sudo's secure_path also starts with the user environment (as TLJH has it).
     assert install.sh(["bash", "-lc", "sudo python3 -c 'import sys; print(sys.executable)'"]).strip() == USER_PYTHON

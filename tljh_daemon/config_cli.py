@@ -14,7 +14,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import cgroups, configfile, pidfile, service, systemd
+from . import cgroups, configfile, limit_changes, pidfile, service, systemd
 from .files import write_atomically
 from .paths import Paths
 from .paths import default_prefix as install_prefix
@@ -265,7 +265,7 @@ def reload(ctx, what):
     The settings that tie keys together (e.g. a certificate with its key) are checked
     first; if they do not fit, nothing is applied and the running hub is left as it was."""
     try:
-        config_mod.load(ctx.paths.config_file)
+        config = config_mod.load(ctx.paths.config_file)
     except config_mod.ConfigError as e:
         raise click.ClickException(
             f"not reloading the {what}: {e}. Nothing was applied; the running hub is unchanged.") from None
@@ -274,6 +274,12 @@ def reload(ctx, what):
     else:
         _reload_hub(ctx.paths)
     click.echo(f"Reloaded the {what}.")
+    if what == "hub":
+        kept = limit_changes.running_with_other_limits(ctx.paths.database, config["limits"])
+        if kept:
+            click.echo(f"Running servers keep the limits they started with until their next start: "
+                       f"{', '.join(kept)}. New limits.* apply to servers started from now on; stop and "
+                       f"start these (admin panel) to apply them now.")
 
 
 def _reload_hub(paths):

@@ -151,8 +151,10 @@ MIGRATIONS = [
     UPDATE oauth_clients SET id = replace(id, '@', '%40') WHERE id LIKE 'jupyterhub-user-%@%';
     """,
     # The login method (auth.type) each account belongs to, and the hub's own small state (the
-    # auth.type of the last start): see login_switch.py.
+    # auth.type of the last start): see login_switch.py. The configured limits each server
+    # started with (JSON): see limit_changes.py.
     """
+    ALTER TABLE servers ADD COLUMN limits TEXT;
     ALTER TABLE users ADD COLUMN login_type TEXT;
     CREATE TABLE hub_state (
         key TEXT PRIMARY KEY,

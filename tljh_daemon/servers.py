@@ -19,7 +19,7 @@ from typing import Optional
 
 import aiohttp
 
-from . import accounts, groups, hub_contract, scopes, shared_folders, storage, timeutil, tokens
+from . import accounts, groups, hub_contract, limit_changes, scopes, shared_folders, storage, timeutil, tokens
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState, sql_list
@@ -333,7 +333,8 @@ class ServerManager:
                 await progress.emit(30, self.spawner.start_message)
                 handle = await self.spawner.start(request)
                 phases.mark("launch")
-                self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port)
+                self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port,
+                          limits=limit_changes.encode(self.settings.limits))
                 host, port = await self.spawner.locate(request, handle, progress, reported)
                 self._set(name, host=host, port=port)
                 await progress.emit(50, "Waiting for the server to respond")

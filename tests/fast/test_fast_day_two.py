@@ -9,7 +9,7 @@ import pytest
 
 from tljh_daemon import config as config_mod
 from tljh_daemon import db as db_mod
-from tljh_daemon import server_logs, service, urls
+from tljh_daemon import limit_changes, server_logs, service, urls
 from tljh_daemon.app import public_url
 from tljh_daemon.paths import Paths
 from tljh_daemon.settings import from_config
@@ -112,3 +112,21 @@ def test_logs_of_a_process_mode_server_are_its_file(tmp_path):
 def test_logs_under_systemd_ask_for_the_scope_and_the_service():
     assert server_logs.journal_units(ANN) == ["jupyter-ann\\x40example.org.service",
                                               "jupyter-ann\\x40example.org.scope"]
+
+
+async def test_running_servers_with_other_limits_are_named(start_hub):
+    first = await start_hub({"limits": {"memory": "1G"}})
+    await first.start_server("alice", first.token("alice"))
+    again = await start_hub({"limits": {"memory": "2G", "cpu": 1}}, prefix=first.prefix, spawner=first.spawner)
+    await again.start_server("bob", again.token("bob"))  # started with the new limits
+    browser = await again.browser("root2")
+    again.db.execute("UPDATE users SET admin=1 WHERE name='root2'")
+    async with browser.request("GET", "/hub/admin") as resp:
+        page = await resp.text()
+    assert "new limits\n  apply to each server at its next start" in page
+    assert 'id="other-limits">1 running\n  server keeps' in page and "next start: alice." in page
+    # What `tljh-config reload hub` reads, beside the running daemon.
+    database = again.hub.paths.database
+    assert limit_changes.running_with_other_limits(database, {"memory": "2G", "cpu": 1}) == ["alice"]
+    assert limit_changes.running_with_other_limits(database, {"memory": "1G", "cpu": None}) == ["bob"]
+    assert limit_changes.running_with_other_limits(database + ".missing", {}) == []

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import groups, scopes, timeutil, usage_chart, users
+from .. import groups, limit_changes, scopes, timeutil, usage_chart, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
@@ -124,6 +124,7 @@ async def admin_page(request):
         "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "state": state,
         "sort_choices": SORT_CHOICES, "state_choices": STATE_CHOICES, "total": total,
         "offset": offset, "limit": limit, "https": https, "limits": limits_status(hub),
+        "other_limits": servers_with_other_limits(hub),
         "prev_url": page_link(max(offset - limit, 0)) if offset else None,
         "next_url": page_link(offset + limit) if offset + limit < total else None,
     })
@@ -142,6 +143,11 @@ async def usage(request):
         result[row["user"]] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
                                "oom_kills": hub.spawner.oom_kills(row["user"])}
     return web.json_response(result)
+
+
+def servers_with_other_limits(hub):
+    """Running servers that keep the limits they started with, which limits.* no longer says."""
+    return limit_changes.with_other_limits(hub.db.all(limit_changes.RUNNING_SQL), hub.settings.server.limits)
 
 
 def limits_status(hub):
