@@ -68,6 +68,22 @@ def check_os(info):
         fail(f"{info.get('PRETTY_NAME', distro)} is too old; supported: {wanted}")
 
 
+def check_prefix(prefix, systemd=None):
+    """Refuse a prefix user servers could not see. Every server gets a private /tmp (the
+    pre-warm launcher mounts one, as PrivateTmp= does for units), and under systemd its unit's
+    PrivateTmp= hides /var/tmp too: the user environment there would be missing for every
+    spawn (`No module named 'jupyterhub'`) after an install that looked fine."""
+    systemd = systemd_booted() if systemd is None else systemd
+    hidden = ["/tmp"] + (["/var/tmp"] if systemd else [])
+    real = os.path.realpath(prefix)
+    for top in hidden:
+        if real == top or real.startswith(top + "/"):
+            where = "every user server gets a private /tmp" if top == "/tmp" else \
+                "under systemd every user server's unit gets a private /var/tmp (PrivateTmp=)"
+            fail(f"--prefix {prefix} is under {top}, and {where}, so the servers would not find the user "
+                 f"environment there; choose another prefix (the default is /opt/tljh)")
+
+
 def log(message):
     print(f"[bootstrap] {message}", flush=True)
 
@@ -261,8 +277,9 @@ def main(argv=None):
         check_os(read_os_release())
     if "SSL_CERT_FILE" not in os.environ and os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
         os.environ["SSL_CERT_FILE"] = "/etc/ssl/certs/ca-certificates.crt"  # the system trust store, for uv
-    ensure_apt_prerequisites()
     prefix = os.path.abspath(args.prefix)
+    check_prefix(prefix)  # before anything is installed
+    ensure_apt_prerequisites()
     os.makedirs(prefix, exist_ok=True)
     os.chmod(prefix, 0o755)
     spec = product_spec(args)

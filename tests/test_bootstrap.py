@@ -77,6 +77,29 @@ def test_without_root_it_reruns_itself_under_sudo_or_says_it_needs_root():
     assert not os.path.exists("/nonexistent")
 
 
+@needs_root
+def test_a_prefix_under_tmp_is_refused_before_anything_is_installed():
+    prefix = os.path.join("/tmp", f"tljh-refused-{os.getpid()}")
+    env = {"PATH": os.environ["PATH"], "HOME": "/root", "TLJH_BOOTSTRAP_SKIP_OS_CHECK": "1"}
+    r = subprocess.run([SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--admin", "a"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"--prefix {prefix} is under /tmp, and every user server gets a private /tmp" in r.stderr
+    assert not os.path.exists(prefix) and "Creating the hub environment" not in r.stdout
+
+
+def test_under_systemd_var_tmp_is_refused_too(capsys):
+    bootstrap = load_bootstrap()
+    bootstrap.check_prefix("/var/tmp/tljh", systemd=False)  # process mode: the launcher hides /tmp only
+    with pytest.raises(SystemExit):
+        bootstrap.check_prefix("/var/tmp/tljh", systemd=True)
+    assert "private /var/tmp (PrivateTmp=)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bootstrap.check_prefix("/tmp", systemd=False)
+    bootstrap.check_prefix("/opt/tljh", systemd=True)
+    bootstrap.check_prefix("/tmpfoo/tljh", systemd=True)
+
+
 @pytest.fixture
 def prefix(unix_accounts, run_id):
     path = tempfile.mkdtemp(prefix="tljh-test-install-", dir="/var/tmp")
