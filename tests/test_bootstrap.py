@@ -61,8 +61,13 @@ def test_supported_os_passes():
 
 @needs_root
 def test_without_root_it_reruns_itself_under_sudo_or_says_it_needs_root():
+    # bootstrap.py stands alone (it is piped from curl): a copy nobody can read, wherever the checkout is.
+    readable = tempfile.mkdtemp(prefix="tljh-bootstrap-")
+    os.chmod(readable, 0o755)
+    script = shutil.copy(BOOTSTRAP, os.path.join(readable, "bootstrap.py"))
+    os.chmod(script, 0o644)
     as_nobody = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                 SYSTEM_PYTHON, BOOTSTRAP, "--prefix", "/nonexistent"]
+                 SYSTEM_PYTHON, script, "--prefix", "/nonexistent"]
     # No sudo on the PATH (a bare VM's other accounts): a clear error, nothing done.
     result = subprocess.run(as_nobody, capture_output=True, text=True, timeout=60, env={"PATH": "/nonexistent"})
     assert result.returncode == 1
@@ -75,6 +80,7 @@ def test_without_root_it_reruns_itself_under_sudo_or_says_it_needs_root():
     assert "running it again with sudo" in result.stderr
     assert "sudo:" in result.stderr  # sudo's own refusal
     assert not os.path.exists("/nonexistent")
+    shutil.rmtree(readable)
 
 
 @needs_root

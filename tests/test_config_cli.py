@@ -1,6 +1,5 @@
 """tljh-config as a subprocess, the way admins use it."""
 
-import os
 import subprocess
 import sys
 import threading
@@ -9,6 +8,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from hubprocess import needs_root
+from unprivileged import UNPRIVILEGED, readable_checkout, run_as
 
 pytestmark = needs_root
 
@@ -101,13 +101,10 @@ def test_concurrent_writers_both_land(prefix):
 
 
 def test_needs_root(prefix):
-    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    if subprocess.run([*as_nobody, "-c", "import tljh_daemon.config_cli"], cwd="/", env=env).returncode:
-        pytest.skip("the checkout is not readable by nobody, so tljh-config cannot even start as nobody")
-    result = subprocess.run([*as_nobody, "-m", "tljh_daemon.config_cli", "--prefix", str(prefix), "show"],
-                            capture_output=True, text=True, cwd="/", env=env)
-    assert result.returncode != 0 and "needs root" in result.stderr
+    with readable_checkout() as (repo, python):  # a copy when nobody cannot read this checkout
+        result = run_as(UNPRIVILEGED, [python, "-m", "tljh_daemon.config_cli", "--prefix", str(prefix), "show"],
+                        cwd="/", env={"PATH": "/usr/bin:/bin", "PYTHONPATH": repo})
+    assert result.returncode != 0 and "needs root" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("args, message", [

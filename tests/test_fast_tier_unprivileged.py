@@ -9,45 +9,18 @@ import os
 import pwd
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UNPRIVILEGED = "nobody"
+from unprivileged import UNPRIVILEGED, readable_checkout
+from unprivileged import run_as as _run_as
 
 
-def _run_as(user, cmd, **kwargs):
-    entry = pwd.getpwnam(user)
-    return subprocess.run(
-        ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--clear-groups", *cmd],
-        capture_output=True, text=True, **kwargs,
-    )
-
-
-@pytest.fixture
+@pytest.fixture(scope="session")
 def unprivileged_checkout():
-    """A checkout and Python the unprivileged user can read: this one when it can, else a copy
-    with its own virtualenv (e.g. when the checkout sits under root's 0700 home)."""
-    python = os.path.join(REPO, ".venv", "bin", "python")
-    python = python if os.path.exists(python) else sys.executable
-    probe = [python, "-c", "import aiohttp, pytest_aiohttp, tljh_daemon"]
-    if _run_as(UNPRIVILEGED, probe, cwd="/", env={"PYTHONPATH": REPO}).returncode == 0:
-        yield REPO, python
-        return
-    top = tempfile.mkdtemp(prefix="tljh-fast-tier-")
-    os.chmod(top, 0o755)
-    copy = os.path.join(top, "repo")
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__"))
-    venv = os.path.join(top, "venv")
-    subprocess.run(["uv", "venv", "--quiet", "--python", sys.executable, venv], check=True)
-    subprocess.run(["uv", "pip", "install", "--quiet", "--python", os.path.join(venv, "bin", "python"),
-                    f"{copy}[test]"], check=True)
-    subprocess.run(["chmod", "-R", "a+rX", top], check=True)
-    yield copy, os.path.join(venv, "bin", "python")
-    shutil.rmtree(top, ignore_errors=True)
+    with readable_checkout() as found:
+        yield found
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="already unprivileged: the fast tier runs as this user")
