@@ -65,7 +65,9 @@ def configure(paths, admins, http_port, hub_port=None, traefik_api_port=None):
 
 
 def preset_admin_passwords(paths, passwords):
-    """A password given with --admin becomes that admin's first-use password (if none is set yet)."""
+    """A password given with --admin becomes that admin's first-use password (if none is set yet);
+    as an admin's password reset does, it hands an account another login method made over to
+    `firstuse` (login_switch.py)."""
     if not passwords:
         return
     paths.ensure()
@@ -79,7 +81,8 @@ def preset_admin_passwords(paths, passwords):
             if row is None:
                 db.execute("INSERT INTO users (name, admin, created) VALUES (?, 1, ?)",
                            (name, time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())))
-            db.execute("UPDATE users SET admin=1, password_hash=? WHERE name=?", (hash_password(password), name))
+            db.execute("UPDATE users SET admin=1, password_hash=?, login_type='firstuse' WHERE name=?",
+                       (hash_password(password), name))
     finally:
         db.close()
 
