@@ -2,6 +2,8 @@
 through Traefik, its server running as a safe ASCII account; '.' and '..' are refused."""
 
 import pwd
+import subprocess
+import sys
 from urllib.parse import quote
 
 import requests
@@ -66,3 +68,7 @@ def test_an_e_mail_style_name_gets_a_working_server(make_hub, user_env, run_id, 
     assert client.execute(name, kernel, "import os; os.environ['JUPYTERHUB_CLIENT_ID']") == repr(
         f"jupyterhub-user-{quote(name)}")
     assert client.execute(name, kernel, "os.environ['JUPYTERHUB_USER']") == repr(name)
+    # The documented logs command finds the server's output (process mode: its account's log file).
+    logs = subprocess.run([sys.executable, "-m", "tljh_daemon", "logs", name, "--prefix", hub.prefix],
+                          capture_output=True, text=True, timeout=60)
+    assert logs.returncode == 0 and "Jupyter Server" in logs.stdout, logs.stdout[-1000:] + logs.stderr
