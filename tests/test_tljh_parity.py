@@ -217,7 +217,7 @@ def test_uninstall_then_install_again(install, admin_client):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "removed: the hub daemon, Traefik and the user servers (stopped)" in out
+    assert "stopped: tljh-daemon (pid " in out and "stopped: Traefik" in out, out
     assert f"removed: {steps.profile_script(Paths(prefix))}" in out
     assert f"removed: {prefix} (" in out
     assert f"kept:    1 Unix account(s) and their homes: jupyter-{admin}" in out

@@ -58,15 +58,22 @@ def _existing_account(username, groups):
     return None
 
 
-def _ensure_account(username, groups):
+def made_by(prefix):
+    """The comment (GECOS) of the accounts the install at `prefix` makes: how `uninstall
+    --remove-users` finds them all, also those made before a reinstall emptied the database."""
+    return f"JupyterHub user (tljh {prefix})"
+
+
+def _ensure_account(username, groups, comment=None):
     try:
         pwd.getpwnam(username)
         created = False
     except KeyError:
+        tag = ["--comment", comment] if comment and not set(comment) & set(":\n") else []
         with _account_db:
             for group in groups:
                 _ensure_group(group)
-            _run("useradd", "--create-home", "--shell", "/bin/bash", "--groups", ",".join(groups), username)
+            _run("useradd", "--create-home", "--shell", "/bin/bash", "--groups", ",".join(groups), *tag, username)
         created = True
     entry = pwd.getpwnam(username)
     if created:
@@ -86,7 +93,7 @@ class EnsureAccount(Protocol):
 
 
 async def ensure_account(username: str, *, admin: bool = False, extra_groups: Iterable[str] = (),
-                         create: bool = True) -> tuple[pwd.struct_passwd, bool]:
+                         create: bool = True, comment: str | None = None) -> tuple[pwd.struct_passwd, bool]:
     """Make sure `username` exists (creating it when `create`), in the hub's groups.
 
     Returns (passwd entry, whether it was created now). Blocking commands run in a thread.
@@ -100,10 +107,21 @@ async def ensure_account(username: str, *, admin: bool = False, extra_groups: It
     entry = await asyncio.to_thread(_existing_account, username, groups)
     if entry is not None:  # a returning user does not queue behind a class's new accounts
         return entry, False
-    created = await asyncio.get_running_loop().run_in_executor(_creator, _ensure_account, username, groups)
+    created = await asyncio.get_running_loop().run_in_executor(_creator, _ensure_account, username, groups, comment)
     if created:
         log.info("Created Unix account %s", username)
     return pwd.getpwnam(username), created
+
+
+def account_step(prefix) -> EnsureAccount:
+    """`ensure_account` for the install at `prefix`: the accounts it makes carry `made_by(prefix)`."""
+    comment = made_by(prefix)
+
+    async def ensure(username: str, *, admin: bool = False, extra_groups: Iterable[str] = (),
+                     create: bool = True) -> tuple[pwd.struct_passwd, bool]:
+        return await ensure_account(username, admin=admin, extra_groups=extra_groups, create=create,
+                                    comment=comment)
+    return ensure
 
 
 def delete_account(username):

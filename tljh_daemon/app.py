@@ -112,7 +112,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         mode=mode,
         spawner=spawner,
         traefik=proxy_runner,
-        ensure_account=ensure_account or accounts.ensure_account,
+        ensure_account=ensure_account or accounts.account_step(paths.prefix),
         remove_account=remove_account or accounts.remove_account,
         plugins=plugins,
         extra=extra,

@@ -11,7 +11,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import pidfile, ports, service, systemd
+from . import install_marker, pidfile, ports, service, systemd
 from .paths import Paths, default_prefix
 from .server_state import ServerState
 
@@ -52,10 +52,14 @@ def run(prefix, log_level, mode):
         logging.warning("Not running as root: servers can only be started for the current user")
     paths = Paths(os.path.abspath(prefix))
     config = _load_config(paths)
+    why_not = install_marker.refusal(paths.prefix)
+    if why_not:
+        raise click.ClickException(f"not starting: {paths.prefix} is {why_not}")
     try:
         lock = pidfile.acquire(paths)
     except pidfile.AlreadyRunning as e:
         raise click.ClickException(str(e)) from None
+    install_marker.write(paths.prefix)  # `stop` and `uninstall` act only where it is
     try:
         ports.check_free(config, paths)  # before Traefik or anything else starts
     except ports.PortInUse as e:
@@ -95,6 +99,10 @@ async def _serve(app, port):
               help="Also stop the user servers.")
 def stop(prefix, servers):
     """Stop the daemon, Traefik and (by default) every user server."""
+    try:
+        install_marker.check(prefix)
+    except install_marker.NotAnInstall as e:
+        raise click.ClickException(str(e)) from None
     if systemd.booted() and service.units_prefix() == os.path.abspath(prefix):
         _stop_units(servers)
         return
@@ -110,8 +118,10 @@ def stop(prefix, servers):
         config = config_mod.merge(config_mod.DEFAULTS, config_mod.load_yaml(paths.config_file))
     except config_mod.ConfigError:
         config = config_mod.DEFAULTS
-    TraefikSupervisor(TraefikProxy(paths, ProxySettings(), "traefik")).stop()  # needs only the pid file
-    click.echo("Stopped Traefik")
+    if TraefikSupervisor(TraefikProxy(paths, ProxySettings(), "traefik")).stop():  # needs only the pid file
+        click.echo("Stopped Traefik")
+    else:
+        click.echo("Traefik was not running")
     if servers and os.path.exists(paths.database):
         _stop_servers(paths, config["spawner"]["stop_timeout"])
     from .links import remove_links_into
@@ -134,6 +144,9 @@ def uninstall(prefix, remove_users, yes):
     if os.geteuid() != 0:
         raise click.ClickException("must run as root")
     if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException("nothing removed: there is no terminal to confirm on; "
+                                       "add --yes to uninstall without asking")
         what = " and every account the hub made, with its home" if remove_users else ""
         click.confirm(f"Remove the hub installed at {paths.prefix}{what}?", abort=True)
     try:

@@ -60,7 +60,7 @@ def editing(path):
     A ConfigError leaves the file untouched.
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".lock", "a") as lock:
+    with os.fdopen(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data, original = None, None
         if os.path.exists(path):

@@ -7,7 +7,7 @@ import sys
 import time
 
 from tljh_daemon import config as config_mod
-from tljh_daemon import configfile, jupyterhub_config, links, ports, service, systemd
+from tljh_daemon import configfile, install_marker, jupyterhub_config, links, ports, service, systemd
 from tljh_daemon.hookspecs import plugin_manager
 from tljh_daemon.paths import Paths, default_prefix
 
@@ -74,6 +74,7 @@ def _prepare(args, paths, progress, passwords, keep_user_env=False):
         channels = plugins.collected(manager, "tljh_extra_user_conda_channels")
         if channels:
             print(f"    warning: the user environment has no conda; channels not used: {', '.join(channels)}")
+        steps.tighten_lock_files(paths)
     with progress.step("Applying plugin configuration"):
         with configfile.editing(paths.config_file) as config:
             owned = plugins.config_post_install(manager, config, paths.config_dir)
@@ -92,7 +93,11 @@ def main(argv=None):
     if os.geteuid() != 0:
         sys.exit("tljh_installer: error: must run as root")
     paths = Paths(os.path.abspath(args.prefix))
+    why_not = install_marker.refusal(paths.prefix)
+    if why_not:
+        sys.exit(f"tljh_installer: error: --prefix {paths.prefix} is {why_not}; choose a directory of its own")
     os.makedirs(paths.prefix, exist_ok=True)
+    install_marker.write(paths.prefix)  # what `tljh-daemon stop` and `uninstall` look for
     log_path = setup_logging(paths.prefix)
     progress = Steps()
     admins = [name for name, _ in args.admin]

@@ -180,6 +180,16 @@ def build_user_env(paths, extra_packages=(), requirements_url=None, keep=False):
     run(["chmod", "-R", "go-w,a+rX", env])
 
 
+def tighten_lock_files(paths):
+    """uv leaves a world-writable `.lock` in each environment it installs into (0666, so other
+    users may share its lock); in these root-owned environments anyone holding it would stall
+    root's next install. Root keeps it; others may only read it."""
+    for env in (paths.hub_env, paths.user_env):
+        lock = os.path.join(env, ".lock")
+        if os.path.isfile(lock) and not os.path.islink(lock):
+            os.chmod(lock, 0o644)
+
+
 def secure_private_dirs(paths):
     """config/ and state/ hold secrets: root only."""
     for path in (paths.config_dir, paths.state_dir):

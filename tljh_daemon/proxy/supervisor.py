@@ -76,6 +76,7 @@ class TraefikSupervisor(ProxyRunner):
                 proc.kill()
         if self._popen is not None:
             self._popen.poll()
+        return proc is not None
 
     async def start(self, *, config_changed: bool) -> None:
         """Adopt a running Traefik (restart it if its static config changed) or launch one."""

@@ -1,0 +1,147 @@
+"""Hardening, end to end (issue 18): each case an outside attempt to break a fresh install
+found, replayed through the real interfaces (the CLI as a subprocess, the real daemon over
+HTTP on loopback). The many small in-process checks are in tests/fast/test_fast_security.py."""
+
+import grp
+import os
+import pwd
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from hubclient import HubClient
+from hubprocess import needs_root
+from tljh_daemon import install_marker
+from tljh_daemon.accounts import USERS_GROUP, made_by
+from waiting import wait_for
+
+pytestmark = needs_root
+
+
+def daemon_cli(*args, prefix):
+    return subprocess.run([sys.executable, "-m", "tljh_daemon", *args, "--prefix", str(prefix)],
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def decoy(tmp_path):
+    """A directory with something precious in it, and nothing of ours."""
+    path = tmp_path / "decoy"
+    path.mkdir()
+    (path / "thesis.txt").write_text("years of work")
+    return path
+
+
+def assert_untouched(path):
+    assert (path / "thesis.txt").read_text() == "years of work"
+
+
+def test_uninstall_refuses_a_directory_without_an_install(decoy):
+    result = daemon_cli("uninstall", "--yes", prefix=decoy)
+    assert result.returncode != 0
+    assert "does not hold an install" in result.stderr, result.stderr
+    assert "removed:" not in result.stdout, result.stdout
+    assert_untouched(decoy)
+
+
+def test_stop_refuses_a_directory_without_an_install_and_claims_nothing(decoy):
+    result = daemon_cli("stop", prefix=decoy)
+    assert result.returncode != 0
+    assert "Stopped" not in result.stdout, result.stdout
+    assert "does not hold an install" in result.stderr, result.stderr
+    assert_untouched(decoy)
+
+
+def test_uninstall_refuses_a_marker_someone_else_could_have_written(decoy):
+    """The marker counts only when root owns it, nobody else may write it and it names this
+    directory: a copied, a user-owned or a world-writable one is refused."""
+    marker = decoy / install_marker.FILENAME
+    cases = {
+        "written for": lambda: install_marker.write(decoy.parent),  # then copied in
+        "owned by uid": lambda: os.chown(marker, pwd.getpwnam("nobody").pw_uid, -1),
+        "writable by others": lambda: os.chmod(marker, 0o666),
+    }
+    for expected, spoil in cases.items():
+        install_marker.write(decoy)
+        spoil()
+        if expected == "written for":
+            os.replace(decoy.parent / install_marker.FILENAME, marker)
+        result = daemon_cli("uninstall", "--yes", prefix=decoy)
+        assert result.returncode != 0, (expected, result.stdout)
+        assert expected in result.stderr, (expected, result.stderr)
+        assert_untouched(decoy)
+
+
+def test_uninstall_refuses_system_and_home_directories_even_with_a_marker(tmp_path):
+    """A directory holding someone's home is refused outright (as `/`, `/usr` and homes are:
+    those are never tried here, the old code would have deleted them)."""
+    homes = tmp_path / "homes"
+    homes.mkdir()
+    name = f"tljhsec{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--home-dir", str(homes / name), "--create-home", name], check=True)
+    try:
+        install_marker.write(homes)
+        result = daemon_cli("uninstall", "--yes", prefix=homes)
+        assert result.returncode != 0
+        assert f"holding the home of {name}" in result.stderr, result.stderr
+        assert (homes / name).is_dir()
+        result = daemon_cli("uninstall", "--yes", prefix=homes / name)
+        assert result.returncode != 0 and f"the home directory of {name}" in result.stderr, result.stderr
+    finally:
+        subprocess.run(["userdel", "--remove", name], capture_output=True)
+    for path in ("/", "/usr", "/home", "/root"):
+        assert install_marker.refusal(path), path
+
+
+def test_uninstall_without_a_terminal_asks_for_yes(decoy):
+    install_marker.write(decoy)
+    result = daemon_cli("uninstall", prefix=decoy)
+    assert result.returncode != 0
+    assert "add --yes" in result.stderr, result.stderr
+    assert "Aborted" not in result.stderr + result.stdout
+    assert_untouched(decoy)
+
+
+def useradd(name, comment=None, groups=()):
+    cmd = ["useradd", "--create-home", *(["--comment", comment] if comment else []),
+           *(["--groups", ",".join(groups)] if groups else []), name]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return pwd.getpwnam(name)
+
+
+def test_uninstall_of_a_running_hub_reports_what_it_stopped_and_finds_every_account(make_hub, run_id, tmp_path):
+    """A real daemon with Traefik: uninstall --remove-users stops both (and says so), removes the
+    prefix, and removes the accounts the install made even when its database no longer lists
+    them (made before a reinstall); another install's jupyter- account stays."""
+    hub = make_hub({"auth": {"type": "dummy"},
+                    "shared_folders": {"course": {"path": str(tmp_path / "course"), "group": f"{run_id}-readers"}}})
+    traefik = [p for p in psutil.process_iter(["cmdline"]) if hub.prefix in " ".join(p.info["cmdline"] or [])
+               and "traefik" in " ".join(p.info["cmdline"] or [])]
+    assert traefik, "Traefik runs"
+    ours = useradd(f"jupyter-{run_id}-old", comment=made_by(hub.prefix), groups=[USERS_GROUP])
+    theirs = useradd(f"jupyter-{run_id}-other", comment=made_by("/somewhere/else"), groups=[USERS_GROUP])
+    try:
+        assert HubClient(hub.url).login(f"{run_id}-new", "x").status_code == 302
+        result = daemon_cli("uninstall", "--yes", "--remove-users", prefix=hub.prefix)
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = result.stdout
+        assert f"stopped: tljh-daemon (pid {hub.proc.pid})" in out, out
+        assert "stopped: Traefik" in out, out
+        assert f"removed: {hub.prefix} (" in out
+        assert f"removed: Unix account {ours.pw_name} and its home {ours.pw_dir} (made by this install" in out
+        assert not [line for line in out.splitlines() if line.startswith("removed:") and theirs.pw_name in line]
+        assert f"kept:    group {run_id}-readers (named by a shared folder" in out, out
+        assert not os.path.exists(hub.prefix) and not os.path.exists(ours.pw_dir)
+        with pytest.raises(KeyError):
+            pwd.getpwnam(ours.pw_name)
+        assert pwd.getpwnam(theirs.pw_name) and os.path.isdir(theirs.pw_dir)
+        wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in traefik),
+                 "Traefik to be gone", timeout=30)
+        assert hub.proc.wait(30) is not None
+    finally:
+        for name in (ours.pw_name, theirs.pw_name):
+            subprocess.run(["userdel", "--remove", name], capture_output=True)
+        subprocess.run(["groupdel", f"{run_id}-readers"], capture_output=True)
+        assert grp.getgrnam(USERS_GROUP)
