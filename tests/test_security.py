@@ -145,3 +145,35 @@ def test_uninstall_of_a_running_hub_reports_what_it_stopped_and_finds_every_acco
             subprocess.run(["userdel", "--remove", name], capture_output=True)
         subprocess.run(["groupdel", f"{run_id}-readers"], capture_output=True)
         assert grp.getgrnam(USERS_GROUP)
+
+
+def tljh_config(prefix, *args):
+    return subprocess.run([sys.executable, "-m", "tljh_daemon.config_cli", "--prefix", str(prefix), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_bad_admin_name_is_refused_and_never_takes_the_hub_down(make_hub):
+    """add-item refuses it; written by hand, `reload` refuses it while the hub keeps serving;
+    a daemon (re)started on that file still comes up, without the bad name."""
+    hub = make_hub({"auth": {"type": "dummy"}, "users": {"admin": ["teacher"]}})
+    before = open(hub.config_file).read()
+    for bad in ("..", "a b"):
+        result = tljh_config(hub.prefix, "add-item", "users.admin", bad)
+        assert result.returncode == 1, result.stdout
+        assert "config key 'users.admin'" in result.stderr and "not a valid user name" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert open(hub.config_file).read() == before
+
+    hub.update_config(users={"admin": ["teacher", ".."]})  # edited by hand
+    result = tljh_config(hub.prefix, "reload")
+    assert result.returncode == 1 and "config key 'users.admin'" in result.stderr, result.stderr
+    assert "the running hub is unchanged" in result.stderr
+    assert hub.proc.poll() is None
+    assert HubClient(hub.url).get(hub.url + "/hub/health").status_code == 200
+
+    hub.kill()  # a reboot, or a restart by systemd
+    hub.start()
+    wait_for(lambda: "Ignoring config key users.admin" in hub.log(), "the daemon to log the ignored name")
+    client = HubClient(hub.url)
+    assert client.login("teacher", "x").status_code == 302
+    assert client.get(hub.url + "/hub/api/user").json()["admin"] is True

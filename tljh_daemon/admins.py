@@ -11,7 +11,7 @@ import logging
 import os
 
 from . import accounts
-from .users import normalize_name
+from .users import valid_names
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def _save_applied(hub, names):
 async def reconcile(hub):
     """At start-up: apply `users.admin` (names removed since the last start lose admin, listed
     users who exist gain it), then make every account's group membership match the database."""
-    listed = {normalize_name(n) for n in hub.settings.auth.admin}
+    listed = valid_names(hub.settings.auth.admin)
     for name in _load_applied(hub) - listed:
         if hub.db.one("SELECT admin FROM users WHERE name=?", (name,)):
             log.info("%s is no longer in users.admin: removing admin rights", name)

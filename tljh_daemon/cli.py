@@ -25,9 +25,9 @@ def main():
     """The Littlest JupyterHub's hub daemon."""
 
 
-def _load_config(paths):
+def _load_config(paths, bad_names=None):
     try:
-        return config_mod.load(paths.config_file)
+        return config_mod.load(paths.config_file, bad_names)
     except config_mod.ConfigError as e:
         raise click.ClickException(f"{paths.config_file}: {e}") from None
 
@@ -51,7 +51,10 @@ def run(prefix, log_level, mode):
     if os.geteuid() != 0:
         logging.warning("Not running as root: servers can only be started for the current user")
     paths = Paths(os.path.abspath(prefix))
-    config = _load_config(paths)
+    bad_names = []
+    config = _load_config(paths, bad_names)
+    for key, _, reason in bad_names:  # an invalid name must not keep the hub down (Restart=always)
+        logging.error("Ignoring config key %s: %s (fix it with tljh-config)", key, reason)
     why_not = install_marker.refusal(paths.prefix)
     if why_not:
         raise click.ClickException(f"not starting: {paths.prefix} is {why_not}")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from ruamel.yaml import YAML
 
+from . import config_names
 from .auth import AUTH_TYPES, REGISTRY
 from .auth.registry import section_settings
 from .files import write_atomically
@@ -282,9 +283,9 @@ def unknown_keys(config):
     return found
 
 
-def validate(config, owned=()):
+def validate(config, owned=(), names=True):
     """Raise ConfigError for the most relevant schema violation in `config`, leaving out the
-    plugin-owned keys `owned`.
+    plugin-owned keys `owned`; with `names`, also for a user or group name the REST API refuses.
 
     This checks each value on its own, so `tljh-config set` can take TLJH's documented
     sequences one key at a time; `check` (run at start and at reload) ties keys together.
@@ -296,6 +297,9 @@ def validate(config, owned=()):
         check_base_url(config)
         check_ports(config)
         check_cull(config)
+        if names:
+            for key, _, reason in config_names.problems(config)[:1]:
+                raise ConfigError(key, reason)
         return
     error = jsonschema.exceptions.best_match(errors)
     path = list(error.absolute_path)
@@ -445,15 +449,33 @@ def check_https(config):
             )
 
 
+def read_text(path):
+    """The text of config file `path` (None when it is missing); an unreadable or non-UTF-8
+    file is a ConfigError saying so, never a traceback."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise ConfigError(None, f"{path} cannot be read: {e.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise ConfigError(None, f"{path} is not UTF-8 text (line {line}, byte {e.start}): "
+                                f"fix or re-save it as UTF-8") from None
+
+
 def load_yaml(path):
     """The raw mapping in `path` ({} when the file is missing or empty)."""
-    if not os.path.exists(path):
+    text = read_text(path)
+    if text is None:
         return {}
-    with open(path) as f:
-        try:
-            data = YAML(typ="safe").load(f)
-        except Exception as e:
-            raise ConfigError(None, f"{path} is not valid YAML: {e}") from None
+    try:
+        data = YAML(typ="safe").load(text)
+    except Exception as e:
+        raise ConfigError(None, f"{path} is not valid YAML: {e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -461,9 +483,14 @@ def load_yaml(path):
     return data
 
 
-def load(path):
-    """The effective configuration: `path` merged over DEFAULTS, validated and cross-checked."""
+def load(path, bad_names=None):
+    """The effective configuration: `path` merged over DEFAULTS, validated and cross-checked.
+
+    A bad user or group name raises ConfigError, unless `bad_names` is a list: then the names
+    are dropped and their problems appended to it (the daemon's start: it logs them)."""
     config = merge(DEFAULTS, load_yaml(path))
+    if bad_names is not None:
+        bad_names.extend(config_names.drop_bad_names(config))
     validate(config, plugin_keys(os.path.dirname(path)))
     check(config)
     config["auth"]["type"] = AUTH_TYPES[config["auth"]["type"]]

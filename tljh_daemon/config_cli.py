@@ -115,9 +115,12 @@ def _run_edit(ctx, change):
 @pass_ctx
 def show(ctx):
     """Print config.yaml, with passwords and secrets masked."""
-    if os.path.exists(ctx.paths.config_file):
-        with open(ctx.paths.config_file) as f:
-            click.echo(configfile.masked(f.read()), nl=False)
+    try:
+        text = config_mod.read_text(ctx.paths.config_file)
+        if text is not None:
+            click.echo(configfile.masked(text), nl=False)
+    except config_mod.ConfigError as e:
+        raise click.ClickException(f"{ctx.paths.config_file}: {e}") from None
 
 
 @main.command()

@@ -36,7 +36,11 @@ MASK = "********"
 def masked(text):
     """config.yaml's text with the values of secret-looking keys (…password, …secret) masked;
     comments and layout are kept."""
-    data = _yaml().load(text)
+    try:
+        data = _yaml().load(text)
+    except Exception as e:  # ruamel raises many kinds; nothing can be masked in a broken file
+        raise config_mod.ConfigError(None, f"not shown: the file is not valid YAML, so its secrets "
+                                           f"cannot be masked: {e}") from None
     if not isinstance(data, dict):
         return text
 
@@ -63,9 +67,8 @@ def editing(path):
     with os.fdopen(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data, original = None, None
-        if os.path.exists(path):
-            with open(path) as f:
-                original = f.read()
+        original = config_mod.read_text(path)
+        if original is not None:
             try:
                 data = _yaml().load(original)
             except Exception as e:  # ruamel raises many kinds; any means "fix the file by hand"

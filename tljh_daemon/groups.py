@@ -56,6 +56,7 @@ def load(db, mapping):
     for group, names in mapping.items():
         if get(db, group) is None:
             create(db, group)
-        for name in names:
-            users.ensure_user(db, users.normalize_name(name))
-        add_members(db, group, [users.normalize_name(n) for n in names])
+        members = sorted(users.valid_names(names))
+        for name in members:
+            users.ensure_user(db, name)
+        add_members(db, group, members)

@@ -1,11 +1,14 @@
 """Hub users: name rules, the Unix account behind each one, and their rows in the database."""
 
 import hashlib
+import logging
 import re
 import unicodedata
 
 from . import timeutil
 from .server_state import ACTIVE, DOWN, ServerState, sql_list
+
+log = logging.getLogger(__name__)
 
 #: the orders a user listing may be sorted in (?sort= of the REST API and the admin page): column
 SORTS = {"id": "rowid", "name": "name", "last_activity": "last_activity"}
@@ -44,6 +47,18 @@ def normalize_name(name):
     if len(name) > 255:
         raise InvalidName("the user name is too long")
     return name
+
+
+def valid_names(names):
+    """The normalized names among `names`, leaving out any the REST API would refuse (config
+    from plugins or jupyterhub_config.d is not checked by tljh-config: never crash on it)."""
+    result = set()
+    for name in names:
+        try:
+            result.add(normalize_name(name))
+        except (InvalidName, TypeError, AttributeError):
+            log.error("Ignoring %r in the configured user names: not a valid user name", name)
+    return result
 
 
 PORTABLE_NAME = re.compile(r"[a-z0-9_.-]+")

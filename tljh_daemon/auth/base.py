@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import urls
-from ..users import InvalidName, normalize_name, system_username
+from ..users import InvalidName, normalize_name, system_username, valid_names
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -138,17 +138,17 @@ class Authenticator:
     @property
     def admins(self) -> set[str]:
         """users.admin"""
-        return {normalize_name(n) for n in self.auth_settings.admin}
+        return valid_names(self.auth_settings.admin)
 
     @property
     def banned(self) -> set[str]:
         """users.banned"""
-        return {normalize_name(n) for n in self.auth_settings.banned}
+        return valid_names(self.auth_settings.banned)
 
     @property
     def allowed(self) -> set[str]:
         """users.allowed (empty: no list)"""
-        return {normalize_name(n) for n in self.auth_settings.allowed}
+        return valid_names(self.auth_settings.allowed)
 
     def check_allowed(self, name: str) -> bool:
         if name in self.banned:

@@ -344,7 +344,7 @@ class GenericOAuthenticator(Authenticator):
 
     def _names(self, key, listed):
         """auth.<section>.<key> and users.<...> (`listed`, normalized) together."""
-        return {users.normalize_name(n) for n in self.settings[key]} | listed
+        return users.valid_names(self.settings[key]) | listed
 
     def _has_allow_rule(self):
         s = self.settings

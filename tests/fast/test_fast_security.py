@@ -1,0 +1,115 @@
+"""Hardening (issue 18), in-process: each small case an outside attempt to break a fresh
+install found, so none comes back. The end-to-end cases are in tests/test_security.py."""
+
+import dataclasses
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from tljh_daemon import config as config_mod
+from tljh_daemon import config_cli, configfile, install_marker
+
+
+# -- user and group names in config.yaml ---------------------------------------------------
+
+@pytest.mark.parametrize("key, value", [
+    ("users.admin", ".."), ("users.admin", "a b"), ("users.allowed", "x/y"), ("users.banned", "tab\there"),
+    ("users.extra_user_groups.students", ".."), ("auth.GenericOAuthenticator.admin_users", "a b"),
+])
+def test_config_refuses_user_names_the_rest_api_refuses(tmp_path, as_root_for_tljh_config, key, value):
+    config = tmp_path / "config" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text("users:\n  admin: [teacher]\n")
+    result = CliRunner().invoke(config_cli.main, ["--prefix", str(tmp_path), "add-item", key, value])
+    assert result.exit_code == 1, result.output
+    assert f"config key {key!r}" in result.output and "not a valid user name" in result.output
+    assert config.read_text() == "users:\n  admin: [teacher]\n"
+
+
+def test_config_refuses_a_group_name_unix_refuses(tmp_path, as_root_for_tljh_config):
+    result = CliRunner().invoke(config_cli.main, ["--prefix", str(tmp_path), "add-item",
+                                                  "users.extra_user_groups.Bad Group", "alice"])
+    assert result.exit_code == 1 and "'users.extra_user_groups.Bad Group'" in result.output, result.output
+    assert "not a valid group name" in result.output
+
+
+def test_a_hand_edited_bad_name_makes_load_refuse_and_the_daemon_drop_it(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("users:\n  admin: [teacher, '..', 'a b']\n  extra_user_groups:\n    '-x': [bob]\n")
+    with pytest.raises(config_mod.ConfigError) as e:
+        config_mod.load(str(path))  # what `tljh-config reload` runs before it touches the hub
+    assert e.value.key == "users.admin"
+    dropped = []
+    config = config_mod.load(str(path), bad_names=dropped)  # the daemon's start
+    assert config["users"]["admin"] == ["teacher"] and config["users"]["extra_user_groups"] == {}
+    assert [(key, value) for key, value, _ in dropped] == [
+        ("users.admin", ".."), ("users.admin", "a b"), ("users.extra_user_groups.-x", None)]
+
+
+async def test_bad_names_from_plugins_never_crash_the_hub(start_hub, monkeypatch):
+    """Names that reach the settings without tljh-config (jupyterhub_config.d, plugins) are
+    skipped with an error line, never an InvalidName at start-up (admins.reconcile)."""
+    from tljh_daemon import admins, users
+
+    hub = await start_hub({"users": {"admin": ["teacher"]}})
+    assert users.valid_names(["teacher", "..", "a b", "Boss"]) == {"teacher", "boss"}
+    hub.add_user("teacher")
+    settings = hub.hub.settings
+    monkeypatch.setattr(hub.hub, "settings", dataclasses.replace(
+        settings, auth=dataclasses.replace(settings.auth, admin=("teacher", "..", "a b"))))
+    await admins.reconcile(hub.hub)  # no InvalidName: the good name applies, the bad ones are skipped
+    assert hub.db.one("SELECT admin FROM users WHERE name='teacher'")["admin"] == 1
+    async with hub.api("GET", "/health") as resp:
+        assert resp.status == 200
+
+
+# -- tljh-config on unreadable files --------------------------------------------------------
+
+@pytest.mark.parametrize("content, words", [
+    (b"auth: [\n  type: x\n", "not valid YAML"),
+    (b"auth:\n  type: firstuse\nbranding:\n  site_name: \xff\xfe caf\xe9\n", "not UTF-8 text (line 4"),
+])
+@pytest.mark.parametrize("verb", [["show"], ["get", "auth.type"], ["set", "limits.cpu", "1"], ["reload"]])
+def test_tljh_config_on_a_broken_file_says_why_without_a_traceback(tmp_path, as_root_for_tljh_config,
+                                                                   content, words, verb):
+    config = tmp_path / "config" / "config.yaml"
+    config.parent.mkdir()
+    config.write_bytes(content)
+    result = CliRunner().invoke(config_cli.main, ["--prefix", str(tmp_path), *verb])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output and words in result.output, result.output
+    assert config.read_bytes() == content
+
+
+def test_show_never_prints_an_unmaskable_secret(tmp_path, as_root_for_tljh_config):
+    config = tmp_path / "config" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text("auth:\n  DummyAuthenticator:\n    password: hunter2\n  oops: [\n")
+    result = CliRunner().invoke(config_cli.main, ["--prefix", str(tmp_path), "show"])
+    assert result.exit_code == 1 and "hunter2" not in result.output, result.output
+
+
+def test_the_config_lock_file_is_private(tmp_path):
+    path = tmp_path / "config.yaml"
+    old = os.umask(0)
+    try:
+        with configfile.editing(str(path)) as data:
+            data["limits"] = {"cpu": 1}
+    finally:
+        os.umask(old)
+    assert os.stat(str(path) + ".lock").st_mode & 0o777 == 0o600
+
+
+# -- the install marker -----------------------------------------------------------------------
+
+def test_the_marker_guard_refuses_protected_directories(tmp_path):
+    for path in ("/", "/usr", "/etc", "/home", "/var/lib", os.path.expanduser("~root")):
+        assert install_marker.refusal(path), path
+    assert install_marker.refusal(str(tmp_path)) is None
+    with pytest.raises(install_marker.NotAnInstall, match="does not hold an install"):
+        install_marker.check(str(tmp_path))
+    install_marker.write(str(tmp_path))
+    assert install_marker.check(str(tmp_path)) == os.path.realpath(tmp_path)
+    assert os.stat(install_marker.path(str(tmp_path))).st_mode & 0o777 == 0o644
