@@ -116,7 +116,6 @@ def test_create_list_paginate_filter_sort(admin, run_id):
     ("post", "/users", {"data": b'\xff\xfe{"usernames": ["x"]}'}),
     ("post", "/users/{admin}/tokens", {"data": b"\xff"}),
     ("post", "/users", {"data": "[" * 100_000}),
-    ("post", "/users", {"data": b"not gzip", "headers": {"Content-Encoding": "gzip"}}),
     ("get", "/users", {"params": {"offset": "99999999999999999999999"}}),
     ("get", "/users", {"params": {"offset": "-1"}}),
     ("get", "/users", {"params": {"limit": "-1"}}),

@@ -177,3 +177,64 @@ def test_a_bad_admin_name_is_refused_and_never_takes_the_hub_down(make_hub):
     client = HubClient(hub.url)
     assert client.login("teacher", "x").status_code == 302
     assert client.get(hub.url + "/hub/api/user").json()["admin"] is True
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb():
+    """1 GiB of zeros, gzip-compressed: about 1 MiB on the wire."""
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    body = b"".join(packer.compress(zeros) for _ in range(1024)) + packer.flush()
+    assert len(body) < 2 << 20
+    return body
+
+
+def test_a_gzip_bomb_is_refused_unread_and_the_hub_stays_responsive(make_hub, gzip_bomb):
+    """Two senders post the bomb to /hub/login (unauthenticated) through Traefik for 8 s;
+    meanwhile every /hub/health answers within 1 s."""
+    import statistics
+    import threading
+    import time
+
+    import requests
+
+    hub = make_hub({"auth": {"type": "dummy"}})
+    stop = threading.Event()
+    statuses = []
+
+    def send():
+        with requests.Session() as s:
+            while not stop.is_set():
+                try:
+                    r = s.post(hub.url + "/hub/login", data=gzip_bomb, timeout=30,
+                               headers={"Content-Encoding": "gzip",
+                                        "Content-Type": "application/x-www-form-urlencoded"})
+                    statuses.append(r.status_code)
+                except requests.RequestException as e:
+                    statuses.append(type(e).__name__)
+
+    senders = [threading.Thread(target=send) for _ in range(2)]
+    for t in senders:
+        t.start()
+    latencies = []
+    try:
+        wait_for(lambda: statuses, "the first bomb to be answered", timeout=30)
+        end = time.monotonic() + 8
+        with requests.Session() as s:
+            while time.monotonic() < end:
+                started = time.monotonic()
+                assert s.get(hub.url + "/hub/health", timeout=30).status_code == 200
+                latencies.append(time.monotonic() - started)
+                stop.wait(0.1)
+    finally:
+        stop.set()
+        for t in senders:
+            t.join(60)
+    print(f"\n/hub/health under a gzip bomb from 2 senders ({len(statuses)} bombs sent): "
+          f"n={len(latencies)} median {statistics.median(latencies) * 1000:.0f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms")
+    assert len(latencies) > 20 and max(latencies) < 1.0, sorted(latencies)[-5:]
+    assert set(statuses) == {415}, statuses[:10]
+    assert hub.proc.poll() is None

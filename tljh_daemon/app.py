@@ -119,7 +119,8 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         storage=StorageCheck(paths.state_dir, db),
     )
     login_switch.at_start(db, login_switch.method_of(hub.authenticator))
-    app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors])
+    app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors,
+                                         middleware.no_encoded_bodies])
     app[HUB] = hub
     env = aiohttp_jinja2.setup(
         app,

@@ -80,7 +80,10 @@ async def _serve(app, port):
 
     from .handlers.middleware import AccessLogger
 
-    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False)
+    # auto_decompress=False: aiohttp would inflate a compressed body on the event loop as it
+    # arrives, even one no handler reads (a gzip bomb); such bodies are refused instead
+    # (middleware.no_encoded_bodies).
+    runner = web.AppRunner(app, access_log_class=AccessLogger, handle_signals=False, auto_decompress=False)
     await runner.setup()
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

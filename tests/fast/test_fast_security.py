@@ -113,3 +113,17 @@ def test_the_marker_guard_refuses_protected_directories(tmp_path):
     install_marker.write(str(tmp_path))
     assert install_marker.check(str(tmp_path)) == os.path.realpath(tmp_path)
     assert os.stat(install_marker.path(str(tmp_path))).st_mode & 0o777 == 0o644
+
+
+# -- compressed request bodies ----------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "GZIP "])
+async def test_a_compressed_login_form_is_refused_before_anything_reads_it(hub, encoding):
+    headers = {"Content-Encoding": encoding, "Content-Type": "application/x-www-form-urlencoded"}
+    async with hub.request("POST", "/hub/login", data=b"\x1f\x8b" + bytes(1000), headers=headers) as resp:
+        assert resp.status == 415
+        assert resp.headers["Accept-Encoding"] == "identity"
+        assert "not accepted; send them uncompressed" in await resp.text()
+    async with hub.request("POST", "/hub/login", data=b"username=a&password=b",
+                           headers={"Content-Encoding": "identity"}) as resp:
+        assert resp.status != 415  # identity is no encoding at all

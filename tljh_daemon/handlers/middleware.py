@@ -77,6 +77,24 @@ async def errors(request, handler):
         return render_error(request, 500, "Internal server error")
 
 
+@web.middleware
+async def no_encoded_bodies(request, handler):
+    """Refuse a request body with a Content-Encoding (no route needs one; JupyterHub's clients
+    never send one), before anything reads it. The daemon's server does not decompress
+    (`auto_decompress=False` in cli.py), so a gzip bomb costs its compressed size only."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return await handler(request)
+    message = f"Request bodies with Content-Encoding {encoding!r} are not accepted; send them uncompressed"
+    headers = {"Accept-Encoding": "identity"}
+    if is_api(request):
+        response = json_error(415, message, headers)
+    else:
+        response = render_error(request, 415, message, headers)
+    response.force_close()  # do not read the rest of the body to keep the connection
+    return response
+
+
 def render_error(request, status, message, headers=None):
     response = aiohttp_jinja2.render_template(
         "error.html", request, {"status": status, "message": message}, status=status
