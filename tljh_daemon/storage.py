@@ -61,6 +61,21 @@ class StorageCheck:
                 os.unlink(path)
             with self.db.transaction():  # the database's write lock can be taken
                 pass
+            return low_space(os.statvfs(self.state_dir))
         except (OSError, StorageError) as e:
             return reason_for(e)
-        return None
+
+
+#: below this, the disk counts as full even though the (root) daemon can still write
+LOW_SPACE_BYTES = 16 << 20
+
+
+def low_space(vfs):
+    """The daemon runs as root and can fill ext4's reserved blocks after the disk is full for
+    everyone else (users' notebooks, sign-ups' homes): report that as trouble too."""
+    if vfs.f_bavail * vfs.f_frsize < LOW_SPACE_BYTES:
+        return (f"the disk holding its state is full ({vfs.f_bavail * vfs.f_frsize >> 20} MiB left "
+                f"for anyone but root)")
+    if vfs.f_files and vfs.f_favail == 0:
+        return "the disk holding its state has no free inodes left for anyone but root"
+    return None

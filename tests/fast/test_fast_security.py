@@ -127,3 +127,42 @@ async def test_a_compressed_login_form_is_refused_before_anything_reads_it(hub, 
     async with hub.request("POST", "/hub/login", data=b"username=a&password=b",
                            headers={"Content-Encoding": "identity"}) as resp:
         assert resp.status != 415  # identity is no encoding at all
+
+
+# -- token expiry -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("expires_in", [10**12, 2**63, 10**30, 315360001, 0, -1, 1e23, 3600.5, True])
+async def test_token_expiry_is_bounded_and_never_a_500(hub, expires_in):
+    admin = hub.token("boss", admin=True)
+    async with hub.api("POST", "/users/boss/tokens", admin, json={"expires_in": expires_in}) as resp:
+        assert resp.status == 400, await resp.text()
+        assert "expires_in must be a whole number of seconds from 1 to 315360000" in (await resp.json())["message"]
+
+
+async def test_the_longest_token_expiry_works(hub):
+    admin = hub.token("boss", admin=True)
+    async with hub.api("POST", "/users/boss/tokens", admin, json={"expires_in": 315360000}) as resp:
+        assert resp.status == 201
+        token = await resp.json()
+    assert token["expires_at"].startswith(str(int(token["created"][:4]) + 9)) or \
+        token["expires_at"].startswith(str(int(token["created"][:4]) + 10))
+
+
+# -- health and storage -------------------------------------------------------------------------
+
+async def test_health_reports_a_disk_full_for_all_but_root(hub, monkeypatch):
+    """The root daemon's probe write fits into ext4's reserved blocks; users' writes do not."""
+    real_statvfs = os.statvfs
+
+    def nearly_full(path):
+        vfs = real_statvfs(path)
+        return os.statvfs_result((vfs.f_bsize, 4096, vfs.f_blocks, 1000, 0, vfs.f_files, vfs.f_ffree,
+                                  vfs.f_favail, vfs.f_flag, vfs.f_namemax))
+
+    async with hub.request("GET", "/hub/health") as resp:
+        assert resp.status == 200
+    monkeypatch.setattr(os, "statvfs", nearly_full)
+    monkeypatch.setattr(hub.hub.storage, "_cached", (float("-inf"), None))
+    async with hub.request("GET", "/hub/health") as resp:
+        assert resp.status == 503
+        assert "full (0 MiB left for anyone but root)" in (await resp.json())["message"]

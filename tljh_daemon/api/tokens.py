@@ -62,6 +62,10 @@ def owner_scopes(hub, name):
     return scopes.role_scopes(name, bool(owner["admin"]))
 
 
+#: the longest expiry a token can ask for; a larger one overflowed the timestamps (a 500)
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
+
 @routes.post("/hub/api/users/{name}/tokens")
 async def create_token(request):
     identity, row = user_row(request, "tokens")
@@ -72,8 +76,10 @@ async def create_token(request):
     requested = body.get("scopes")
     if not isinstance(note, str):
         raise web.HTTPBadRequest(text="note must be a string")
-    if expires_in is not None and (not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0):
-        raise web.HTTPBadRequest(text="expires_in must be a positive number of seconds")
+    if expires_in is not None and (not isinstance(expires_in, int) or isinstance(expires_in, bool)
+                                   or not 0 < expires_in <= MAX_EXPIRES_IN):
+        raise web.HTTPBadRequest(text=f"expires_in must be a whole number of seconds from 1 to {MAX_EXPIRES_IN} "
+                                      f"(10 years); leave it out for a token that does not expire")
     owner = owner_scopes(hub, row["name"])
     if requested is None:
         granted = owner
