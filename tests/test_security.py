@@ -238,3 +238,30 @@ def test_a_gzip_bomb_is_refused_unread_and_the_hub_stays_responsive(make_hub, gz
     assert len(latencies) > 20 and max(latencies) < 1.0, sorted(latencies)[-5:]
     assert set(statuses) == {415}, statuses[:10]
     assert hub.proc.poll() is None
+
+
+def test_parallel_password_guesses_are_no_faster_than_serial_ones(make_hub, run_id):
+    """21 guesses at once for one name through Traefik: they are checked one at a time, each
+    after its delay (0, 0, 1, 2, 4, 8 s ...), and those beyond the queue are refused unchecked."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    hub = make_hub({"auth": {"type": "firstuse"}})
+    name = f"{run_id}-guessed"
+    assert HubClient(hub.url).login(name, "the-password").status_code == 302
+    started = time.monotonic()
+
+    def guess(_):
+        response = HubClient(hub.url).login(name, f"guess-{_}")
+        return time.monotonic() - started, response.status_code, response.text
+
+    with ThreadPoolExecutor(21) as pool:
+        answers = sorted(pool.map(guess, range(21)))
+    checked = [t for t, status, text in answers if "Invalid username or password" in text]
+    refused = [t for t, status, text in answers if "Too many login attempts at once" in text]
+    print(f"\n21 parallel guesses: {len(checked)} checked, answered at "
+          f"{', '.join(f'{t:.1f}' for t in checked)} s; {len(refused)} refused unchecked")
+    assert len(checked) + len(refused) == 21 and all(status == 403 for _, status, _ in answers)
+    assert 3 <= len(checked) <= 6
+    # serial guesses: the k-th checked one (k >= 3) waited 1 + 2 + ... + 2**(k-3) s in all
+    assert checked[-1] >= 2 ** (len(checked) - 2) - 1 - 0.5, checked

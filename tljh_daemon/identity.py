@@ -80,6 +80,22 @@ def login_redirect(request):
     return web.HTTPFound(request.app[HUB].url("/hub/login?") + urlencode({"next": raw_path_qs(request)}))
 
 
+def _loopback(address):
+    return address.startswith("127.") or address in ("::1", "localhost")
+
+
+def client_address(request):
+    """The browser's address, for throttling: when the request came over loopback (from
+    Traefik), the last address in X-Forwarded-For that is not loopback (Traefik replaces what
+    an untrusted client sends and appends the peer it saw; a local nginx in front is skipped)."""
+    peer = request.remote or ""
+    if not _loopback(peer):
+        return peer
+    hops = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",") if a.strip()]
+    outside = [a for a in hops if not _loopback(a)]
+    return outside[-1] if outside else (hops[-1] if hops else peer)
+
+
 def is_https(request):
     # Only Traefik reaches the daemon (it listens on loopback), so its header is trusted.
     return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"

@@ -123,7 +123,7 @@ async def test_banned_user_token_still_identifies_but_login_is_refused(start_hub
 async def test_failed_login_throttle(start_hub):
     hub = await start_hub({"auth": {"DummyAuthenticator": {"password": "pw"}}})
     browser = await hub.browser()
-    throttle = hub.hub.authenticator.throttle
+    throttle = hub.hub.authenticator.throttle.names
     for _ in range(2):
         assert (await browser.login("alice", "bad")).status == 403
     assert throttle.delay("alice") == 1  # two failures are free; the next attempt waits

@@ -166,3 +166,76 @@ async def test_health_reports_a_disk_full_for_all_but_root(hub, monkeypatch):
     async with hub.request("GET", "/hub/health") as resp:
         assert resp.status == 503
         assert "full (0 MiB left for anyone but root)" in (await resp.json())["message"]
+
+
+# -- login throttling ---------------------------------------------------------------------------
+
+async def _guess(hub, name, address):
+    """One browser's password guess for `name` from client `address` (as Traefik forwards it)."""
+    browser = await hub.browser()
+    async with browser.request("GET", "/hub/login"):
+        pass
+    form = {"username": name, "password": "wrong", "_xsrf": browser.xsrf}
+    async with browser.request("POST", "/hub/login", data=form, headers={"X-Forwarded-For": address}) as resp:
+        return await resp.text()
+
+
+async def _throttled_hub(start_hub):
+    """A hub whose throttle steps are 50 ms instead of 1 s; check_password records its calls."""
+    import asyncio
+    import time
+
+    from tljh_daemon.auth.throttle import LoginThrottle
+
+    hub = await start_hub({"auth": {"DummyAuthenticator": {"password": "pw"}}})
+    auth = hub.hub.authenticator
+    auth.throttle = LoginThrottle(unit=0.05)
+    checks, real_check = [], auth.check_password
+
+    async def recorded(name, password):
+        started = time.monotonic()
+        await asyncio.sleep(0.02)  # a password check takes time (bcrypt, PAM, LDAP)
+        result = await real_check(name, password)
+        checks.append((name, started, time.monotonic()))
+        return result
+
+    auth.check_password = recorded
+    return hub, checks
+
+
+def _most_at_once(intervals):
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    now = most = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+async def test_parallel_guesses_for_one_name_are_no_faster_than_serial_ones(start_hub):
+    import asyncio
+
+    hub, checks = await _throttled_hub(start_hub)
+    pages = await asyncio.gather(*(_guess(hub, "alice", "203.0.113.7") for _ in range(21)))
+    checked = [p for p in pages if "Invalid username or password" in p]
+    refused = [p for p in pages if "Too many login attempts at once" in p]
+    assert len(checked) + len(refused) == 21 and len(checked) == len(checks) >= 3
+    assert _most_at_once([(s, e) for _, s, e in checks]) == 1  # one at a time
+    starts = sorted(s for _, s, _ in checks)
+    # the 3rd failure on waits 1, 2, 4 ... steps (50 ms here) after the previous check
+    for i, (before, after) in enumerate(zip(starts, starts[1:])):
+        expected = 0 if i < 1 else 0.05 * min(2 ** (i - 1), 16)
+        assert after - before >= expected + 0.02 * 0.9, (i, after - before)
+
+
+async def test_guesses_from_one_address_run_a_few_at_a_time_and_slow_down(start_hub):
+    import asyncio
+
+    hub, checks = await _throttled_hub(start_hub)
+    names = [f"user{i}" for i in range(12)]
+    await asyncio.gather(*(_guess(hub, name, "198.51.100.9") for name in names))
+    assert len(checks) == 12
+    assert _most_at_once([(s, e) for _, s, e in checks]) <= 4
+    throttle = hub.hub.authenticator.throttle
+    assert throttle.delay("someone-else", "198.51.100.9") > 0  # 12 failures: past the 10 free ones
+    assert throttle.delay("someone-else", "192.0.2.1") == 0  # another address is not slowed

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from .. import urls
+from .throttle import FailedLoginThrottle, LoginThrottle, TooManyAttempts  # noqa: F401 (re-exported)
 from ..users import InvalidName, normalize_name, system_username, valid_names
 
 if TYPE_CHECKING:
@@ -49,32 +50,6 @@ class LoggedIn:
 
     name: str
     admin: Optional[bool] = None
-
-
-class FailedLoginThrottle:
-    """Slow down repeated failures for one name: the 3rd failure on waits 1 s, then 2, 4 ... 16 s."""
-
-    free_failures = 2
-    max_delay = 16
-    forget_after = 15 * 60
-
-    def __init__(self):
-        self._failures = {}
-
-    def delay(self, name):
-        count, last = self._failures.get(name, (0, 0))
-        if time.monotonic() - last > self.forget_after:
-            self._failures.pop(name, None)
-            return 0
-        extra = count - self.free_failures
-        return 0 if extra < 0 else min(2**extra, self.max_delay)
-
-    def failed(self, name):
-        count, _ = self._failures.get(name, (0, 0))
-        self._failures[name] = (count + 1, time.monotonic())
-
-    def succeeded(self, name):
-        self._failures.pop(name, None)
 
 
 class Authenticator:
@@ -115,7 +90,7 @@ class Authenticator:
         section, merged over DEFAULTS, is `self.settings`."""
         self.auth_settings = auth_settings
         self.db = db
-        self.throttle = FailedLoginThrottle()
+        self.throttle = LoginThrottle()
         self.settings = auth_settings.section(self.section, self.DEFAULTS)
 
     @property
@@ -169,23 +144,27 @@ class Authenticator:
         is right for `name`. Runs blocking work in a thread; may raise LoginRefused with a reason."""
         raise NotImplementedError
 
-    async def login(self, name: str, password: str) -> LoggedIn:
-        """A LoggedIn on success (the password form's POST); raise LoginRefused otherwise."""
+    async def login(self, name: str, password: str, address: str = "") -> LoggedIn:
+        """A LoggedIn on success (the password form's POST from client `address`); raise
+        LoginRefused otherwise. Attempts wait their turn in the throttle (throttle.py)."""
         try:
             name = normalize_name(name)
         except InvalidName as e:
             raise LoginRefused(str(e)) from None
-        delay = self.throttle.delay(name)
-        if delay:
-            log.warning("Slowing down login for %s by %ss after failed attempts", name, delay)
-            await asyncio.sleep(delay)
         ok: Union[bool, LoggedIn, str]
-        if not self.check_allowed(name) or not password:
-            ok = False
-        else:
-            ok = await self.check_password(name, password)
+        try:
+            async with self.throttle.attempt(name, address):
+                if not self.check_allowed(name) or not password:
+                    ok = False
+                else:
+                    ok = await self.check_password(name, password)
+                if not ok:
+                    self.throttle.failed(name, address)
+        except TooManyAttempts as e:
+            log.warning("Login for %s from %s refused unchecked: too many attempts waiting for this %s",
+                        name, address or "?", e)
+            raise LoginRefused("Too many login attempts at once; wait a minute and try again") from None
         if not ok:
-            self.throttle.failed(name)
             log.warning("Failed login for %s", name)
             raise LoginRefused("Invalid username or password")
         self.throttle.succeeded(name)

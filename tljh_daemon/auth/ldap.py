@@ -314,12 +314,12 @@ class LDAPAuthenticator(Authenticator):
 
     # -- the event-loop side ------------------------------------------------------------------
 
-    async def login(self, name, password):
+    async def login(self, name, password, address=""):
         login = (name or "").strip()
         if not self.username_pattern.match(login.lower()):
             log.warning("LDAP login refused: %r does not match valid_username_regex", login[:64])
             raise LoginRefused("Invalid username or password")
-        return await super().login(login, password)
+        return await super().login(login, password, address)
 
     def check_allowed(self, name):
         # Allowed lists are checked after the bind, together with the LDAP groups.

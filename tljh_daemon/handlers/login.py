@@ -13,7 +13,7 @@ from aiohttp import web
 from .. import admins, login_switch, sessions, tokens, users, xsrf
 from ..auth import LoggedIn, LoginRefused
 from ..hub import HUB
-from ..identity import identify, set_hub_cookie
+from ..identity import client_address, identify, set_hub_cookie
 from .pages import default_url, raw_redirect, render, require_user, safe_next
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ async def login_submit(request):
     if not auth.password_form:
         raise web.HTTPBadRequest(text="This hub has no password login; use the sign-in button")
     try:
-        logged_in = await auth.login(form.get("username", ""), form.get("password", ""))
+        logged_in = await auth.login(form.get("username", ""), form.get("password", ""), client_address(request))
     except LoginRefused as e:
         return login_refused_page(request, str(e), next_url, username=form.get("username", ""))
     return await finish_login(request, logged_in, next_url)
