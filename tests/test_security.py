@@ -265,3 +265,17 @@ def test_parallel_password_guesses_are_no_faster_than_serial_ones(make_hub, run_
     assert 3 <= len(checked) <= 6
     # serial guesses: the k-th checked one (k >= 3) waited 1 + 2 + ... + 2**(k-3) s in all
     assert checked[-1] >= 2 ** (len(checked) - 2) - 1 - 0.5, checked
+
+
+def test_workshop_accounts_are_capped(make_hub):
+    """Anonymous visits to /hub/tmplogin through Traefik: max_users of them get a user, the
+    rest a clear page; one address beyond its rate is told to wait."""
+    import requests
+
+    hub = make_hub({"auth": {"type": "tmp", "TmpAuthenticator": {"max_users": 5, "rate_per_client": "7/minute"}},
+                    "services": {"cull": {"enabled": False}}})
+    answers = [requests.get(hub.url + "/hub/tmplogin", allow_redirects=False, timeout=30) for _ in range(8)]
+    assert [r.status_code for r in answers] == [302] * 5 + [503] * 2 + [429]
+    assert "This workshop is full: all 5 places are taken" in answers[5].text
+    assert answers[5].headers["Retry-After"] == "60"
+    assert "Too many new workshop accounts from your network" in answers[7].text

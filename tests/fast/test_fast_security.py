@@ -239,3 +239,56 @@ async def test_guesses_from_one_address_run_a_few_at_a_time_and_slow_down(start_
     throttle = hub.hub.authenticator.throttle
     assert throttle.delay("someone-else", "198.51.100.9") > 0  # 12 failures: past the 10 free ones
     assert throttle.delay("someone-else", "192.0.2.1") == 0  # another address is not slowed
+
+
+# -- workshop accounts ----------------------------------------------------------------------------
+
+def _tmp(**keys):
+    return {"auth": {"type": "tmp", "TmpAuthenticator": keys}}
+
+
+async def _tmplogin(hub, address):
+    async with hub.request("GET", "/hub/tmplogin", headers={"X-Forwarded-For": address}) as resp:
+        return resp.status, resp.headers.get("Retry-After"), await resp.text()
+
+
+def _temporary_users(hub):
+    return hub.db.one("SELECT COUNT(*) AS n FROM users WHERE temporary=1")["n"]
+
+
+async def test_the_workshop_defaults_hold_a_class_of_100_behind_one_address_and_cap_the_rest(start_hub):
+    import asyncio
+
+    hub = await start_hub(_tmp())
+    first = await asyncio.gather(*(_tmplogin(hub, "203.0.113.50") for _ in range(60)))
+    assert [status for status, _, _ in first] == [302] * 60
+    status, retry_after, page = await _tmplogin(hub, "203.0.113.50")
+    assert status == 429 and 0 < int(retry_after) <= 60
+    assert "Too many new workshop accounts from your network" in page
+    for i in range(140):  # the rest of the room, and more, from other addresses
+        assert (await _tmplogin(hub, f"198.51.100.{i}"))[0] == 302
+    assert _temporary_users(hub) == 200
+    status, retry_after, page = await _tmplogin(hub, "192.0.2.1")
+    assert status == 503 and retry_after == "60"
+    assert "This workshop is full: all 200 places are taken" in page
+    assert _temporary_users(hub) == 200
+
+
+async def test_the_workshop_cap_holds_under_a_burst(start_hub):
+    """300 anonymous visits at once (the attack) make at most max_users users."""
+    import asyncio
+
+    hub = await start_hub(_tmp(max_users=25, rate_per_client="1000/minute"))
+    results = await asyncio.gather(*(_tmplogin(hub, "203.0.113.9") for _ in range(300)))
+    assert sum(1 for status, _, _ in results if status == 302) == 25
+    assert sum(1 for status, _, _ in results if status == 503) == 275
+    assert _temporary_users(hub) == 25
+
+
+@pytest.mark.parametrize("value", ["lots", "60/fortnight", ""])
+def test_a_bad_workshop_rate_names_its_key(tmp_path, value):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"auth:\n  type: tmp\n  TmpAuthenticator:\n    rate_per_client: '{value}'\n")
+    with pytest.raises(config_mod.ConfigError) as e:
+        config_mod.load(str(path))
+    assert e.value.key == "auth.TmpAuthenticator.rate_per_client"

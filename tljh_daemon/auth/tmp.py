@@ -7,9 +7,15 @@ from the same browser gets a new user.
 """
 
 import logging
+import math
 import secrets
+import time
 from typing import Any
 from urllib.parse import urlencode
+
+import limits
+import limits.storage
+import limits.strategies
 
 from .. import timeutil
 from .base import Authenticator, LoginRefused
@@ -24,26 +30,49 @@ NOTICE = (
 )
 
 
+class WorkshopBusy(Exception):
+    """No new workshop user now: `status` 429 (this client made too many) or 503 (full)."""
+
+    def __init__(self, status, message, retry_after):
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+
 class TmpAuthenticator(Authenticator):
     """No passwords: a visit to /hub/tmplogin is a new temporary user."""
 
     short_name = "tmp"
     class_names = ("tmpauthenticator.TmpAuthenticator",)
     section = "TmpAuthenticator"
-    DEFAULTS: dict[str, Any] = {"auto_login": True, "login_service": "Automatic Temporary Credentials"}
+    DEFAULTS: dict[str, Any] = {"auto_login": True, "login_service": "Automatic Temporary Credentials",
+                                "max_users": 200, "rate_per_client": "60/minute"}
     SCHEMA: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
             "auto_login": {"type": "boolean"},
             "login_service": {"type": "string", "minLength": 1},
+            # ours, not TmpAuthenticator's: live workshop users at most (0: no cap), and new
+            # ones per client address (limits' notation: "60/minute", "10 per 10 seconds")
+            "max_users": {"type": "integer", "minimum": 0},
+            "rate_per_client": {"type": "string", "minLength": 1},
         },
     }
     password_form = False
     temporary_notice = NOTICE
 
+    @classmethod
+    def check_settings(cls, settings):
+        try:
+            limits.parse(settings.get("rate_per_client", cls.DEFAULTS["rate_per_client"]))
+        except ValueError:
+            return ("rate_per_client", "must be a rate such as '60/minute' or '10 per 10 seconds'")
+        return None
+
     def __init__(self, auth_settings, db):
         super().__init__(auth_settings, db)
+        self.rate = limits.parse(self.settings["rate_per_client"])
+        self.rate_limiter = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
         log.warning("auth.type is 'tmp': anyone who can reach this hub gets a temporary account and a server")
         if not auth_settings.cull_enabled:
             log.warning("services.cull.enabled is false: temporary users and their files are never removed")
@@ -63,15 +92,31 @@ class TmpAuthenticator(Authenticator):
     async def check_password(self, name, password):
         raise LoginRefused("This hub gives temporary accounts: use the button, no password is needed.")
 
-    def new_user(self):
+    def new_user(self, address=""):
         """Create a temporary hub user with a fresh random name (10 hex digits, so its Unix
-        account `jupyter-tmp-<hex>` stays short enough to keep TLJH's readable shape)."""
+        account `jupyter-tmp-<hex>` stays short enough to keep TLJH's readable shape).
+
+        Raises WorkshopBusy when client `address` made too many lately or the workshop is
+        full (`max_users` live temporary users: counted in the same statement that inserts)."""
+        if not self.rate_limiter.hit(self.rate, address):
+            reset = self.rate_limiter.get_window_stats(self.rate, address).reset_time
+            wait = max(1, math.ceil(reset - time.time()))
+            log.warning("Workshop: refused a new user for %s (over %s)", address or "?", self.settings["rate_per_client"])
+            raise WorkshopBusy(429, f"Too many new workshop accounts from your network just now. "
+                                    f"Please try again in {wait} seconds.", wait)
+        cap = self.settings["max_users"] or -1
         while True:
             name = PREFIX + secrets.token_hex(5)
             inserted = self.db.execute(
-                "INSERT OR IGNORE INTO users (name, admin, created, temporary) VALUES (?, 0, ?, 1)",
-                (name, timeutil.isoformat(timeutil.now())),
+                "INSERT OR IGNORE INTO users (name, admin, created, temporary) SELECT ?, 0, ?, 1 "
+                "WHERE ? < 0 OR (SELECT COUNT(*) FROM users WHERE temporary=1) < ?",
+                (name, timeutil.isoformat(timeutil.now()), cap, cap),
             ).rowcount
             if inserted:
                 log.info("New temporary user %s", name)
                 return name
+            if self.db.one("SELECT 1 FROM users WHERE name=?", (name,)) is None:
+                log.warning("Workshop full: %s temporary users (auth.TmpAuthenticator.max_users)", cap)
+                raise WorkshopBusy(503, f"This workshop is full: all {cap} places are taken. Places free up "
+                                        f"when idle workshop accounts are removed; please try again in a few "
+                                        f"minutes.", 60)
