@@ -49,6 +49,38 @@ def normalize_name(name):
     return name
 
 
+#: alphabets with letters that look alike: a new name may use only one of them
+LOOK_ALIKE_SCRIPTS = {"LATIN", "CYRILLIC", "GREEK"}
+
+
+def check_new_name(name):
+    """Extra rules for a name about to be created (sign-up, first use, the API), on top of
+    normalize_name's: no compatibility forms (fullwidth `ｎ`, ligatures: NFKC would change
+    it), no Latin, Greek and Cyrillic letters mixed (`sаnat` with a Cyrillic `а`), no
+    combining marks left on such letters after NFC. Existing users' names are not checked."""
+    folded = unicodedata.normalize("NFKC", name).lower()
+    if folded != name:
+        raise InvalidName(f"{name!r} uses look-alike characters (such as fullwidth letters); "
+                          f"type it as {folded!r}")
+    scripts, base = set(), None
+    for char in name:
+        category = unicodedata.category(char)
+        if category.startswith("L"):
+            base = unicodedata.name(char, "").split(" ")[0]
+            if base in LOOK_ALIKE_SCRIPTS:
+                scripts.add(base)
+        elif category.startswith("M"):
+            if base is None or base in LOOK_ALIKE_SCRIPTS:
+                raise InvalidName(f"{name!r} has a combining mark ({unicodedata.name(char, 'U+%04X' % ord(char))}) "
+                                  f"on a letter or sign; use the accented letter itself")
+        else:
+            base = None
+    if len(scripts) > 1:
+        raise InvalidName(f"{name!r} mixes {' and '.join(sorted(s.title() for s in scripts))} letters, "
+                          f"which look alike; use one alphabet")
+    return name
+
+
 def valid_names(names):
     """The normalized names among `names`, leaving out any the REST API would refuse (config
     from plugins or jupyterhub_config.d is not checked by tljh-config: never crash on it)."""

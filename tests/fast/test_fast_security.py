@@ -3,6 +3,7 @@ install found, so none comes back. The end-to-end cases are in tests/test_securi
 
 import dataclasses
 import os
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -292,3 +293,58 @@ def test_a_bad_workshop_rate_names_its_key(tmp_path, value):
     with pytest.raises(config_mod.ConfigError) as e:
         config_mod.load(str(path))
     assert e.value.key == "auth.TmpAuthenticator.rate_per_client"
+
+
+# -- look-alike names ---------------------------------------------------------------------------
+
+LOOK_ALIKES = {
+    "sa\uff4eat1": "look-alike characters",  # fullwidth n
+    "s\u0430nat1": "mixes Cyrillic and Latin",  # Cyrillic a
+    "\u03bflga": "mixes Greek and Latin",  # Greek omicron
+    "sana\u0338t": "combining mark",  # a combining long solidus overlay left after NFC
+    "\ufb01lip": "look-alike characters",  # the fi ligature
+}
+FINE = ["zo\u00eb", "zoe\u0308", "\u5b66\u751f", "\u0438\u0432\u0430\u043d", "\u03b5\u03bb\u03ad\u03bd\u03b7",
+        "\u092a\u094d\u0930\u093f\u092f\u093e", "ann@example.org"]
+
+
+@pytest.mark.parametrize("name, words", LOOK_ALIKES.items())
+async def test_the_api_refuses_new_look_alike_names(hub, name, words):
+    admin = hub.token("boss", admin=True)
+    async with hub.api("POST", "/users", admin, json={"usernames": [name]}) as resp:
+        assert resp.status == 400 and words in (await resp.json())["message"]
+    async with hub.api("POST", f"/users/{quote(name)}", admin) as resp:
+        assert resp.status == 400 and words in (await resp.json())["message"]
+    assert hub.db.one("SELECT COUNT(*) AS n FROM users WHERE name != 'boss'")["n"] == 0
+
+
+@pytest.mark.parametrize("name", FINE)
+async def test_names_in_one_alphabet_are_still_welcome(hub, name):
+    admin = hub.token("boss", admin=True)
+    async with hub.api("POST", "/users", admin, json={"usernames": [name]}) as resp:
+        assert resp.status == 201, await resp.text()
+
+
+async def test_first_use_and_sign_up_refuse_new_look_alike_names(start_hub):
+    firstuse = await start_hub({"auth": {"type": "firstuse"}})
+    browser = await firstuse.browser()
+    for name, words in LOOK_ALIKES.items():
+        resp = await browser.login(name, "a-long-password")
+        assert resp.status == 403
+        assert firstuse.db.one("SELECT 1 FROM users WHERE name=?", (name,)) is None
+    native = await start_hub({"auth": {"type": "native"}})
+    browser = await native.browser()
+    async with browser.request("GET", "/hub/signup"):
+        pass
+    form = {"username": "s\u0430nat1", "password": "violet-kettle-42", "password_confirm": "violet-kettle-42",
+            "_xsrf": browser.xsrf}
+    async with browser.request("POST", "/hub/signup", data=form) as resp:
+        assert "mixes Cyrillic and Latin letters" in await resp.text()
+    assert native.db.one("SELECT COUNT(*) AS n FROM signups")["n"] == 0
+
+
+async def test_an_existing_look_alike_user_can_still_log_in(start_hub):
+    hub = await start_hub({"auth": {"type": "firstuse"}})
+    browser = await hub.browser()
+    hub.add_user("sa\uff4eat1")  # made before the rule
+    assert (await browser.login("sa\uff4eat1", "a-long-password")).status == 302

@@ -130,6 +130,14 @@ def _valid_names(names):
         raise web.HTTPBadRequest(text=str(e)) from None
 
 
+def _new_names(names):
+    try:
+        for name in names:
+            users.check_new_name(name)
+    except InvalidName as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+
+
 @routes.post("/hub/api/users")
 async def create_users(request):
     require(request, "admin:users")
@@ -145,6 +153,7 @@ async def create_users(request):
     new = [n for n in names if users.user_model_row(hub.db, n) is None]
     if not new:
         raise web.HTTPConflict(text="All of those users already exist")
+    _new_names(new)
     with hub.db.transaction():
         for name in new:
             users.ensure_user(hub.db, name, admin=admin)
@@ -168,6 +177,7 @@ async def create_user(request):
     (name,) = _valid_names([request.match_info["name"]])
     if users.user_model_row(hub.db, name) is not None:
         raise web.HTTPConflict(text=f"User {name} already exists")
+    _new_names([name])
     admin = body.get("admin", False)
     if not isinstance(admin, bool):
         raise web.HTTPBadRequest(text="admin must be true or false")

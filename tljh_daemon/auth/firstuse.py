@@ -39,6 +39,11 @@ class FirstUseAuthenticator(Authenticator):
         refusal = login_switch.refusal(row, "firstuse")
         if refusal is not None:  # an account another sign-in method made: never claimed by typing its name
             raise LoginRefused(refusal)
+        if row is None:
+            try:
+                users.check_new_name(name)
+            except users.InvalidName as e:
+                raise LoginRefused(f"That user name cannot be used: {e}") from None
         if row is None or row["password_hash"] is None:
             self._check_length(password)
             hashed = await asyncio.to_thread(hash_password, password)

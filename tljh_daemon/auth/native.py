@@ -100,6 +100,8 @@ class NativeAuthenticator(Authenticator):
             raise SignupRefused("Sign-up is closed on this hub. Ask its administrator for an account.")
         try:
             name = users.normalize_name(name)
+            if users.user_model_row(self.db, name) is None:
+                users.check_new_name(name)
         except users.InvalidName as e:
             raise SignupRefused(f"That user name cannot be used: {e}.") from None
         if "," in name or len(name) > 100:
