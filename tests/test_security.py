@@ -279,3 +279,68 @@ def test_workshop_accounts_are_capped(make_hub):
     assert "This workshop is full: all 5 places are taken" in answers[5].text
     assert answers[5].headers["Retry-After"] == "60"
     assert "Too many new workshop accounts from your network" in answers[7].text
+
+
+def _server_process(hub, name):
+    """(pid, supplementary gids, NoNewPrivs) of `name`'s running server, from the hub's state."""
+    import sqlite3
+
+    db = sqlite3.connect(os.path.join(hub.prefix, "state", "tljh.sqlite"))
+    try:
+        row = db.execute("SELECT pid, state FROM servers WHERE user=?", (name,)).fetchone()
+    finally:
+        db.close()
+    if not row or row[1] != "running" or not row[0]:
+        return None
+    with open(f"/proc/{row[0]}/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    return row[0], {int(g) for g in fields["Groups"].split()}, fields["NoNewPrivs"].strip()
+
+
+def test_a_demoted_admin_loses_sudo_in_the_running_server(make_hub, user_env, run_id, unix_accounts):
+    """REST demotion, then `tljh-config remove-item users.admin` + reload: each time the real
+    server is restarted, and its new process has neither the admins group nor NoNewPrivs=0."""
+    from test_admin_rights import admin_api
+
+    from tljh_daemon.accounts import ADMINS_GROUP
+
+    boss, dave = f"{run_id}-chief", f"{run_id}-dora"
+    unix_accounts.extend([f"jupyter-{dave}", f"jupyter-{boss}"])
+    hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                    "users": {"admin": [boss, dave]}, "user_environment": {"path": user_env}})
+    api = admin_api(hub, boss)
+    assert api.post(f"{hub.url}/hub/api/users/{dave}", json={"admin": True}).status_code == 201
+
+    def running_server():
+        assert api.post(f"{hub.url}/hub/api/users/{dave}/server").status_code in (201, 202)
+        return wait_for(lambda: api.get(f"{hub.url}/hub/api/users/{dave}").json()["servers"].get("", {})
+                        .get("ready") and _server_process(hub, dave), f"{dave}'s server", timeout=180)
+
+    pid, groups, no_new_privs = running_server()
+    admins_gid = grp.getgrnam(ADMINS_GROUP).gr_gid
+    assert admins_gid in groups and no_new_privs == "0", "an admin's server has sudo"
+
+    # 1. users.admin removed, then reload: the hub restarts and so does the server
+    result = tljh_config(hub.prefix, "remove-item", "users.admin", dave)
+    assert result.returncode == 0 and "restarted without admin rights" in result.stdout, result.stdout
+    hub.kill()
+    hub.start()
+    new = wait_for(lambda: (_server_process(hub, dave) or (pid,))[0] != pid and _server_process(hub, dave),
+                   "the server to be restarted after the reload", timeout=180)
+    assert admins_gid not in new[1] and new[2] == "1", new
+    assert "still holds the group jupyterhub-admins" in hub.log()
+
+    # 2. promoted again (the server is restarted by hand), then demoted through the REST API
+    api = admin_api(hub, boss)
+    assert api.patch(f"{hub.url}/hub/api/users/{dave}", json={"admin": True}).json()["admin"] is True
+    assert api.delete(f"{hub.url}/hub/api/users/{dave}/server").status_code in (202, 204)
+    wait_for(lambda: not _server_process(hub, dave) and
+             not api.get(f"{hub.url}/hub/api/users/{dave}").json()["servers"], "the server to stop")
+    pid, groups, _ = running_server()
+    assert admins_gid in groups
+    r = api.patch(f"{hub.url}/hub/api/users/{dave}", json={"admin": False})
+    assert r.status_code == 200
+    assert r.json()["server_note"] == f"{dave}'s running server was restarted without admin rights (sudo)."
+    new = wait_for(lambda: (_server_process(hub, dave) or (pid,))[0] != pid and _server_process(hub, dave),
+                   "the server to be restarted after the demotion", timeout=180)
+    assert admins_gid not in new[1] and new[2] == "1", new

@@ -6,20 +6,76 @@ account out of the group at once; start-up reconciles every account with the dat
 change made while the hub was down (or by an older version) is applied too.
 """
 
+import grp
 import json
 import logging
 import os
 
 from . import accounts
+from .server_state import ACTIVE, ServerState
 from .users import valid_names
 
 log = logging.getLogger(__name__)
 
 
 async def set_admin(hub, name, admin):
-    """Change `name`'s admin flag and their account's admins-group membership."""
+    """Change `name`'s admin flag and their account's admins-group membership; a demoted
+    admin's running server is restarted without admin rights. Returns what happened to the
+    server (`demoted_server`), or None."""
+    row = hub.db.one("SELECT admin FROM users WHERE name=?", (name,))
     hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(admin), name))
     await sync_account(hub, name, admin)
+    if row is not None and row["admin"] and not admin:
+        return await demoted_server(hub, name)
+    return None
+
+
+REASON = "no longer an admin: it ran with the admins group (sudo) and without NoNewPrivileges"
+
+
+async def demoted_server(hub, name):
+    """A server keeps the groups and privileges it started with, so a demoted admin's running
+    or starting server is restarted without them. Returns a sentence for the admin, or None."""
+    if hub.servers.state(name) not in ACTIVE:
+        return None
+    outcome = await hub.servers.restart(name, REASON)
+    if outcome == "restarted":
+        return f"{name}'s running server was restarted without admin rights (sudo)."
+    return f"{name}'s server was stopped (it had admin rights); it could not be started again right now."
+
+
+def _groups_of(pid):
+    """The supplementary group ids of process `pid` (/proc), or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return {int(g) for g in line.split()[1:]}
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+async def restart_servers_with_stale_rights(hub):
+    """At start-up (after re-adopting servers): a running server of a non-admin whose process
+    still holds the admins group (demoted while the hub was down, or by `tljh-config
+    remove-item users.admin` and a reload) is restarted without it."""
+    try:
+        admins_gid = grp.getgrnam(accounts.ADMINS_GROUP).gr_gid
+    except KeyError:
+        return []
+    rows = hub.db.all(
+        "SELECT s.user, s.pid FROM servers s JOIN users u ON u.name = s.user "
+        "WHERE s.state=? AND s.pid IS NOT NULL AND u.admin=0", (ServerState.RUNNING,))
+    restarted = []
+    for row in rows:
+        groups = _groups_of(row["pid"])
+        if groups and admins_gid in groups:
+            log.warning("The server of %s still holds the group %s, but %s is not an admin: restarting it",
+                        row["user"], accounts.ADMINS_GROUP, row["user"])
+            await demoted_server(hub, row["user"])
+            restarted.append(row["user"])
+    return restarted
 
 
 async def sync_account(hub, name, admin):

@@ -229,6 +229,7 @@ async def _lifetime(app):
         await admins.reconcile(hub)
         await hub.servers.reconcile()
         await stop_servers_of_a_former_base_url(hub)
+        await admins.restart_servers_with_stale_rights(hub)
         hub.servers.start_watching()
         await hub.service_manager.start()
         culler.start()

@@ -225,6 +225,9 @@ def remove_item(ctx, key, value):
         items.remove(item)
 
     _run_edit(ctx, change)
+    if key == "users.admin":
+        click.echo(f"At the next `tljh-config reload`, {value} is no longer an admin; a running server "
+                   f"of theirs is then restarted without admin rights (sudo).")
 
 
 @main.group()

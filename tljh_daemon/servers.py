@@ -446,6 +446,21 @@ class ServerManager:
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
 
+    async def restart(self, name, reason):
+        """Stop `name`'s server and start it again (e.g. without the admin rights it started
+        with: a process keeps its groups). 'restarted', or 'stopped' when it cannot start now."""
+        await self.stop(name)
+        row = self.db.one("SELECT * FROM users WHERE name=?", (name,))
+        if row is None:
+            return "stopped"
+        try:
+            self.start(row)
+        except (ServerBusy, SpawnLimitReached) as e:
+            log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
+            return "stopped"
+        log.info("Restarting the server of %s: %s", name, reason)
+        return "restarted"
+
     # -- restart recovery and watching -------------------------------------------
 
     async def reconcile(self):

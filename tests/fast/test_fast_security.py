@@ -348,3 +348,50 @@ async def test_an_existing_look_alike_user_can_still_log_in(start_hub):
     browser = await hub.browser()
     hub.add_user("sa\uff4eat1")  # made before the rule
     assert (await browser.login("sa\uff4eat1", "a-long-password")).status == 302
+
+
+# -- demotion reaches running servers -----------------------------------------------------------
+
+async def test_demoting_an_admin_restarts_their_running_server_without_admin(hub):
+    boss = hub.token("boss", admin=True)
+    alice = hub.token("alice", admin=True)
+    await hub.start_server("alice", alice)
+    assert hub.spawner.requests[-1].admin is True
+    async with hub.api("PATCH", "/users/alice", boss, json={"admin": False}) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert body["admin"] is False
+    assert body["server_note"] == "alice's running server was restarted without admin rights (sudo)."
+    assert hub.spawner.stopped == ["alice"]
+    await hub.wait_for_state("alice", "running")
+    assert [r.admin for r in hub.spawner.requests if r.user == "alice"] == [True, False]
+
+
+async def test_demoting_an_admin_without_a_server_changes_only_the_flag(hub):
+    boss = hub.token("boss", admin=True)
+    hub.add_user("carol", admin=True)
+    async with hub.api("PATCH", "/users/carol", boss, json={"admin": False}) as resp:
+        assert "server_note" not in await resp.json()
+    assert hub.spawner.requests == [] and hub.spawner.stopped == []
+
+
+async def test_a_provider_that_drops_admin_at_login_restarts_the_server(start_hub):
+    """An authenticator's group change (LoggedIn.admin from the provider) acts like a demotion."""
+    from tljh_daemon.auth import LoggedIn
+    from tljh_daemon.auth.dummy import DummyAuthenticator
+
+    class GroupsDecide(DummyAuthenticator):
+        admin_now = True
+
+        async def login(self, name, password, address=""):
+            return LoggedIn(name, admin=self.admin_now)
+
+    hub = await start_hub(authenticator=GroupsDecide)
+    await hub.browser("dana")
+    await hub.start_server("dana", hub.token("dana"))
+    assert hub.spawner.requests[-1].admin is True
+    hub.hub.authenticator.admin_now = False
+    await hub.browser("dana")  # logs in again: the provider no longer says admin
+    assert hub.spawner.stopped == ["dana"]
+    await hub.wait_for_state("dana", "running")
+    assert [r.admin for r in hub.spawner.requests] == [True, False]

@@ -195,11 +195,15 @@ async def modify_user(request):
         raise web.HTTPBadRequest(text=f"Cannot change {', '.join(sorted(unknown))}")
     if "name" in body and body["name"] != row["name"]:
         raise web.HTTPBadRequest(text="Renaming users is not supported (their Unix account is named after them)")
+    note = None
     if "admin" in body:
         if not isinstance(body["admin"], bool):
             raise web.HTTPBadRequest(text="admin must be true or false")
-        await admins.set_admin(hub, row["name"], body["admin"])
-    return web.json_response(user_model(hub, users.user_model_row(hub.db, row["name"])))
+        note = await admins.set_admin(hub, row["name"], body["admin"])
+    model = user_model(hub, users.user_model_row(hub.db, row["name"]))
+    if note:  # a demoted admin's server: what became of it (the admin panel shows it)
+        model["server_note"] = note
+    return web.json_response(model)
 
 
 @routes.delete("/hub/api/users/{name}")

@@ -73,6 +73,10 @@ async def finish_login(request, logged_in, next_url):
     if before is not None and bool(row["admin"]) != was_admin:
         log.info("%s %s admin at login", name, "became" if row["admin"] else "is no longer")
         await admins.sync_account(hub, name, bool(row["admin"]))
+        if not row["admin"]:  # e.g. removed from the provider's admin group
+            note = await admins.demoted_server(hub, name)
+            if note:
+                log.warning("%s (at login: the login provider no longer makes them an admin)", note)
     response = raw_redirect(safe_next(next_url, default_url(hub, name)))
     set_hub_cookie(request, response, sessions.COOKIE_NAME, hub.sessions.create(name), max_age=sessions.MAX_AGE)
     raise response

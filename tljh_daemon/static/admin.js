@@ -26,7 +26,14 @@
       });
     },
     "toggle-admin": function (name, button) {
-      return api("PATCH", "/users/" + enc(name), { admin: button.dataset.admin !== "true" }).then(reloadSoon);
+      return api("PATCH", "/users/" + enc(name), { admin: button.dataset.admin !== "true" }).then(function (user) {
+        if (user && user.server_note) {  // a demoted admin's running server was restarted (or stopped)
+          status(user.server_note);
+          watch();
+        } else {
+          reloadSoon();
+        }
+      });
     },
     "delete": function (name) {
       if (!window.confirm("Delete user " + name + "?")) return Promise.resolve();
