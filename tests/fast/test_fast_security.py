@@ -395,3 +395,19 @@ async def test_a_provider_that_drops_admin_at_login_restarts_the_server(start_hu
     assert hub.spawner.stopped == ["dana"]
     await hub.wait_for_state("dana", "running")
     assert [r.admin for r in hub.spawner.requests] == [True, False]
+
+
+def test_the_installer_leaves_no_world_writable_lock_in_the_environments(tmp_path):
+    """uv makes <env>/.lock 0666; anyone holding its lock would stall root's next install."""
+    from tljh_daemon.paths import Paths
+    from tljh_installer import steps
+
+    paths = Paths(str(tmp_path))
+    for env in (paths.hub_env, paths.user_env):
+        os.makedirs(env)
+        lock = os.path.join(env, ".lock")
+        open(lock, "w").close()
+        os.chmod(lock, 0o666)
+    steps.tighten_lock_files(paths)
+    assert [os.stat(os.path.join(env, ".lock")).st_mode & 0o777 for env in (paths.hub_env, paths.user_env)] \
+        == [0o644, 0o644]
