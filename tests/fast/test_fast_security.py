@@ -411,3 +411,17 @@ def test_the_installer_leaves_no_world_writable_lock_in_the_environments(tmp_pat
     steps.tighten_lock_files(paths)
     assert [os.stat(os.path.join(env, ".lock")).st_mode & 0o777 for env in (paths.hub_env, paths.user_env)] \
         == [0o644, 0o644]
+
+
+def test_the_throttle_forgets_old_failures_instead_of_growing_forever():
+    import time
+
+    from tljh_daemon.auth.throttle import FailedLoginThrottle
+
+    throttle = FailedLoginThrottle()
+    throttle.max_keys = 3
+    for i in range(3):
+        throttle.failed(f"old{i}")
+        throttle._failures[f"old{i}"] = (1, time.monotonic() - throttle.forget_after - 1)
+    throttle.failed("new")
+    assert set(throttle._failures) == {"new"}

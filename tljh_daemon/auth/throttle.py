@@ -38,9 +38,14 @@ class FailedLoginThrottle:
         extra = count - self.free_failures
         return 0 if extra < 0 else min(2**extra, self.max_delay) * self.unit
 
+    max_keys = 10_000  # beyond this many remembered keys, the forgotten ones are dropped
+
     def failed(self, key):
         count, _ = self._failures.get(key, (0, 0))
-        self._failures[key] = (count + 1, time.monotonic())
+        now = time.monotonic()
+        self._failures[key] = (count + 1, now)
+        if len(self._failures) > self.max_keys:  # guesses at random names cannot grow this forever
+            self._failures = {k: v for k, v in self._failures.items() if now - v[1] <= self.forget_after}
 
     def succeeded(self, key):
         self._failures.pop(key, None)
