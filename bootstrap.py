@@ -40,6 +40,32 @@ def rerun_as_root(argv):
     os.execv(sudo, [sudo, *preserve, sys.executable, script, *argv])
 
 
+# Never an install prefix (uninstall deletes the prefix): the same list as
+# tljh_daemon/install_marker.py, copied because this file must work alone.
+SYSTEM_DIRS = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
+    "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/tmp", "/usr",
+    "/usr/bin", "/usr/lib", "/usr/local", "/usr/local/bin", "/usr/local/lib", "/usr/sbin",
+    "/usr/share", "/var", "/var/lib", "/var/log", "/var/tmp", "/var/cache",
+})
+
+
+def check_prefix(prefix):
+    """Refuse a system directory, a home, or a directory holding homes, before anything is made."""
+    import pwd
+
+    real = os.path.realpath(prefix)
+    if real in SYSTEM_DIRS:
+        fail(f"--prefix {prefix} is a system directory; choose a directory of its own, e.g. /opt/tljh")
+    for entry in pwd.getpwall():
+        home = os.path.realpath(entry.pw_dir) if entry.pw_dir else ""
+        if home in ("", "/") or home in SYSTEM_DIRS:
+            continue
+        if real == home or home.startswith(real + os.sep):
+            fail(f"--prefix {prefix} is or holds the home directory of {entry.pw_name}; "
+                 f"choose a directory of its own, e.g. /opt/tljh")
+
+
 def read_os_release(path="/etc/os-release"):
     info = {}
     try:

@@ -425,3 +425,21 @@ def test_the_throttle_forgets_old_failures_instead_of_growing_forever():
         throttle._failures[f"old{i}"] = (1, time.monotonic() - throttle.forget_after - 1)
     throttle.failed("new")
     assert set(throttle._failures) == {"new"}
+
+
+def test_bootstrap_refuses_the_prefixes_uninstall_would_refuse(capsys, tmp_path):
+    """bootstrap.py works alone, so it keeps its own copy of the list: the two must agree."""
+    import importlib.util
+    import pwd
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "bootstrap.py")
+    spec = importlib.util.spec_from_file_location("bootstrap_copy", path)
+    bootstrap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bootstrap)
+    assert bootstrap.SYSTEM_DIRS == install_marker.SYSTEM_DIRS
+    homes = [e.pw_dir for e in pwd.getpwall() if e.pw_dir.startswith("/home/") or e.pw_dir == "/root"]
+    for prefix in ["/", "/usr", "/var/lib", *homes[:3]]:
+        with pytest.raises(SystemExit):
+            bootstrap.check_prefix(prefix)
+        assert "choose a directory of its own" in capsys.readouterr().err
+    bootstrap.check_prefix(str(tmp_path / "tljh"))  # fine
