@@ -344,3 +344,27 @@ def test_a_demoted_admin_loses_sudo_in_the_running_server(make_hub, user_env, ru
     new = wait_for(lambda: (_server_process(hub, dave) or (pid,))[0] != pid and _server_process(hub, dave),
                    "the server to be restarted after the demotion", timeout=180)
     assert admins_gid not in new[1] and new[2] == "1", new
+
+
+def test_stop_says_only_what_it_really_stopped(make_hub, run_id):
+    """A server whose process had already exited is reported as such, not as stopped; with the
+    daemon and Traefik gone too, nothing is claimed as stopped."""
+    import sqlite3
+    import time
+
+    hub = make_hub({"auth": {"type": "dummy"}})
+    name = f"{run_id}-gone"
+    assert HubClient(hub.url).login(name, "x").status_code == 302
+    assert daemon_cli("stop", prefix=hub.prefix).returncode == 0  # daemon and Traefik stopped
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    db = sqlite3.connect(os.path.join(hub.prefix, "state", "tljh.sqlite"))
+    with db:
+        db.execute("INSERT INTO servers (user, name, state, pid, pid_create_time) VALUES (?, '', 'running', ?, ?)",
+                   (name, exited.pid, time.time() - 5))
+    db.close()
+    result = daemon_cli("stop", prefix=hub.prefix)
+    assert result.returncode == 0, result.stderr
+    assert "Stopped" not in result.stdout, result.stdout
+    assert f"The server of {name} had already exited" in result.stdout
+    assert "tljh-daemon was not running" in result.stdout and "Traefik was not running" in result.stdout

@@ -204,9 +204,12 @@ def _stop_servers(paths, timeout):
     from .spawner import ProcessSpawner
     from .spawner.base import ServerHandle
 
+    from .spawner.process import process_for
+
     db = Database(paths.database)
     rows = db.all("SELECT user, pid, pid_create_time FROM servers WHERE pid IS NOT NULL")
     spawner = ProcessSpawner()  # servers started by another process: found by pid and start time
+    alive = {row["user"] for row in rows if process_for(ServerHandle(row["pid"], row["pid_create_time"]))}
 
     async def stop_all():
         await asyncio.gather(*(spawner.stop(row["user"], ServerHandle(row["pid"], row["pid_create_time"]), timeout)
@@ -217,7 +220,10 @@ def _stop_servers(paths, timeout):
         for row in rows:
             db.execute("UPDATE servers SET state=?, pid=NULL, port=NULL WHERE user=?",
                        (ServerState.STOPPED, row["user"]))
-            click.echo(f"Stopped the server of {row['user']}")
+            if row["user"] in alive:  # say only what was really stopped
+                click.echo(f"Stopped the server of {row['user']}")
+            else:
+                click.echo(f"The server of {row['user']} had already exited")
     finally:
         db.close()
 
