@@ -50,7 +50,7 @@ SYSTEM_DIRS = frozenset({
 })
 
 
-def check_prefix(prefix):
+def refuse_system_or_home(prefix):
     """Refuse a system directory, a home, or a directory holding homes, before anything is made."""
     import pwd
 
@@ -304,7 +304,8 @@ def main(argv=None):
     if "SSL_CERT_FILE" not in os.environ and os.path.exists("/etc/ssl/certs/ca-certificates.crt"):
         os.environ["SSL_CERT_FILE"] = "/etc/ssl/certs/ca-certificates.crt"  # the system trust store, for uv
     prefix = os.path.abspath(args.prefix)
-    check_prefix(prefix)  # before anything is installed
+    refuse_system_or_home(prefix)  # before anything is installed
+    check_prefix(prefix)
     ensure_apt_prerequisites()
     os.makedirs(prefix, exist_ok=True)
     os.chmod(prefix, 0o755)

@@ -440,6 +440,6 @@ def test_bootstrap_refuses_the_prefixes_uninstall_would_refuse(capsys, tmp_path)
     homes = [e.pw_dir for e in pwd.getpwall() if e.pw_dir.startswith("/home/") or e.pw_dir == "/root"]
     for prefix in ["/", "/usr", "/var/lib", *homes[:3]]:
         with pytest.raises(SystemExit):
-            bootstrap.check_prefix(prefix)
+            bootstrap.refuse_system_or_home(prefix)
         assert "choose a directory of its own" in capsys.readouterr().err
-    bootstrap.check_prefix(str(tmp_path / "tljh"))  # fine
+    bootstrap.refuse_system_or_home(str(tmp_path / "tljh"))  # fine
