@@ -52,12 +52,8 @@ def gather(plugins, config_dir):
     c = Config()
     errors = []
     if plugins is not None:
-        for impl in plugins.hook.tljh_custom_jupyterhub_config.get_hookimpls():
-            try:
-                impl.function(c=c)
-            except Exception as e:
-                errors.append(f"plugin {impl.plugin_name!r} failed in tljh_custom_jupyterhub_config: "
-                              f"{type(e).__name__}: {e}")
+        _, failures = plugins.call_each("tljh_custom_jupyterhub_config", c=c)
+        errors.extend(failures)
     for path in sorted(glob.glob(os.path.join(config_dir, CONFIG_D, "*.py"))):
         try:
             runpy.run_path(path, init_globals={"c": c, "get_config": lambda: c})

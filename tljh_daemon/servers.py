@@ -284,7 +284,7 @@ class ServerManager:
             except accounts.AccountError as e:
                 raise SpawnError(str(e)) from None
             if created:
-                await asyncio.to_thread(self.plugins.hook.tljh_new_user_create, username=username)
+                await asyncio.to_thread(self.plugins.call_each, "tljh_new_user_create", username=username)
             if self.settings.shared_folders:
                 await asyncio.to_thread(shared_folders.link_into_home, self.settings.shared_folders, account)
             phases.mark("account")
@@ -303,7 +303,7 @@ class ServerManager:
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
             limits = dict(self.settings.limits)
-            self.plugins.hook.tljh_pre_spawn(user=name, env=env, limits=limits)
+            self.plugins.call_each("tljh_pre_spawn", user=name, env=env, limits=limits)  # one that raises: logged, skipped
             request = SpawnRequest(
                 user=name,
                 username=account.pw_name,
