@@ -13,7 +13,7 @@ from aiohttp import web
 from .. import admins, sessions, tokens, users, xsrf
 from ..auth import LoggedIn, LoginRefused
 from ..hub import HUB
-from ..identity import identify, set_hub_cookie
+from ..identity import identify, set_hub_cookie, set_session_id_cookie
 from .pages import default_url, raw_redirect, render, require_user, safe_next
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ async def finish_login(request, logged_in, next_url):
         await admins.sync_account(hub, name, bool(row["admin"]))
     response = raw_redirect(safe_next(next_url, default_url(hub, name)))
     set_hub_cookie(request, response, sessions.COOKIE_NAME, hub.sessions.create(name), max_age=sessions.MAX_AGE)
+    if not request.cookies.get(sessions.SESSION_ID_COOKIE):  # kept across logins, as JupyterHub keeps it
+        set_session_id_cookie(request, response, sessions.new_session_id())
     raise response
 
 
@@ -113,6 +115,7 @@ async def logout(request):
     else:
         response = web.HTTPFound(hub.url("/hub/login"))
     response.del_cookie(sessions.COOKIE_NAME, path=hub.url("/hub/"))
+    response.del_cookie(sessions.SESSION_ID_COOKIE, path=hub.base_url)
     if isinstance(response, web.HTTPException):
         raise response
     return response
