@@ -154,6 +154,26 @@ async def test_named_servers_are_refused(hub):
             assert "Named servers" in (await resp.json())["message"]
 
 
+async def test_an_empty_server_name_is_the_default_server(start_hub):
+    """JupyterHub's router: /users/<name>/servers/ (empty name) is the default server."""
+    hub = await start_hub({"base_url": "/jupyter/"})
+    token = hub.token("alice")
+    async with hub.api("POST", "/users/alice/servers/", token) as resp:
+        assert resp.status == 202, await resp.text()
+    async with hub.api("GET", "/users/alice/servers//progress", token) as resp:
+        events = [line for line in (await resp.text()).splitlines() if line.startswith("data:")]
+    assert '"ready": true' in events[-1], events
+    assert hub.hub.servers.state("alice") == "running"
+    async with hub.api("GET", "/users/alice", token) as resp:
+        assert "" in (await resp.json())["servers"]
+    async with hub.api("DELETE", "/users/alice/servers/", token) as resp:
+        assert resp.status in (202, 204)
+    await hub.wait_for_state("alice", "stopped")
+    bob = hub.token("bob")
+    async with hub.api("POST", "/users/alice/servers/", bob) as resp:
+        assert resp.status in (403, 404), "the same scope checks as /server"
+
+
 async def test_users_cannot_start_or_stop_others(hub):
     hub.add_user("bob")
     alice = hub.token("alice")

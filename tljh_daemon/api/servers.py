@@ -61,7 +61,10 @@ async def activity(request):
     return web.Response(status=204)
 
 
+# JupyterHub's router takes an empty server name as the default server:
+# /users/<name>/servers/ is /users/<name>/server (JupyterHub's start/stop example uses it).
 @routes.post("/hub/api/users/{name}/server")
+@routes.post("/hub/api/users/{name}/servers/")
 async def start_server(request):
     _, row = user_row(request, "start:servers", server="")
     hub = request.app[HUB]
@@ -76,6 +79,7 @@ async def start_server(request):
 
 
 @routes.delete("/hub/api/users/{name}/server")
+@routes.delete("/hub/api/users/{name}/servers/")
 async def stop_server(request):
     _, row = user_row(request, "delete:servers", server="")
     hub = request.app[HUB]
@@ -94,6 +98,7 @@ def _sse(event):
 
 
 @routes.get("/hub/api/users/{name}/server/progress")
+@routes.get("/hub/api/users/{name}/servers//progress")
 async def progress(request):
     _, row = user_row(request, "read:servers", server="")
     hub = request.app[HUB]
