@@ -174,7 +174,7 @@ def test_plugins_take_effect(install, admin_client):
         warnings = [line for line in f if "were not applied" in line]
     assert warnings and all("Test.jupyterhub_config_set_by_simplest_plugin" in w
                             and "JupyterHub.cookie_secret_file" in w for w in warnings)
-    assert len(warnings) == 2, "once per daemon start (install, reload)"
+    assert len(warnings) == 3, "once per daemon start (two installs, reload)"
 
     # Spawner.default_url from tljh_custom_jupyterhub_config
     landing = client.get(client.url(f"/user/{admin}/"), allow_redirects=False)
