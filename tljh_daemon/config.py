@@ -206,6 +206,8 @@ SCHEMA = _obj(
             "additionalProperties": _obj(
                 {
                     "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    # A service that runs elsewhere (no command) authenticates with this token.
+                    "api_token": {"type": "string", "minLength": 8},
                     "environment": {"type": "object", "additionalProperties": {"type": "string"}},
                     "url": {"type": "string", "pattern": "^http://127\\.0\\.0\\.1:[0-9]+/?$"},
                     "admin": {"type": "boolean"},
@@ -371,6 +373,14 @@ def check(config):
     check_https(config)
     check_auth(config)
     check_branding(config)
+    check_services(config)
+
+
+def check_services(config):
+    for name, spec in config["services"].items():
+        if name != "cull" and not (spec.get("command") or spec.get("api_token")):
+            raise ConfigError(f"services.{name}", "a service needs a command (the hub runs it) or an "
+                                                  "api_token (it runs elsewhere and uses that token)")
 
 
 def check_branding(config):

@@ -30,7 +30,7 @@ def plain(data):
     return data
 
 
-SECRET_KEY = re.compile(r"(password|secret)", re.IGNORECASE)
+SECRET_KEY = re.compile(r"(password|secret|api_token)", re.IGNORECASE)
 MASK = "********"
 
 
