@@ -112,6 +112,10 @@ def _spawner(extra, trait, value):
         limits["memory"] = str(value).upper()
     elif trait == "cpu_limit" and isinstance(value, (int, float)) and value > 0:
         limits["cpu"] = float(value)
+    elif trait == "mem_guarantee" and isinstance(value, (int, str)) and MEMORY.fullmatch(str(value).upper()):
+        extra.spawner[trait] = str(value).upper()  # told to the server (MEM_GUARANTEE), as JupyterHub does
+    elif trait == "cpu_guarantee" and isinstance(value, (int, float)) and value > 0:
+        extra.spawner[trait] = float(value)
     elif trait == "environment" and isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
         extra.spawner.setdefault("environment", {}).update(value)
     elif trait in ("cmd", "args") and isinstance(value, (list, str)):

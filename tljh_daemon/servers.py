@@ -304,6 +304,8 @@ class ServerManager:
             cmd = self._command(singleuser, name, account)
             limits = dict(self.settings.limits)
             self.plugins.call_each("tljh_pre_spawn", user=name, env=env, limits=limits)  # one that raises: logged, skipped
+            for key, value in hub_contract.limits_environment(limits, self.overrides).items():
+                env.setdefault(key, value)  # the limits as started (after plugins); a plugin's own value stays
             request = SpawnRequest(
                 user=name,
                 username=account.pw_name,

@@ -17,6 +17,8 @@ c.Spawner.args = ["--ServerApp.iopub_data_rate_limit=1e10"]
 c.Spawner.notebook_dir = "~/work"
 c.Spawner.mem_limit = "2G"
 c.Spawner.cpu_limit = 1.5
+c.Spawner.mem_guarantee = "512M"
+c.Spawner.cpu_guarantee = 0.5
 c.Authenticator.admin_users = {"carol"}
 c.JupyterHub.load_groups = {"teachers": ["dora"]}
 c.JupyterHub.template_paths = [TEMPLATES]
@@ -63,6 +65,9 @@ async def test_config_d_settings_reach_spawns_users_groups_and_pages(start_hub, 
     assert request.cmd[0].endswith("/bin/jupyterhub-singleuser")
     assert request.cmd[1:] == ["--ServerApp.iopub_data_rate_limit=1e10", f"--notebook-dir={request.home}/work"]
     assert request.limits == {"memory": "2G", "cpu": 1.5}
+    # As JupyterHub tells every server its limits and guarantees (bytes, cores).
+    assert (request.env["MEM_LIMIT"], request.env["CPU_LIMIT"]) == (str(2 * 1024**3), "1.5")
+    assert (request.env["MEM_GUARANTEE"], request.env["CPU_GUARANTEE"]) == (str(512 * 1024**2), "0.5")
 
     async with hub.request("GET", "/hub/login") as resp:
         assert 'id="ours">Welcome to Example College' in await resp.text()

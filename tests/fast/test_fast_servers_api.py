@@ -70,6 +70,16 @@ async def test_spawn_request_carries_the_hub_contract(hub):
     assert tokens.lookup(hub.db, env["JUPYTERHUB_API_TOKEN"]) is None
 
 
+async def test_limits_reach_the_server_environment_as_jupyterhub_sets_them(start_hub):
+    hub = await start_hub()
+    await hub.start_server("alice", hub.token("alice"))
+    assert not {"MEM_LIMIT", "CPU_LIMIT", "MEM_GUARANTEE", "CPU_GUARANTEE"} & set(hub.spawner.requests[-1].env)
+    hub = await start_hub({"limits": {"memory": "1.5G", "cpu": 2}})
+    await hub.start_server("alice", hub.token("alice"))
+    env = hub.spawner.requests[-1].env
+    assert (env["MEM_LIMIT"], env["CPU_LIMIT"]) == (str(int(1.5 * 1024**3)), "2.0")
+
+
 async def test_account_step_gets_admin_and_extra_groups(start_hub):
     hub = await start_hub({"users": {"extra_user_groups": {"teachers": ["tina"], "other": ["x"]}}})
     await hub.start_server("tina", hub.token("tina", admin=True))
