@@ -324,12 +324,13 @@ class ServerManager:
             slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
                     if self.spawner.uses_admission else _no_slot())
             async with slot:
-                phases.mark("queue")
+                if self.spawner.uses_admission:
+                    phases.mark("queue")  # the hub's own admission queue
                 await progress.emit(30, self.spawner.start_message)
                 handle = await self.spawner.start(request)
                 phases.mark("launch")
                 self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port)
-                host, port = await self.spawner.locate(request, handle, progress, reported)
+                host, port = await self.spawner.locate(request, handle, progress, reported, phases=phases)
                 self._set(name, host=host, port=port)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
