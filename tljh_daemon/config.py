@@ -403,11 +403,38 @@ def check_auth(config):
 def check_callback_url(config, cls):
     """An OAuth callback URL set by hand is a page of this hub, so it lies under base_url."""
     callback = (section_settings(config, cls) or {}).get("oauth_callback_url") if cls.section else None
-    hub_path = config["base_url"] + "hub/"
-    if callback and not urlsplit(callback).path.startswith(hub_path):
-        raise ConfigError(f"auth.{cls.section}.oauth_callback_url",
-                          f"must be a URL under {hub_path} (base_url is {config['base_url']}), "
-                          f"e.g. https://hub.example.org{hub_path}oauth_callback")
+    if callback and not callback_fits(callback, config["base_url"]):
+        raise ConfigError(f"auth.{cls.section}.oauth_callback_url", callback_advice(callback, config["base_url"]))
+
+
+def callback_fits(callback, base_url):
+    return urlsplit(callback).path.startswith(base_url + "hub/")
+
+
+def callback_under(callback, base_url):
+    """`callback` (a URL) moved to the hub's callback page under `base_url`, same origin."""
+    parts = urlsplit(callback)
+    return parts._replace(path=base_url + "hub/oauth_callback").geturl()
+
+
+def callback_advice(callback, base_url):
+    return (f"{callback} is not under base_url {base_url} (the hub's pages are under {base_url}hub/): "
+            f"set it to {callback_under(callback, base_url)} (and register that URL with the "
+            f"provider), or set base_url back")
+
+
+def callbacks_moved_with_base_url(data, old_base, new_base):
+    """When base_url changes from `old_base` to `new_base`, the OAuth callback URLs under
+    auth.<section>.oauth_callback_url that are the hub's page under the old one move with it
+    (changed in the mapping `data` in place). Returns [(key, old url, new url)]."""
+    moved = []
+    for section, settings in (data.get("auth") or {}).items():
+        callback = settings.get("oauth_callback_url") if isinstance(settings, dict) else None
+        if (isinstance(callback, str) and callback
+                and urlsplit(callback).path == old_base + "hub/oauth_callback" and old_base != new_base):
+            settings["oauth_callback_url"] = callback_under(callback, new_base)
+            moved.append((f"auth.{section}.oauth_callback_url", callback, settings["oauth_callback_url"]))
+    return moved
 
 
 def check_https(config):

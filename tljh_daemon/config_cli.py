@@ -151,11 +151,24 @@ def set_(ctx, key, value):
         raise click.ClickException(f"config key {key!r}: the file {value} does not exist. "
                                    f"{ctx.paths.config_file} was not changed.")
 
+    moved = []
+
     def change(data):
+        old_base = data.get("base_url") or config_mod.DEFAULTS["base_url"]
         parent, last = _walk(data, key, create=True)
         parent[last] = parsed
+        if key == "base_url" and isinstance(parsed, str):
+            # The hub's OAuth callback page moves with base_url: keep the two in step.
+            moved.extend(config_mod.callbacks_moved_with_base_url(data, old_base, parsed))
+        elif key.startswith("auth.") and key.endswith(".oauth_callback_url") and parsed:
+            base_url = data.get("base_url") or config_mod.DEFAULTS["base_url"]
+            if not config_mod.callback_fits(str(parsed), base_url):
+                raise config_mod.ConfigError(key, config_mod.callback_advice(str(parsed), base_url))
 
     _run_edit(ctx, change)
+    for moved_key, before, after in moved:
+        click.echo(f"Also changed {moved_key} from {before} to {after} (the hub's callback page is under "
+                   f"base_url): register the new URL with your OAuth provider.")
     if key.startswith("limits.") and parse_value(value) is not None:
         click.echo(limit_enforcement(ctx.paths, key))
 
