@@ -254,9 +254,18 @@ def export_z2jh(ctx, output):
         config = config_mod.load(ctx.paths.config_file)
     except config_mod.ConfigError as e:
         raise click.ClickException(str(e)) from None
-    user_env = config["user_environment"]["path"] or ctx.paths.user_env
+    from . import jupyterhub_config
+    from . import plugins as plugin_loading
+
+    os.environ.setdefault("TLJH_INSTALL_PREFIX", ctx.paths.prefix)  # for plugins' tljh.config
+    plugins = plugin_loading.load()
+    # What the running hub applies: config.yaml, then plugins and jupyterhub_config.d over it.
+    extra = jupyterhub_config.load(config, ctx.paths.config_dir, plugins)
+    user_env = extra.config["user_environment"]["path"] or ctx.paths.user_env
     packages = z2jh.user_packages(user_env)
-    result = z2jh.Export(config, groups=z2jh.hub_groups(ctx.paths.database), user_packages=packages)
+    result = z2jh.Export(config, groups=z2jh.hub_groups(ctx.paths.database), user_packages=packages,
+                         extra=extra, plugin_keys=config_mod.plugin_keys(ctx.paths.config_dir),
+                         plugins=[(name, plugins.packages.get(name, "?")) for name, _ in plugins.list_name_plugin()])
     text = z2jh.dump(result.values, z2jh.image_note(packages) if packages else None)
     if output == "-":
         click.echo(text, nl=False)
