@@ -34,10 +34,12 @@ class Plugins(pluggy.PluginManager):
         return f"{name!r} (package {package})" if package else repr(name)
 
     def load_entry_points(self):
+        tried = set()  # a distribution found twice on the path is tried (and reported) once
         for dist in importlib.metadata.distributions():
             for ep in dist.entry_points:
-                if ep.group != GROUP or self.get_plugin(ep.name) or self.is_blocked(ep.name):
+                if ep.group != GROUP or ep.name in tried or self.get_plugin(ep.name) or self.is_blocked(ep.name):
                     continue
+                tried.add(ep.name)
                 package = dist.metadata["Name"] or "?"
                 self.packages[ep.name] = package
                 try:

@@ -188,3 +188,14 @@ def test_tljh_conda_names_the_plugin_asking_for_conda(site):
     (site / "f").write_bytes(b"abc")
     assert conda.sha256_file(str(site / "f")) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
+
+
+def test_a_plugin_found_twice_on_the_path_is_reported_once(site, tmp_path, monkeypatch):
+    other = tmp_path / "other-site"
+    other.mkdir()
+    monkeypatch.syspath_prepend(str(other))
+    fake_plugin(site, "tljh-plugin-broken-d", "broken_d", BROKEN)
+    fake_plugin(other, "tljh-plugin-broken-d", "broken_d", BROKEN)
+    assert [f for f in plugins.load().failures if "broken_d" in f] == [
+        "plugin 'broken_d' (package tljh-plugin-broken-d) could not be loaded and is skipped: "
+        "ModuleNotFoundError: No module named 'tljh.no_such_module'"]
