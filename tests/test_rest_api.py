@@ -254,12 +254,16 @@ def test_start_stop_via_api_and_server_token_reports_only_its_own_activity(bob, 
     assert bob.post(f"/users/{me}/servers/other").status_code == 400
 
 
-def test_a_client_leaving_the_progress_stream_is_logged_as_such(admin, hub, names):
+def test_a_client_leaving_the_progress_stream_is_logged_as_such(make_hub, user_env, run_id, unix_accounts):
     """A browser tab closed while a server starts: the hub notes it, no error, no traceback
     (the daemon's aiohttp does not cancel handlers when a client leaves, so the stream's next
-    write meets the closed connection)."""
-    me = names["carl"]
-    assert admin.post(f"/users/{me}").status_code in (201, 409)  # made by an earlier test, or here
+    write meets the closed connection). Its own hub: the module's counts its spawns."""
+    boss, me = f"{run_id}-lboss", f"{run_id}-leaver"
+    unix_accounts.append(f"jupyter-{me}")
+    hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                    "users": {"admin": [boss]}, "user_environment": {"path": user_env}})
+    admin = Api(hub, token_for(hub, boss))
+    assert admin.post(f"/users/{me}").status_code == 201
     seen = len(hub.log())
     assert admin.post(f"/users/{me}/server").status_code == 202
     stream = requests.get(f"{admin.base}/users/{me}/server/progress", headers=admin.headers, stream=True,
