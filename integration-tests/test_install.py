@@ -290,6 +290,12 @@ def test_admin_and_user_servers_run_as_their_accounts(install, admin, bob):
     assert bob.value(SUDO) == "", "non-admins do not"
 
 
+def test_the_hub_runs_in_the_state_directory(install):
+    """As TLJH's hub (plugins write relative paths there): the unit's WorkingDirectory."""
+    pid = install.unit("tljh-daemon", "MainPID")["MainPID"]
+    assert install.sh(["readlink", f"/proc/{pid}/cwd"]).strip() == f"{PREFIX}/state"
+
+
 def test_every_example_plugin_hook_took_effect(install, admin):
     assert "plugin: example" in install.first_output
     install.sh(["dpkg", "-s", "tree"])  # tljh_extra_apt_packages

@@ -62,10 +62,31 @@ def wait_until_stopped(hub, token, name, timeout):
     return False
 
 
-@pytest.mark.parametrize("culler", ["jupyterhub-idle-culler", "external-idle-culler", "built-in"])
+#: jupyterhub-idle-culler's README configuration for jupyterhub_config.py (the role first, then the
+#: service), with this machine's Python and short timeouts
+README_CONFIG = """
+c.JupyterHub.load_roles = [
+    {
+        "name": "jupyterhub-idle-culler-role",
+        "scopes": %(scopes)r,
+        "services": ["jupyterhub-idle-culler-service"],
+    }
+]
+c.JupyterHub.services = [
+    {
+        "name": "jupyterhub-idle-culler-service",
+        "command": %(command)r,
+    }
+]
+"""
+
+
+@pytest.mark.parametrize("culler", ["jupyterhub-idle-culler", "external-idle-culler", "readme-load-roles",
+                                    "built-in"])
 def test_idle_server_is_culled_and_active_one_kept(make_hub, user_env, run_id, unix_accounts, culler, tmp_path):
     """The real jupyterhub-idle-culler runs with exactly its README's scopes, as a managed service
-    and as an outside program with an API token."""
+    (config.yaml, or its README's load_roles in jupyterhub_config.d) and as an outside program
+    with an API token."""
     admin, idle, busy = (f"{run_id}-{r}{culler[:2]}" for r in ("admin", "idle", "busy"))
     unix_accounts.extend(f"jupyter-{n}" for n in (idle, busy))
     config = {"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
@@ -78,11 +99,18 @@ def test_idle_server_is_culled_and_active_one_kept(make_hub, user_env, run_id, u
                       "--timeout=4", "--cull-every=1"]
     if culler == "jupyterhub-idle-culler":
         config["services"]["idle-culler"] = {"command": culler_command, "scopes": CULLER_SCOPES}
-    hub = make_hub(config)
+    hub = make_hub(config, start=False)
+    log_path = os.path.join(hub.prefix, "state", "logs", "service-idle-culler.log")
+    if culler == "readme-load-roles":
+        config_d = os.path.join(hub.prefix, "config", "jupyterhub_config.d")
+        os.makedirs(config_d)
+        with open(os.path.join(config_d, "idle-culler.py"), "w") as f:
+            f.write(README_CONFIG % {"scopes": CULLER_SCOPES, "command": culler_command})
+        log_path = os.path.join(hub.prefix, "state", "logs", "service-jupyterhub-idle-culler-service.log")
+    hub.start()
     token = admin_token(hub, admin)
     start_servers(hub, [idle, busy])
     external = None
-    log_path = os.path.join(hub.prefix, "state", "logs", "service-idle-culler.log")
     if culler == "external-idle-culler":
         log_path = str(tmp_path / "culler.log")
         env = {"PATH": os.environ["PATH"], "JUPYTERHUB_API_TOKEN": admin_token(hub, admin, CULLER_SCOPES)}
@@ -104,7 +132,8 @@ def test_idle_server_is_culled_and_active_one_kept(make_hub, user_env, run_id, u
     if culler != "built-in":
         if external is None:
             services = requests.get(f"{hub.url}/hub/api/services", headers={"Authorization": f"token {token}"}).json()
-            assert services["idle-culler"]["pid"] > 0
+            service = "jupyterhub-idle-culler-service" if culler == "readme-load-roles" else "idle-culler"
+            assert services[service]["pid"] > 0
         with open(log_path) as f:
             log = f.read()
         assert f"Culling server {idle}" in log and busy not in log.split("Culling server")[-1], log

@@ -38,6 +38,11 @@ def test_export_writes_a_private_values_file_and_lists_leftovers(tmp_path):
     os.makedirs(paths.config_dir)
     with open(paths.config_file, "w") as f:
         f.write(CONFIG)
+    config_d = os.path.join(paths.config_dir, "jupyterhub_config.d")
+    os.makedirs(config_d)
+    with open(os.path.join(config_d, "site.py"), "w") as f:  # what the running hub applies over config.yaml
+        f.write('c.Spawner.environment = {"COURSE": "physics"}\nc.Spawner.mem_limit = "3G"\n'
+                'c.JupyterHub.cookie_secret_file = "/elsewhere"\n')
     paths.ensure()
     db = Database(paths.database)
     db.execute("INSERT INTO users (name, created) VALUES ('ann', '2026-01-01T00:00:00Z')")
@@ -58,7 +63,9 @@ def test_export_writes_a_private_values_file_and_lists_leftovers(tmp_path):
     assert hub["DummyAuthenticator"] == {"password": "the-shared-secret"}
     assert hub["Authenticator"]["admin_users"] == ["teacher"]
     assert hub["JupyterHub"]["load_groups"] == {"class-a": {"users": ["ann"]}}
-    assert values["singleuser"]["memory"] == {"limit": "2G"}
+    assert values["singleuser"]["memory"] == {"limit": "3G"}, "jupyterhub_config.d's, as the hub uses it"
+    assert values["singleuser"]["extraEnv"] == {"COURSE": "physics"}
+    assert "JupyterHub.cookie_secret_file (jupyterhub_config.d)" in result.stderr
     assert "pandas==2.2.2" in text
     assert "users.extra_user_groups" in result.stderr and "user environment packages" in result.stderr
     assert "the-shared-secret" not in result.stderr

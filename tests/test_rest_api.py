@@ -11,6 +11,7 @@ import requests
 
 from hubclient import HubClient
 from hubprocess import needs_root
+from waiting import wait_for
 
 pytestmark = needs_root
 PAGINATION = "application/jupyterhub-pagination+json"
@@ -250,6 +251,32 @@ def test_start_stop_via_api_and_server_token_reports_only_its_own_activity(bob, 
         time.sleep(0.2)
     assert bob.get(f"/users/{me}").json()["servers"] == {}
     assert bob.post(f"/users/{me}/servers/other").status_code == 400
+
+
+def test_a_client_leaving_the_progress_stream_is_logged_as_such(make_hub, user_env, run_id, unix_accounts):
+    """A browser tab closed while a server starts: the hub notes it, no error, no traceback
+    (the daemon's aiohttp does not cancel handlers when a client leaves, so the stream's next
+    write meets the closed connection). Its own hub: the module's counts its spawns."""
+    boss, me = f"{run_id}-lboss", f"{run_id}-leaver"
+    unix_accounts.append(f"jupyter-{me}")
+    hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+                    "users": {"admin": [boss]}, "user_environment": {"path": user_env}})
+    admin = Api(hub, token_for(hub, boss))
+    assert admin.post(f"/users/{me}").status_code == 201
+    seen = len(hub.log())
+    assert admin.post(f"/users/{me}/server").status_code == 202
+    stream = requests.get(f"{admin.base}/users/{me}/server/progress", headers=admin.headers, stream=True,
+                          timeout=60)
+    first = next(line for line in stream.iter_lines(decode_unicode=True) if line)
+    assert first.startswith("data:"), first
+    stream.close()
+    wait_for(lambda: f"A client left the progress stream of {me}'s server" in hub.log()[seen:],
+             "the daemon to log that the client left", timeout=120)
+    log = hub.log()[seen:]
+    assert "Unhandled error" not in log and "Traceback" not in log, log
+    wait_for(lambda: admin.get(f"/users/{me}").json()["servers"].get("", {}).get("ready"),
+             "the server to start anyway", timeout=120)
+    assert admin.delete(f"/users/{me}/server").status_code in (202, 204)
 
 
 def test_concurrent_spawn_limit_answers_429(make_hub, run_id, unix_accounts):

@@ -10,6 +10,7 @@ that fails (here: a per-group sbatch option it cannot live with) says so on the 
 import json
 import re
 import shutil
+import time
 
 import pytest
 import requests
@@ -118,13 +119,20 @@ def test_second_user_queues_then_starts_when_the_first_stops(hub, slurm, alice, 
     r = bob.get(bob.url(f"/hub/spawn/{names['bob']}"), allow_redirects=False)
     assert r.status_code == 302
     queued = first_event(bob, names["bob"], lambda e: "queued" in e["message"] or e.get("failed") or e.get("ready"))
+    seen_queued = time.monotonic()
     assert queued["message"].startswith(f"queued: waiting for resources (Slurm job {queued['job_id']}"), queued
     page = bob.get(bob.url(f"/hub/spawn-pending/{names['bob']}"))
     assert page.status_code == 200 and "/server/progress" in page.text  # the page streams these events
 
+    stop_asked = time.monotonic()
     assert alice.stop(names["alice"]).status_code == 302
     events = bob.progress_events(names["bob"])
     assert events[-1].get("ready") is True, (events, hub.log()[-3000:])
+    # The ready line measures the job's time in Slurm's queue: at least from when we saw it queued
+    # until alice's job was asked to end.
+    ready = [line for line in hub.log().splitlines() if f"Server for {names['bob']} is ready" in line][-1]
+    in_queue = float(re.search(r"slurm queue ([0-9.]+)s", ready).group(1))
+    assert in_queue >= stop_asked - seen_queued, ready
     assert alice.get(alice.url("/hub/api/user")).json()["server"] is None
     open_lab(bob, names["bob"])
     kernel = bob.start_kernel(names["bob"])

@@ -1,9 +1,12 @@
 """What TLJH admins bring with them, on one install made with bootstrap.py as an admin does:
 plugins (a test plugin doing what TLJH's own test plugin does: apt, pip, its own config keys,
-tljh_custom_jupyterhub_config, new-user hook; and one that fails until told not to),
+tljh_custom_jupyterhub_config, new-user hook; one importing each tljh.* module as published
+plugins do; one that cannot be imported; and one that fails until told not to),
 jupyterhub_config.d, `sudo -E pip install` in an admin's login shell, the default user
 environment's nbgitpuller, jupyter-resource-usage and ipywidgets."""
 
+import grp
+import json
 import os
 import pwd
 import re
@@ -25,6 +28,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOTSTRAP = os.path.join(ROOT, "bootstrap.py")
 SIMPLEST = os.path.join(ROOT, "tests", "plugins", "tljh-plugin-simplest")
 FLAKY = os.path.join(ROOT, "tests", "plugins", "tljh-plugin-flaky")
+COMPAT = os.path.join(ROOT, "tests", "plugins", "tljh-plugin-compat")
+BROKEN = os.path.join(ROOT, "tests", "plugins", "tljh-plugin-broken")
+COMPAT_GROUP = "tljh-compat-test"  # the group the compat plugin makes with tljh.user
 SYSTEM_PYTHON = "/usr/bin/python3"
 APT_PACKAGE = "hello"  # what the simplest plugin asks apt for
 
@@ -37,7 +43,7 @@ class Install:
     port: int
     admin: str
     password: str
-    failed: subprocess.CompletedProcess
+    first: subprocess.CompletedProcess  # while the flaky plugin fails
     done: subprocess.CompletedProcess
 
     @property
@@ -59,16 +65,18 @@ def install(unix_accounts, run_id):
                 'c.JupyterHub.cookie_secret_file = "/elsewhere"\n')
     # Several plugins after one --plugin, as TLJH documents.
     cmd = [SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(port),
-           "--admin", f"{admin}:{password}", "--plugin", SIMPLEST, FLAKY,
+           "--admin", f"{admin}:{password}", "--plugin", SIMPLEST, FLAKY, COMPAT, BROKEN,
            "--machine-wide-links"]  # login shells' PATH: machine-wide, not a test prefix's by default
     env = {"PATH": os.environ["PATH"], "HOME": "/root"}
     try:
-        failed = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
-                                env={**env, "TLJH_TEST_PLUGIN_FAIL": "1"})
+        first = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                               env={**env, "TLJH_TEST_PLUGIN_FAIL": "1"})
         with open(os.path.join(prefix, "config", "config.yaml")) as f:
-            assert "simplest_plugin" not in f.read(), "nothing of a failed step is saved"
+            first_config = f.read()
+        assert "simplest_plugin" in first_config, first.stdout + first.stderr
+        assert "flaky_plugin" not in first_config, "nothing the failing plugin changed is saved"
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
-        yield Install(prefix, port, admin, password, failed, done)
+        yield Install(prefix, port, admin, password, first, done)
     finally:
         daemon = os.path.join(prefix, "hub", "bin", "tljh-daemon")
         if os.path.exists(daemon):
@@ -77,6 +85,7 @@ def install(unix_accounts, run_id):
         if os.path.exists(script):
             os.unlink(script)
         shutil.rmtree(prefix, ignore_errors=True)
+        subprocess.run(["groupdel", COMPAT_GROUP], capture_output=True)
         if not had_apt_package:
             subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "remove", "-y", "-qq", APT_PACKAGE],
                            capture_output=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -94,21 +103,56 @@ def admin_client(install):
     return client
 
 
-def test_a_failing_plugin_stops_the_install_naming_it_and_a_rerun_works(install):
-    assert install.failed.returncode != 0
-    assert ("plugin 'flaky' (package tljh-plugin-flaky) failed in tljh_config_post_install"
-            in install.failed.stderr), install.failed.stderr
-    assert "asked to fail" in install.failed.stderr
+BROKEN_MESSAGE = ("plugin 'broken' (package tljh-plugin-broken) could not be loaded and is skipped: "
+                  "ModuleNotFoundError: No module named 'tljh.no_such_module'")
+
+
+def test_failing_plugins_are_named_and_skipped_and_the_install_completes(install):
+    first = install.first
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert ("plugin 'flaky' (package tljh-plugin-flaky) failed in tljh_config_post_install and is "
+            "skipped: ValueError: asked to fail; its changes to config.yaml were not saved") in first.stdout
+    assert BROKEN_MESSAGE in first.stdout
+    # Named again at the end, with what to do.
+    summary = first.stdout[first.stdout.index("Skipped because a plugin failed"):]
+    assert "flaky" in summary and "tljh-plugin-broken" in summary and "pip uninstall <package>" in summary
+    # A later install (the plugin fixed) works and applies it; the broken one is still skipped.
     assert install.done.returncode == 0, install.done.stdout + install.done.stderr
+    assert BROKEN_MESSAGE in install.done.stdout and "flaky" not in install.done.stdout.split("Skipped because")[-1]
     # The last line counts the whole install, bootstrap.py's stage 0 included.
     stage0 = float(re.search(r"Stage 0 done in ([0-9.]+)s", install.done.stdout).group(1))
     total = float(re.fullmatch(r"Done in ([0-9.]+)s\.", install.done.stdout.strip().splitlines()[-1]).group(1))
     assert total > stage0
 
 
+def test_a_plugin_using_each_tljh_module_works_and_the_hub_runs_in_the_state_dir(install, admin_client):
+    """tljh.config's paths, tljh.user's groups, tljh.utils.run_subprocess, tljh.conda, tljh.apt
+    (imported); the hub (which ran the new-user hook) works in <prefix>/state, as TLJH's."""
+    state = os.path.join(install.prefix, "state")
+    tljh_config = install.tljh_config
+
+    def get(key):
+        result = subprocess.run([*tljh_config, "get", key], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert get("compat_plugin.paths.install_prefix") == install.prefix
+    assert get("compat_plugin.paths.state_dir") == state
+    assert get("compat_plugin.paths.config_file") == os.path.join(install.prefix, "config", "config.yaml")
+    assert get("compat_plugin.paths.user_env") == os.path.join(install.prefix, "user")
+    assert get("compat_plugin.conda_versions") == "0"
+    assert os.path.exists(os.path.join(state, "compat-post-install")), "tljh.utils.run_subprocess ran"
+    account = f"jupyter-{install.admin}"
+    assert account in grp.getgrnam(COMPAT_GROUP).gr_mem, "tljh.user.ensure_group / ensure_user_group"
+    with open(os.path.join(state, f"compat-new-user-{account}")) as f:
+        assert json.load(f)["cwd"] == state, "the hub's working directory"
+    with open(os.path.join(state, "logs", "daemon.log")) as f:
+        assert BROKEN_MESSAGE in f.read(), "the daemon names the plugin it skipped"
+
+
 def test_plugins_take_effect(install, admin_client):
     out, admin, client = install.done.stdout, install.admin, admin_client
-    assert "plugin: simplest" in out and "plugin: flaky" in out
+    assert "plugin: simplest (package tljh-plugin-simplest)" in out and "plugin: flaky" in out
     assert "config key simplest_plugin belongs to plugin simplest" in out
     assert "channels not used: conda-forge" in out
     assert "Test.jupyterhub_config_set_by_simplest_plugin" in out
@@ -130,7 +174,7 @@ def test_plugins_take_effect(install, admin_client):
         warnings = [line for line in f if "were not applied" in line]
     assert warnings and all("Test.jupyterhub_config_set_by_simplest_plugin" in w
                             and "JupyterHub.cookie_secret_file" in w for w in warnings)
-    assert len(warnings) == 2, "once per daemon start (install, reload)"
+    assert len(warnings) == 3, "once per daemon start (two installs, reload)"
 
     # Spawner.default_url from tljh_custom_jupyterhub_config
     landing = client.get(client.url(f"/user/{admin}/"), allow_redirects=False)

@@ -14,6 +14,7 @@ import jinja2
 from aiohttp import web
 
 from . import accounts, admins, compat, groups, jupyterhub_config, login_switch, shared_folders, urls
+from . import plugins as plugin_loading
 from . import config as config_mod
 from . import settings
 from .cgroups import Cgroups, cgroup_tag
@@ -32,7 +33,6 @@ from .db import Database
 from .handlers import admin as admin_pages
 from .handlers import login as login_pages
 from .handlers import middleware, pages
-from .hookspecs import plugin_manager
 from .hub import HUB, Hub
 from .managed_services import ServiceManager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
@@ -82,7 +82,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     config.yaml (with what plugins and jupyterhub_config.d add) is translated here, once, into
     the typed settings every component receives (settings.from_config)."""
     paths.ensure()
-    plugins = plugin_manager()
+    plugins = plugin_loading.load()  # a plugin that cannot be loaded is logged and skipped
     extra = jupyterhub_config.load(config, paths.config_dir, plugins)
     hub_settings = settings.from_config(extra.config, paths)
     db = Database(paths.database)

@@ -58,6 +58,7 @@ def run(prefix, log_level, mode):
     why_not = install_marker.refusal(paths.prefix)
     if why_not:
         raise click.ClickException(f"not starting: {paths.prefix} is {why_not}")
+    in_state_dir(paths)
     try:
         lock = pidfile.acquire(paths)
     except pidfile.AlreadyRunning as e:
@@ -72,6 +73,14 @@ def run(prefix, log_level, mode):
     app = make_app(config, paths, mode)
     asyncio.run(_serve(app, app[HUB].settings.hub_port))
     pidfile.release(paths, lock)
+
+
+def in_state_dir(paths):
+    """Run where TLJH runs its hub: in <prefix>/state (plugins write relative paths there), with
+    $TLJH_INSTALL_PREFIX naming the prefix (TLJH's tljh.config reads it when a plugin imports it)."""
+    paths.ensure()
+    os.chdir(paths.state_dir)
+    os.environ["TLJH_INSTALL_PREFIX"] = paths.prefix
 
 
 async def _serve(app, port):

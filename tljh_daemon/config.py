@@ -207,6 +207,8 @@ SCHEMA = _obj(
             "additionalProperties": _obj(
                 {
                     "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    # A service that runs elsewhere (no command) authenticates with this token.
+                    "api_token": {"type": "string", "minLength": 8},
                     "environment": {"type": "object", "additionalProperties": {"type": "string"}},
                     "url": {"type": "string", "pattern": "^http://127\\.0\\.0\\.1:[0-9]+/?$"},
                     "admin": {"type": "boolean"},
@@ -375,6 +377,14 @@ def check(config):
     check_https(config)
     check_auth(config)
     check_branding(config)
+    check_services(config)
+
+
+def check_services(config):
+    for name, spec in config["services"].items():
+        if name != "cull" and not (spec.get("command") or spec.get("api_token")):
+            raise ConfigError(f"services.{name}", "a service needs a command (the hub runs it) or an "
+                                                  "api_token (it runs elsewhere and uses that token)")
 
 
 def check_branding(config):
@@ -397,11 +407,38 @@ def check_auth(config):
 def check_callback_url(config, cls):
     """An OAuth callback URL set by hand is a page of this hub, so it lies under base_url."""
     callback = (section_settings(config, cls) or {}).get("oauth_callback_url") if cls.section else None
-    hub_path = config["base_url"] + "hub/"
-    if callback and not urlsplit(callback).path.startswith(hub_path):
-        raise ConfigError(f"auth.{cls.section}.oauth_callback_url",
-                          f"must be a URL under {hub_path} (base_url is {config['base_url']}), "
-                          f"e.g. https://hub.example.org{hub_path}oauth_callback")
+    if callback and not callback_fits(callback, config["base_url"]):
+        raise ConfigError(f"auth.{cls.section}.oauth_callback_url", callback_advice(callback, config["base_url"]))
+
+
+def callback_fits(callback, base_url):
+    return urlsplit(callback).path.startswith(base_url + "hub/")
+
+
+def callback_under(callback, base_url):
+    """`callback` (a URL) moved to the hub's callback page under `base_url`, same origin."""
+    parts = urlsplit(callback)
+    return parts._replace(path=base_url + "hub/oauth_callback").geturl()
+
+
+def callback_advice(callback, base_url):
+    return (f"{callback} is not under base_url {base_url} (the hub's pages are under {base_url}hub/): "
+            f"set it to {callback_under(callback, base_url)} (and register that URL with the "
+            f"provider), or set base_url back")
+
+
+def callbacks_moved_with_base_url(data, old_base, new_base):
+    """When base_url changes from `old_base` to `new_base`, the OAuth callback URLs under
+    auth.<section>.oauth_callback_url that are the hub's page under the old one move with it
+    (changed in the mapping `data` in place). Returns [(key, old url, new url)]."""
+    moved = []
+    for section, settings in (data.get("auth") or {}).items():
+        callback = settings.get("oauth_callback_url") if isinstance(settings, dict) else None
+        if (isinstance(callback, str) and callback
+                and urlsplit(callback).path == old_base + "hub/oauth_callback" and old_base != new_base):
+            settings["oauth_callback_url"] = callback_under(callback, new_base)
+            moved.append((f"auth.{section}.oauth_callback_url", callback, settings["oauth_callback_url"]))
+    return moved
 
 
 def check_https(config):

@@ -154,11 +154,24 @@ def set_(ctx, key, value):
         raise click.ClickException(f"config key {key!r}: the file {value} does not exist. "
                                    f"{ctx.paths.config_file} was not changed.")
 
+    moved = []
+
     def change(data):
+        old_base = data.get("base_url") or config_mod.DEFAULTS["base_url"]
         parent, last = _walk(data, key, create=True)
         parent[last] = parsed
+        if key == "base_url" and isinstance(parsed, str):
+            # The hub's OAuth callback page moves with base_url: keep the two in step.
+            moved.extend(config_mod.callbacks_moved_with_base_url(data, old_base, parsed))
+        elif key.startswith("auth.") and key.endswith(".oauth_callback_url") and parsed:
+            base_url = data.get("base_url") or config_mod.DEFAULTS["base_url"]
+            if not config_mod.callback_fits(str(parsed), base_url):
+                raise config_mod.ConfigError(key, config_mod.callback_advice(str(parsed), base_url))
 
     _run_edit(ctx, change)
+    for moved_key, before, after in moved:
+        click.echo(f"Also changed {moved_key} from {before} to {after} (the hub's callback page is under "
+                   f"base_url): register the new URL with your OAuth provider.")
     if key.startswith("limits.") and parse_value(value) is not None:
         click.echo(limit_enforcement(ctx.paths, key))
 
@@ -247,9 +260,18 @@ def export_z2jh(ctx, output):
         config = config_mod.load(ctx.paths.config_file)
     except config_mod.ConfigError as e:
         raise click.ClickException(str(e)) from None
-    user_env = config["user_environment"]["path"] or ctx.paths.user_env
+    from . import jupyterhub_config
+    from . import plugins as plugin_loading
+
+    os.environ.setdefault("TLJH_INSTALL_PREFIX", ctx.paths.prefix)  # for plugins' tljh.config
+    plugins = plugin_loading.load()
+    # What the running hub applies: config.yaml, then plugins and jupyterhub_config.d over it.
+    extra = jupyterhub_config.load(config, ctx.paths.config_dir, plugins)
+    user_env = extra.config["user_environment"]["path"] or ctx.paths.user_env
     packages = z2jh.user_packages(user_env)
-    result = z2jh.Export(config, groups=z2jh.hub_groups(ctx.paths.database), user_packages=packages)
+    result = z2jh.Export(config, groups=z2jh.hub_groups(ctx.paths.database), user_packages=packages,
+                         extra=extra, plugin_keys=config_mod.plugin_keys(ctx.paths.config_dir),
+                         plugins=[(name, plugins.packages.get(name, "?")) for name, _ in plugins.list_name_plugin()])
     text = z2jh.dump(result.values, z2jh.image_note(packages) if packages else None)
     if output == "-":
         click.echo(text, nl=False)

@@ -5,6 +5,7 @@ import fcntl
 import io
 import os
 import re
+import time
 from contextlib import contextmanager
 
 from ruamel.yaml import YAML
@@ -29,7 +30,7 @@ def plain(data):
     return data
 
 
-SECRET_KEY = re.compile(r"(password|secret)", re.IGNORECASE)
+SECRET_KEY = re.compile(r"(password|secret|api_token)", re.IGNORECASE)
 MASK = "********"
 
 
@@ -57,15 +58,36 @@ def masked(text):
     return buffer.getvalue()
 
 
+class Locked(Exception):
+    """Another writer held config.yaml's lock for longer than the caller would wait."""
+
+
+def _lock(lock, path, timeout):
+    if timeout is None:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise Locked(f"another writer (tljh-config or the installer) holds {path}.lock; "
+                             f"{path} was not changed") from None
+            time.sleep(0.05)
+
+
 @contextmanager
-def editing(path):
+def editing(path, lock_timeout=None):
     """Yield the config as a round-trip mapping; on clean exit, validate and save it.
 
-    A ConfigError leaves the file untouched.
+    A ConfigError leaves the file untouched. With `lock_timeout` (seconds), raise Locked
+    instead of waiting longer for another writer.
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with os.fdopen(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock(lock, path, lock_timeout)
         data, original = None, None
         original = config_mod.read_text(path)
         if original is not None:

@@ -2,7 +2,8 @@
 
 Plugins register through the `tljh` entry point group and mark functions with
 `tljh.hooks.hookimpl` (or `pluggy.HookimplMarker("tljh")`), exactly as TLJH
-plugins do; TLJH's installer hooks keep their names and signatures.
+plugins do; TLJH's installer hooks keep their names and signatures. Loading them (a broken
+plugin is named and skipped) is `plugins.py`'s job.
 """
 
 import pluggy
@@ -65,10 +66,3 @@ def tljh_new_user_create(username):
 def tljh_pre_spawn(user, env, limits):
     """Before a server starts: change `env` (dict) or `limits` (dict) in place."""
 
-
-def plugin_manager():
-    """A manager with every installed plugin of the `tljh` entry point group loaded."""
-    manager = pluggy.PluginManager("tljh")
-    manager.add_hookspecs(__import__(__name__, fromlist=["_"]))
-    manager.load_setuptools_entrypoints("tljh")
-    return manager

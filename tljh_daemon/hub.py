@@ -14,14 +14,13 @@ from .metrics import Metrics
 if TYPE_CHECKING:
     import asyncio
 
-    import pluggy
-
     from .accounts import EnsureAccount
     from .auth.base import Authenticator
     from .db import Database
     from .jupyterhub_config import Extra
     from .managed_services import ServiceManager
     from .paths import Paths
+    from .plugins import Plugins
     from .proxy.base import Proxy, ProxyRunner
     from .servers import ServerManager
     from .sessions import SessionStore
@@ -51,7 +50,7 @@ class Hub:
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION
-    plugins: Optional[pluggy.PluginManager] = None
+    plugins: Optional[Plugins] = None
     extra: Optional[Extra] = None  # jupyterhub_config.Extra: what plugins' and jupyterhub_config.d's settings added
 
     @property

@@ -62,3 +62,19 @@ def register_oauth_client(db: Database, client: OAuthClient, secret: str) -> Non
         (client.id, tokens.hash_token(secret), client.redirect_uri, client.description,
          json.dumps(client.access_scopes)),
     )
+
+
+def limits_environment(limits, guarantees) -> dict[str, str]:
+    """MEM_LIMIT, MEM_GUARANTEE (bytes), CPU_LIMIT, CPU_GUARANTEE (cores), as JupyterHub puts them
+    in every server's environment when they are set (jupyter-resource-usage shows them).
+    `limits`: limits.memory / limits.cpu; `guarantees`: Spawner.mem_guarantee / cpu_guarantee."""
+    from .cgroups import memory_bytes
+
+    env = {}
+    for key, source, name in (("MEM_LIMIT", limits, "memory"), ("MEM_GUARANTEE", guarantees, "mem_guarantee")):
+        if source.get(name):
+            env[key] = str(memory_bytes(source[name]))
+    for key, source, name in (("CPU_LIMIT", limits, "cpu"), ("CPU_GUARANTEE", guarantees, "cpu_guarantee")):
+        if source.get(name):
+            env[key] = str(float(source[name]))
+    return env

@@ -111,3 +111,27 @@ def set_hub_cookie(request, response, name, value, max_age=None, httponly=True):
         secure=is_https(request),
         max_age=max_age,
     )
+
+
+def set_session_id_cookie(request, response, value):
+    """JupyterHub's jupyterhub-session-id: on the hub's base_url (user servers read it), HttpOnly,
+    not signed (services may read it), as long-lived as the login cookie."""
+    response.set_cookie(
+        sessions.SESSION_ID_COOKIE,
+        value,
+        path=request.app[HUB].base_url,
+        httponly=True,
+        samesite="Lax",
+        secure=is_https(request),
+        max_age=sessions.MAX_AGE,
+    )
+
+
+def session_id_cookie_if_missing(request, response):
+    """A browser logged in before the hub set jupyterhub-session-id (or that lost it) gets one
+    on its next page, as JupyterHub gives it."""
+    identity = request.get(IDENTITY)
+    if (identity is not None and identity.via == "cookie"
+            and not request.cookies.get(sessions.SESSION_ID_COOKIE)
+            and sessions.SESSION_ID_COOKIE not in response.cookies):
+        set_session_id_cookie(request, response, sessions.new_session_id())

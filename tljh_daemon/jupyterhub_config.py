@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from traitlets.config import Config
 from traitlets.config.loader import LazyConfigValue
 
+from . import scopes
+
 log = logging.getLogger(__name__)
 
 CONFIG_D = "jupyterhub_config.d"
@@ -25,7 +27,8 @@ SPAWNER_CLASSES = {"Spawner", "LocalProcessSpawner", "SystemdSpawner", "UserCrea
 # Authenticator settings apply whichever class the file names (TLJH's own or JupyterHub's).
 AUTHENTICATOR_SUFFIX = "Authenticator"
 MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]?")  # limits.memory's form (JupyterHub's too)
-SERVICE_KEYS = {"name", "command", "environment", "url", "admin", "display", "user"}
+SERVICE_KEYS = {"name", "command", "environment", "url", "admin", "display", "user", "api_token"}
+ROLE_KEYS = {"name", "description", "scopes", "services", "users", "groups"}
 
 
 @dataclass
@@ -37,6 +40,8 @@ class Extra:
     template_paths: list = field(default_factory=list)
     template_vars: dict = field(default_factory=dict)
     load_groups: dict = field(default_factory=dict)  # {group: [user, ...]}
+    roles: list = field(default_factory=list)  # JupyterHub.load_roles, applied once all is read
+    applied: list = field(default_factory=list)  # what a role became, in config.yaml's terms
     not_applied: list = field(default_factory=list)  # "Class.trait" names
     errors: list = field(default_factory=list)  # failing plugins or files, with the reason
 
@@ -52,12 +57,8 @@ def gather(plugins, config_dir):
     c = Config()
     errors = []
     if plugins is not None:
-        for impl in plugins.hook.tljh_custom_jupyterhub_config.get_hookimpls():
-            try:
-                impl.function(c=c)
-            except Exception as e:
-                errors.append(f"plugin {impl.plugin_name!r} failed in tljh_custom_jupyterhub_config: "
-                              f"{type(e).__name__}: {e}")
+        _, failures = plugins.call_each("tljh_custom_jupyterhub_config", c=c)
+        errors.extend(failures)
     for path in sorted(glob.glob(os.path.join(config_dir, CONFIG_D, "*.py"))):
         try:
             runpy.run_path(path, init_globals={"c": c, "get_config": lambda: c})
@@ -87,6 +88,9 @@ def apply(c, config):
                 handled = False
             if not handled:
                 extra.not_applied.append(name)
+    _roles(extra)  # after JupyterHub.services, whatever order the file set them in
+    for line in extra.applied:
+        log.info("Applied %s", line)
     return extra
 
 
@@ -108,6 +112,10 @@ def _spawner(extra, trait, value):
         limits["memory"] = str(value).upper()
     elif trait == "cpu_limit" and isinstance(value, (int, float)) and value > 0:
         limits["cpu"] = float(value)
+    elif trait == "mem_guarantee" and isinstance(value, (int, str)) and MEMORY.fullmatch(str(value).upper()):
+        extra.spawner[trait] = str(value).upper()  # told to the server (MEM_GUARANTEE), as JupyterHub does
+    elif trait == "cpu_guarantee" and isinstance(value, (int, float)) and value > 0:
+        extra.spawner[trait] = float(value)
     elif trait == "environment" and isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
         extra.spawner.setdefault("environment", {}).update(value)
     elif trait in ("cmd", "args") and isinstance(value, (list, str)):
@@ -141,6 +149,8 @@ def _jupyterhub(extra, trait, value, name):
     elif trait == "services" and isinstance(value, list):
         for service in value:
             _service(extra, service, name)
+    elif trait == "load_roles" and isinstance(value, list):
+        extra.roles.extend(value)
     else:
         return False
     return True
@@ -148,16 +158,63 @@ def _jupyterhub(extra, trait, value, name):
 
 def _service(extra, service, name):
     label = f"{name}[{service.get('name', '?')!r}]" if isinstance(service, dict) else name
-    if not isinstance(service, dict) or not service.get("name") or not service.get("command"):
-        extra.not_applied.append(f"{label} (only services with a name and a command are run)")
+    if (not isinstance(service, dict) or not service.get("name")
+            or not (service.get("command") or service.get("api_token"))):
+        extra.not_applied.append(f"{label} (a service needs a name, and a command for the hub to run "
+                                 f"or an api_token for a service that runs elsewhere)")
         return
     spec = {k: v for k, v in service.items() if k in SERVICE_KEYS and k != "name"}
-    if isinstance(spec["command"], str):
+    if isinstance(spec.get("command"), str):
         spec["command"] = [spec["command"]]
     spec.setdefault("environment", {})
     for key in sorted(set(service) - SERVICE_KEYS):
         extra.not_applied.append(f"{label}.{key}")
     extra.config["services"][service["name"]] = spec
+
+
+def _roles(extra):
+    """JupyterHub.load_roles: a role's scopes go to the services it names (services.<name>.scopes
+    in config.yaml's terms); the admin role's users become users.admin. Roles for other users
+    and for groups are not supported yet: named, with what config.yaml offers instead."""
+    services = extra.config["services"]
+    for role in extra.roles:
+        if not isinstance(role, dict) or not role.get("name"):
+            extra.not_applied.append("JupyterHub.load_roles entry (a role needs a name)")
+            continue
+        label = f"JupyterHub.load_roles[{role['name']!r}]"
+        role_scopes = [str(s) for s in role.get("scopes") or []]
+        unknown = [s for s in role_scopes if not scopes.valid(s)]
+        if unknown:
+            extra.not_applied.append(f"{label} (unknown scopes: {', '.join(unknown)})")
+            continue
+        for member in role.get("services") or []:
+            spec = services.get(member) if member != "cull" else None
+            if not isinstance(spec, dict):
+                extra.not_applied.append(f"{label}.services {member!r} (no such service in "
+                                         f"JupyterHub.services or config.yaml's services)")
+                continue
+            if role["name"] == "admin":
+                spec["admin"] = True
+                extra.applied.append(f"{label} as services.{member}.admin: true")
+                continue
+            held = list(spec.get("scopes") or [])
+            spec["scopes"] = held + [s for s in role_scopes if s not in held]
+            extra.applied.append(f"{label} as services.{member}.scopes: {spec['scopes']}")
+        users = [str(u) for u in role.get("users") or []]
+        if users and role["name"] == "admin":
+            admins = extra.config["users"]["admin"]
+            admins.extend(u for u in users if u not in admins)
+            extra.applied.append(f"{label} as users.admin: {admins}")
+        elif users:
+            extra.not_applied.append(
+                f"{label}.users (roles for users are not supported yet; each user holds their own "
+                f"server's scopes, admins (users.admin) all; `tljh-config add-item users.admin NAME`)")
+        if role.get("groups"):
+            extra.not_applied.append(
+                f"{label}.groups (roles for groups are not supported yet; make their members admins "
+                f"with `tljh-config add-item users.admin NAME` where that is what is meant)")
+        for key in sorted(set(role) - ROLE_KEYS):
+            extra.not_applied.append(f"{label}.{key}")
 
 
 def load(config, config_dir, plugins):

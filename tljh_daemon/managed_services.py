@@ -1,7 +1,8 @@
 """Managed services: programs the daemon starts with an API token and keeps running.
 
-Configured under `services.<name>` in config.yaml (every key but `cull`). A
-service with a `url` is routed at /services/<name>/ (under base_url) and can log browsers in
+Configured under `services.<name>` in config.yaml (every key but `cull`). One without a
+`command` runs elsewhere and authenticates with its `api_token` (JupyterHub's external
+services). A service with a `url` is routed at /services/<name>/ (under base_url) and can log browsers in
 with OAuth, like a single-user server. Services live and die with the daemon;
 their tokens are fresh on every start and kept only in memory.
 """
@@ -28,13 +29,14 @@ class ManagedService:
     """A configured service (its ServiceSettings' fields) and, while it runs, its token and process."""
 
     name: str
-    command: tuple[str, ...]
+    command: tuple[str, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
     url: Optional[str] = None
     admin: bool = False
     scopes: tuple[str, ...] = ()
     user: Optional[str] = None
     display: bool = True
+    api_token: Optional[str] = None
     base_url: str = "/"
     token: Optional[str] = None
     proc: Optional[subprocess.Popen] = None
@@ -61,7 +63,7 @@ class ManagedService:
             "url": self.url or "",
             "prefix": self.prefix if self.url else "",
             "pid": self.proc.pid if self.proc and self.proc.poll() is None else 0,
-            "command": self.command,
+            "command": list(self.command),
             "display": self.display,
             "info": {},
         }
@@ -123,12 +125,13 @@ class ServiceManager:
 
     async def start(self):
         for service in self.services.values():
-            service.token = tokens.new_secret()
+            service.token = service.api_token or tokens.new_secret()
             self._by_token_hash[tokens.hash_token(service.token)] = service
             if service.url:
                 hub_contract.register_oauth_client(self.hub.db, service.oauth_client, service.token)
                 await self.hub.proxy.add_route(service.prefix, service.url.rstrip("/"), wait=False)
-            self._tasks.append(asyncio.create_task(self._supervise(service)))
+            if service.command:  # else it runs elsewhere (an external service) with its api_token
+                self._tasks.append(asyncio.create_task(self._supervise(service)))
 
     async def close(self):
         await cancel_and_wait(*self._tasks)

@@ -291,7 +291,7 @@ class ServerManager:
             except accounts.AccountError as e:
                 raise SpawnError(str(e)) from None
             if created:
-                await asyncio.to_thread(self.plugins.hook.tljh_new_user_create, username=username)
+                await asyncio.to_thread(self.plugins.call_each, "tljh_new_user_create", username=username)
             if self.settings.shared_folders:
                 await asyncio.to_thread(shared_folders.link_into_home, self.settings.shared_folders, account)
             phases.mark("account")
@@ -310,7 +310,9 @@ class ServerManager:
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
             limits = dict(self.settings.limits)
-            self.plugins.hook.tljh_pre_spawn(user=name, env=env, limits=limits)
+            self.plugins.call_each("tljh_pre_spawn", user=name, env=env, limits=limits)  # one that raises: logged, skipped
+            for key, value in hub_contract.limits_environment(limits, self.overrides).items():
+                env.setdefault(key, value)  # the limits as started (after plugins); a plugin's own value stays
             request = SpawnRequest(
                 user=name,
                 username=account.pw_name,
@@ -329,13 +331,14 @@ class ServerManager:
             slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
                     if self.spawner.uses_admission else _no_slot())
             async with slot:
-                phases.mark("queue")
+                if self.spawner.uses_admission:
+                    phases.mark("queue")  # the hub's own admission queue
                 await progress.emit(30, self.spawner.start_message)
                 handle = await self.spawner.start(request)
                 phases.mark("launch")
                 self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port,
                           limits=limit_changes.encode(self.settings.limits))
-                host, port = await self.spawner.locate(request, handle, progress, reported)
+                host, port = await self.spawner.locate(request, handle, progress, reported, phases=phases)
                 self._set(name, host=host, port=port)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.

@@ -100,8 +100,11 @@ def restart_process_mode(paths):
     log_path = os.path.join(paths.logs_dir, "daemon.log")
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
+        # In <prefix>/state, as the systemd unit's WorkingDirectory (and TLJH's hub); the daemon
+        # changes into it too, this makes it so from its first instruction.
         proc = subprocess.Popen(daemon_command(paths), stdin=subprocess.DEVNULL, stdout=fd,
-                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                cwd=paths.state_dir, env={**os.environ, "TLJH_INSTALL_PREFIX": paths.prefix})
     finally:
         os.close(fd)
     return proc, log_path

@@ -7,6 +7,7 @@ only the id's hash is stored, so a copy of the database logs nobody in.
 
 import secrets
 import time
+import uuid
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -15,6 +16,10 @@ from .files import read_or_create_secret
 
 COOKIE_NAME = "jupyterhub-hub-login"
 MAX_AGE = 14 * 24 * 3600
+# JupyterHub's browser-session id: set at login on the hub's base_url (so user servers see it),
+# cleared at logout. jupyterhub-singleuser derives its XSRF token id from it; without it, from
+# the client's address and User-Agent, so a client whose address changes gets 403s.
+SESSION_ID_COOKIE = "jupyterhub-session-id"
 
 
 def load_or_create_secret(path):
@@ -55,3 +60,8 @@ class SessionStore:
         except BadSignature:
             return
         self.db.execute("DELETE FROM sessions WHERE hash=?", (tokens.hash_token(session_id),))
+
+
+def new_session_id():
+    """A browser-session id as JupyterHub makes them (32 hex characters; not a secret)."""
+    return uuid.uuid4().hex

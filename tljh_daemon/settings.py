@@ -69,22 +69,23 @@ class ServerSettings:
 class ServiceSettings:
     """services.<name> (every key but cull): a program the daemon starts, routes and supervises."""
 
-    command: tuple[str, ...]
+    command: tuple[str, ...] = ()  # none: the service runs elsewhere, with api_token
     environment: Mapping[str, str] = field(default_factory=dict)
     url: Optional[str] = None  # http://127.0.0.1:<port>: routed at <base_url>services/<name>/
     admin: bool = False
     scopes: tuple[str, ...] = ()
     user: Optional[str] = None  # the Unix account it runs as (default: root)
     display: bool = True
+    api_token: Optional[str] = None  # its token (else a fresh one at each start, for a command)
 
 
 def service_settings(config: Mapping[str, Any]) -> dict[str, ServiceSettings]:
     """{name: ServiceSettings} of the managed services configured under services.*."""
     return {
         name: ServiceSettings(
-            command=tuple(spec["command"]), environment=dict(spec.get("environment") or {}), url=spec.get("url"),
-            admin=spec.get("admin", False), scopes=tuple(spec.get("scopes") or ()), user=spec.get("user"),
-            display=spec.get("display", True),
+            command=tuple(spec.get("command") or ()), environment=dict(spec.get("environment") or {}),
+            url=spec.get("url"), admin=spec.get("admin", False), scopes=tuple(spec.get("scopes") or ()),
+            user=spec.get("user"), display=spec.get("display", True), api_token=spec.get("api_token"),
         )
         for name, spec in config["services"].items()
         if name != "cull"

@@ -6,6 +6,7 @@ proxy.https.*). Whatever has no counterpart on Kubernetes (Unix groups, ports, t
 machine's own services) is returned as a list of (key, reason) so the admin sees it.
 """
 
+import base64
 import importlib.metadata
 import io
 import json
@@ -54,16 +55,32 @@ def memory_bytes(text):
 class Export:
     """Builds the values (`self.values`) and the list of what did not map (`self.unmapped`)."""
 
-    def __init__(self, config, *, groups=None, user_packages=()):
-        self.config = config
+    def __init__(self, config, *, groups=None, user_packages=(), extra=None, plugin_keys=None, plugins=()):
+        """`config`: config.yaml's effective settings; `extra`: what plugins and
+        jupyterhub_config.d add (jupyterhub_config.Extra; its `config` then replaces `config`);
+        `plugin_keys`: {key: plugin} of plugin-owned keys; `plugins`: [(name, package)]."""
+        self.config = extra.config if extra is not None else config
         self.values = {}
         self.unmapped = []
-        self._auth(groups or {})
+        self.plugin_keys = dict(plugin_keys or {})
+        groups = dict(groups or {})
+        if extra is not None:
+            for name, members in extra.load_groups.items():
+                users = groups.setdefault(name, {"users": []}).setdefault("users", [])
+                users.extend(m for m in members if m not in users)
+        self._base_url()
+        self._auth(groups)
         self._limits()
         self._culling()
         self._https()
         self._singleuser()
+        self._pages()
+        self._services()
+        if extra is not None:
+            self._config_d(extra)
+        self._plugins(plugins)
         self._leftovers(user_packages)
+        self._sweep()
 
     def put(self, dotted, value):
         node = self.values
@@ -74,6 +91,95 @@ class Export:
 
     def skip(self, key, reason):
         self.unmapped.append((key, reason))
+
+    def _base_url(self):
+        if self.config["base_url"] != "/":
+            # The OAuth callback URLs exported below keep the same path: they stay under it.
+            self.put("hub.baseUrl", self.config["base_url"])
+
+    def _pages(self):
+        """Announcements become the template variables JupyterHub's own pages show; the logo
+        is shipped in the values (hub.extraFiles) and named by JupyterHub.logo_file."""
+        announcement, branding = self.config["announcement"], self.config["branding"]
+        names = {"all": "announcement", "login": "announcement_login", "home": "announcement_home",
+                 "spawn": "announcement_spawn", "logout": "announcement_logout"}
+        template_vars = {names[page]: text for page, text in announcement.items() if text}
+        if template_vars:
+            self.template_vars().update(template_vars)
+        if branding["logo"]:
+            name = "logo" + os.path.splitext(branding["logo"])[1]
+            path = f"/usr/local/etc/jupyterhub/branding/{name}"
+            with open(branding["logo"], "rb") as f:
+                self.put("hub.extraFiles.branding-logo", {"mountPath": path,
+                                                          "binaryData": base64.b64encode(f.read()).decode()})
+            self.put("hub.config.JupyterHub.logo_file", path)
+        if branding["site_name"]:
+            self.skip("branding.site_name", "JupyterHub's pages have no site name setting: put it in your "
+                                            "own templates (JupyterHub.template_paths, files in hub.extraFiles)")
+        if branding["templates"]:
+            self.skip("branding.templates", "templates for this hub's pages, not JupyterHub's (other block "
+                                            "names): write JupyterHub templates and ship them in hub.extraFiles")
+
+    def template_vars(self):
+        config = self.values.setdefault("hub", {}).setdefault("config", {}).setdefault("JupyterHub", {})
+        return config.setdefault("template_vars", {})
+
+    def _services(self):
+        """Services that run elsewhere (an api_token, no command) move as hub.services, their
+        scopes as hub.loadRoles; a service the hub runs here is a process on this machine."""
+        for name, spec in sorted(self.config["services"].items()):
+            if name == "cull":
+                continue
+            if spec.get("command"):
+                self.skip(f"services.{name}", "a process on this machine; run it in the hub pod "
+                                              "(hub.services and hub.extraContainers) or beside the chart")
+                continue
+            service = {"apiToken": spec["api_token"]} if spec.get("api_token") else {}
+            if spec.get("admin"):
+                service["admin"] = True
+            self.put(f"hub.services.{name}", service)
+            if spec.get("scopes") and not spec.get("admin"):
+                self.put(f"hub.loadRoles.{name}-service", {"scopes": list(spec["scopes"]), "services": [name]})
+            if spec.get("url"):
+                self.skip(f"services.{name}.url", "a loopback address on this machine: set "
+                                                  f"hub.services.{name}.url to where it runs on the cluster")
+
+    def _config_d(self, extra):
+        """jupyterhub_config.d and plugins' tljh_custom_jupyterhub_config, where the chart has a place."""
+        spawner = extra.spawner
+        if spawner.get("environment"):
+            self.put("singleuser.extraEnv", dict(spawner["environment"]))
+        if spawner.get("default_url"):
+            self.put("singleuser.defaultUrl", spawner["default_url"])
+        if spawner.get("cmd"):
+            self.put("singleuser.cmd", list(spawner["cmd"]))
+        if spawner.get("args"):
+            self.put("hub.config.KubeSpawner.args", list(spawner["args"]))
+        if spawner.get("notebook_dir"):
+            self.put("hub.config.KubeSpawner.notebook_dir", spawner["notebook_dir"])
+        if spawner.get("mem_guarantee"):
+            self.put("singleuser.memory.guarantee", spawner["mem_guarantee"])
+        if spawner.get("cpu_guarantee"):
+            self.put("singleuser.cpu.guarantee", spawner["cpu_guarantee"])
+        if extra.template_vars:
+            self.template_vars().update(extra.template_vars)
+        if extra.template_paths:
+            self.skip("JupyterHub.template_paths (jupyterhub_config.d)",
+                      "folders on this machine: ship the templates in hub.extraFiles and set "
+                      "hub.config.JupyterHub.template_paths")
+        for error in extra.errors:
+            self.skip(error, "skipped by this hub too (fix it, then export again)")
+        for name in extra.not_applied:
+            self.skip(f"{name} (jupyterhub_config.d)", "not applied by this hub either; if the chart's "
+                                                       "JupyterHub should have it, set it in hub.extraConfig")
+
+    def _plugins(self, plugins):
+        for key, plugin in sorted(self.plugin_keys.items()):
+            self.skip(key, f"a key of the TLJH plugin {plugin!r}; plugins do not run on the chart")
+        for name, package in plugins:
+            self.skip(f"plugin {name} (package {package})",
+                      "TLJH plugins do not run on the chart: put the packages it added in the user "
+                      "image (see the list at the top) and its JupyterHub settings in hub.config")
 
     def _auth(self, groups):
         auth, users = self.config["auth"], self.config["users"]
@@ -177,10 +283,9 @@ class Export:
             self.skip("http.port", "the chart's proxy serves HTTP on 80 (proxy.service.* sets the Service)")
         if self.config["user_environment"]["path"]:
             self.skip("user_environment.path", "user pods run the image's environment (singleuser.image)")
-        for name in sorted(self.config["services"]):
-            if name != "cull":
-                self.skip(f"services.{name}", "a process on this machine; run it in the hub pod "
-                                              "(hub.services and hub.extraContainers) or beside the chart")
+        for name in sorted(self.config["shared_folders"]):
+            self.skip(f"shared_folders.{name}", "a folder on this machine shared by a group: use a shared "
+                                                "volume (singleuser.storage.extraVolumes / extraVolumeMounts)")
         if self.config["usage"] != config_mod.DEFAULTS["usage"]:
             self.skip("usage", "the chart keeps no usage history; the hub's /hub/metrics and the cluster's "
                                "own monitoring (e.g. Prometheus with kube-state-metrics) take its place")
@@ -188,6 +293,41 @@ class Export:
             self.skip("user environment packages",
                       f"{len(user_packages)} packages beyond JupyterLab: build an image with them and set "
                       f"singleuser.image (the list is at the top of the values file)")
+
+    # config.yaml keys the steps above consume, map or name; anything else set to other than its
+    # default is named by _sweep, so nothing is dropped silently.
+    HANDLED = ("base_url", "auth", "users", "limits", "user_environment", "http.port", "https.enabled",
+               "https.port", "https.tls", "https.letsencrypt.email", "https.letsencrypt.domains",
+               "https.letsencrypt.staging", "https.letsencrypt.acme_server", "https.letsencrypt.dns_provider",
+               "https.letsencrypt.acme_ca_file", "services", "spawner.start_timeout",
+               "spawner.concurrent_spawn_limit", "spawner.type", "usage", "announcement", "branding",
+               "shared_folders")
+
+    def _sweep(self):
+        done = set(self.HANDLED) | {key for key, _ in self.unmapped} | set(self.plugin_keys)
+        for key, value in _leaves(self.config):
+            if any(key == d or key.startswith(d + ".") for d in done):
+                continue
+            if value != _default(key):
+                self.skip(key, "no counterpart on the chart (a setting of this machine's hub); not exported")
+
+
+def _leaves(data, prefix=""):
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, dotted + ".")
+        else:
+            yield dotted, value
+
+
+def _default(key):
+    node = config_mod.DEFAULTS
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def hub_groups(database):

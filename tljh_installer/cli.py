@@ -8,7 +8,7 @@ import time
 
 from tljh_daemon import config as config_mod
 from tljh_daemon import configfile, install_marker, jupyterhub_config, links, ports, service, systemd
-from tljh_daemon.hookspecs import plugin_manager
+from tljh_daemon import plugins as plugin_loading
 from tljh_daemon.paths import Paths, default_prefix
 
 from . import migrate, plugins, steps, systemd_units
@@ -46,17 +46,21 @@ def parser():
     return p
 
 
-def _prepare(args, paths, progress, passwords, keep_user_env=False):
-    """Everything before the hub starts; returns the plugin manager."""
+def _prepare(args, paths, progress, passwords, skipped, keep_user_env=False):
+    """Everything before the hub starts; returns the plugin manager. What a failing plugin
+    could not do is added to `skipped` (plugins.Skipped); the install goes on."""
     with progress.step("Installing plugins"):
         plugins.install(args.plugin)
-        manager = plugin_manager()
-        for name in manager.list_name_plugin():
-            print(f"    plugin: {name[0]}")
+        # TLJH's tljh.config reads the prefix from here when a plugin imports it.
+        os.environ["TLJH_INSTALL_PREFIX"] = paths.prefix
+        manager = plugin_loading.load()
+        for name, _ in manager.list_name_plugin():
+            print(f"    plugin: {name} (package {manager.packages.get(name, '?')})")
+        skipped.add(manager.failures)
     with progress.step("Installing apt packages from plugins"):
-        plugins.install_apt_packages(plugins.collected(manager, "tljh_extra_apt_packages"))
+        plugins.install_apt_packages(plugins.collected(manager, "tljh_extra_apt_packages", skipped))
     with progress.step("Installing hub packages from plugins"):
-        plugins.install_hub_packages(plugins.collected(manager, "tljh_extra_hub_pip_packages"))
+        plugins.install_hub_packages(plugins.collected(manager, "tljh_extra_hub_pip_packages", skipped))
     with progress.step("Setting up groups and admin sudo rights"):
         steps.ensure_groups()
         steps.ensure_sudoers(paths)
@@ -66,23 +70,22 @@ def _prepare(args, paths, progress, passwords, keep_user_env=False):
         steps.preset_admin_passwords(paths, passwords)
         steps.secure_private_dirs(paths)
     with progress.step("Building the user environment"):
-        steps.build_user_env(paths, plugins.collected(manager, "tljh_extra_user_pip_packages"),
+        steps.build_user_env(paths, plugins.collected(manager, "tljh_extra_user_pip_packages", skipped),
                              requirements_url=args.user_requirements_txt_url, keep=keep_user_env)
-        conda = plugins.collected(manager, "tljh_extra_user_conda_packages")
+        conda = plugins.collected(manager, "tljh_extra_user_conda_packages", skipped)
         if conda:
             print(f"    warning: the user environment has no conda; not installed: {', '.join(conda)}")
-        channels = plugins.collected(manager, "tljh_extra_user_conda_channels")
+        channels = plugins.collected(manager, "tljh_extra_user_conda_channels", skipped)
         if channels:
             print(f"    warning: the user environment has no conda; channels not used: {', '.join(channels)}")
         steps.tighten_lock_files(paths)
     with progress.step("Applying plugin configuration"):
         with configfile.editing(paths.config_file) as config:
-            owned = plugins.config_post_install(manager, config, paths.config_dir)
+            owned = plugins.config_post_install(manager, config, paths.config_dir, skipped)
         for key, plugin in sorted(owned.items()):
             print(f"    config key {key} belongs to plugin {plugin}")
         extra = jupyterhub_config.load(config_mod.load(paths.config_file), paths.config_dir, manager)
-        for problem in extra.errors:
-            print(f"    warning: skipped: {problem}")
+        skipped.add(extra.errors)
         if extra.warning():
             print(f"    warning: {extra.warning()}")
     return manager
@@ -102,6 +105,7 @@ def main(argv=None):
     progress = Steps()
     admins = [name for name, _ in args.admin]
     passwords = {name: pw for name, pw in args.admin if pw}
+    skipped = plugins.Skipped()
     try:
         if systemd.booted():
             service.check_units_prefix(paths)  # before changing anything
@@ -125,7 +129,7 @@ def main(argv=None):
             except OSError as e:  # e.g. a re-run: Traefik already serves the hub there
                 print(f"    no progress page: port {config['http']['port']} is in use ({e.strerror})")
         with page:
-            manager = _prepare(args, paths, progress, passwords,
+            manager = _prepare(args, paths, progress, passwords, skipped,
                                keep_user_env=bool(takeover) and migrate.keeps_user_env(paths))
         if systemd.booted():
             with progress.step("Starting the hub (systemd units)"):
@@ -136,7 +140,7 @@ def main(argv=None):
                 proc, daemon_log = service.restart_process_mode(paths)
                 service.wait_for_hub(paths, proc=proc, log_path=daemon_log)
         with progress.step("Running plugin post-install hooks"):
-            plugins.call_each(manager, "tljh_post_install")
+            plugins.call_each(manager, "tljh_post_install", skipped)
         if takeover:
             record = migrate.record(paths, takeover)
     except (RuntimeError, config_mod.ConfigError, ports.PortInUse, OSError) as e:
@@ -159,6 +163,10 @@ def main(argv=None):
     if takeover:
         print("\nTaken over from The Littlest JupyterHub:\n" + "".join(f"  - {line}\n" for line in takeover)
               + f"  (also written to {record})")
+    if skipped.messages:
+        print("\nSkipped because a plugin failed (fix or uninstall it with "
+              f"{os.path.dirname(sys.executable)}/pip uninstall <package>, then re-run the installer):\n"
+              + "".join(f"  - {message}\n" for message in skipped.messages))
     print(f"Installer log: {log_path}")
     print(f"Done in {whole_install_time(progress):.1f}s.")
 

@@ -1,5 +1,6 @@
 """Installer side of plugins: install them into the hub environment, collect their hooks' answers."""
 
+import copy
 import logging
 import os
 import shutil
@@ -35,64 +36,71 @@ def _build_copy(path, scratch):
     return copy
 
 
-class PluginFailed(RuntimeError):
-    """A plugin's hook raised: the install stops, naming the plugin and the hook."""
+class Skipped:
+    """What the install left out because a plugin failed: one message per failure, printed as
+    each happens and again at the end. A failing plugin never stops the install."""
+
+    def __init__(self):
+        self.messages = []
+
+    def add(self, messages):
+        for message in messages:
+            print(f"    warning: {message}")
+            self.messages.append(message)
 
 
-def describe(manager, plugin_name):
-    """'name' or 'name' (package dist-name), for messages."""
-    for plugin, dist in manager.list_plugin_distinfo():
-        if manager.get_name(plugin) == plugin_name:
-            return f"{plugin_name!r} (package {dist.project_name})"
-    return repr(plugin_name)
-
-
-def call_each(manager, hook, **kwargs):
-    """[(plugin name, result)] of every implementation of `hook`, one plugin at a time, so a
-    failure names its plugin (pluggy's own call would raise the bare exception)."""
-    results = []
-    for impl in getattr(manager.hook, hook).get_hookimpls():
-        try:
-            results.append((impl.plugin_name, impl.function(**kwargs)))
-        except Exception as e:
-            raise PluginFailed(f"plugin {describe(manager, impl.plugin_name)} failed in {hook}: "
-                               f"{type(e).__name__}: {e}. Fix or uninstall the plugin, then re-run the "
-                               f"installer; nothing it was asked for has been saved") from e
+def call_each(manager, hook, skipped, **kwargs):
+    """[(plugin name, result)] of every implementation of `hook` that did not raise; each one
+    that raised is named (with its package) in `skipped`."""
+    results, failures = manager.call_each(hook, **kwargs)
+    skipped.add(failures)
     return results
 
 
-def config_post_install(manager, config, config_dir):
+def config_post_install(manager, config, config_dir, skipped):
     """Run each plugin's tljh_config_post_install on the round-trip `config`; the keys it adds
     that our schema does not know become that plugin's own (recorded in the config directory,
-    so tljh-config and the hub accept them from then on)."""
+    so tljh-config and the hub accept them from then on). A plugin that raises or leaves the
+    config invalid is skipped: what it changed is undone, the others' changes stay."""
     owned = config_mod.plugin_keys(config_dir)
     for impl in manager.hook.tljh_config_post_install.get_hookimpls():
+        who = manager.describe(impl.plugin_name)
+        saved = copy.deepcopy(config)
         before = set(config_mod.unknown_keys(config_mod.merge(config_mod.DEFAULTS, configfile.plain(config))))
         try:
             impl.function(config=config)
-        except Exception as e:
-            raise PluginFailed(f"plugin {describe(manager, impl.plugin_name)} failed in tljh_config_post_install: "
-                               f"{type(e).__name__}: {e}. Fix or uninstall the plugin, then re-run the "
-                               f"installer; config.yaml was not changed") from e
+        except (Exception, SystemExit) as e:
+            _restore(config, saved)
+            skipped.add([f"plugin {who} failed in tljh_config_post_install and is skipped: "
+                         f"{type(e).__name__}: {e}; its changes to config.yaml were not saved"])
+            continue
         merged = config_mod.merge(config_mod.DEFAULTS, configfile.plain(config))
-        for key in config_mod.unknown_keys(merged):
-            if key not in before and not any(key.startswith(k + ".") for k in owned):
-                owned[key] = impl.plugin_name
-                log.info("config key %s belongs to plugin %s", key, impl.plugin_name)
+        added = {key: impl.plugin_name for key in config_mod.unknown_keys(merged)
+                 if key not in before and not any(key.startswith(k + ".") for k in owned)}
         try:
-            config_mod.validate(merged, owned)
+            config_mod.validate(merged, {**owned, **added})
         except config_mod.ConfigError as e:
-            raise PluginFailed(f"plugin {describe(manager, impl.plugin_name)} made config.yaml invalid in "
-                               f"tljh_config_post_install: {e}; config.yaml was not changed") from None
+            _restore(config, saved)
+            skipped.add([f"plugin {who} made config.yaml invalid in tljh_config_post_install and is "
+                         f"skipped: {e}; its changes to config.yaml were not saved"])
+            continue
+        for key, plugin in added.items():
+            owned[key] = plugin
+            log.info("config key %s belongs to plugin %s", key, plugin)
     if owned != config_mod.plugin_keys(config_dir):
         config_mod.save_plugin_keys(config_dir, owned)
     return owned
 
 
-def collected(manager, hook):
+def _restore(config, saved):
+    config.clear()
+    config.update(saved)
+
+
+def collected(manager, hook, skipped):
     """The flattened, de-duplicated list that all implementations of `hook` returned."""
     items = []
-    for _, result in call_each(manager, hook):
+    for _, result in call_each(manager, hook, skipped):
         for item in result or []:
             if item not in items:
                 items.append(item)

@@ -35,6 +35,36 @@ async def test_login_sets_httponly_session_cookie_and_logout_clears_it(hub):
     assert hub.db.one("SELECT COUNT(*) FROM sessions WHERE user='alice'")[0] == 0
 
 
+async def test_jupyterhub_session_id_is_set_at_login_kept_and_cleared_at_logout(start_hub):
+    """JupyterHub's jupyterhub-session-id: on the hub's base_url so user servers see it (their
+    XSRF check uses it instead of the client's address), kept for the browser's next login."""
+    hub = await start_hub({"base_url": "/jupyter/"})
+    browser = await hub.browser()
+    resp = await browser.login("alice")
+    cookie = resp.cookies[sessions.SESSION_ID_COOKIE]
+    assert cookie["path"] == "/jupyter/" and cookie["httponly"]
+    assert len(cookie.value) == 32 and int(cookie.value, 16) >= 0
+    first = cookie.value
+    again = await browser.login("alice")
+    assert sessions.SESSION_ID_COOKIE not in again.cookies, "an existing session id is kept"
+    async with browser.request("GET", "/jupyter/hub/logout") as r:
+        assert r.cookies[sessions.SESSION_ID_COOKIE].value == "", "cleared at logout"
+        assert r.cookies[sessions.SESSION_ID_COOKIE]["path"] == "/jupyter/"
+    resp = await browser.login("alice")
+    assert resp.cookies[sessions.SESSION_ID_COOKIE].value not in ("", first), "a new one after logout"
+
+
+async def test_a_browser_logged_in_without_a_session_id_gets_one_on_its_next_page(hub):
+    browser = await hub.browser("alice")
+    jar = browser.session.cookie_jar
+    jar.clear(lambda morsel: morsel.key == sessions.SESSION_ID_COOKIE)
+    async with browser.request("GET", "/hub/home") as r:
+        assert r.status == 200
+        assert len(r.cookies[sessions.SESSION_ID_COOKIE].value) == 32
+    async with browser.request("GET", "/hub/home") as r:
+        assert sessions.SESSION_ID_COOKIE not in r.cookies, "set once"
+
+
 async def test_cookie_is_secure_behind_https(hub):
     https = {"X-Forwarded-Proto": "https"}
     async with hub.request("GET", "/hub/login", headers=https) as r:

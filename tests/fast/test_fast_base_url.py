@@ -266,6 +266,44 @@ def test_how_to_lines_are_accepted(tmp_path, as_root_for_tljh_config):
     assert (config["base_url"], config["http"]["address"], config["http"]["port"]) == ("/jupyter/", "127.0.0.1", 8080)
 
 
+def test_base_url_and_oauth_callback_change_together(tmp_path, as_root_for_tljh_config):
+    """`tljh-config set base_url` moves the hub's OAuth callback URL with it (and says so); a
+    callback that does not fit base_url is refused naming the URL to use. Nothing is left in a
+    state that `get` and `reload` refuse."""
+    from click.testing import CliRunner
+
+    from tljh_daemon import config as config_mod
+    from tljh_daemon.config_cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, ["--prefix", str(tmp_path), *args])
+
+    path = os.path.join(tmp_path, "config", "config.yaml")
+    for key, value in (("auth.type", "github"), ("auth.GitHubOAuthenticator.client_id", "c"),
+                       ("auth.GitHubOAuthenticator.client_secret", "s"),
+                       ("auth.GitHubOAuthenticator.oauth_callback_url", "https://hub.example.org/hub/oauth_callback")):
+        assert run("set", key, value).exit_code == 0, key
+    moved = run("set", "base_url", "/jupyter/")
+    assert moved.exit_code == 0, moved.output
+    assert ("Also changed auth.GitHubOAuthenticator.oauth_callback_url from https://hub.example.org/hub/oauth_callback"
+            " to https://hub.example.org/jupyter/hub/oauth_callback") in moved.output
+    config = config_mod.load(path)  # what get, export and reload do: it is consistent
+    assert config["auth"]["GitHubOAuthenticator"]["oauth_callback_url"] == "https://hub.example.org/jupyter/hub/oauth_callback"
+    assert run("get", "base_url").output.strip() == "/jupyter/"
+
+    with open(path) as f:
+        before = f.read()
+    refused = run("set", "auth.GitHubOAuthenticator.oauth_callback_url", "https://hub.example.org/hub/oauth_callback")
+    assert refused.exit_code == 1
+    assert ("not under base_url /jupyter/" in refused.output
+            and "set it to https://hub.example.org/jupyter/hub/oauth_callback" in refused.output), refused.output
+    with open(path) as f:
+        assert f.read() == before, "a refused change leaves config.yaml as it was"
+    assert run("set", "base_url", "/").exit_code == 0
+    assert config_mod.load(path)["auth"]["GitHubOAuthenticator"]["oauth_callback_url"] == \
+        "https://hub.example.org/hub/oauth_callback"
+
+
 async def test_servers_of_a_former_base_url_are_stopped_at_start(start_hub):
     """A server serves the prefix it was started with: after base_url changes (reload hub =
     restart), it is stopped rather than routed at a prefix it does not answer."""

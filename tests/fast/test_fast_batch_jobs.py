@@ -1,6 +1,10 @@
 """Servers that run elsewhere (Slurm): the batchspawner port report, the node address kept
 across restarts, per-group job settings, and how ended jobs are described."""
 
+import logging
+import re
+import time
+
 import pytest
 
 from fakes import FakeSpawner
@@ -12,9 +16,11 @@ class BatchFakeSpawner(FakeSpawner):
 
     uses_admission = False
 
-    async def locate(self, request, handle, progress, reported):
+    async def locate(self, request, handle, progress, reported, phases=None):
         await progress.emit(35, "queued: waiting for resources (job 7)", job_id=7)
-        return "127.0.0.1", await reported
+        port = await reported
+        phases.mark("batch queue")
+        return "127.0.0.1", port
 
 
 async def report(hub, token, body):
@@ -22,12 +28,14 @@ async def report(hub, token, body):
         return resp.status, await resp.json()
 
 
-async def test_a_batch_server_reports_its_port_with_its_own_token(start_hub):
+async def test_a_batch_server_reports_its_port_with_its_own_token(start_hub, caplog):
+    caplog.set_level(logging.INFO, logger="tljh_daemon")
     hub = await start_hub(spawner=BatchFakeSpawner())
     token = hub.token("ann")
     async with hub.api("POST", "/users/ann/server", token) as resp:
         assert resp.status == 202
     await hub.wait_for(lambda: hub.spawner.requests, "the job to be submitted")
+    submitted = time.perf_counter()
     request = hub.spawner.requests[-1]
     server_token = request.env["JUPYTERHUB_API_TOKEN"]
 
@@ -38,7 +46,13 @@ async def test_a_batch_server_reports_its_port_with_its_own_token(start_hub):
     status, body = await report(hub, server_token, {"port": request.port})
     assert status == 201, body
     await hub.wait_for_state("ann", "running")
+    waited = time.perf_counter() - submitted
     assert hub.proxy.routes["/user/ann/"] == f"http://127.0.0.1:{request.port}"
+    # The ready line says where the time went: the batch system's queue, as the spawner measured
+    # it (no admission "queue" step: batch spawners do not use the hub's admission queue).
+    ready = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("Server for ann is ready"))
+    queued = float(re.search(r", launch [0-9.]+s, batch queue ([0-9.]+)s, answer", ready).group(1))
+    assert queued <= waited + 0.005, ready
     assert (await report(hub, server_token, {"port": request.port}))[0] == 400  # nothing waits any more
 
     async with hub.api("GET", "/users/ann/server/progress", token) as resp:

@@ -107,10 +107,15 @@ async def test_services_config_errors_name_the_key():
     from tljh_daemon import config as config_mod
     for spec, key in (({"command": "not-a-list"}, "services.x.command"),
                       ({"command": ["a"], "url": "http://0.0.0.0:80"}, "services.x.url"),
-                      ({"command": ["a"], "colour": "red"}, "services.x.colour")):
+                      ({"command": ["a"], "colour": "red"}, "services.x.colour"),
+                      ({"api_token": "short"}, "services.x.api_token")):
         with pytest.raises(config_mod.ConfigError) as e:
             config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"services": {"x": spec}}))
         assert e.value.key == key
+    # Neither a command nor a token: refused when the hub starts or reloads (check), naming it.
+    with pytest.raises(config_mod.ConfigError, match="needs a command .* or an api_token") as e:
+        config_mod.check(config_mod.merge(config_mod.DEFAULTS, {"services": {"x": {"url": "http://127.0.0.1:9"}}}))
+    assert e.value.key == "services.x"
 
 
 async def test_metrics_need_read_metrics(hub):

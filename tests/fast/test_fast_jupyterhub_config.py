@@ -17,6 +17,8 @@ c.Spawner.args = ["--ServerApp.iopub_data_rate_limit=1e10"]
 c.Spawner.notebook_dir = "~/work"
 c.Spawner.mem_limit = "2G"
 c.Spawner.cpu_limit = 1.5
+c.Spawner.mem_guarantee = "512M"
+c.Spawner.cpu_guarantee = 0.5
 c.Authenticator.admin_users = {"carol"}
 c.JupyterHub.load_groups = {"teachers": ["dora"]}
 c.JupyterHub.template_paths = [TEMPLATES]
@@ -63,6 +65,9 @@ async def test_config_d_settings_reach_spawns_users_groups_and_pages(start_hub, 
     assert request.cmd[0].endswith("/bin/jupyterhub-singleuser")
     assert request.cmd[1:] == ["--ServerApp.iopub_data_rate_limit=1e10", f"--notebook-dir={request.home}/work"]
     assert request.limits == {"memory": "2G", "cpu": 1.5}
+    # As JupyterHub tells every server its limits and guarantees (bytes, cores).
+    assert (request.env["MEM_LIMIT"], request.env["CPU_LIMIT"]) == (str(2 * 1024**3), "1.5")
+    assert (request.env["MEM_GUARANTEE"], request.env["CPU_GUARANTEE"]) == (str(512 * 1024**2), "0.5")
 
     async with hub.request("GET", "/hub/login") as resp:
         assert 'id="ours">Welcome to Example College' in await resp.text()
@@ -93,19 +98,73 @@ c.Spawner.cmd = ["jupyterhub-singleuser", "--debug"]
 c.Authenticator.allowed_users = {{"erin"}}
 c.JupyterHub.services = [
     {{"name": "announcer", "command": [{sys.executable!r}, "-c", "import time; time.sleep(60)"],
-     "url": "http://127.0.0.1:10102", "api_token": "not-used"}},
-    {{"name": "external", "url": "http://127.0.0.1:10103"}},
+     "url": "http://127.0.0.1:10102", "api_token": "announcer-token"}},
+    {{"name": "nothing", "url": "http://127.0.0.1:10103"}},
 ]
 ''')
     hub = await start_hub(prefix=str(prefix))
     assert hub.hub.extra.not_applied == [
-        "JupyterHub.services['announcer'].api_token",
-        "JupyterHub.services['external'] (only services with a name and a command are run)",
+        "JupyterHub.services['nothing'] (a service needs a name, and a command for the hub to run "
+        "or an api_token for a service that runs elsewhere)",
     ]
     assert hub.proxy.routes["/services/announcer/"] == "http://127.0.0.1:10102"
+    async with hub.api("GET", "/user", "announcer-token") as resp:
+        assert (await resp.json())["name"] == "announcer", "its api_token is its token"
     stranger = await hub.browser()
     assert (await stranger.login("mallory")).status == 403, "not in Authenticator.allowed_users"
     erin = hub.token("erin")
     await hub.start_server("erin", erin)
     cmd = hub.spawner.requests[-1].cmd
     assert cmd[0].endswith("/bin/jupyterhub-singleuser") and os.path.isabs(cmd[0]) and cmd[1:] == ["--debug"]
+
+
+async def test_external_service_and_load_roles_as_in_jupyterhub_docs(start_hub, tmp_path, caplog):
+    """JupyterHub's server-api example (a service with only a name and an api_token, given a role)
+    and jupyterhub-idle-culler's README (load_roles with a `services` member, set before the
+    service itself)."""
+    prefix = tmp_path / "prefix0"
+    config_d = prefix / "config" / "jupyterhub_config.d"
+    config_d.mkdir(parents=True)
+    (config_d / "launcher.py").write_text('''
+c.JupyterHub.load_roles = [
+    {"name": "launcher", "scopes": ["servers", "access:servers"], "services": ["launcher"]},
+    {"name": "culler-role", "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+     "services": ["culler"]},
+    {"name": "admin", "users": ["root-ish"], "services": ["reporter"]},
+    {"name": "teachers", "scopes": ["admin:users"], "users": ["tina"], "groups": ["staff"], "colour": 1},
+    {"name": "typo", "scopes": ["read:everything"], "services": ["launcher"]},
+    {"name": "ghost", "scopes": ["read:users"], "services": ["nobody"]},
+]
+c.JupyterHub.services = [
+    {"name": "launcher", "api_token": "launcher-secret-token"},
+    {"name": "culler", "command": ["sleep", "60"]},
+]
+''')
+    caplog.set_level(logging.INFO)
+    hub = await start_hub({"services": {"reporter": {"api_token": "reporter-secret-token"}}}, prefix=str(prefix))
+    manager = hub.hub.service_manager
+    assert manager.services["launcher"].scopes == ("servers", "access:servers")
+    assert manager.services["launcher"].proc is None, "an external service is not run"
+    assert manager.services["culler"].scopes == ("list:users", "read:users:activity", "read:servers",
+                                                 "delete:servers")
+    assert manager.services["reporter"].admin is True
+    assert "root-ish" in hub.hub.extra.config["users"]["admin"]
+    not_applied = hub.hub.extra.not_applied
+    assert any(n.startswith("JupyterHub.load_roles['teachers'].users (roles for users are not supported")
+               and "tljh-config add-item users.admin NAME" in n for n in not_applied), not_applied
+    assert any(n.startswith("JupyterHub.load_roles['teachers'].groups") for n in not_applied)
+    assert "JupyterHub.load_roles['teachers'].colour" in not_applied
+    assert "JupyterHub.load_roles['typo'] (unknown scopes: read:everything)" in not_applied
+    assert any(n.startswith("JupyterHub.load_roles['ghost'].services 'nobody' (no such service")
+               for n in not_applied)
+    assert "Applied JupyterHub.load_roles['launcher'] as services.launcher.scopes: " in caplog.text
+    # The launcher starts and stops alice's server through the empty server name, as the example.
+    hub.add_user("alice")
+    async with hub.api("POST", "/users/alice/servers/", "launcher-secret-token") as resp:
+        assert resp.status == 202, await resp.text()
+    await hub.wait_for_state("alice", "running")
+    async with hub.api("DELETE", "/users/alice/servers/", "launcher-secret-token") as resp:
+        assert resp.status in (202, 204)
+    await hub.wait_for_state("alice", "stopped")
+    async with hub.api("DELETE", "/users/alice", "launcher-secret-token") as resp:
+        assert resp.status == 403, "only what the role grants"

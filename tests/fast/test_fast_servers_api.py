@@ -70,6 +70,16 @@ async def test_spawn_request_carries_the_hub_contract(hub):
     assert tokens.lookup(hub.db, env["JUPYTERHUB_API_TOKEN"]) is None
 
 
+async def test_limits_reach_the_server_environment_as_jupyterhub_sets_them(start_hub):
+    hub = await start_hub()
+    await hub.start_server("alice", hub.token("alice"))
+    assert not {"MEM_LIMIT", "CPU_LIMIT", "MEM_GUARANTEE", "CPU_GUARANTEE"} & set(hub.spawner.requests[-1].env)
+    hub = await start_hub({"limits": {"memory": "1.5G", "cpu": 2}})
+    await hub.start_server("alice", hub.token("alice"))
+    env = hub.spawner.requests[-1].env
+    assert (env["MEM_LIMIT"], env["CPU_LIMIT"]) == (str(int(1.5 * 1024**3)), "2.0")
+
+
 async def test_account_step_gets_admin_and_extra_groups(start_hub):
     hub = await start_hub({"users": {"extra_user_groups": {"teachers": ["tina"], "other": ["x"]}}})
     await hub.start_server("tina", hub.token("tina", admin=True))
@@ -152,6 +162,26 @@ async def test_named_servers_are_refused(hub):
         async with hub.api(method, "/users/alice/servers/extra", token) as resp:
             assert resp.status == 400
             assert "Named servers" in (await resp.json())["message"]
+
+
+async def test_an_empty_server_name_is_the_default_server(start_hub):
+    """JupyterHub's router: /users/<name>/servers/ (empty name) is the default server."""
+    hub = await start_hub({"base_url": "/jupyter/"})
+    token = hub.token("alice")
+    async with hub.api("POST", "/users/alice/servers/", token) as resp:
+        assert resp.status == 202, await resp.text()
+    async with hub.api("GET", "/users/alice/servers//progress", token) as resp:
+        events = [line for line in (await resp.text()).splitlines() if line.startswith("data:")]
+    assert '"ready": true' in events[-1], events
+    assert hub.hub.servers.state("alice") == "running"
+    async with hub.api("GET", "/users/alice", token) as resp:
+        assert "" in (await resp.json())["servers"]
+    async with hub.api("DELETE", "/users/alice/servers/", token) as resp:
+        assert resp.status in (202, 204)
+    await hub.wait_for_state("alice", "stopped")
+    bob = hub.token("bob")
+    async with hub.api("POST", "/users/alice/servers/", bob) as resp:
+        assert resp.status in (403, 404), "the same scope checks as /server"
 
 
 async def test_users_cannot_start_or_stop_others(hub):

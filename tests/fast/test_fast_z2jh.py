@@ -2,6 +2,7 @@
 validate against the chart's own JSON schema (tests/data/z2jh, copied from the chart), and
 each setting lands on the key the chart reads."""
 
+import base64
 import os
 
 import jsonschema
@@ -40,7 +41,7 @@ def helm_merge(base, override):
 
 def export(settings, **kwargs):
     config = config_mod.merge(config_mod.DEFAULTS, settings)
-    config_mod.validate(config)
+    config_mod.validate(config, kwargs.get("plugin_keys") or ())
     config_mod.check(config)
     config["auth"]["type"] = config_mod.AUTH_TYPES[config["auth"]["type"]]
     result = z2jh.Export(config, **kwargs)
@@ -180,3 +181,64 @@ def test_every_auth_type_names_a_jupyterhub_class(kind):
     assert "." in cls and cls in REGISTRY[kind].class_names
     errors = list(jsonschema.Draft7Validator(CHART_SCHEMA).iter_errors(helm_merge(CHART_VALUES, result.values)))
     assert not errors
+
+
+def test_base_url_pages_services_folders_and_plugin_keys(tmp_path):
+    """Nothing is dropped silently: base_url, announcements and the logo map; external services
+    move with their token and scopes; shared folders, plugin keys and plugins are named."""
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG fake")
+    callback = "https://hub.example.org/jupyter/hub/oauth_callback"
+    values, unmapped = export({
+        "base_url": "/jupyter/",
+        "auth": {"type": "github", "GitHubOAuthenticator": {"client_id": "c", "client_secret": "s",
+                                                            "oauth_callback_url": callback}},
+        "announcement": {"all": "<b>Maintenance</b> on Friday", "login": "Use your GitHub account"},
+        "branding": {"logo": str(logo), "site_name": "Physics 101"},
+        "shared_folders": {"course": {"group": "students"}},
+        "services": {"launcher": {"api_token": "0123456789abcdef", "scopes": ["servers", "access:servers"]},
+                     "dash": {"command": ["python3", "dash.py"], "url": "http://127.0.0.1:10101"}},
+        "spawner": {"prewarm": False},
+        "simplest_plugin": {"present": True},
+    }, plugin_keys={"simplest_plugin": "simplest"}, plugins=[("simplest", "tljh-plugin-simplest")])
+    hub = values["hub"]
+    assert hub["baseUrl"] == "/jupyter/"
+    assert hub["config"]["GitHubOAuthenticator"]["oauth_callback_url"] == callback, "under hub.baseUrl"
+    assert hub["config"]["JupyterHub"]["template_vars"] == {
+        "announcement": "<b>Maintenance</b> on Friday", "announcement_login": "Use your GitHub account"}
+    logo_file = hub["config"]["JupyterHub"]["logo_file"]
+    assert hub["extraFiles"]["branding-logo"]["mountPath"] == logo_file
+    assert base64.b64decode(hub["extraFiles"]["branding-logo"]["binaryData"]) == b"\x89PNG fake"
+    assert hub["services"] == {"launcher": {"apiToken": "0123456789abcdef"}}
+    assert hub["loadRoles"]["launcher-service"] == {"scopes": ["servers", "access:servers"], "services": ["launcher"]}
+    for key in ("branding.site_name", "shared_folders.course", "services.dash", "simplest_plugin",
+                "plugin simplest (package tljh-plugin-simplest)", "spawner.prewarm"):
+        assert key in unmapped, (key, unmapped)
+    assert "services.launcher" not in unmapped
+
+
+def test_jupyterhub_config_d_settings_are_exported_or_named(tmp_path):
+    """Spawner.environment becomes singleuser.extraEnv; a Spawner.mem_limit there is the limit the
+    running hub uses, so it is the one exported; settings with no place are named."""
+    from traitlets.config import Config
+
+    from tljh_daemon import jupyterhub_config
+
+    c = Config()
+    c.Spawner.environment = {"COURSE": "physics"}
+    c.Spawner.mem_limit = "3G"
+    c.Spawner.cpu_guarantee = 0.5
+    c.JupyterHub.template_vars = {"org": "Example College"}
+    c.JupyterHub.load_groups = {"tutors": ["tara"]}
+    c.JupyterHub.cookie_secret_file = "/elsewhere"
+    config = config_mod.merge(config_mod.DEFAULTS, {"limits": {"memory": "1G"}})
+    extra = jupyterhub_config.apply(c, config)
+    extra.errors = ["/opt/tljh/config/jupyterhub_config.d/20-broken.py failed: NameError: x"]
+    values, unmapped = export({"limits": {"memory": "1G"}}, extra=extra)
+    assert values["singleuser"]["extraEnv"] == {"COURSE": "physics"}
+    assert values["singleuser"]["memory"]["limit"] == "3G", "the effective limit, not config.yaml's"
+    assert values["singleuser"]["cpu"]["guarantee"] == 0.5
+    assert values["hub"]["config"]["JupyterHub"]["template_vars"] == {"org": "Example College"}
+    assert values["hub"]["config"]["JupyterHub"]["load_groups"] == {"tutors": {"users": ["tara"]}}
+    assert "JupyterHub.cookie_secret_file (jupyterhub_config.d)" in unmapped
+    assert "/opt/tljh/config/jupyterhub_config.d/20-broken.py failed: NameError: x" in unmapped

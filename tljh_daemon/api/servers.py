@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from ..servers import ServerBusy, SpawnLimitReached
 from .base import authenticated, json_body, user_row
 from .models import server_model
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 KEEPALIVE_SECONDS = 15
@@ -61,7 +63,10 @@ async def activity(request):
     return web.Response(status=200)  # JupyterHub's handler finishes with tornado's default 200, no body
 
 
+# JupyterHub's router takes an empty server name as the default server:
+# /users/<name>/servers/ is /users/<name>/server (JupyterHub's start/stop example uses it).
 @routes.post("/hub/api/users/{name}/server")
+@routes.post("/hub/api/users/{name}/servers/")
 async def start_server(request):
     _, row = user_row(request, "start:servers", server="")
     hub = request.app[HUB]
@@ -76,6 +81,7 @@ async def start_server(request):
 
 
 @routes.delete("/hub/api/users/{name}/server")
+@routes.delete("/hub/api/users/{name}/servers/")
 async def stop_server(request):
     _, row = user_row(request, "delete:servers", server="")
     hub = request.app[HUB]
@@ -94,6 +100,7 @@ def _sse(event):
 
 
 @routes.get("/hub/api/users/{name}/server/progress")
+@routes.get("/hub/api/users/{name}/servers//progress")
 async def progress(request):
     _, row = user_row(request, "read:servers", server="")
     hub = request.app[HUB]
@@ -105,7 +112,15 @@ async def progress(request):
     if state == ServerState.STOPPED or (ended and tracker is None and not server["message"]):
         raise web.HTTPBadRequest(text=f"{name} is not running")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await response.prepare(request)
+    try:
+        await response.prepare(request)
+        await _stream_progress(hub, name, server, state, tracker, response)
+    except ConnectionResetError:  # the client closed the page or stopped reading: nothing went wrong
+        log.info("A client left the progress stream of %s's server", name)
+    return response
+
+
+async def _stream_progress(hub, name, server, state, tracker, response):
     if tracker is None:  # nothing in memory (e.g. after a restart): report the outcome only
         model = server_model(hub, name)
         if state == ServerState.RUNNING:
@@ -118,7 +133,7 @@ async def progress(request):
         else:
             event = {"progress": 0, "message": f"Server is {state}"}
         await response.write(_sse(event))
-        return response
+        return
     index = 0
     while True:
         batch = await tracker.events_after(index, KEEPALIVE_SECONDS)
@@ -126,7 +141,7 @@ async def progress(request):
             await response.write(_sse(event))
         index += len(batch)
         if tracker.finished and index >= len(tracker.events):
-            return response
+            return
         if not batch:
             await response.write(b":keepalive\n\n")
 

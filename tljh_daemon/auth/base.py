@@ -9,9 +9,7 @@ sessions itself: it hands a `LoggedIn` to the one shared finish-login path
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Union
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from .. import admins, login_switch, sessions, tokens, users, xsrf
 from ..auth import LoggedIn, LoginRefused
 from ..hub import HUB
-from ..identity import client_address, identify, set_hub_cookie
+from ..identity import client_address, identify, set_hub_cookie, set_session_id_cookie
 from .pages import default_url, raw_redirect, render, require_user, safe_next
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ async def finish_login(request, logged_in, next_url):
                 log.warning("%s (at login: the login provider no longer makes them an admin)", note)
     response = raw_redirect(safe_next(next_url, default_url(hub, name)))
     set_hub_cookie(request, response, sessions.COOKIE_NAME, hub.sessions.create(name), max_age=sessions.MAX_AGE)
+    if not request.cookies.get(sessions.SESSION_ID_COOKIE):  # kept across logins, as JupyterHub keeps it
+        set_session_id_cookie(request, response, sessions.new_session_id())
     raise response
 
 
@@ -126,6 +128,7 @@ async def logout(request):
     else:
         response = web.HTTPFound(hub.url("/hub/login"))
     response.del_cookie(sessions.COOKIE_NAME, path=hub.url("/hub/"))
+    response.del_cookie(sessions.SESSION_ID_COOKIE, path=hub.base_url)
     if isinstance(response, web.HTTPException):
         raise response
     return response

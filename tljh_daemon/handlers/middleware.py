@@ -8,7 +8,7 @@ import aiohttp_jinja2
 from aiohttp import http_exceptions, web
 from aiohttp.abc import AbstractAccessLogger
 
-from .. import storage, xsrf
+from .. import identity, storage, xsrf
 from ..hub import HUB
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ async def hub_headers(request, handler):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'self'")
     xsrf.set_cookie_if_new(request, response)
+    identity.session_id_cookie_if_missing(request, response)
     return response
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from ..servers import Progress
+    from ..servers import Phases, Progress
 
 
 class SpawnError(Exception):
@@ -80,9 +80,10 @@ class Spawner:
         raise NotImplementedError
 
     async def locate(self, request: SpawnRequest, handle: ServerHandle, progress: Progress,
-                     reported: asyncio.Future[int]) -> tuple[str, int]:
+                     reported: asyncio.Future[int], phases: Optional[Phases] = None) -> tuple[str, int]:
         """(address, port) where the started server will answer. A local server listens where
-        the hub told it to; a batch job's server reports its port (`reported`, a future)."""
+        the hub told it to; a batch job's server reports its port (`reported`, a future).
+        `phases.mark(step)` names where the time went (a batch queue) in the ready log line."""
         return "127.0.0.1", request.port
 
     async def poll(self, user: str, handle: Optional[ServerHandle]) -> Optional[str]:

@@ -180,7 +180,7 @@ class SlurmSpawner(Spawner):
         self._snapshot = (float("-inf"), frozenset(), {})
         return ServerHandle(job_id, 0.0)
 
-    async def locate(self, request, handle, progress, reported):
+    async def locate(self, request, handle, progress, reported, phases=None):
         """Wait (showing the queue state) until the job runs and its server reported a port;
         return (address of the node, port)."""
         loop = asyncio.get_running_loop()
@@ -204,9 +204,14 @@ class SlurmSpawner(Spawner):
                     raise SpawnError(f"the Slurm job {job_id} waited more than {queue_timeout:g}s in the "
                                      f"queue (spawner.slurm.queue_timeout); it was cancelled")
             elif job.state == "RUNNING":
-                running_since = running_since or loop.time()
+                if running_since is None:
+                    running_since = loop.time()
+                    if phases is not None:
+                        phases.mark("slurm queue")  # submitted until Slurm ran the job
                 message = f"Slurm job {job_id} is running on {job.node}; waiting for the server's port"
                 if reported.done():
+                    if phases is not None:
+                        phases.mark("job start")  # the job's server up to its port report
                     return await self._address(job.node), reported.result()
                 if loop.time() - running_since > self.start_timeout:
                     raise SpawnError(f"the server in Slurm job {job_id} did not report its port within "
