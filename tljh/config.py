@@ -126,20 +126,11 @@ def _config_dir(config_path=None):
 @contextmanager
 def config_file_lock(config_path, timeout=1):
     """Hold config.yaml's lock (the one tljh-config and the installer take) for `timeout` s at most."""
-    import fcntl
-    import time
-
-    with open(f"{config_path}.lock", "a") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(f"another writer holds the lock {config_path}.lock") from None
-                time.sleep(0.05)
-        yield
+    try:
+        with _configfile.locked(config_path, timeout):
+            yield
+    except _configfile.Locked:
+        raise TimeoutError(f"another writer holds the lock {config_path}.lock") from None
 
 
 def get_current_config(config_path):

@@ -62,20 +62,22 @@ class Locked(Exception):
     """Another writer held config.yaml's lock for longer than the caller would wait."""
 
 
-def _lock(lock, path, timeout):
-    if timeout is None:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise Locked(f"another writer (tljh-config or the installer) holds {path}.lock; "
-                             f"{path} was not changed") from None
-            time.sleep(0.05)
+@contextmanager
+def locked(path, timeout=None):
+    """Hold config.yaml's lock (the one tljh-config, the installer and plugins take); with
+    `timeout` (seconds), raise Locked instead of waiting longer for another writer."""
+    with os.fdopen(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as lock:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Locked(f"another writer (tljh-config or the installer) holds {path}.lock; "
+                                 f"{path} was not changed") from None
+                time.sleep(0.05)
+        yield
 
 
 @contextmanager
@@ -86,8 +88,7 @@ def editing(path, lock_timeout=None):
     instead of waiting longer for another writer.
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with os.fdopen(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as lock:
-        _lock(lock, path, lock_timeout)
+    with locked(path, lock_timeout):
         data, original = None, None
         original = config_mod.read_text(path)
         if original is not None:
