@@ -9,7 +9,7 @@ from ..hub import HUB
 from ..server_state import DOWN
 from ..users import PAGE_MAX_LIMIT, SORTS, STATE_FILTERS, InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row
-from .models import user_model, user_models, visible_fields
+from .models import field_filter, user_model, user_models, visible_fields
 
 routes = web.RouteTableDef()
 
@@ -119,7 +119,8 @@ async def list_users(request):
         (*params, limit, offset),
     )
     stopped = _flag(request, "include_stopped_servers")
-    items = [visible_fields(identity, model) for model in user_models(hub, rows, include_stopped=stopped)]
+    visible = field_filter(identity)
+    items = [visible(model) for model in user_models(hub, rows, include_stopped=stopped)]
     return paginated_response(request, items, offset, limit, total, paginated)
 
 
