@@ -8,7 +8,7 @@ from .. import admins, scopes, users
 from ..hub import HUB
 from ..server_state import DOWN
 from ..users import PAGE_MAX_LIMIT, SORTS, STATE_FILTERS, InvalidName, normalize_name
-from .base import authenticated, json_body, require, user_row
+from .base import authenticated, json_body, require, user_row, user_row_and_groups
 from .models import field_filter, user_model, user_models, visible_fields
 
 routes = web.RouteTableDef()
@@ -155,9 +155,9 @@ async def create_users(request):
 
 @routes.get("/hub/api/users/{name}")
 async def get_user(request):
-    identity, row = user_row(request, *READ_USER_SCOPES)
+    identity, row, group_names = user_row_and_groups(request, *READ_USER_SCOPES)
     hub = request.app[HUB]
-    model = user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"))
+    model = user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"), group_names=group_names)
     return web.json_response(visible_fields(identity, model))
 
 
