@@ -27,6 +27,10 @@ def server_model(hub, name, include_stopped=False, row=...):
     }
 
 
+#: the columns of `users` that user_model reads (a page selects only these)
+MODEL_COLUMNS = "name, admin, created, last_activity"
+
+
 def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None):
     name = row["name"]
     server = server_model(hub, name, include_stopped, server_row)
@@ -81,7 +85,7 @@ def field_filter(identity):
                 if g.allows(**target, **({"server": ""} if server else {})):
                     allowed = allowed | fields
         if model.keys() <= allowed:
-            return dict(model)
+            return model
         return {key: value for key, value in model.items() if key in allowed}
 
     return visible

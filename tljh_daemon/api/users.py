@@ -9,7 +9,7 @@ from ..hub import HUB
 from ..server_state import DOWN
 from ..users import PAGE_MAX_LIMIT, SORTS, STATE_FILTERS, InvalidName, normalize_name
 from .base import authenticated, json_body, require, user_row, user_row_and_groups
-from .models import field_filter, user_model, user_models, visible_fields
+from .models import MODEL_COLUMNS, field_filter, user_model, user_models, visible_fields
 
 routes = web.RouteTableDef()
 
@@ -115,7 +115,7 @@ async def list_users(request):
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     total = hub.db.one(f"SELECT COUNT(*) FROM users{clause}", params)[0]
     rows = hub.db.all(
-        f"SELECT * FROM users{clause} ORDER BY {nulls}{column} {direction} LIMIT ? OFFSET ?",
+        f"SELECT {MODEL_COLUMNS} FROM users{clause} ORDER BY {nulls}{column} {direction} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     stopped = _flag(request, "include_stopped_servers")
