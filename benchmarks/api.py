@@ -7,7 +7,7 @@ the users with `POST /hub/api/users` and runs B3's two loads (`GET /hub/api/user
 the pagination Accept header, limit 50 and 100; `GET /hub/api/users/<name>`) through the
 proxy, `--rounds` times each, alternating. Besides req/s and p99 it prints the daemon
 process's CPU time per request (utime + stime from /proc/<pid>/stat before and after each
-phase), which depends much less on what else runs on the machine than req/s does. `--direct`
+phase; Traefik's too), which depends much less on what else runs on the machine than req/s does. `--direct`
 sends the load to the daemon's own port, to tell the daemon's share from Traefik's.
 `--py-spy DIR` records one more phase of each kind with py-spy (raw format) into DIR.
 """
@@ -46,16 +46,17 @@ def client_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-async def phase(kind, api, names, args):
-    meter, before = w.ProcessMeter(api.hub.hub_pid), client_cpu()
+async def phase(kind, api, names, args, proxy_pid):
+    meter, proxy, before = w.ProcessMeter(api.hub.hub_pid), w.ProcessMeter(proxy_pid), client_cpu()
     if kind == "list":
         rps, latencies, errors = await w.b3_list(api, len(names) + 1, args.concurrency, args.duration)
     else:
         rps, latencies, errors = await w.b3_get(api, names, args.concurrency, args.duration)
-    cost, client = meter.delta(), client_cpu() - before
+    cost, proxy_cost, client = meter.delta(), proxy.delta(), client_cpu() - before
     served = max(len(latencies), 1)
     return {"rps": rps, "p99": w.percentile(latencies, 99) * 1000, "errors": errors,
-            "cpu": cost["cpu"] / served * 1000, "client": client / served * 1000}
+            "cpu": cost["cpu"] / served * 1000, "proxy": proxy_cost["cpu"] / served * 1000,
+            "client": client / served * 1000}
 
 
 async def measure(hub, names, args):
@@ -70,7 +71,7 @@ async def measure(hub, names, args):
             api = w.Api(types.SimpleNamespace(url=f"http://127.0.0.1:{hub.hub_port}", hub_pid=hub.hub_pid), token, http)
         for i in range(args.rounds):
             for kind in (("list", "get") if i % 2 == 0 else ("get", "list")):
-                samples[kind].append(await phase(kind, api, names, args))
+                samples[kind].append(await phase(kind, api, names, args, hub.proxy_pid))
                 print(f"# round {i + 1} {kind}: {samples[kind][-1]}", file=sys.stderr)
         if args.py_spy:
             os.makedirs(args.py_spy, exist_ok=True)
@@ -81,13 +82,14 @@ async def measure(hub, names, args):
                                         "--duration", str(int(args.duration)), "--output", out, "--nonblocking"],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 await asyncio.sleep(1)
-                await phase(kind, api, names, args)
+                await phase(kind, api, names, args, hub.proxy_pid)
                 await asyncio.to_thread(spy.wait)
                 print(f"# py-spy profile of {kind}: {out}", file=sys.stderr)
     return samples, created
 
 
 ROWS = [("rps", "req/s", "{:.0f}"), ("p99", "p99 (ms)", "{:.0f}"), ("cpu", "daemon CPU per request (ms)", "{:.3f}"),
+        ("proxy", "Traefik CPU per request (ms)", "{:.3f}"),
         ("client", "load generator CPU per request (ms)", "{:.3f}"), ("errors", "failed requests", "{:.0f}")]
 TITLES = {"list": "GET /users pages (limit 50/100)", "get": "GET /users/<name>"}
 
