@@ -276,6 +276,11 @@ def targets(ours, others, fresh=None):
     v["b2_first"] = f"≤ 2 s: {word((ours.get('b2_first') or inf) <= 2)}"
     if fresh and fresh.get("b4_server_pss") and ours.get("b4_server_pss"):
         v["b4_server_pss"] = f"≤ 60% of a fresh server's: {word(ours['b4_server_pss'] <= 0.6 * fresh['b4_server_pss'])}"
+    if fresh and fresh.get("b5_direct_rps") and ours.get("b5_direct_rps"):
+        v["b5_direct_rps"] = f"≥ 0.95× a fresh server's: {word(ours['b5_direct_rps'] >= 0.95 * fresh['b5_direct_rps'])}"
+    rps, p99 = ours.get("b5_proxy_rps", 0), ours.get("b5_proxy_p99", inf)
+    v["b5_proxy_rps"] = "≥ 1.0× JupyterHub's at ≤ its p99: " + versus(
+        "b5_proxy_rps", lambda o: rps >= o["b5_proxy_rps"] and p99 <= o["b5_proxy_p99"])
     for key in ("b3_list", "b3_get"):
         rps, p99 = ours.get(key + "_rps", 0), ours.get(key + "_p99", inf)
         v[key + "_rps"] = "≥ 2× JupyterHub's at ≤ its p99: " + versus(
