@@ -141,9 +141,10 @@ class Ours(Hub):
         self.admin = admin
         self.http_port = free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
+        self.hub_port = free_port()  # the daemon's own port, behind Traefik
         config = {
             "http": {"address": "127.0.0.1", "port": self.http_port},
-            "hub": {"port": free_port()},
+            "hub": {"port": self.hub_port},
             "traefik_api": {"port": free_port()},
             "auth": {"type": "dummy", "DummyAuthenticator": {"password": PASSWORD}},
             "users": {"admin": [admin]},

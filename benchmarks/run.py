@@ -50,8 +50,14 @@ def parse_args():
     p.add_argument("--no-jupyterhub-defaults", action="store_true",
                    help="skip the extra B2 storm against JupyterHub+CHP at its default timeouts")
     p.add_argument("--user-env", help="reuse this user environment instead of building one with uv")
+    p.add_argument("--only", type=lambda v: set(v.lower().split(",")), default=None,
+                   help="run only these benchmarks, e.g. b5 or b3,b5 (b4 comes with b2 and b3; b5 and b3 "
+                        "alone spawn one server without timing it)")
     p.add_argument("--json", help="also write the raw results to this file")
     args = p.parse_args()
+    unknown = (args.only or set()) - {"b1", "b2", "b3", "b4", "b5"}
+    if unknown:
+        p.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
     quick = args.quick
     args.users = args.users or (3 if quick else 30)
     args.spawns = args.spawns or (2 if quick else 10)
@@ -104,30 +110,35 @@ def _sigterm(*_):
 
 
 async def bench_hub(hub, args, names, bare, storm_only=False, spawns_only=False):
-    """Run B1, B5, B2, B4 (N running), B3, B4 (idle) against a started hub; return the numbers.
-    `spawns_only`: B1, B2 and B4 with N running."""
+    """Run B1, B5, B2, B4 (N running), B3, B4 (idle) against a started hub (those `args.only`
+    names); return the numbers. `spawns_only`: B1, B5, B2 and B4 with N running."""
     r = {}
+    wanted = lambda b: args.only is None or b in args.only
     token = await w.admin_token(hub)
     async with w.session() as http, bare:
         api = w.Api(hub, token, http)
         solo, storm = names["solo"], names["storm"]
         await api.create_users([solo, *storm])
-        if not storm_only:
-            r["b1"] = await w.b1_spawns(api, solo, args.spawns, bare)
-            if not spawns_only:
-                r["b5"] = await w.b5_data_path(api, hub.account(solo), solo, args.concurrency, args.duration)
+        if not storm_only and (wanted("b1") or wanted("b5")):
+            b1 = await w.b1_spawns(api, solo, args.spawns if wanted("b1") else 0, bare)
+            if wanted("b1"):
+                r["b1"] = b1
+            if wanted("b5"):
+                r["b5"], r["b5_cost"] = await w.b5_data_path(api, hub.account(solo), solo, args.concurrency,
+                                                             args.duration)
             await api.stop_server(solo)
-        results, elapsed = await w.b2_storm(api, storm, timeout=900)
-        r["b2"] = {"times": [t for t, f in results if not f], "failures": [f for _, f in results if f],
-                   "elapsed": elapsed}
-        r["b4_running"] = {"hub": hubs.rss(hub.hub_pid), "proxy": hubs.rss(hub.proxy_pid),
-                           "servers": len(r["b2"]["times"])}
-        r["b4_per_server"] = [hubs.account_memory(hub.account(n)) for n in storm]
-        launcher = getattr(hub, "launcher_pid", lambda: None)()
-        if launcher:
-            r["b4_launcher"] = hubs.rss_pss(launcher)
-        await asyncio.gather(*(api.stop_server(n) for n in storm))
-        if storm_only or spawns_only:
+        if wanted("b2") or (wanted("b4") and not wanted("b3")):
+            results, elapsed = await w.b2_storm(api, storm, timeout=900)
+            r["b2"] = {"times": [t for t, f in results if not f], "failures": [f for _, f in results if f],
+                       "elapsed": elapsed}
+            r["b4_running"] = {"hub": hubs.rss(hub.hub_pid), "proxy": hubs.rss(hub.proxy_pid),
+                               "servers": len(r["b2"]["times"])}
+            r["b4_per_server"] = [hubs.account_memory(hub.account(n)) for n in storm]
+            launcher = getattr(hub, "launcher_pid", lambda: None)()
+            if launcher:
+                r["b4_launcher"] = hubs.rss_pss(launcher)
+            await asyncio.gather(*(api.stop_server(n) for n in storm))
+        if storm_only or spawns_only or not wanted("b3"):
             return r
         many = names["api"]
         t0 = time.perf_counter()
@@ -188,6 +199,13 @@ def summarize(raw):
             s[f"b5_{label}_p99"] = w.percentile(b5[label][1], 99) * 1000
         s["b5_added"] = (p50(b5["proxy-single"][1]) - p50(b5["direct-single"][1])) * 1000
         s["b5_errors"] = sum(errors for _, _, errors in b5.values())
+        for label, cost in raw.get("b5_cost", {}).items():
+            served = len(b5[label][1])
+            if served and not label.endswith("-single"):
+                s[f"b5_{label}_cpu"] = cost["cpu"] / served * 1000
+                s[f"b5_{label}_faults"] = cost["minflt"] / served
+                if label == "proxy":
+                    s["b5_proxy_proxy_cpu"] = cost["proxy_cpu"] / served * 1000
     return s
 
 
@@ -224,6 +242,10 @@ def rows(args):
         ("b5_proxy_p99", "B5 api/status via proxy: p99 (ms)", "{:.0f}", "low"),
         ("b5_direct_rps", "B5 api/status direct to the server: req/s", "{:.0f}", "high"),
         ("b5_direct_p99", "B5 api/status direct: p99 (ms)", "{:.0f}", "low"),
+        ("b5_proxy_cpu", "B5 via proxy: server CPU per request (ms)", "{:.3f}", "low"),
+        ("b5_proxy_proxy_cpu", "B5 via proxy: proxy CPU per request (ms)", "{:.3f}", "low"),
+        ("b5_direct_cpu", "B5 direct: server CPU per request (ms)", "{:.3f}", "low"),
+        ("b5_direct_faults", "B5 direct: server minor page faults per request", "{:.2f}", "low"),
         ("b5_added", "B5 proxy's added latency, one client, p50 (ms)", "{:.1f}", None),
         ("b5_errors", "B5 failed requests", "{:d}", None),
     ]
@@ -254,6 +276,11 @@ def targets(ours, others, fresh=None):
     v["b2_first"] = f"≤ 2 s: {word((ours.get('b2_first') or inf) <= 2)}"
     if fresh and fresh.get("b4_server_pss") and ours.get("b4_server_pss"):
         v["b4_server_pss"] = f"≤ 60% of a fresh server's: {word(ours['b4_server_pss'] <= 0.6 * fresh['b4_server_pss'])}"
+    if fresh and fresh.get("b5_direct_rps") and ours.get("b5_direct_rps"):
+        v["b5_direct_rps"] = f"≥ 0.95× a fresh server's: {word(ours['b5_direct_rps'] >= 0.95 * fresh['b5_direct_rps'])}"
+    rps, p99 = ours.get("b5_proxy_rps", 0), ours.get("b5_proxy_p99", inf)
+    v["b5_proxy_rps"] = "≥ 1.0× JupyterHub's at ≤ its p99: " + versus(
+        "b5_proxy_rps", lambda o: rps >= o["b5_proxy_rps"] and p99 <= o["b5_proxy_p99"])
     for key in ("b3_list", "b3_get"):
         rps, p99 = ours.get(key + "_rps", 0), ours.get(key + "_p99", inf)
         v[key + "_rps"] = "≥ 2× JupyterHub's at ≤ its p99: " + versus(

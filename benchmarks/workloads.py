@@ -9,6 +9,7 @@ start request is sent.
 import asyncio
 import contextlib
 import json
+import os
 import pwd
 import random
 import re
@@ -357,31 +358,56 @@ async def b3_get(api, names, concurrency, duration):
 
 
 async def b5_data_path(api, account, name, concurrency, duration):
-    """GET api/status through the proxy and directly on the server's port, under load and one at a time."""
-    port = server_port(account)
+    """GET api/status through the proxy and directly on the server's port, under load and one at a time.
+    Returns {label: (req/s, latencies, errors)} and {label: ProcessMeter.delta() of the server
+    process over that load phase, with the proxy process's CPU seconds as "proxy_cpu"}."""
+    server = server_process(account)
+    port = listening_port(server)
     urls = {"proxy": f"{api.hub.url}/user/{name}/api/status",
             "direct": f"http://127.0.0.1:{port}/user/{name}/api/status"}
-    results = {}
+    results, cost = {}, {}
     for label, url in urls.items():
         async def request(i, http, url=url):
             async with http.get(url, headers=api.headers) as r:
                 await r.read()
                 return r.status == 200
 
-        results[label] = await load(request, concurrency, duration)
-        results[label + "-single"] = await load(request, 1, duration / 2)
-    return results
+        for phase, clients, seconds in ((label, concurrency, duration), (label + "-single", 1, duration / 2)):
+            meter, proxy = ProcessMeter(server.pid), ProcessMeter(api.hub.proxy_pid)
+            results[phase] = await load(request, clients, seconds)
+            cost[phase] = {**meter.delta(), "proxy_cpu": proxy.delta()["cpu"]}
+    return results, cost
 
 
-def server_port(account):
-    """The TCP port a user's jupyterhub-singleuser listens on (found with psutil; a pre-warmed
-    server shows our launcher's command line)."""
+class ProcessMeter:
+    """CPU seconds (utime + stime) and minor page faults of one process since this object was
+    made, from /proc/<pid>/stat (the process alone, not its children)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.start = self.read(pid)
+
+    @staticmethod
+    def read(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        # After the command name: state is field 3, minflt 10, utime 14, stime 15 (proc(5)).
+        ticks = os.sysconf("SC_CLK_TCK")
+        return {"cpu": (int(fields[11]) + int(fields[12])) / ticks, "minflt": int(fields[7])}
+
+    def delta(self):
+        now = self.read(self.pid)
+        return {key: now[key] - self.start[key] for key in now}
+
+
+def server_process(account):
+    """The user's jupyterhub-singleuser process that listens on a TCP port (found with psutil;
+    a pre-warmed server shows our launcher's command line)."""
     for proc in psutil.process_iter(["username", "cmdline"]):
         if proc.info["username"] == account and any("jupyterhub-singleuser" in a or a.endswith("launcher.py")
                                                     for a in proc.info["cmdline"] or []):
-            port = listening_port(proc)
-            if port:
-                return port
+            if listening_port(proc):
+                return proc
     raise RuntimeError(f"no listening jupyterhub-singleuser for {account}")
 
 

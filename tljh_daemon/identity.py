@@ -15,6 +15,7 @@ from aiohttp import web
 
 from . import scopes, sessions, tokens, users
 from .hub import HUB
+from .scopes import Grant
 
 AUTH_HEADER = re.compile(r"^(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 
@@ -23,13 +24,20 @@ AUTH_HEADER = re.compile(r"^(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 class Identity:
     name: str
     admin: bool
-    scopes: set
+    scopes: frozenset  # any iterable of scope strings; kept as a frozenset
     via: str  # "token" or "cookie"
     token: object = None  # the api_tokens row, for user token requests
     kind: str = "user"  # or "service"
 
+    def __post_init__(self):
+        self.scopes = frozenset(self.scopes)
+
     def can(self, scope, **target):
-        return scopes.allows(self.scopes, scope, **target)
+        return self.grant(scope).allows(**target)
+
+    def grant(self, scope) -> Grant:
+        """Where this identity holds `scope` (looked up once per set of scopes, then cached)."""
+        return scopes.grant(self.scopes, scope)
 
 
 IDENTITY: web.RequestKey[Optional[Identity]] = web.RequestKey("identity")

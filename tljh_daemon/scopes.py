@@ -6,6 +6,7 @@ A held scope is `name` or `name!filter` where the filter is `user=<u>`,
 """
 
 import functools
+from dataclasses import dataclass
 
 #: JupyterHub 6's scope hierarchy: each scope and the narrower scopes it directly implies.
 IMPLIES = {
@@ -98,25 +99,52 @@ def identify_scopes(name):
     return {f"read:users:name!user={name}", f"read:users:groups!user={name}"}
 
 
-def allows(held, needed, *, user=None, server=None, group=None, user_groups=(), service=None):
-    """True when any scope in `held` grants `needed` for the target: a `user` (who is in
-    `user_groups`), a `server` of that user, or a `group`."""
+@dataclass(frozen=True)
+class Grant:
+    """Where a set of held scopes grants one scope: everywhere, or for these filter targets."""
+
+    everywhere: bool = False
+    users: frozenset = frozenset()
+    servers: frozenset = frozenset()  # "<user>/<server>"
+    groups: frozenset = frozenset()
+    services: frozenset = frozenset()
+
+    def allows(self, *, user=None, server=None, group=None, user_groups=(), service=None):
+        if self.everywhere:
+            return True
+        if user is not None and (user in self.users or (server is not None and f"{user}/{server}" in self.servers)):
+            return True
+        if self.groups and (group in self.groups or any(g in self.groups for g in user_groups)):
+            return True
+        return service is not None and service in self.services
+
+
+EVERYWHERE = Grant(everywhere=True)
+
+
+@functools.lru_cache(maxsize=2048)
+def grant(held: frozenset, needed: str) -> Grant:
+    """Where `held` grants `needed`. Computed once per (held, needed): a request checks the same
+    scope against many targets (each user of a listed page), and a user's tokens hold the same set."""
+    filters: dict = {"user": set(), "server": set(), "group": set(), "service": set()}
     for scope in held:
         names, flt = _expand(scope)
         if needed not in names:
             continue
         if not flt:
-            return True
+            return EVERYWHERE
         kind, _, value = flt.partition("=")
-        if kind == "user" and user is not None and value == user:
-            return True
-        if kind == "server" and user is not None and server is not None and value == f"{user}/{server}":
-            return True
-        if kind == "group" and (value == group or value in user_groups):
-            return True
-        if kind == "service" and value == service:
-            return True
-    return False
+        if kind in filters:
+            filters[kind].add(value)
+    return Grant(False, frozenset(filters["user"]), frozenset(filters["server"]), frozenset(filters["group"]),
+                 frozenset(filters["service"]))
+
+
+def allows(held, needed, *, user=None, server=None, group=None, user_groups=(), service=None):
+    """True when any scope in `held` grants `needed` for the target: a `user` (who is in
+    `user_groups`), a `server` of that user, or a `group`."""
+    return grant(frozenset(held), needed).allows(user=user, server=server, group=group, user_groups=user_groups,
+                                                 service=service)
 
 
 def within(requested, held):

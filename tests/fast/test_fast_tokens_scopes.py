@@ -3,6 +3,8 @@
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tljh_daemon import scopes, tokens
 
@@ -162,6 +164,60 @@ async def test_group_filter(hub):
 ])
 def test_scope_implication_and_filters(held, needed, target, expected):
     assert scopes.allows(held, needed, **target) is expected
+
+
+def reference_allows(held, needed, *, user=None, server=None, group=None, user_groups=(), service=None):
+    """The scope check as it was before grants were cached: every held scope, one by one."""
+    for scope in held:
+        names, flt = scopes._expand(scope)
+        if needed not in names:
+            continue
+        if not flt:
+            return True
+        kind, _, value = flt.partition("=")
+        if kind == "user" and user is not None and value == user:
+            return True
+        if kind == "server" and user is not None and server is not None and value == f"{user}/{server}":
+            return True
+        if kind == "group" and (value == group or value in user_groups):
+            return True
+        if kind == "service" and value == service:
+            return True
+    return False
+
+
+NAMES = st.sampled_from(["a", "b", ""])
+FILTERS = st.one_of(st.just(""), st.just("!"), st.builds(lambda k, v: f"!{k}={v}", st.sampled_from(
+    ["user", "server", "group", "service", "other"]), st.sampled_from(["a", "b", "a/", "b/x", ""])))
+HELD = st.sets(st.builds(lambda base, flt: base + flt, st.sampled_from(sorted(scopes.KNOWN)), FILTERS), max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(held=HELD, needed=st.sampled_from(sorted(scopes.KNOWN)), user=st.none() | NAMES,
+       server=st.none() | st.sampled_from(["", "x"]), group=st.none() | NAMES, user_groups=st.lists(NAMES, max_size=2),
+       service=st.none() | NAMES)
+def test_cached_grants_answer_as_checking_every_scope(held, needed, user, server, group, user_groups, service):
+    target = dict(user=user, server=server, group=group, user_groups=user_groups, service=service)
+    assert scopes.allows(held, needed, **target) is reference_allows(held, needed, **target)
+
+
+@settings(max_examples=300, deadline=None)
+@given(held=HELD, name=NAMES, groups=st.lists(NAMES, max_size=2))
+def test_user_model_fields_follow_the_scopes_as_checked_one_by_one(held, name, groups):
+    from tljh_daemon.api.models import field_filter, visible_fields
+    from tljh_daemon.identity import Identity
+
+    model = {"kind": "user", "name": name, "admin": False, "roles": ["user"], "groups": groups, "server": None,
+             "pending": None, "created": "c", "last_activity": None, "servers": {}}
+    allowed = set()
+    for scope, fields in scopes.USER_MODEL_FIELDS.items():
+        extra = {"server": ""} if scope == "read:servers" else {}
+        if reference_allows(held, scope, user=name, user_groups=groups, **extra):
+            allowed |= fields
+    expected = {k: v for k, v in model.items() if k in allowed}
+    identity = Identity("asker", False, held, "token")
+    assert visible_fields(identity, model) == expected
+    assert field_filter(identity)(model) == expected
 
 
 def test_scope_validation_and_subsets():

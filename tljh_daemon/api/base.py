@@ -61,10 +61,17 @@ async def json_body(request, required=True):
 def user_row(request, *needed, server=None):
     """(Identity, users row) for the `{name}` in the URL, checking any of `needed` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
+    identity, row, _ = user_row_and_groups(request, *needed, server=server)
+    return identity, row
+
+
+def user_row_and_groups(request, *needed, server=None):
+    """user_row, and the names of the user's groups (read for the scope check) for its model."""
     name = request.match_info["name"]
     db = request.app[HUB].db
-    identity = require(request, *needed, user=name, server=server, user_groups=groups.names_of_user(db, name))
+    group_names = groups.names_of_user(db, name)
+    identity = require(request, *needed, user=name, server=server, user_groups=group_names)
     row = users.user_model_row(db, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
-    return identity, row
+    return identity, row, group_names

@@ -27,6 +27,10 @@ def server_model(hub, name, include_stopped=False, row=...):
     }
 
 
+#: the columns of `users` that user_model reads (a page selects only these)
+MODEL_COLUMNS = "name, admin, created, last_activity"
+
+
 def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None):
     name = row["name"]
     server = server_model(hub, name, include_stopped, server_row)
@@ -63,10 +67,25 @@ def user_models(hub, rows, include_stopped=False):
 def visible_fields(identity, model):
     """`model` with only the fields `identity`'s scopes let it read about that user (JupyterHub's
     filtering: e.g. `list:users` alone shows names, `read:servers` adds the servers)."""
-    target = {"user": model["name"], "user_groups": model.get("groups", ())}
-    allowed = set()
-    for scope, fields in USER_MODEL_FIELDS.items():
-        extra = {"server": ""} if scope == "read:servers" else {}
-        if identity.can(scope, **target, **extra):
-            allowed |= fields
-    return {key: value for key, value in model.items() if key in allowed}
+    return field_filter(identity)(model)
+
+
+def field_filter(identity):
+    """visible_fields for many models of one identity: where it holds each field-granting scope is
+    looked up once, and scopes it holds for everyone need no per-user check (an admin's page)."""
+    grants = [(identity.grant(scope), fields, scope == "read:servers") for scope, fields in USER_MODEL_FIELDS.items()]
+    everywhere = frozenset().union(*(fields for g, fields, _ in grants if g.everywhere))
+    targeted = [(g, fields, server) for g, fields, server in grants if not g.everywhere and not fields <= everywhere]
+
+    def visible(model):
+        allowed = everywhere
+        if targeted:
+            target = {"user": model["name"], "user_groups": model.get("groups", ())}
+            for g, fields, server in targeted:
+                if g.allows(**target, **({"server": ""} if server else {})):
+                    allowed = allowed | fields
+        if model.keys() <= allowed:
+            return model
+        return {key: value for key, value in model.items() if key in allowed}
+
+    return visible

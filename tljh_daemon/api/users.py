@@ -8,8 +8,8 @@ from .. import admins, scopes, users
 from ..hub import HUB
 from ..server_state import DOWN
 from ..users import PAGE_MAX_LIMIT, SORTS, STATE_FILTERS, InvalidName, normalize_name
-from .base import authenticated, json_body, require, user_row
-from .models import user_model, user_models, visible_fields
+from .base import authenticated, json_body, require, user_row, user_row_and_groups
+from .models import MODEL_COLUMNS, field_filter, user_model, user_models, visible_fields
 
 routes = web.RouteTableDef()
 
@@ -115,11 +115,12 @@ async def list_users(request):
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     total = hub.db.one(f"SELECT COUNT(*) FROM users{clause}", params)[0]
     rows = hub.db.all(
-        f"SELECT * FROM users{clause} ORDER BY {nulls}{column} {direction} LIMIT ? OFFSET ?",
+        f"SELECT {MODEL_COLUMNS} FROM users{clause} ORDER BY {nulls}{column} {direction} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     stopped = _flag(request, "include_stopped_servers")
-    items = [visible_fields(identity, model) for model in user_models(hub, rows, include_stopped=stopped)]
+    visible = field_filter(identity)
+    items = [visible(model) for model in user_models(hub, rows, include_stopped=stopped)]
     return paginated_response(request, items, offset, limit, total, paginated)
 
 
@@ -163,9 +164,9 @@ async def create_users(request):
 
 @routes.get("/hub/api/users/{name}")
 async def get_user(request):
-    identity, row = user_row(request, *READ_USER_SCOPES)
+    identity, row, group_names = user_row_and_groups(request, *READ_USER_SCOPES)
     hub = request.app[HUB]
-    model = user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"))
+    model = user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"), group_names=group_names)
     return web.json_response(visible_fields(identity, model))
 
 
