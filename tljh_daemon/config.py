@@ -61,6 +61,7 @@ DEFAULTS = {
         "slurm": slurm_settings.DEFAULTS,
     },
     "usage": {"interval": 10, "retention_hours": 24},
+    "kernels": {"prewarm": True},
     "services": {
         "cull": {
             "enabled": True,
@@ -180,6 +181,8 @@ SCHEMA = _obj(
                 "slurm": slurm_settings.SCHEMA,
             }
         ),
+        # kernels of the user environment forked from a per-server zygote (tljh_kernel_prewarm)
+        "kernels": _obj({"prewarm": {"type": "boolean"}}),
         # usage_sampler.py: seconds between samples, hours of history kept
         "usage": _obj(
             {

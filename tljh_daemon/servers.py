@@ -31,6 +31,8 @@ from .urls import join, server_prefix, url_name
 log = logging.getLogger(__name__)
 
 DEFAULT_URLS = {"jupyterlab": "/lab", "classic": "/tree", "notebook": "/tree"}
+# kernels.prewarm: asks the server's tljh_kernel_prewarm extension to fork its kernels.
+KERNEL_PREWARM_ENV = "TLJH_KERNEL_PREWARM"
 
 
 def target_url(host, port):
@@ -219,6 +221,9 @@ class ServerManager:
             "JUPYTERHUB_DEFAULT_URL": DEFAULT_URLS[app],
             "JUPYTERHUB_ADMIN_ACCESS": "1",
             **self._public_urls(client.prefix),
+            # tljh_kernel_prewarm (in the user environment) forks this server's kernels; it takes
+            # the variable out of the server's environment, so kernels never see it.
+            **({KERNEL_PREWARM_ENV: "1"} if self.settings.kernel_prewarm else {}),
         })
 
     def _apply_overrides(self, env):

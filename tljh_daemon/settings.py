@@ -63,6 +63,7 @@ class ServerSettings:
     public_origin: Optional[str] = None  # e.g. https://hub.example.org, with HTTPS on a known domain
     # shared_folders.*: (name, path, readers group, writers group), linked into homes at spawn
     shared_folders: tuple[tuple[str, str, str, str], ...] = ()
+    kernel_prewarm: bool = True  # kernels.prewarm: the server's kernels forked from its zygote
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def server_settings(config: Mapping[str, Any], paths: Paths) -> ServerSettings:
         base_url=config["base_url"],
         public_origin=public_origin(proxy_settings(config)),
         shared_folders=tuple(shared_folders.folders(config)),
+        kernel_prewarm=config["kernels"]["prewarm"],
     )
 
 
