@@ -1,3 +1,4 @@
+import glob
 import os
 import pwd
 import secrets
@@ -9,6 +10,7 @@ import pytest
 
 from hubprocess import HubProcess
 from tljh_daemon.accounts import delete_account
+from tljh_installer.steps import KERNEL_PREWARM_SOURCE, install_kernel_prewarm
 
 # jupyterhub-idle-culler rides along so the culling test can run the real one as a managed service.
 USER_ENV_PACKAGES = ["jupyterhub", "jupyterlab", "ipykernel", "jupyterhub-idle-culler"]
@@ -21,11 +23,25 @@ def _python_for_users():
     raise RuntimeError("no python3 found")
 
 
+def kernel_prewarm_current(env):
+    """Does `env` hold this checkout's tljh-kernel-prewarm (as the installer would put it there)?
+    A prebuilt environment (TLJH_TEST_USER_ENV) is changed only when it does not."""
+    package = os.path.join(KERNEL_PREWARM_SOURCE, "tljh_kernel_prewarm")
+    for installed in glob.glob(os.path.join(env, "lib", "python3*", "site-packages", "tljh_kernel_prewarm")):
+        names = [n for n in os.listdir(package) if n.endswith(".py")]
+        if all(os.path.exists(os.path.join(installed, n))
+               and open(os.path.join(installed, n)).read() == open(os.path.join(package, n)).read() for n in names):
+            return True
+    return False
+
+
 @pytest.fixture(scope="session")
 def user_env():
     """A real user environment (jupyterhub, jupyterlab, ipykernel), built once per session with uv."""
     existing = os.environ.get("TLJH_TEST_USER_ENV")
     if existing:
+        if not kernel_prewarm_current(existing):
+            install_kernel_prewarm(["uv"], os.path.join(existing, "bin", "python"))
         yield existing
         return
     top = tempfile.mkdtemp(prefix="tljh-test-userenv-", dir="/var/tmp")
@@ -34,6 +50,7 @@ def user_env():
     subprocess.run(["uv", "venv", "--quiet", "--python", _python_for_users(), path], check=True)
     subprocess.run(["uv", "pip", "install", "--quiet", "--python", os.path.join(path, "bin", "python"),
                     *USER_ENV_PACKAGES], check=True)
+    install_kernel_prewarm(["uv"], os.path.join(path, "bin", "python"))
     yield path
     shutil.rmtree(top, ignore_errors=True)
 

@@ -23,6 +23,9 @@ log = logging.getLogger("tljh_installer")
 # interactive widgets.
 USER_ENV_PACKAGES = ["jupyterhub>=5,<7", "jupyterlab>=4,<5", "notebook>=7,<8", "ipykernel>=6",
                      "nbgitpuller>=1.2,<2", "jupyter-resource-usage>=1,<2", "ipywidgets>=8,<9"]
+# The kernel provisioner package (pre-warmed kernels, kernels.prewarm), installed into every user
+# environment from this package's own copy of its source.
+KERNEL_PREWARM_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_prewarm")
 
 
 def run(cmd, **kwargs):
@@ -177,6 +180,7 @@ def build_user_env(paths, extra_packages=(), requirements_url=None, keep=False):
     finally:
         if tmp:
             os.unlink(tmp)
+    install_kernel_prewarm([uv()], python)
     run(["chmod", "-R", "go-w,a+rX", env])
 
 
@@ -188,6 +192,14 @@ def tighten_lock_files(paths):
         lock = os.path.join(env, ".lock")
         if os.path.isfile(lock) and not os.path.islink(lock):
             os.chmod(lock, 0o644)
+
+
+def install_kernel_prewarm(uv_cmd, python):
+    """tljh-kernel-prewarm into the environment of `python`. Built from a copy of its source:
+    a build writes into the tree, and the installed product's tree stays as it was shipped."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = shutil.copytree(KERNEL_PREWARM_SOURCE, os.path.join(tmp, "tljh-kernel-prewarm"))
+        run([*uv_cmd, "pip", "install", "--python", python, "--reinstall-package", "tljh-kernel-prewarm", source])
 
 
 def secure_private_dirs(paths):
