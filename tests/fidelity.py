@@ -144,7 +144,7 @@ def _status():
         return {k: v.strip() for k, _, v in (l.partition(":") for l in f)
                 if k in ("Uid", "Gid", "Groups", "NoNewPrivs", "SigBlk", "SigIgn", "CapEff", "CapBnd")}
 _m = _o.umask(0o022); _o.umask(_m)
-_j.dumps({"ppid": _o.getppid(), "env": dict(_o.environ), "cwd": _o.getcwd(), "umask": oct(_m), "sys.path": _s.path,
+_j.dumps({"server pid": int(_o.environ["JPY_PARENT_PID"]), "env": dict(_o.environ), "cwd": _o.getcwd(), "umask": oct(_m), "sys.path": _s.path,
           "sys.executable": _s.executable, "ipython dir": get_ipython().ipython_dir,
           "rlimits": {n: _r.getrlimit(getattr(_r, n)) for n in dir(_r) if n.startswith("RLIMIT_")},
           "status": _status(), "priority": _o.getpriority(_o.PRIO_PROCESS, 0)})
@@ -228,7 +228,9 @@ def collect(client, name, mode, read_report, timeout=30):
         f"{mode}: the user's own jupyter_server_config.py was not applied"
     lab_failures = [f"{mode} server: {f}" for f in check_lab_settings_and_workspaces(client, name)]
     kernel = json.loads(ast.literal_eval(client.run(name, KERNEL_PROBE)))
-    pid = kernel.pop("ppid")  # a kernel's parent is its server
+    # The server that started it (jupyter_client sets JPY_PARENT_PID; a pre-warmed kernel's parent
+    # process is the server's kernel zygote).
+    pid = kernel.pop("server pid")
     deadline = time.monotonic() + timeout
     while (text := read_report(pid)) is None:
         assert time.monotonic() < deadline, f"no report from the {mode} server (pid {pid})"

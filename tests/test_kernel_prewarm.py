@@ -1,0 +1,285 @@
+"""kernels.prewarm (process mode): kernels forked from the server's kernel zygote, end to end through
+JupyterLab's kernel API (REST and websocket, through Traefik).
+
+One hub serves the module; the tests run in order. With kernel pre-warm on (the default): a forked
+kernel reports what a fresh kernel of the same server reports (the user's own kernelspec with the
+very same command starts fresh, so both run side by side in one server, one cgroup, one keyring),
+it interrupts, restarts and shuts down as a fresh one does, two users' kernels differ in
+`random` and `hash()`, and a zygote that is gone means one log line and a fresh kernel. Then
+`kernels.prewarm: false`: kernels start fresh, and the same lifecycle holds.
+"""
+
+import ast
+import json
+import os
+import pwd
+import re
+import signal
+import time
+import uuid
+
+import psutil
+import pytest
+import websocket
+
+from hubclient import HubClient
+from hubprocess import needs_root
+from test_prewarm import server_pid
+from waiting import wait_for
+
+pytestmark = needs_root
+PASSWORD = "kernel-prewarm-password"
+ZYGOTE_MODULE = "tljh_kernel_prewarm.zygote"
+FALLBACK_LINE = "Kernel pre-warm: starting kernel"
+
+# What a kernel reports about itself (a JSON string as the cell's value).
+PROBE = r'''
+def _tljh_probe():
+    import ctypes, json, os, platform, random, re, resource, signal, sys
+    def fds():
+        out = {}
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                out[int(fd)] = re.sub(r"\[\d+\]", "[N]", os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass  # listdir's own descriptor
+        return out
+    def status():
+        keep = ("Uid", "Gid", "Groups", "NoNewPrivs", "Seccomp", "SigBlk", "SigIgn", "SigCgt", "CapEff",
+                "CapBnd", "Umask", "Cpus_allowed_list")
+        with open("/proc/self/status") as f:
+            return {k: v.strip() for k, _, v in (l.partition(":") for l in f) if k in keep}
+    def keyring():
+        number = {"x86_64": 250, "aarch64": 219}.get(platform.machine())
+        libc = ctypes.CDLL(None, use_errno=True)
+        # KEYCTL_GET_KEYRING_ID of KEY_SPEC_SESSION_KEYRING; -1 where keyctl is filtered
+        return libc.syscall(number, 0, -3, 0) if number else None
+    umask = os.umask(0o022)
+    os.umask(umask)
+    main = sys.modules.get("__main__")
+    return json.dumps({
+        "pid": os.getpid(), "ppid": os.getppid(), "pgid": os.getpgid(0), "sid": os.getsid(0),
+        "uid": os.getresuid(), "gid": os.getresgid(), "groups": sorted(os.getgroups()),
+        "env": dict(os.environ), "cwd": os.getcwd(), "umask": oct(umask),
+        "rlimits": {n: resource.getrlimit(getattr(resource, n)) for n in dir(resource) if n.startswith("RLIMIT_")},
+        "cgroup": open("/proc/self/cgroup").read(), "oom_score_adj": open("/proc/self/oom_score_adj").read(),
+        "fds": fds(), "status": status(), "keyring": keyring(), "priority": os.getpriority(os.PRIO_PROCESS, 0),
+        "signals": {s.name: repr(signal.getsignal(s)) for s in signal.valid_signals()
+                    if isinstance(s, signal.Signals) and s not in (signal.SIGKILL, signal.SIGSTOP)},
+        "sys.argv": sys.argv, "sys.orig_argv": sys.orig_argv, "sys.path": sys.path, "sys.executable": sys.executable,
+        "sys.flags": repr(sys.flags), "main module": type(main).__name__,
+        "tljh modules": sorted(m for m in sys.modules if m.startswith("tljh")),
+        "random": random.random(), "hash": hash("x"),
+    })
+_tljh_probe()
+'''
+
+
+@pytest.fixture(scope="module")
+def names(run_id, unix_accounts):
+    names = {role: f"{run_id}-kp{role}" for role in ("alice", "bob")}
+    unix_accounts.extend(f"jupyter-{n}" for n in names.values())
+    return names
+
+
+@pytest.fixture(scope="module")
+def hub(make_hub, user_env, names):
+    return make_hub({
+        "auth": {"type": "dummy", "DummyAuthenticator": {"password": PASSWORD}},
+        "user_environment": {"path": user_env},
+        "limits": {"memory": "2G"},  # a per-server cgroup where this machine lets root make one
+    })
+
+
+def client(hub, name):
+    c = HubClient(hub.url)
+    assert c.login(name, PASSWORD).status_code == 302
+    return c
+
+
+@pytest.fixture(scope="module")
+def alice(hub, names):
+    c = client(hub, names["alice"])
+    assert c.spawn(names["alice"])[-1]["ready"] is True
+    return c
+
+
+def lab_cookies(c, name):
+    if not any(k.name == "_xsrf" and k.path.startswith(f"/user/{name}/") for k in c.cookies):
+        assert c.get(c.url(f"/user/{name}/lab")).status_code == 200
+
+
+def api(c, name, method, path, **kwargs):
+    lab_cookies(c, name)
+    return c.request(method, c.url(f"/user/{name}/api/{path}"), headers={"X-XSRFToken": c.server_xsrf()}, **kwargs)
+
+
+def start_kernel(c, name, kernel="python3"):
+    r = api(c, name, "POST", "kernels", json={"name": kernel})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def probe(c, name, kernel_id):
+    result = c.execute(name, kernel_id, PROBE)
+    assert result, f"kernel {kernel_id} gave no value: " + api(c, name, "GET", f"kernels/{kernel_id}").text
+    return json.loads(ast.literal_eval(result))
+
+
+def zygotes(server):
+    return [p for p in psutil.Process(server).children() if ZYGOTE_MODULE in p.cmdline()]
+
+
+def forked(report, server):
+    """Was this kernel forked from the server's zygote (True) or started by the server (False)?"""
+    if report["ppid"] == server:
+        return False
+    assert ZYGOTE_MODULE in psutil.Process(report["ppid"]).cmdline(), report["ppid"]
+    assert psutil.Process(report["ppid"]).ppid() == server
+    return True
+
+
+def normalised(report):
+    """The report without what differs between any two kernels (pid, connection file, JupyterLab's
+    per-kernel session name) and what differs by design (the parent: the server or its zygote)."""
+    out = dict(report)
+    for key in ("pid", "ppid", "pgid", "sid", "random", "hash"):
+        out.pop(key)
+    text = json.dumps(out, sort_keys=True)
+    text = re.sub(r"kernel-[0-9a-f-]+\.json", "kernel-<id>.json", text)
+    out = json.loads(text)
+    out["env"].pop("JPY_SESSION_NAME", None)
+    # Which descriptor number a kernel's zmq threads get first is a race: compare what is open.
+    out["fds"] = sorted(out["fds"].values())
+    return out
+
+
+def test_a_forked_kernel_reports_what_a_fresh_kernel_of_its_server_does(hub, alice, names, user_env):
+    name = names["alice"]
+    account = pwd.getpwnam(f"jupyter-{name}")
+    server = server_pid(hub, name)
+    wait_for(lambda: zygotes(server), "the server's kernel zygote")
+    forked_report = probe(alice, name, start_kernel(alice, name))
+    assert forked(forked_report, server)
+    # The user's own kernelspec, with the very command of the environment's: it starts fresh.
+    spec_dir = os.path.join(account.pw_dir, ".local", "share", "jupyter", "kernels", "mine")
+    os.makedirs(spec_dir, exist_ok=True)
+    with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+        json.dump({"argv": [forked_report["sys.executable"], "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                   "display_name": "Mine", "language": "python"}, f)
+    for path in (".local", ".local/share", ".local/share/jupyter", ".local/share/jupyter/kernels",
+                 ".local/share/jupyter/kernels/mine", ".local/share/jupyter/kernels/mine/kernel.json"):
+        os.chown(os.path.join(account.pw_dir, path), account.pw_uid, account.pw_gid)
+    fresh_report = probe(alice, name, start_kernel(alice, name, "mine"))
+    assert not forked(fresh_report, server)
+
+    for report in (forked_report, fresh_report):
+        # Its own session and process group (interrupts reach the group), as the user.
+        assert report["pid"] == report["pgid"] == report["sid"]
+        assert report["uid"] == [account.pw_uid] * 3 and report["gid"] == [account.pw_gid] * 3
+        with open(f"/proc/{server}/cgroup") as f:
+            assert report["cgroup"] == f.read()  # the server's own cgroup (its limits)
+        assert "TLJH_KERNEL_PREWARM" not in report["env"]
+        assert report["env"]["JPY_PARENT_PID"] == str(server)
+        assert report["tljh modules"] == []  # nothing of the zygote's module is left
+        assert report["fds"]["0"].startswith("pipe:")
+    for fd in ("0", "1", "2"):  # stdin an empty pipe of its own, stdout and stderr the server's
+        assert forked_report["fds"][fd] == fresh_report["fds"][fd]
+    assert forked_report["random"] != fresh_report["random"]
+    a, b = normalised(forked_report), normalised(fresh_report)
+    differences = [f"{k}: forked {a.get(k)!r} vs fresh {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    assert differences == [], "a forked kernel differs from a fresh one:\n" + "\n".join(differences)
+
+
+def kernel_lifecycle(c, name, server, expect_forked):
+    """Interrupt a `while True` cell, restart, shut down, through JupyterLab's kernel API."""
+    kernel_id = start_kernel(c, name)
+    before = probe(c, name, kernel_id)
+    assert forked(before, server) is expect_forked
+    ws_url = c.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
+    cookie = "; ".join(f"{k.name}={k.value}" for k in c.cookies if k.path.startswith(f"/user/{name}"))
+    ws = websocket.create_connection(ws_url, cookie=cookie, timeout=60)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
+                       "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": "print('looping', flush=True)\nwhile True:\n    pass", "silent": False,
+                        "store_history": False, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }))
+        error = None
+        while error is None:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":  # it runs: interrupt it
+                assert api(c, name, "POST", f"kernels/{kernel_id}/interrupt").status_code == 204
+            elif msg["msg_type"] == "error":
+                error = msg["content"]["ename"]
+    finally:
+        ws.close()
+    assert error == "KeyboardInterrupt"
+    assert probe(c, name, kernel_id)["pid"] == before["pid"]  # interrupted, not killed
+
+    assert api(c, name, "POST", f"kernels/{kernel_id}/restart").status_code == 200
+    after = probe(c, name, kernel_id)
+    assert after["pid"] != before["pid"] and forked(after, server) is expect_forked
+    wait_for(lambda: not psutil.pid_exists(before["pid"]), "the kernel before the restart to exit")
+
+    assert api(c, name, "DELETE", f"kernels/{kernel_id}").status_code == 204
+    wait_for(lambda: not psutil.pid_exists(after["pid"]), "the shut-down kernel to exit")
+    assert kernel_id not in [k["id"] for k in api(c, name, "GET", "kernels").json()]
+
+
+def test_a_forked_kernel_interrupts_restarts_and_shuts_down(hub, alice, names):
+    name = names["alice"]
+    kernel_lifecycle(alice, name, server_pid(hub, name), expect_forked=True)
+
+
+def test_two_users_kernels_have_their_own_random_and_hash_seeds(hub, alice, names):
+    bob = client(hub, names["bob"])
+    assert bob.spawn(names["bob"])[-1]["ready"] is True
+    wait_for(lambda: zygotes(server_pid(hub, names["bob"])), "bob's kernel zygote")
+    a1, a2 = (probe(alice, names["alice"], start_kernel(alice, names["alice"])) for _ in range(2))
+    b = probe(bob, names["bob"], start_kernel(bob, names["bob"]))
+    assert all(forked(r, server_pid(hub, n)) for r, n in ((a1, names["alice"]), (a2, names["alice"]), (b, names["bob"])))
+    assert len({a1["random"], a2["random"], b["random"]}) == 3
+    # Two users' zygotes are two interpreters with their own hash seeds (one user's kernels share
+    # their zygote's: docs/architecture.md says why).
+    assert a1["hash"] != b["hash"]
+    assert bob.stop(names["bob"]).status_code == 302
+
+
+def test_a_kernel_the_zygote_cannot_fork_starts_fresh_with_one_log_line(hub, alice, names):
+    name = names["alice"]
+    server = server_pid(hub, name)
+    log_path = os.path.join(hub.prefix, "state", "logs", f"jupyter-{name}.log")
+    with open(log_path, errors="replace") as f:
+        assert FALLBACK_LINE not in f.read()
+    old = zygotes(server)[0]
+    old.send_signal(signal.SIGKILL)
+    wait_for(lambda: old.status() == psutil.STATUS_ZOMBIE or not old.is_running(), "the zygote to die")
+    report = probe(alice, name, start_kernel(alice, name))
+    assert not forked(report, server)
+    with open(log_path, errors="replace") as f:
+        lines = [line for line in f if FALLBACK_LINE in line]
+    assert len(lines) == 1 and "zygote exited" in lines[0], lines
+    # A new zygote took its place: the next kernel is forked again.
+    wait_for(lambda: [z for z in zygotes(server) if z.pid != old.pid], "a new kernel zygote")
+    assert forked(probe(alice, name, start_kernel(alice, name)), server)
+
+
+def test_kernels_prewarm_false_starts_kernels_fresh(hub, alice, names):
+    name = names["alice"]
+    assert alice.stop(name).status_code == 302
+    hub.update_config(kernels={"prewarm": False})
+    hub.kill(signal.SIGTERM)
+    hub.start()
+    c = client(hub, name)
+    assert c.spawn(name)[-1]["ready"] is True
+    server = server_pid(hub, name)
+    report = probe(c, name, start_kernel(c, name))
+    assert not forked(report, server) and not zygotes(server)
+    assert "TLJH_KERNEL_PREWARM" not in report["env"]
+    kernel_lifecycle(c, name, server, expect_forked=False)
