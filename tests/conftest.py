@@ -48,8 +48,8 @@ def user_env():
     os.chmod(top, 0o755)
     path = os.path.join(top, "user")
     subprocess.run(["uv", "venv", "--quiet", "--python", _python_for_users(), path], check=True)
-    subprocess.run(["uv", "pip", "install", "--quiet", "--python", os.path.join(path, "bin", "python"),
-                    *USER_ENV_PACKAGES], check=True)
+    subprocess.run(["uv", "pip", "install", "--quiet", "--compile-bytecode",
+                    "--python", os.path.join(path, "bin", "python"), *USER_ENV_PACKAGES], check=True)
     install_kernel_prewarm(["uv"], os.path.join(path, "bin", "python"))
     yield path
     shutil.rmtree(top, ignore_errors=True)
