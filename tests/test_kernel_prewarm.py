@@ -5,7 +5,8 @@ One hub serves the module; the tests run in order. With kernel pre-warm on (the 
 kernel reports what a fresh kernel of the same server reports (the user's own kernelspec with the
 very same command starts fresh, so both run side by side in one server, one cgroup, one keyring),
 it interrupts, restarts and shuts down as a fresh one does, two users' kernels differ in
-`random` and `hash()`, and a zygote that is gone means one log line and a fresh kernel. Then
+`random` and `hash()`, a server killed takes its zygote and forked kernels along, and a zygote
+that is gone means one log line and a fresh kernel. A server stopped ends its zygote. Then
 `kernels.prewarm: false`: kernels start fresh, and the same lifecycle holds.
 """
 
@@ -248,7 +249,25 @@ def test_two_users_kernels_have_their_own_random_and_hash_seeds(hub, alice, name
     # Two users' zygotes are two interpreters with their own hash seeds (one user's kernels share
     # their zygote's: docs/architecture.md says why).
     assert a1["hash"] != b["hash"]
-    assert bob.stop(names["bob"]).status_code == 302
+
+
+def gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_killed_server_takes_its_zygote_and_forked_kernels_along(hub, names):
+    """As a fresh kernel whose server died exits (ipykernel's parent poller), so do forked ones."""
+    name = names["bob"]
+    bob = client(hub, name)
+    server = server_pid(hub, name)
+    kernel = probe(bob, name, start_kernel(bob, name))
+    assert forked(kernel, server)
+    zygote = zygotes(server)[0].pid
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: gone(zygote) and gone(kernel["pid"]), "the zygote and its kernel to exit")
 
 
 def test_a_kernel_the_zygote_cannot_fork_starts_fresh_with_one_log_line(hub, alice, names):
@@ -272,7 +291,12 @@ def test_a_kernel_the_zygote_cannot_fork_starts_fresh_with_one_log_line(hub, ali
 
 def test_kernels_prewarm_false_starts_kernels_fresh(hub, alice, names):
     name = names["alice"]
+    # A server stopped as usual shuts its kernels down, and its zygote exits with it.
+    server = server_pid(hub, name)
+    zygote = zygotes(server)[0].pid
+    kernel = probe(alice, name, start_kernel(alice, name))["pid"]
     assert alice.stop(name).status_code == 302
+    wait_for(lambda: gone(server) and gone(zygote) and gone(kernel), "the server, its zygote and kernel to exit")
     hub.update_config(kernels={"prewarm": False})
     hub.kill(signal.SIGTERM)
     hub.start()
