@@ -17,7 +17,12 @@ from test_install import MEMORY_LIMIT_MIB, PREFIX, HubClient, User, installed, r
 import fidelity  # noqa: E402 (in tests/, which test_install puts on sys.path)
 from tljh_daemon.spawner.launcher import LAUNCHER_HOME, LAUNCHER_USER, PRELOAD
 
-SERVER_PID = "__import__('os').getppid()"  # a kernel's parent is its server
+# The server that started a kernel (jupyter_client sets JPY_PARENT_PID; a pre-warmed kernel's
+# parent process is the server's kernel zygote).
+SERVER_PID = "int(__import__('os').environ['JPY_PARENT_PID'])"
+# Was this kernel forked from its server's kernel zygote (kernels.prewarm, the default)?
+FORKED = ("'tljh_kernel_prewarm.zygote' in open(f'/proc/{__import__(\"os\").getppid()}/cmdline').read()"
+          " and __import__('os').getppid() != int(__import__('os').environ['JPY_PARENT_PID'])")
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +83,12 @@ def test_memory_max_kills_the_kernel_and_the_server_lives(install, alice):
     if not install.container.delegate_cgroups:
         pytest.skip("cgroups are read-only in this container (cgroup v2 host): MemoryMax is not enforced")
     server = alice.value(SERVER_PID)
+    assert alice.value(FORKED) is True, "a pre-warmed kernel"
+    zygote = alice.value("__import__('os').getppid()")
     alice.assert_memory_limit_kills_only_the_kernel()
     assert alice.value(SERVER_PID) == server, "the server lives"
+    # Only the kernel: its zygote lives too, and forks the restarted kernel.
+    assert alice.value(FORKED) is True and alice.value("__import__('os').getppid()") == zygote
     wait_for(lambda: "killed 1 process(es) of alice's server" in journal(install, "-u", "tljh-daemon"),
              "the daemon did not report the OOM kill")
     assert install.unit("jupyter-alice.scope", "ActiveState") == {"ActiveState": "active"}
