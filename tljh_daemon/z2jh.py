@@ -33,7 +33,8 @@ AUTH_NOTES = {
 DEFAULT_URLS = {"jupyterlab": "/lab", "classic": "/tree", "notebook": "/tree"}
 LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 CHART_MEMORY_GUARANTEE = 1024**3  # the chart's default singleuser.memory.guarantee (1G)
-BASE_USER_PACKAGES = ("jupyterhub", "jupyterlab", "notebook", "ipykernel")
+# tljh-kernel-prewarm is the install's own (kernels.prewarm), not a package an image needs.
+BASE_USER_PACKAGES = ("jupyterhub", "jupyterlab", "notebook", "ipykernel", "tljh-kernel-prewarm")
 UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 

@@ -116,7 +116,9 @@ class ProcessSpawner(Spawner):
         popen = self._popen(request)
         if group is not None:
             try:
-                # At once: the server forks its kernels only much later, and they inherit it.
+                # At once: the server starts its kernel zygote (kernels.prewarm) and kernels only
+                # after its imports, and they inherit it (the server checks the zygote's before
+                # each fork).
                 group.attach(popen.pid)
             except OSError:
                 popen.kill()
