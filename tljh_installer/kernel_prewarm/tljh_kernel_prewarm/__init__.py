@@ -2,8 +2,9 @@
 
 A server extension (loaded by every server of the environment, through the config file this
 package installs) that, when the hub asks for it (`TLJH_KERNEL_PREWARM=1` in the server's
-environment: the `kernels.prewarm` setting), starts the server's kernel zygote and makes
-`tljh-prewarm` the default kernel provisioner. Nothing else is imported until then.
+environment: the `kernels.prewarm` setting), makes `tljh-prewarm` the default kernel provisioner
+and starts the server's kernel zygote when a client first lists kernelspecs (state.py). Nothing
+else is imported until then.
 """
 
 ENV_SWITCH = "TLJH_KERNEL_PREWARM"
@@ -28,9 +29,16 @@ def _load_jupyter_server_extension(serverapp):
         serverapp.log.info("Kernel pre-warm: off, kernels use the configured provisioner %s",
                            factory.default_provisioner_name)
         return
-    try:
-        state.start(serverapp.log)
-    except Exception as e:
-        serverapp.log.warning("Kernel pre-warm: off, the kernel zygote did not start: %s", e)
-        return
+    state.enable(serverapp.log)
     factory.default_provisioner_name = "tljh-prewarm"
+    specs = serverapp.kernel_spec_manager
+    list_specs = specs.get_all_specs
+
+    def get_all_specs():
+        try:
+            state.warm()
+        except OSError as e:
+            serverapp.log.warning("Kernel pre-warm: the kernel zygote did not start: %s", e)
+        return list_specs()
+
+    specs.get_all_specs = get_all_specs

@@ -27,10 +27,9 @@ def unknown_spec(spec, cmd, kwargs):
 
 class PrewarmProvisioner(LocalProvisioner):
     async def launch_kernel(self, cmd, **kwargs):
-        zygote = state.zygote
         cmd = [os.path.expanduser(s) for s in cmd]  # as jupyter_client's launcher does
         scrubbed = self._scrub_kwargs(kwargs)
-        why = unknown_spec(self.kernel_spec, cmd, scrubbed) if zygote else "kernel pre-warm is off"
+        why = unknown_spec(self.kernel_spec, cmd, scrubbed) if state.enabled else "kernel pre-warm is off"
         if why is None:
             env = dict(scrubbed.get("env") or os.environ)
             env["JPY_PARENT_PID"] = str(os.getpid())

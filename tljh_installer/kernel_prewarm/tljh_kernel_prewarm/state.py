@@ -1,22 +1,37 @@
-"""The server's one kernel zygote (None while kernel pre-warm is off), replaced when stale."""
+"""The server's one kernel zygote: started when a client first lists kernelspecs (JupyterLab does
+as its page loads, before anyone can start a kernel) or starts a kernel, not with the server, so
+a class start's servers do not all import the kernel machinery at once, and a server nobody
+opens never does. Replaced when stale."""
 
 import logging
 
 from .client import Unavailable, Zygote
 
 log = logging.getLogger("tljh_kernel_prewarm")
+enabled = False  # kernels.prewarm asked for, and this server may use it
 zygote = None
 _retired = []  # still holding kernels they forked
 
 
-def start(logger=None):
-    global log, zygote
+def enable(logger=None):
+    global enabled, log
     log = logger or log
-    zygote = Zygote(log)
+    enabled = True
+
+
+def warm():
+    """Start the zygote unless it runs."""
+    global zygote
+    if enabled and zygote is None:
+        zygote = Zygote(log)
 
 
 async def fork(cmd, env, cwd):
     """A kernel forked from the zygote, or Unavailable (then a new zygote starts for next time)."""
+    try:
+        warm()
+    except OSError as e:
+        raise Unavailable(f"the kernel zygote did not start: {e}") from e
     stale = zygote.stale()
     if stale:
         replace()
@@ -28,4 +43,5 @@ def replace():
     global zygote
     zygote.retire()
     _retired.append(zygote)
-    zygote = Zygote(log)
+    zygote = None
+    warm()
