@@ -33,6 +33,7 @@ pytestmark = needs_root
 PASSWORD = "kernel-prewarm-password"
 ZYGOTE_MODULE = "tljh_kernel_prewarm.zygote"
 FALLBACK_LINE = "Kernel pre-warm: starting kernel"
+READY_LINE = "Kernel pre-warm: the kernel zygote"
 
 # What a kernel reports about itself (a JSON string as the cell's value).
 PROBE = r'''
@@ -133,6 +134,17 @@ def probe(c, name, kernel_id):
     return json.loads(ast.literal_eval(result))
 
 
+def log_lines(hub, name, text):
+    with open(os.path.join(hub.prefix, "state", "logs", f"jupyter-{name}.log"), errors="replace") as f:
+        return [line for line in f if text in line]
+
+
+def zygote_ready(hub, name, count=1):
+    """Wait until the server logged its `count`th ready zygote (it forks only once ready)."""
+    wait_for(lambda: len([x for x in log_lines(hub, name, READY_LINE) if "is ready" in x]) >= count,
+             f"{name}'s kernel zygote to be ready")
+
+
 def zygotes(server):
     return [p for p in psutil.Process(server).children() if ZYGOTE_MODULE in p.cmdline()]
 
@@ -184,7 +196,8 @@ def test_a_forked_kernel_reports_what_a_fresh_kernel_of_its_server_does(hub, ali
     lab_cookies(alice, name)
     assert zygotes(server) == [], "the zygote starts only when a client lists kernelspecs"
     assert "python3" in api(alice, name, "GET", "kernelspecs").json()["kernelspecs"]  # as JupyterLab's page does
-    wait_for(lambda: zygotes(server), "the server's kernel zygote")
+    zygote_ready(hub, name)
+    assert len(zygotes(server)) == 1
     forked_report = probe(alice, name, start_kernel(alice, name))
     assert forked(forked_report, server)
     # The user's own kernelspec, with the very command of the environment's: it starts fresh.
@@ -273,8 +286,13 @@ def test_a_forked_kernel_interrupts_restarts_and_shuts_down(hub, alice, names):
 def test_two_users_kernels_have_their_own_random_and_hash_seeds(hub, alice, names):
     bob = client(hub, names["bob"])
     assert bob.spawn(names["bob"])[-1]["ready"] is True
-    api(bob, names["bob"], "GET", "kernelspecs")
-    wait_for(lambda: zygotes(server_pid(hub, names["bob"])), "bob's kernel zygote")
+    # A kernel started before any kernelspec listing starts the zygote and, rather than wait for
+    # its imports, starts fresh (one line); once it is ready, kernels are forked.
+    first = probe(bob, names["bob"], start_kernel(bob, names["bob"]))
+    assert not forked(first, server_pid(hub, names["bob"]))
+    lines = log_lines(hub, names["bob"], FALLBACK_LINE)
+    assert len(lines) == 1 and "still importing" in lines[0], lines
+    zygote_ready(hub, names["bob"])
     a1, a2 = (probe(alice, names["alice"], start_kernel(alice, names["alice"])) for _ in range(2))
     b = probe(bob, names["bob"], start_kernel(bob, names["bob"]))
     assert all(forked(r, server_pid(hub, n)) for r, n in ((a1, names["alice"]), (a2, names["alice"]), (b, names["bob"])))
@@ -306,19 +324,16 @@ def test_a_killed_server_takes_its_zygote_and_forked_kernels_along(hub, names):
 def test_a_kernel_the_zygote_cannot_fork_starts_fresh_with_one_log_line(hub, alice, names):
     name = names["alice"]
     server = server_pid(hub, name)
-    log_path = os.path.join(hub.prefix, "state", "logs", f"jupyter-{name}.log")
-    with open(log_path, errors="replace") as f:
-        assert FALLBACK_LINE not in f.read()
+    assert log_lines(hub, name, FALLBACK_LINE) == []
     old = zygotes(server)[0]
     old.send_signal(signal.SIGKILL)
     wait_for(lambda: old.status() == psutil.STATUS_ZOMBIE or not old.is_running(), "the zygote to die")
     report = probe(alice, name, start_kernel(alice, name))
     assert not forked(report, server)
-    with open(log_path, errors="replace") as f:
-        lines = [line for line in f if FALLBACK_LINE in line]
+    lines = log_lines(hub, name, FALLBACK_LINE)
     assert len(lines) == 1 and "zygote exited" in lines[0], lines
-    # A new zygote took its place: the next kernel is forked again.
-    wait_for(lambda: [z for z in zygotes(server) if z.pid != old.pid], "a new kernel zygote")
+    # A new zygote took its place: once it is ready, the next kernel is forked again.
+    zygote_ready(hub, name, count=2)
     assert forked(probe(alice, name, start_kernel(alice, name)), server)
 
 

@@ -15,6 +15,7 @@ import site
 import socket
 import subprocess
 import sys
+import time
 
 from .zygote import LAUNCHER_MODULE, MAX_MESSAGE
 
@@ -26,6 +27,10 @@ PER_KERNEL_ENV = ("JPY_SESSION_NAME",)
 
 class Unavailable(Exception):
     """No zygote can fork this kernel; the caller starts it fresh."""
+
+
+class StillImporting(Unavailable):
+    """Not a failure: the zygote has not finished importing yet."""
 
 
 def _read(path):
@@ -72,21 +77,29 @@ class Zygote:
         theirs.close()
         self.control.setblocking(False)
         self.ready = None  # True once it imported, or why it failed
-        self.lock = asyncio.Lock()
+        self.started = time.monotonic()
+        self.watch = None
+        self._watch_ready()
 
-    async def wait_ready(self):
-        """Until the zygote has imported (a kernel started meanwhile waits: fresh would be no faster)."""
-        async with self.lock:
-            if self.ready is None:
-                try:
-                    data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.control, 4096),
-                                                  READY_TIMEOUT)
-                    self.ready = True if data and "ready" in json.loads(data) else \
-                        f"the kernel zygote exited while importing ({self.process.poll()})"
-                except (asyncio.TimeoutError, OSError, ValueError) as e:
-                    self.ready = f"the kernel zygote did not start: {e!r}"
-        if self.ready is not True:
-            raise Unavailable(self.ready)
+    def _watch_ready(self):
+        """Read the zygote's "ready" in the background (and log it), once an event loop runs."""
+        try:
+            self.watch = asyncio.get_running_loop().create_task(self._wait_ready())
+        except RuntimeError:
+            pass  # no loop yet: the first fork starts the watch
+
+    async def _wait_ready(self):
+        try:
+            data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.control, 4096), READY_TIMEOUT)
+            self.ready = True if data and "ready" in json.loads(data) else \
+                f"the kernel zygote exited while importing ({self.process.poll()})"
+        except (asyncio.TimeoutError, OSError, ValueError) as e:
+            self.ready = f"the kernel zygote did not start: {e!r}"
+        if self.ready is True:
+            self.log.info("Kernel pre-warm: the kernel zygote (pid %s) is ready after %.2f s",
+                          self.process.pid, time.monotonic() - self.started)
+        else:
+            self.log.warning("Kernel pre-warm: %s", self.ready)
 
     def stale(self):
         """Why this zygote cannot fork a kernel identical to a fresh one any more (or None)."""
@@ -101,7 +114,14 @@ class Zygote:
         return None
 
     async def fork(self, argv, env, cwd):
-        await self.wait_ready()
+        if self.watch is None:
+            self._watch_ready()
+        if self.ready is None:
+            # A fresh kernel now is faster than waiting for the rest of the zygote's imports (and
+            # rare: JupyterLab's page starts the zygote seconds before a person starts a kernel).
+            raise StillImporting("the kernel zygote is still importing")
+        if self.ready is not True:
+            raise Unavailable(self.ready)
         different = sorted(k for k in set(env) | set(self.env)
                            if k not in PER_KERNEL_ENV and env.get(k) != self.env.get(k))
         if different:

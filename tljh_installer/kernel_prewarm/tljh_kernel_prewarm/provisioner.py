@@ -8,7 +8,7 @@ import sys
 from jupyter_client.provisioning import LocalProvisioner
 
 from . import state
-from .client import Unavailable
+from .client import StillImporting, Unavailable
 from .zygote import LAUNCHER_MODULE
 
 
@@ -37,7 +37,8 @@ class PrewarmProvisioner(LocalProvisioner):
             try:
                 self.process = await state.fork(cmd, env, os.fspath(cwd))
             except Unavailable as e:
-                self.log.warning("Kernel pre-warm: starting kernel %s fresh: %s", self.kernel_id, e)
+                log = self.log.info if isinstance(e, StillImporting) else self.log.warning
+                log("Kernel pre-warm: starting kernel %s fresh: %s", self.kernel_id, e)
             else:
                 self.pid = self.pgid = self.process.pid  # the child called setsid() before answering
                 self.cwd = cwd
