@@ -84,7 +84,7 @@ def main():
                 assert c.login(name, PASSWORD).status_code == 302
                 assert c.spawn(name)[-1]["ready"] is True
                 assert c.get(c.url(f"/user/{name}/lab")).status_code == 200
-                # What JupyterLab's page asks for as it loads (and what starts the kernel zygote).
+                # What JupyterLab's page asks for as it loads (the page started the kernel zygote).
                 assert c.get(c.url(f"/user/{name}/api/kernelspecs")).status_code == 200
                 # The first kernel right after the lab page (the zygote may still be importing),
                 # then the rest one after another.

@@ -2,7 +2,7 @@
 JupyterLab's kernel API (REST and websocket, through Traefik).
 
 One hub serves the module; the tests run in order. With kernel pre-warm on (the default): the
-zygote starts when a client lists kernelspecs (JupyterLab's page does), not with the server; a forked
+zygote starts when the user opens a page, not with the server; a forked
 kernel reports what a fresh kernel of the same server reports (the user's own kernelspec with the
 very same command starts fresh, so both run side by side in one server, one cgroup, one keyring),
 it interrupts, restarts and shuts down as a fresh one does, two users' kernels differ in
@@ -193,9 +193,8 @@ def test_a_forked_kernel_reports_what_a_fresh_kernel_of_its_server_does(hub, ali
     name = names["alice"]
     account = pwd.getpwnam(f"jupyter-{name}")
     server = server_pid(hub, name)
-    lab_cookies(alice, name)
-    assert zygotes(server) == [], "the zygote starts only when a client lists kernelspecs"
-    assert "python3" in api(alice, name, "GET", "kernelspecs").json()["kernelspecs"]  # as JupyterLab's page does
+    assert zygotes(server) == [], "the zygote starts only when the user opens a page"
+    lab_cookies(alice, name)  # JupyterLab's page
     zygote_ready(hub, name)
     assert len(zygotes(server)) == 1
     forked_report = probe(alice, name, start_kernel(alice, name))
@@ -286,12 +285,17 @@ def test_a_forked_kernel_interrupts_restarts_and_shuts_down(hub, alice, names):
 def test_two_users_kernels_have_their_own_random_and_hash_seeds(hub, alice, names):
     bob = client(hub, names["bob"])
     assert bob.spawn(names["bob"])[-1]["ready"] is True
-    # A kernel started before any kernelspec listing starts the zygote and, rather than wait for
-    # its imports, starts fresh (one line); once it is ready, kernels are forked.
+    # A kernel started while the zygote still imports starts fresh (one line) rather than wait:
+    # the test holds the zygote (SIGSTOP) right after the page load started it.
+    lab_cookies(bob, names["bob"])
+    zygote = wait_for(lambda: zygotes(server_pid(hub, names["bob"])), "bob's zygote", interval=0.01)[0]
+    zygote.suspend()
+    assert not log_lines(hub, names["bob"], READY_LINE), "the zygote was ready before the test could hold it"
     first = probe(bob, names["bob"], start_kernel(bob, names["bob"]))
     assert not forked(first, server_pid(hub, names["bob"]))
     lines = log_lines(hub, names["bob"], FALLBACK_LINE)
     assert len(lines) == 1 and "still importing" in lines[0], lines
+    zygote.resume()
     zygote_ready(hub, names["bob"])
     a1, a2 = (probe(alice, names["alice"], start_kernel(alice, names["alice"])) for _ in range(2))
     b = probe(bob, names["bob"], start_kernel(bob, names["bob"]))

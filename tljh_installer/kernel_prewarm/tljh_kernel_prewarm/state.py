@@ -1,7 +1,4 @@
-"""The server's one kernel zygote: started when a client first lists kernelspecs (JupyterLab does
-as its page loads, before anyone can start a kernel) or starts a kernel, not with the server, so
-a class start's servers do not all import the kernel machinery at once, and a server nobody
-opens never does. Replaced when stale."""
+"""The server's one kernel zygote (started on first use, see __init__.py), replaced when stale."""
 
 import logging
 
