@@ -9,6 +9,7 @@ test_install.py covers the same install with the launcher off.
 
 import concurrent.futures
 import os
+import re
 import time
 
 import pytest
@@ -83,6 +84,11 @@ def test_memory_max_kills_the_kernel_and_the_server_lives(install, alice):
     if not install.container.delegate_cgroups:
         pytest.skip("cgroups are read-only in this container (cgroup v2 host): MemoryMax is not enforced")
     server = alice.value(SERVER_PID)
+    # The kernel started right after the lab page may have started fresh (the zygote the page
+    # started was still importing); one started once the zygote is ready is forked.
+    wait_for(lambda: re.search(r"kernel zygote \(pid \d+\) is ready", journal(install, "-u", "jupyter-alice.scope")),
+             "the kernel zygote to be ready")
+    alice.kernel = alice.client.start_kernel("alice")
     assert alice.value(FORKED) is True, "a pre-warmed kernel"
     zygote = alice.value("__import__('os').getppid()")
     alice.assert_memory_limit_kills_only_the_kernel()
