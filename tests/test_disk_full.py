@@ -33,7 +33,8 @@ def hub(make_hub, user_env):
     hub = make_hub({"auth": {"type": "dummy"}, "user_environment": {"path": user_env}}, start=False)
     state = os.path.join(hub.prefix, "state")
     os.makedirs(state, mode=0o700)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", state], check=True)
+    # Larger than the free space below which /hub/health already says full (storage.LOW_SPACE_BYTES).
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", state], check=True)
     try:
         yield hub.start()
     finally:
