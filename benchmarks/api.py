@@ -16,10 +16,8 @@ import argparse
 import asyncio
 import os
 import resource
-import secrets
 import subprocess
 import sys
-import tempfile
 import time
 import types
 
@@ -106,38 +104,16 @@ def table(samples):
 
 def main():
     args = parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root: sudo .venv/bin/python benchmarks/api.py")
-    os.umask(0o022)
-    tag = secrets.token_hex(2)
-    workdir = tempfile.mkdtemp(prefix="tljh-bench-", dir="/var/tmp")
-    os.chmod(workdir, 0o755)
-    groups_before = {g.gr_name for g in run.grp.getgrall()}
-    load_at_start = os.getloadavg()
-    prefix = f"bench-{tag}"
-    started = []
-    try:
-        print(f"# work directory {workdir}; Unix accounts {prefix}-* and jupyter-{prefix}-*", file=sys.stderr)
-        user_env = args.user_env or hubs.make_venv(os.path.join(workdir, "user"),
-                                                   ["jupyterhub", "jupyterlab", "ipykernel"])
-        hub = hubs.Ours(workdir, user_env, f"{prefix}-admin", prewarm=False)
-        started.append(hub)
-        hub.start()
-        names = [f"{prefix}-x{i:04d}" for i in range(1, args.api_users + 1)]
+    with run.session("benchmarks/api.py", args.user_env) as bench:
+        hub = bench.start(hubs.Ours(bench.workdir, bench.user_env, f"{bench.prefix}-admin", prewarm=False))
+        names = [f"{bench.prefix}-x{i:04d}" for i in range(1, args.api_users + 1)]
         t0 = time.time()
         samples, created = asyncio.run(measure(hub, names, args))
-        print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t0))}")
-        print(f"machine: {run.machine()}; load average at the start {load_at_start[0]:.2f}, "
-              f"at the end {os.getloadavg()[0]:.2f}")
-        print(f"versions: tljh-daemon {hubs.Ours.versions()['tljh-daemon']}")
-        print("command: " + " ".join(["benchmarks/api.py", *sys.argv[1:]]))
-        print(f"path: {'direct to the daemon' if args.direct else 'through Traefik'}; sizes: {args.api_users} users (created in {created:.1f} s), {args.rounds} rounds × "
-              f"{args.concurrency} clients × {args.duration:g} s per kind")
-        print()
+        bench.print_header(t0, "benchmarks/api.py",
+                           f"path: {'direct to the daemon' if args.direct else 'through Traefik'}; sizes: "
+                           f"{args.api_users} users (created in {created:.1f} s), {args.rounds} rounds × "
+                           f"{args.concurrency} clients × {args.duration:g} s per kind")
         print(table(samples))
-    finally:
-        print("# cleaning up ...", file=sys.stderr)
-        run.cleanup(started, workdir, tag, groups_before)
 
 
 if __name__ == "__main__":

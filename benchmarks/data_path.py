@@ -16,10 +16,8 @@ import argparse
 import asyncio
 import os
 import resource
-import secrets
 import subprocess
 import sys
-import tempfile
 import time
 
 import hubs
@@ -121,40 +119,16 @@ def table(samples, labels):
 
 def main():
     args = parse_args()
-    if os.geteuid() != 0:
-        sys.exit("run as root: sudo .venv/bin/python benchmarks/data_path.py")
-    os.umask(0o022)
-    tag = secrets.token_hex(2)
-    workdir = tempfile.mkdtemp(prefix="tljh-bench-", dir="/var/tmp")
-    os.chmod(workdir, 0o755)
-    groups_before = {g.gr_name for g in run.grp.getgrall()}
-    load_at_start = os.getloadavg()
-    prefix = f"bench-{tag}"
-    admin = f"{prefix}-admin"
-    started = []
-    try:
-        print(f"# work directory {workdir}; Unix accounts {prefix}-* and jupyter-{prefix}-*", file=sys.stderr)
-        user_env = args.user_env or hubs.make_venv(os.path.join(workdir, "user"),
-                                                   ["jupyterhub", "jupyterlab", "ipykernel"])
+    with run.session("benchmarks/data_path.py", args.user_env) as bench:
         for prewarm in (True, False):
-            hub = hubs.Ours(workdir, user_env, admin, prewarm=prewarm)
-            started.append(hub)
-            hub.start()
-        names = {hub.label: f"{prefix}-{'a' if i == 0 else 'b'}" for i, hub in enumerate(started)}
+            bench.start(hubs.Ours(bench.workdir, bench.user_env, f"{bench.prefix}-admin", prewarm=prewarm))
+        names = {hub.label: f"{bench.prefix}-{'a' if i == 0 else 'b'}" for i, hub in enumerate(bench.started)}
         t0 = time.time()
-        samples = asyncio.run(measure(started, names, args))
-        print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t0))}")
-        print(f"machine: {run.machine()}; load average at the start {load_at_start[0]:.2f}, "
-              f"at the end {os.getloadavg()[0]:.2f}")
-        print(f"versions: tljh-daemon {hubs.Ours.versions()['tljh-daemon']}, jupyter-server (user env) "
-              f"{hubs.package_version(user_env, 'jupyter-server')}")
-        print("command: " + " ".join(["benchmarks/data_path.py", *sys.argv[1:]]))
-        print(f"sizes: {args.rounds} rounds × {args.concurrency} clients × {args.duration:g} s per server and path")
-        print()
-        print(table(samples, [h.label for h in started]))
-    finally:
-        print("# cleaning up ...", file=sys.stderr)
-        run.cleanup(started, workdir, tag, groups_before)
+        samples = asyncio.run(measure(bench.started, names, args))
+        bench.print_header(t0, "benchmarks/data_path.py",
+                           f"sizes: {args.rounds} rounds × {args.concurrency} clients × {args.duration:g} s "
+                           f"per server and path")
+        print(table(samples, [h.label for h in bench.started]))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,8 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-
-import websocket  # noqa: E402
 
 from hubclient import HubClient  # noqa: E402
 from hubprocess import HubProcess  # noqa: E402
@@ -37,17 +34,9 @@ def first_output(c, name):
     r = c.post(c.url(f"/user/{name}/api/kernels"), json={"name": "python3"}, headers={"X-XSRFToken": c.server_xsrf()})
     r.raise_for_status()
     kernel_id = r.json()["id"]
-    ws_url = c.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
-    cookie = "; ".join(f"{k.name}={k.value}" for k in c.cookies if k.path.startswith(f"/user/{name}"))
-    ws = websocket.create_connection(ws_url, cookie=cookie, timeout=60)
+    ws = c.kernel_socket(name, kernel_id)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
-                       "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": "print('first output')", "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
+        msg_id = c.send_execute(ws, name, "print('first output')", store_history=True)
         while True:
             msg = json.loads(ws.recv())
             if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "stream":

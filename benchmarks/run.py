@@ -10,6 +10,7 @@ See docs/benchmarks.md for what each row measures.
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import grp
 import json
@@ -100,6 +101,58 @@ def cleanup(started, workdir, tag, groups_before):
         if group not in groups_before and group in {g.gr_name for g in grp.getgrall()}:
             subprocess.run(["groupdel", group], check=False, capture_output=True)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Session:
+    """One standalone benchmark's work directory, account prefix, user environment and hubs;
+    `session()` cleans all of it up."""
+
+    def __init__(self, user_env):
+        self.tag = secrets.token_hex(2)
+        self.prefix = f"bench-{self.tag}"
+        self.workdir = tempfile.mkdtemp(prefix="tljh-bench-", dir="/var/tmp")
+        os.chmod(self.workdir, 0o755)
+        self.groups_before = {g.gr_name for g in grp.getgrall()}
+        self.load_at_start = os.getloadavg()
+        self.started = []
+        self._user_env = user_env
+
+    @property
+    def user_env(self):
+        if self._user_env is None:
+            self._user_env = hubs.make_venv(os.path.join(self.workdir, "user"), ["jupyterhub", "jupyterlab", "ipykernel"])
+        return self._user_env
+
+    def start(self, hub):
+        self.started.append(hub)
+        hub.start()
+        return hub
+
+    def print_header(self, t0, script, extra):
+        """The lines every results table starts with: date, machine and load, versions, command."""
+        print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t0))}")
+        print(f"machine: {machine()}; load average at the start {self.load_at_start[0]:.2f}, "
+              f"at the end {os.getloadavg()[0]:.2f}")
+        print(f"versions: tljh-daemon {hubs.Ours.versions()['tljh-daemon']}, jupyter-server (user env) "
+              f"{hubs.package_version(self.user_env, 'jupyter-server')}")
+        print("command: " + " ".join([script, *sys.argv[1:]]))
+        print(extra)
+        print()
+
+
+@contextlib.contextmanager
+def session(script, user_env=None):
+    """A Session for a standalone benchmark script run as root; cleaned up however it ends."""
+    if os.geteuid() != 0:
+        sys.exit(f"run as root: sudo .venv/bin/python {script}")
+    os.umask(0o022)
+    s = Session(user_env)
+    try:
+        print(f"# work directory {s.workdir}; Unix accounts {s.prefix}-* and jupyter-{s.prefix}-*", file=sys.stderr)
+        yield s
+    finally:
+        print("# cleaning up ...", file=sys.stderr)
+        cleanup(s.started, s.workdir, s.tag, s.groups_before)
 
 
 def _sigterm(*_):

@@ -70,21 +70,31 @@ class HubClient(requests.Session):
             assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.status_code
         return self.execute(name, self.start_kernel(name), code)
 
-    def execute(self, name, kernel_id, code, timeout=60):
-        """Run `code` over the kernel websocket (through the proxy); return text/plain of the result."""
+    def kernel_socket(self, name, kernel_id, timeout=60):
+        """A websocket to a kernel's channels (through the proxy), with the server's cookies."""
         ws_url = self.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.cookies if c.path.startswith(f"{self.path_prefix}/user/{name}"))
         sslopt = {"ca_certs": self.verify} if isinstance(self.verify, str) else None
-        ws = websocket.create_connection(ws_url, cookie=cookie, timeout=timeout, sslopt=sslopt)
+        return websocket.create_connection(ws_url, cookie=cookie, timeout=timeout, sslopt=sslopt)
+
+    @staticmethod
+    def send_execute(ws, name, code, store_history=False):
+        """Send an execute_request for `code`; returns its msg_id (replies carry it as parent)."""
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
+                       "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": store_history,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }))
+        return msg_id
+
+    def execute(self, name, kernel_id, code, timeout=60):
+        """Run `code` over the kernel websocket (through the proxy); return text/plain of the result."""
+        ws = self.kernel_socket(name, kernel_id, timeout)
         try:
-            msg_id = uuid.uuid4().hex
-            ws.send(json.dumps({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
-                           "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": False,
-                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-            }))
+            msg_id = self.send_execute(ws, name, code)
             deadline, result = time.monotonic() + timeout, None
             while time.monotonic() < deadline:
                 msg = json.loads(ws.recv())

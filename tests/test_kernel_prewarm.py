@@ -17,12 +17,9 @@ import os
 import pwd
 import re
 import signal
-import time
-import uuid
 
 import psutil
 import pytest
-import websocket
 
 from hubclient import HubClient
 from hubprocess import needs_root
@@ -241,18 +238,9 @@ def kernel_lifecycle(c, name, server, expect_forked):
     kernel_id = start_kernel(c, name)
     before = probe(c, name, kernel_id)
     assert forked(before, server) is expect_forked
-    ws_url = c.url(f"/user/{name}/api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
-    cookie = "; ".join(f"{k.name}={k.value}" for k in c.cookies if k.path.startswith(f"/user/{name}"))
-    ws = websocket.create_connection(ws_url, cookie=cookie, timeout=60)
+    ws = c.kernel_socket(name, kernel_id)
     try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
-                       "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": "print('looping', flush=True)\nwhile True:\n    pass", "silent": False,
-                        "store_history": False, "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))
+        msg_id = c.send_execute(ws, name, "print('looping', flush=True)\nwhile True:\n    pass")
         error = None
         while error is None:
             msg = json.loads(ws.recv())
