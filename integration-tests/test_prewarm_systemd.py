@@ -16,6 +16,7 @@ import pytest
 
 from test_install import MEMORY_LIMIT_MIB, PREFIX, HubClient, User, installed, report
 import fidelity  # noqa: E402 (in tests/, which test_install puts on sys.path)
+import labpage  # noqa: E402
 from tljh_daemon.spawner.launcher import LAUNCHER_HOME, LAUNCHER_USER, PRELOAD
 
 # The server that started a kernel (jupyter_client sets JPY_PARENT_PID; a pre-warmed kernel's
@@ -247,6 +248,19 @@ def test_a_prewarmed_scope_reports_what_a_fresh_service_does(install):
     problems = fresh_lab + prewarmed_lab + fidelity.differences(fresh, prewarmed, allowed)
     problems += [f"kernel: {p}" for p in fidelity.differences(fresh_kernel, prewarmed_kernel, allowed)]
     assert problems == [], "a pre-warmed server differs from a fresh one:\n" + "\n".join(problems)
+
+
+def test_jupyterlab_in_a_prewarmed_scope_saves_settings_and_workspaces(install):
+    """tests/test_lab_browser.py under systemd: JupyterLab in Chromium on a server forked into its
+    scope keeps the theme and the open notebook, with no console error or failed request."""
+    set_prewarm(install, True)
+
+    def in_its_scope():
+        assert install.unit("jupyter-lara.scope", "ActiveState") == {"ActiveState": "active"}
+
+    with labpage.chromium() as browser:
+        labpage.lab_keeps_theme_and_workspace(browser, install.url, "lara", "lara-first-password",
+                                              started=in_its_scope)
 
 
 def test_tljh_daemon_stop_stops_scopes_and_services(install):

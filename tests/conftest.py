@@ -9,6 +9,7 @@ import tempfile
 import pytest
 
 from hubprocess import HubProcess
+from labpage import chromium
 from tljh_daemon.accounts import delete_account
 from tljh_installer.steps import KERNEL_PREWARM_SOURCE, install_kernel_prewarm
 
@@ -91,17 +92,8 @@ def make_hub(unix_accounts):
         shutil.rmtree(hub.prefix, ignore_errors=True)
 
 
-# Debian's chromium, never a browser a tool downloads; flags for a headless run in a container.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
 @pytest.fixture(scope="module")
 def browser():
     """One headless Chromium per test module (playwright's sync API)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_FLAGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
