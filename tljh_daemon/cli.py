@@ -13,7 +13,6 @@ import psutil
 from . import config as config_mod
 from . import install_marker, pidfile, ports, service, systemd
 from .paths import Paths, default_prefix
-from .server_state import ServerState
 
 prefix_option = click.option(
     "--prefix", default=default_prefix(), show_default=True, help="Install prefix (holds config/ and state/)."

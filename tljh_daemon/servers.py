@@ -157,7 +157,7 @@ class ServerManager:
     def handle_of(row: Optional[ServerRecord]):
         if row is None or row.pid is None:
             return None
-        return ServerHandle(row.pid, row.pid_create_time)
+        return ServerHandle(row.pid, row.pid_create_time or 0.0)  # recorded together with the pid
 
     # -- start -----------------------------------------------------------------
 
