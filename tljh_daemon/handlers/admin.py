@@ -141,7 +141,7 @@ async def usage(request):
         if sample is None:
             continue
         result[row.user] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
-                               "oom_kills": hub.spawner.oom_kills(row.user)}
+                            "oom_kills": hub.spawner.oom_kills(row.user)}
     return web.json_response(result)
 
 
