@@ -181,8 +181,7 @@ async def stop_servers_of_a_former_base_url(hub):
     except FileNotFoundError:
         previous = hub.base_url
     if previous != hub.base_url:
-        running = [r["user"] for r in hub.db.all("SELECT user FROM servers WHERE state IN (?, ?)",
-                                                      (ServerState.RUNNING, ServerState.PENDING))]
+        running = [r.user for r in hub.servers.store.in_states(ServerState.RUNNING, ServerState.PENDING)]
         if running:
             log.warning("base_url changed from %s to %s: stopping the servers started under the old one (%s)",
                         previous, hub.base_url, ", ".join(running))
@@ -219,8 +218,8 @@ async def _lifetime(app):
     try:
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
-        running = hub.db.all("SELECT user, host, port FROM servers WHERE state=?", (ServerState.RUNNING,))
-        await hub.proxy.set_routes({hub.server_url(r["user"]): target_of(r) for r in running})
+        running = hub.servers.store.in_states(ServerState.RUNNING)
+        await hub.proxy.set_routes({hub.server_url(r.user): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
         if hub.settings.server.shared_folders:
             await asyncio.to_thread(shared_folders.create_all, hub.settings.server.shared_folders)

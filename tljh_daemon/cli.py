@@ -13,7 +13,6 @@ import psutil
 from . import config as config_mod
 from . import install_marker, pidfile, ports, service, systemd
 from .paths import Paths, default_prefix
-from .server_state import ServerState
 
 prefix_option = click.option(
     "--prefix", default=default_prefix(), show_default=True, help="Install prefix (holds config/ and state/)."
@@ -210,29 +209,30 @@ def _stop_servers(paths, timeout):
     """Every server gets SIGTERM at once and `timeout` seconds (spawner.stop_timeout) to exit,
     then SIGKILL: stopping 16 servers takes about as long as stopping one."""
     from .db import Database
+    from .server_store import ServerStore
     from .spawner import ProcessSpawner
     from .spawner.base import ServerHandle
 
     from .spawner.process import process_for
 
     db = Database(paths.database)
-    rows = db.all("SELECT user, pid, pid_create_time FROM servers WHERE pid IS NOT NULL")
+    store = ServerStore(db)
+    rows = store.with_process()
     spawner = ProcessSpawner()  # servers started by another process: found by pid and start time
-    alive = {row["user"] for row in rows if process_for(ServerHandle(row["pid"], row["pid_create_time"]))}
+    alive = {row.user for row in rows if process_for(ServerHandle(row.pid, row.pid_create_time))}
 
     async def stop_all():
-        await asyncio.gather(*(spawner.stop(row["user"], ServerHandle(row["pid"], row["pid_create_time"]), timeout)
+        await asyncio.gather(*(spawner.stop(row.user, ServerHandle(row.pid, row.pid_create_time), timeout)
                                for row in rows))
 
     try:
         asyncio.run(stop_all())
         for row in rows:
-            db.execute("UPDATE servers SET state=?, pid=NULL, port=NULL WHERE user=?",
-                       (ServerState.STOPPED, row["user"]))
-            if row["user"] in alive:  # say only what was really stopped
-                click.echo(f"Stopped the server of {row['user']}")
+            store.down(row.user, message=row.message, name=row.name)
+            if row.user in alive:  # say only what was really stopped
+                click.echo(f"Stopped the server of {row.user}")
             else:
-                click.echo(f"The server of {row['user']} had already exited")
+                click.echo(f"The server of {row.user} had already exited")
     finally:
         db.close()
 

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from . import timeutil
 from .server_state import ServerState
+from .server_store import ServerStore
 
 class Metrics:
     def __init__(self):
@@ -26,7 +27,7 @@ class Metrics:
 
     def refresh(self, db):
         """Gauges are computed at scrape time from the database."""
-        self.running_servers.set(db.one("SELECT COUNT(*) FROM servers WHERE state=?", (ServerState.RUNNING,))[0])
+        self.running_servers.set(ServerStore(db).count(ServerState.RUNNING))
         self.total_users.set(db.one("SELECT COUNT(*) FROM users")[0])
         now = timeutil.now()
         for period, delta in (("24h", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30))):

@@ -22,7 +22,8 @@ import aiohttp
 from . import accounts, groups, hub_contract, limit_changes, scopes, shared_folders, storage, timeutil, tokens
 from .admission import Admission
 from .ports import free_port
-from .server_state import ACTIVE, DOWN, ServerState, sql_list
+from .server_state import ACTIVE, DOWN, ServerState
+from .server_store import ServerRecord, ServerStore
 from .settings import ServerSettings
 from .spawner import ServerHandle, SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -42,7 +43,7 @@ def target_url(host, port):
 
 
 def target_of(row):
-    return target_url(row["host"], row["port"])
+    return target_url(row.host, row.port)
 
 
 CLIENT_ID_PREFIX = "jupyterhub-user-"
@@ -124,6 +125,7 @@ class ServerManager:
         self.overrides = overrides or {}
         self.paths = paths
         self.db = db
+        self.store = ServerStore(db)  # the servers table: every change of a server's stored state
         self.spawner = spawner
         self.proxy = proxy
         self.authenticator = authenticator
@@ -142,29 +144,20 @@ class ServerManager:
 
     # -- queries ---------------------------------------------------------------
 
-    def row(self, user, server=""):
-        return self.db.one("SELECT * FROM servers WHERE user=? AND name=?", (user, server))
+    def row(self, user, server="") -> Optional[ServerRecord]:
+        return self.store.get(user, server)
 
     def pending_count(self):
-        return self.db.one("SELECT COUNT(*) FROM servers WHERE state=?", (ServerState.PENDING,))[0]
+        return self.store.count(ServerState.PENDING)
 
     def state(self, user):
-        row = self.row(user)
-        return ServerState(row["state"]) if row else ServerState.STOPPED
-
-    def _set(self, user, **fields):
-        if self.row(user) is None:
-            self.db.execute("INSERT INTO servers (user, name, state) VALUES (?, '', ?)", (user, ServerState.STOPPED))
-        assignments = ", ".join(f"{key}=?" for key in fields)
-        self.db.execute(
-            f"UPDATE servers SET {assignments} WHERE user=? AND name=''", (*fields.values(), user)
-        )
+        return self.store.state(user)
 
     @staticmethod
-    def handle_of(row):
-        if row is None or row["pid"] is None:
+    def handle_of(row: Optional[ServerRecord]):
+        if row is None or row.pid is None:
             return None
-        return ServerHandle(row["pid"], row["pid_create_time"])
+        return ServerHandle(row.pid, row.pid_create_time or 0.0)  # recorded together with the pid
 
     # -- start -----------------------------------------------------------------
 
@@ -187,7 +180,7 @@ class ServerManager:
             raise SpawnLimitReached(limit)
         progress = Progress()
         self.progress[name] = progress
-        self._set(name, state=ServerState.PENDING, message=None, started=timeutil.isoformat(timeutil.now()))
+        self.store.pending(name, started=timeutil.isoformat(timeutil.now()))
         self._run_task(name, self._spawn(user_row, progress))
         return progress
 
@@ -341,10 +334,9 @@ class ServerManager:
                 await progress.emit(30, self.spawner.start_message)
                 handle = await self.spawner.start(request)
                 phases.mark("launch")
-                self._set(name, pid=handle.pid, pid_create_time=handle.create_time, port=port,
-                          limits=limit_changes.encode(self.settings.limits))
+                self.store.launched(name, handle.pid, handle.create_time, port,
+                                    limits=limit_changes.encode(self.settings.limits))
                 host, port = await self.spawner.locate(request, handle, progress, reported, phases=phases)
-                self._set(name, host=host, port=port)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
                 target = target_url(host, port)
@@ -358,7 +350,7 @@ class ServerManager:
                 await progress.emit(90, f"Routing {prefix}")
                 await route
                 phases.mark("route")
-            self._set(name, state=ServerState.RUNNING, last_activity=timeutil.isoformat(timeutil.now()))
+            self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()))
             log.info("Server for %s is ready at %s (pid %s) in %.2fs (%s)", name, prefix, handle.pid,
                      time.perf_counter() - started, phases)
             self._spawn_ended(name, time.perf_counter() - started, True)
@@ -400,7 +392,7 @@ class ServerManager:
         try:
             await self.proxy.delete_route(self.prefix(name), wait=False)
             tokens.revoke(self.db, user=name, kind="server")
-            self._set(name, state=state, message=reason, pid=None, pid_create_time=None, port=None, host=None)
+            self.store.down(name, state, message=reason)
         except Exception as e:
             if not storage.is_storage_fault(e):
                 raise
@@ -441,16 +433,16 @@ class ServerManager:
             except (asyncio.CancelledError, Exception):
                 pass
         row = self.row(name)
-        if row is None or row["state"] in DOWN:
+        if row is None or row.state in DOWN:
             return
-        self._set(name, state=ServerState.STOPPING)
+        self.store.stopping(name)
         tokens.revoke(self.db, user=name, kind="server")
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
         await self.proxy.delete_route(self.prefix(name))
         handle = self.handle_of(row)
         if handle is not None:
             await self.spawner.stop(name, handle, self.settings.stop_timeout)
-        self._set(name, state=ServerState.STOPPED, message=None, pid=None, pid_create_time=None, port=None, host=None)
+        self.store.down(name)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
 
@@ -474,15 +466,15 @@ class ServerManager:
     async def reconcile(self):
         """After a (re)start: re-adopt live servers, forget dead ones, rewrite all routes."""
         routes = {}
-        for row in self.db.all(f"SELECT * FROM servers WHERE state IN ({sql_list(ACTIVE)})"):
-            name = row["user"]
+        for row in self.store.in_states(*ACTIVE):
+            name = row.user
             handle = self.handle_of(row)
             alive = handle is not None and await self.spawner.poll(name, handle) is None
-            if alive and row["state"] == ServerState.RUNNING:
+            if alive and row.state == ServerState.RUNNING:
                 routes[self.prefix(name)] = target_of(row)
                 log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
             elif alive:
-                log.info("Stopping the server of %s left %s by the previous daemon", name, row["state"])
+                log.info("Stopping the server of %s left %s by the previous daemon", name, row.state)
                 await self.spawner.stop(name, handle, self.settings.stop_timeout)
                 self._mark_gone(name, "the hub restarted while the server was starting")
             else:
@@ -493,7 +485,7 @@ class ServerManager:
 
     def _mark_gone(self, name, message):
         tokens.revoke(self.db, user=name, kind="server")
-        self._set(name, state=ServerState.STOPPED, message=message, pid=None, pid_create_time=None, port=None, host=None)
+        self.store.down(name, message=message)
 
     def start_watching(self):
         self._watcher = asyncio.create_task(self._watch())
@@ -507,8 +499,8 @@ class ServerManager:
                 log.exception("Checking running servers failed")
 
     async def check_running(self):
-        rows = self.db.all("SELECT * FROM servers WHERE state=?", (ServerState.RUNNING,))
-        servers = [(row["user"], self.handle_of(row)) for row in rows if row["user"] not in self.tasks]
+        rows = self.store.in_states(ServerState.RUNNING)
+        servers = [(row.user, self.handle_of(row)) for row in rows if row.user not in self.tasks]
         for name, ended in (await self.spawner.poll_all(servers)).items():
             if ended and name not in self.tasks and self.state(name) == ServerState.RUNNING:
                 log.warning("The server of %s stopped on its own: %s", name, ended)

@@ -302,7 +302,7 @@ async def test_injected_authenticator_and_existing_accounts_only(start_hub):
     async with browser.request("GET", "/hub/spawn"):
         pass
     await hub.wait_for_state("alice", "failed")
-    assert "there is no Unix account named 'alice'" in hub.hub.servers.row("alice")["message"]
+    assert "there is no Unix account named 'alice'" in hub.hub.servers.row("alice").message
     assert hub.accounts.calls[-1] == ("alice", False, [], False)  # never asked to create one
     hub.accounts.known.add("alice")
     async with browser.request("GET", "/hub/spawn"):

@@ -210,7 +210,7 @@ async def test_spawn_failure_is_reported_and_retry_works(hub):
     events = await _events(hub, "alice", token)
     assert events[-1]["failed"] is True
     assert "the quota is exhausted" in events[-1]["message"]
-    assert hub.hub.servers.row("alice")["message"] == "the quota is exhausted"
+    assert hub.hub.servers.row("alice").message == "the quota is exhausted"
     assert hub.proxy.routes == {}
     assert hub.db.one("SELECT COUNT(*) FROM api_tokens WHERE user='alice' AND kind='server'")[0] == 0
     # A failed server is not "running" in the model, and the next start goes through.
@@ -279,7 +279,7 @@ async def test_server_dying_is_noticed(hub):
     await hub.spawner.exit("alice", "killed by signal 9")
     await hub.hub.servers.check_running()
     assert hub.hub.servers.state("alice") == "stopped"
-    assert hub.hub.servers.row("alice")["message"] == "killed by signal 9"
+    assert hub.hub.servers.row("alice").message == "killed by signal 9"
     assert "/user/alice/" not in hub.proxy.routes
 
 

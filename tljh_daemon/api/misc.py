@@ -48,9 +48,8 @@ async def shutdown(request):
     async def later():
         await asyncio.sleep(0.2)  # let the 202 reach the client
         if stop_servers:
-            await asyncio.gather(*(hub.servers.stop(r["user"]) for r in
-                                   hub.db.all("SELECT user FROM servers WHERE state IN (?, ?)",
-                                              (ServerState.PENDING, ServerState.RUNNING))))
+            await asyncio.gather(*(hub.servers.stop(r.user) for r in
+                                   hub.servers.store.in_states(ServerState.PENDING, ServerState.RUNNING)))
         if stop_proxy:
             await hub.traefik.close()  # no more restarts
             if hub.mode == "systemd":

@@ -10,18 +10,18 @@ def server_model(hub, name, include_stopped=False, row=...):
     """The default server of `name`; pass its `row` (None: no row) when already fetched."""
     if row is ...:
         row = hub.servers.row(name)
-    if row is None or (row["state"] in DOWN and not include_stopped):
+    if row is None or (row.state in DOWN and not include_stopped):
         return None
-    pending = {ServerState.PENDING: "spawn", ServerState.STOPPING: "stop"}.get(row["state"])
+    pending = {ServerState.PENDING: "spawn", ServerState.STOPPING: "stop"}.get(row.state)
     return {
         "name": "",
-        "ready": row["state"] == ServerState.RUNNING,
+        "ready": row.state == ServerState.RUNNING,
         "pending": pending,
-        "stopped": row["state"] in DOWN,
+        "stopped": row.state in DOWN,
         "url": hub.server_url(name),
         "progress_url": hub.url(f"/hub/api/users/{url_name(name)}/server/progress"),
-        "started": row["started"],
-        "last_activity": row["last_activity"],
+        "started": row.started,
+        "last_activity": row.last_activity,
         "state": {},
         "user_options": {},
     }
@@ -54,8 +54,7 @@ def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., 
 def user_models(hub, rows, include_stopped=False):
     """Models of a page of users with two queries for all of them (not two per user)."""
     names = [r["name"] for r in rows]
-    marks = ",".join("?" * len(names))
-    servers = {r["user"]: r for r in hub.db.all(f"SELECT * FROM servers WHERE name='' AND user IN ({marks})", names)}
+    servers = hub.servers.store.of_users(names)
     memberships = groups.names_of_users(hub.db, names)
     return [
         user_model(hub, row, include_stopped=include_stopped, server_row=servers.get(row["name"]),

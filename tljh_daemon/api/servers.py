@@ -53,12 +53,7 @@ async def activity(request):
         when = _parse_time(info["last_activity"], f"servers.{server_name}.last_activity")
         if server_name != "" or hub.servers.row(name) is None:
             raise web.HTTPBadRequest(text=f"No such server {server_name!r} for user {name}")
-        stamp = timeutil.isoformat(when)
-        hub.db.execute(
-            "UPDATE servers SET last_activity=? WHERE user=? AND name=''"
-            " AND (last_activity IS NULL OR last_activity < ?)",
-            (stamp, name, stamp),
-        )
+        hub.servers.store.touch(name, timeutil.isoformat(when))
         users.touch_activity(hub.db, name, when)
     return web.Response(status=200)  # JupyterHub's handler finishes with tornado's default 200, no body
 
@@ -109,7 +104,7 @@ async def progress(request):
     state = hub.servers.state(name)
     tracker = hub.servers.progress.get(name)
     ended = state in (ServerState.FAILED, ServerState.CANCELLED)
-    if state == ServerState.STOPPED or (ended and tracker is None and not server["message"]):
+    if state == ServerState.STOPPED or (ended and tracker is None and not server.message):
         raise web.HTTPBadRequest(text=f"{name} is not running")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     try:
@@ -127,7 +122,7 @@ async def _stream_progress(hub, name, server, state, tracker, response):
             event = {"progress": 100, "ready": True, "message": f"Server ready at {model['url']}",
                      "url": model["url"]}
         elif state == ServerState.FAILED:
-            event = {"progress": 100, "failed": True, "message": f"Spawn failed: {server['message']}"}
+            event = {"progress": 100, "failed": True, "message": f"Spawn failed: {server.message}"}
         elif state == ServerState.CANCELLED:
             event = {"progress": 100, "failed": True, "cancelled": True, "message": "The start was cancelled"}
         else:

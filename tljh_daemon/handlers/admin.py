@@ -136,12 +136,12 @@ async def usage(request):
     require_admin(request)
     hub = request.app[HUB]
     result = {}
-    for row in hub.db.all("SELECT user FROM servers WHERE state=?", (ServerState.RUNNING,)):
-        sample = hub.usage.latest.get(row["user"])
+    for row in hub.servers.store.in_states(ServerState.RUNNING):
+        sample = hub.usage.latest.get(row.user)
         if sample is None:
             continue
-        result[row["user"]] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
-                               "oom_kills": hub.spawner.oom_kills(row["user"])}
+        result[row.user] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
+                            "oom_kills": hub.spawner.oom_kills(row.user)}
     return web.json_response(result)
 
 

@@ -129,7 +129,7 @@ async def home(request):
     identity = require_user(request)
     hub = request.app[HUB]
     row = hub.servers.row(identity.name)
-    state = row["state"] if row else ServerState.STOPPED
+    state = row.state if row else ServerState.STOPPED
     return render(
         request,
         "home.html",
@@ -137,7 +137,7 @@ async def home(request):
             "state": state,
             "usage_charts": usage_chart.home_charts(hub.usage.history, identity.name, state == ServerState.RUNNING),
             "usage_refresh": max(3 * hub.usage.interval, 5),  # seconds between the charts' refreshes
-            "message": row["message"] if row else None,
+            "message": row.message if row else None,
             "url": hub.server_url(identity.name),
             "name": identity.name,
         },
@@ -204,7 +204,7 @@ async def spawn_pending(request):
         return render(
             request,
             "spawn_failed.html",
-            {"name": name, "message": server["message"], "retry": hub.url(f"/hub/spawn/{url_name(name)}")},
+            {"name": name, "message": server.message, "retry": hub.url(f"/hub/spawn/{url_name(name)}")},
             status=500,
         )
     if state == ServerState.CANCELLED:  # stopped while starting (e.g. by an admin): not restarted by itself
