@@ -13,11 +13,10 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from . import accounts, admins, compat, groups, jupyterhub_config, login_switch, shared_folders, urls
+from . import accounts, admins, backend_routes, backends, compat, groups, jupyterhub_config, login_switch, shared_folders, urls
 from . import plugins as plugin_loading
 from . import config as config_mod
 from . import settings
-from .cgroups import Cgroups, cgroup_tag
 from .api import groups as api_groups
 from .api import hub as api_hub
 from .api import metrics as api_metrics
@@ -40,10 +39,6 @@ from .proxy.traefik import TraefikProxy
 from .server_state import ServerState
 from .servers import ServerManager, target_of
 from .sessions import SessionStore, load_or_create_secret
-from .spawner import ProcessSpawner
-from .spawner.prewarm import Launcher
-from .spawner.slurm import SlurmSpawner
-from .spawner.systemd import SystemdSpawner
 from .storage import StorageCheck
 from .tasks import cancel_and_wait
 from .usage_history import UsageHistory
@@ -88,17 +83,8 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     db = Database(paths.database)
     user_env = hub_settings.server.user_env
     proxy = proxy or TraefikProxy(paths, hub_settings.proxy, find_traefik())
-    if spawner is None and hub_settings.spawner.type == "slurm":
-        spawner = SlurmSpawner(hub_settings.spawner.slurm, hub_settings.server.start_timeout)
-    elif spawner is None:
-        launcher = None
-        if hub_settings.spawner.prewarm:
-            launcher = Launcher(user_env, paths.state_dir, os.path.join(paths.logs_dir, "launcher.log"))
-        if mode == "systemd":
-            spawner = SystemdSpawner(os.path.join(paths.state_dir, "spawn"), hub_settings.server.stop_timeout,
-                                     launcher=launcher)
-        else:
-            spawner = ProcessSpawner(Cgroups(cgroup_tag(paths.prefix)), launcher=launcher)
+    if spawner is None:
+        spawner = backends.registered(backends.SPAWNERS)[hub_settings.spawner.type].build(hub_settings, paths, mode)
     if proxy_runner is None:
         proxy_runner = TraefikUnit(proxy) if mode == "systemd" else TraefikSupervisor(proxy)
     hub = Hub(
@@ -138,7 +124,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     # Server states by name (`state == ServerState.RUNNING`): one source of the state strings.
     env.globals["ServerState"] = ServerState
     # The authenticator's own pages (OAuth callback, sign-up ...), then ours.
-    app.add_routes(urls.prefixed_routes(hub.authenticator.routes(), hub.base_url))
+    app.add_routes(urls.prefixed_routes(backend_routes.routes_for(hub.authenticator), hub.base_url))
     env.globals.update(extra.template_vars)
     env.globals["site_name"] = hub_settings.pages.site_name
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,

@@ -14,11 +14,9 @@ from urllib.parse import urlsplit
 import jsonschema
 from ruamel.yaml import YAML
 
-from . import config_names
-from .auth import AUTH_TYPES, REGISTRY
-from .auth.registry import section_settings
+from . import backends, config_names
 from .files import write_atomically
-from .spawner import slurm_settings
+from .spawner.slurm_settings import DEFAULTS as SLURM_DEFAULTS
 
 DEFAULTS = {
     "base_url": "/",
@@ -58,7 +56,7 @@ DEFAULTS = {
         "concurrent_spawn_limit": 100,
         "concurrent_starts": 0,
         "prewarm": True,
-        "slurm": slurm_settings.DEFAULTS,
+        "slurm": SLURM_DEFAULTS,
     },
     "usage": {"interval": 10, "retention_hours": 24},
     "kernels": {"prewarm": True},
@@ -84,145 +82,159 @@ _obj = lambda props, extra=False: {  # noqa: E731
     "additionalProperties": extra,
 }
 
-SCHEMA = _obj(
-    {
-        "base_url": {"type": "string"},  # its shape: check_base_url
-        "auth": _obj(
-            {
-                "type": {"enum": sorted(AUTH_TYPES)},
-                **{cls.section: cls.SCHEMA for cls in REGISTRY.values() if cls.section},
-            },
-            extra=True,  # sections of authenticators we do not implement are kept, unused
-        ),
-        "users": _obj(
-            {
-                "allowed": _names,
-                "banned": _names,
-                "admin": _names,
-                "extra_user_groups": {
-                    "type": "object",
-                    "additionalProperties": _names,
+
+def schema():
+    """config.yaml's JSON schema, with the registered backends' types and sections."""
+    spawners = backends.registered(backends.SPAWNERS)
+    authenticators = backends.registered(backends.AUTHENTICATORS)
+    return _schema(
+        auth_types=sorted(backends.authenticator_types()),
+        auth_sections={cls.section: cls.SCHEMA for cls in authenticators.values() if cls.section},
+        spawner_types=sorted(spawners),
+        spawner_sections={cls.section: cls.SCHEMA for cls in spawners.values() if getattr(cls, "section", None)},
+    )
+
+
+def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
+    return _obj(
+        {
+            "base_url": {"type": "string"},  # its shape: check_base_url
+            "auth": _obj(
+                {
+                    "type": {"enum": auth_types},
+                    **auth_sections,
                 },
-            }
-        ),
-        "limits": _obj(
-            {
-                "memory": {
-                    "type": ["string", "null"],
-                    "pattern": r"^[0-9]+(\.[0-9]+)?[KMGT]?$",
-                },
-                "cpu": {"type": ["number", "null"], "exclusiveMinimum": 0},
-            }
-        ),
-        "user_environment": _obj(
-            {
-                "default_app": {"enum": ["jupyterlab", "classic", "notebook"]},
-                "path": {"type": ["string", "null"]},
-            }
-        ),
-        "http": _obj({"port": _port, "address": {"type": "string"}}),
-        "https": _obj(
-            {
-                "enabled": {"type": "boolean"},
-                "port": _port,
-                "address": {"type": "string"},
-                "tls": _obj({"cert": {"type": "string"}, "key": {"type": "string"}}),
-                "letsencrypt": _obj(
+                extra=True,  # sections of authenticators we do not implement are kept, unused
+            ),
+            "users": _obj(
+                {
+                    "allowed": _names,
+                    "banned": _names,
+                    "admin": _names,
+                    "extra_user_groups": {
+                        "type": "object",
+                        "additionalProperties": _names,
+                    },
+                }
+            ),
+            "limits": _obj(
+                {
+                    "memory": {
+                        "type": ["string", "null"],
+                        "pattern": r"^[0-9]+(\.[0-9]+)?[KMGT]?$",
+                    },
+                    "cpu": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                }
+            ),
+            "user_environment": _obj(
+                {
+                    "default_app": {"enum": ["jupyterlab", "classic", "notebook"]},
+                    "path": {"type": ["string", "null"]},
+                }
+            ),
+            "http": _obj({"port": _port, "address": {"type": "string"}}),
+            "https": _obj(
+                {
+                    "enabled": {"type": "boolean"},
+                    "port": _port,
+                    "address": {"type": "string"},
+                    "tls": _obj({"cert": {"type": "string"}, "key": {"type": "string"}}),
+                    "letsencrypt": _obj(
+                        {
+                            "email": {"type": "string"},
+                            "domains": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                            "staging": {"type": "boolean"},
+                            "acme_server": {"type": "string", "pattern": "^(https://.*)?$"},
+                            "acme_ca_file": {"type": "string"},
+                            "dns_provider": {"type": "string", "pattern": "^[a-z0-9.-]*$"},
+                            "dns_env_file": {"type": "string"},
+                        }
+                    ),
+                }
+            ),
+            "hub": _obj({"port": _port}),
+            # {folder name: {group: readers, writers: group, path: dir}} (see shared_folders.py)
+            "shared_folders": {
+                "type": "object",
+                "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
+                "additionalProperties": _obj(
                     {
-                        "email": {"type": "string"},
-                        "domains": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                        "staging": {"type": "boolean"},
-                        "acme_server": {"type": "string", "pattern": "^(https://.*)?$"},
-                        "acme_ca_file": {"type": "string"},
-                        "dns_provider": {"type": "string", "pattern": "^[a-z0-9.-]*$"},
-                        "dns_env_file": {"type": "string"},
+                        "group": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]*$"},
+                        "writers": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]*$"},
+                        "path": {"type": "string", "pattern": "^/"},
                     }
                 ),
-            }
-        ),
-        "hub": _obj({"port": _port}),
-        # {folder name: {group: readers, writers: group, path: dir}} (see shared_folders.py)
-        "shared_folders": {
-            "type": "object",
-            "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$"},
-            "additionalProperties": _obj(
-                {
-                    "group": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]*$"},
-                    "writers": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]*$"},
-                    "path": {"type": "string", "pattern": "^/"},
-                }
-            ),
-        },
-        # HTML shown at the top of those pages (JupyterHub's announcement template variables).
-        "announcement": _obj({page: {"type": "string"} for page in ("all", "login", "home", "spawn", "logout")}),
-        "branding": _obj(
-            {
-                "site_name": {"type": "string"},
-                "logo": {"type": "string"},  # an image file served at /hub/logo
-                "templates": {"type": "string"},  # a folder whose templates override ours
-            }
-        ),
-        "traefik_api": _obj(
-            {
-                "ip": {"type": "string"},
-                "port": _port,
-                "username": {"type": "string", "minLength": 1},
-                "password": {"type": ["string", "null"]},
-            }
-        ),
-        "spawner": _obj(
-            {
-                "start_timeout": {"type": "number", "exclusiveMinimum": 0},
-                "stop_timeout": {"type": "number", "exclusiveMinimum": 0},
-                "concurrent_spawn_limit": {"type": "integer", "minimum": 0},
-                "concurrent_starts": {"type": "integer", "minimum": 0},
-                "prewarm": {"type": "boolean"},
-                "type": {"enum": ["local", "slurm"]},
-                "slurm": slurm_settings.SCHEMA,
-            }
-        ),
-        # kernels of the user environment forked from a per-server zygote (tljh_kernel_prewarm)
-        "kernels": _obj({"prewarm": {"type": "boolean"}}),
-        # usage_sampler.py: seconds between samples, hours of history kept
-        "usage": _obj(
-            {
-                "interval": {"type": "number", "minimum": 1, "maximum": 600},
-                "retention_hours": {"type": "number", "minimum": 1, "maximum": 24 * 31},
-            }
-        ),
-        "services": {
-            "type": "object",
-            "properties": {
-                "cull": _obj(
-                    {
-                        "enabled": {"type": "boolean"},
-                        "timeout": {"type": "number", "exclusiveMinimum": 0},
-                        "every": {"type": "number", "exclusiveMinimum": 0},
-                        "concurrency": {"type": "integer", "minimum": 1},
-                        "max_age": {"type": "number", "minimum": 0},
-                        "users": {"type": "boolean"},
-                        "remove_named_servers": {"type": "boolean"},
-                        "exempt_admins": {"type": "boolean"},
-                    }
-                )
             },
-            # Any other key is a managed service, named by its key.
-            "additionalProperties": _obj(
+            # HTML shown at the top of those pages (JupyterHub's announcement template variables).
+            "announcement": _obj({page: {"type": "string"} for page in ("all", "login", "home", "spawn", "logout")}),
+            "branding": _obj(
                 {
-                    "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                    # A service that runs elsewhere (no command) authenticates with this token.
-                    "api_token": {"type": "string", "minLength": 8},
-                    "environment": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "url": {"type": "string", "pattern": "^http://127\\.0\\.0\\.1:[0-9]+/?$"},
-                    "admin": {"type": "boolean"},
-                    "scopes": {"type": "array", "items": {"type": "string"}},
-                    "user": {"type": "string"},
-                    "display": {"type": "boolean"},
+                    "site_name": {"type": "string"},
+                    "logo": {"type": "string"},  # an image file served at /hub/logo
+                    "templates": {"type": "string"},  # a folder whose templates override ours
                 }
             ),
-        },
-    }
-)
+            "traefik_api": _obj(
+                {
+                    "ip": {"type": "string"},
+                    "port": _port,
+                    "username": {"type": "string", "minLength": 1},
+                    "password": {"type": ["string", "null"]},
+                }
+            ),
+            "spawner": _obj(
+                {
+                    "start_timeout": {"type": "number", "exclusiveMinimum": 0},
+                    "stop_timeout": {"type": "number", "exclusiveMinimum": 0},
+                    "concurrent_spawn_limit": {"type": "integer", "minimum": 0},
+                    "concurrent_starts": {"type": "integer", "minimum": 0},
+                    "prewarm": {"type": "boolean"},
+                    "type": {"enum": spawner_types},
+                    **spawner_sections,
+                }
+            ),
+            # kernels of the user environment forked from a per-server zygote (tljh_kernel_prewarm)
+            "kernels": _obj({"prewarm": {"type": "boolean"}}),
+            # usage_sampler.py: seconds between samples, hours of history kept
+            "usage": _obj(
+                {
+                    "interval": {"type": "number", "minimum": 1, "maximum": 600},
+                    "retention_hours": {"type": "number", "minimum": 1, "maximum": 24 * 31},
+                }
+            ),
+            "services": {
+                "type": "object",
+                "properties": {
+                    "cull": _obj(
+                        {
+                            "enabled": {"type": "boolean"},
+                            "timeout": {"type": "number", "exclusiveMinimum": 0},
+                            "every": {"type": "number", "exclusiveMinimum": 0},
+                            "concurrency": {"type": "integer", "minimum": 1},
+                            "max_age": {"type": "number", "minimum": 0},
+                            "users": {"type": "boolean"},
+                            "remove_named_servers": {"type": "boolean"},
+                            "exempt_admins": {"type": "boolean"},
+                        }
+                    )
+                },
+                # Any other key is a managed service, named by its key.
+                "additionalProperties": _obj(
+                    {
+                        "command": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                        # A service that runs elsewhere (no command) authenticates with this token.
+                        "api_token": {"type": "string", "minLength": 8},
+                        "environment": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "url": {"type": "string", "pattern": "^http://127\\.0\\.0\\.1:[0-9]+/?$"},
+                        "admin": {"type": "boolean"},
+                        "scopes": {"type": "array", "items": {"type": "string"}},
+                        "user": {"type": "string"},
+                        "display": {"type": "boolean"},
+                    }
+                ),
+            },
+        }
+    )
 
 
 class ConfigError(Exception):
@@ -280,7 +292,7 @@ def without_keys(config, keys):
 def unknown_keys(config):
     """Every dotted key the schema does not know (plugins' keys, typos)."""
     found = []
-    for error in _Validator(SCHEMA).iter_errors(config):
+    for error in _Validator(schema()).iter_errors(config):
         if error.validator == "additionalProperties":
             base = list(map(str, error.absolute_path))
             for extra in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
@@ -297,7 +309,7 @@ def validate(config, owned=(), names=True):
     """
     if owned:
         config = without_keys(config, owned)
-    errors = list(_Validator(SCHEMA).iter_errors(config))
+    errors = list(_Validator(schema()).iter_errors(config))
     if not errors:
         check_base_url(config)
         check_ports(config)
@@ -313,6 +325,10 @@ def validate(config, owned=(), names=True):
         path.append(extra[0])
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         raise ConfigError(".".join(map(str, path)), f"unknown key (known here: {allowed})")
+    if error.validator == "enum" and path in (["auth", "type"], ["spawner", "type"]):
+        kind = "authenticators" if path[0] == "auth" else "spawners"
+        raise ConfigError(".".join(path), f"{error.instance!r} is not one of the registered {kind}: "
+                          f"{', '.join(error.validator_value)} (a plugin package can register more)")
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         raise ConfigError(
@@ -400,11 +416,16 @@ def check_branding(config):
 
 def check_auth(config):
     """The chosen authenticator's cross-key rules (e.g. LDAP needs a server and a way to form DNs)."""
-    cls = REGISTRY[AUTH_TYPES[config["auth"]["type"]]]
+    cls = backends.registered(backends.AUTHENTICATORS)[backends.authenticator_types()[config["auth"]["type"]]]
     problem = cls.check_settings(section_settings(config, cls))
     if problem:
         raise ConfigError(f"auth.{cls.section}.{problem[0]}", problem[1])
     check_callback_url(config, cls)
+
+
+def section_settings(config, cls):
+    """An authenticator's section of config.yaml merged over its defaults."""
+    return {**cls.DEFAULTS, **(config["auth"].get(cls.section) or {})}
 
 
 def check_callback_url(config, cls):
@@ -533,5 +554,5 @@ def load(path, bad_names=None):
         bad_names.extend(config_names.drop_bad_names(config))
     validate(config, plugin_keys(os.path.dirname(path)))
     check(config)
-    config["auth"]["type"] = AUTH_TYPES[config["auth"]["type"]]
+    config["auth"]["type"] = backends.authenticator_types()[config["auth"]["type"]]
     return config

@@ -201,6 +201,8 @@ class SpawnerSettings:
     type: str = "local"
     prewarm: bool = True
     slurm: Mapping[str, Any] = field(default_factory=dict)  # spawner.slurm.*
+    #: spawner.<section>.* of every section (a plugin's spawner reads its own here)
+    sections: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,8 @@ def from_config(config: Mapping[str, Any], paths: Paths) -> Settings:
         base_url=config["base_url"],
         hub_port=config["hub"]["port"],
         server=server_settings(config, paths),
-        spawner=SpawnerSettings(type=spawner["type"], prewarm=spawner["prewarm"], slurm=spawner["slurm"]),
+        spawner=SpawnerSettings(type=spawner["type"], prewarm=spawner["prewarm"], slurm=spawner["slurm"],
+                                sections={k: v for k, v in spawner.items() if isinstance(v, Mapping)}),
         cull=cull_settings(config),
         services=_frozen(service_settings(config)),
         proxy=proxy_settings(config),

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 from pki import make_pki
 from tljh_daemon import config as config_mod
 from tljh_daemon import z2jh
-from tljh_daemon.auth import REGISTRY
+from tljh_daemon.auth import AUTH_TYPES, REGISTRY
 
 CHART = os.path.join(os.path.dirname(__file__), "..", "data", "z2jh")
 
@@ -43,7 +43,7 @@ def export(settings, **kwargs):
     config = config_mod.merge(config_mod.DEFAULTS, settings)
     config_mod.validate(config, kwargs.get("plugin_keys") or ())
     config_mod.check(config)
-    config["auth"]["type"] = config_mod.AUTH_TYPES[config["auth"]["type"]]
+    config["auth"]["type"] = AUTH_TYPES[config["auth"]["type"]]
     result = z2jh.Export(config, **kwargs)
     errors = list(jsonschema.Draft7Validator(CHART_SCHEMA).iter_errors(helm_merge(CHART_VALUES, result.values)))
     assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
@@ -109,7 +109,7 @@ def test_ldap_settings_move_with_their_secret():
 
 
 def test_generic_oauth_settings_are_passed_through():
-    kind = config_mod.AUTH_TYPES.get("oauthenticator.generic.GenericOAuthenticator")
+    kind = AUTH_TYPES.get("oauthenticator.generic.GenericOAuthenticator")
     if kind is None:
         pytest.skip("generic OAuth is not in this tree yet")
     section = {"client_id": "hub", "client_secret": "shh", "authorize_url": "https://idp.example/auth",

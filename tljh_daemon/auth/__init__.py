@@ -1,20 +1,7 @@
-"""Authenticators, chosen by `auth.type` (see registry.py)."""
+"""Authenticators, chosen by `auth.type` among the registered ones (see registry.py)."""
 
 from .base import Authenticator, LoggedIn, LoginRefused, PasswordsManagedElsewhere
-from .dummy import DummyAuthenticator
-from .firstuse import FirstUseAuthenticator
-from .ldap import LDAPAuthenticator
-from .native import NativeAuthenticator
-from .oauth import GenericOAuthenticator
-from .oauth_presets import GitHubOAuthenticator, GoogleOAuthenticator
-from .pam import PAMAuthenticator
-from .registry import AUTH_TYPES, REGISTRY, authenticator_class, register
-from .tmp import TmpAuthenticator
-
-for _cls in (FirstUseAuthenticator, PAMAuthenticator, DummyAuthenticator, LDAPAuthenticator,
-             GenericOAuthenticator, GitHubOAuthenticator, GoogleOAuthenticator, NativeAuthenticator,
-             TmpAuthenticator):
-    register(_cls)
+from .registry import AUTH_TYPES, REGISTRY, authenticator_class
 
 
 def make_authenticator(auth_settings, db):
@@ -23,4 +10,4 @@ def make_authenticator(auth_settings, db):
 
 
 __all__ = ["AUTH_TYPES", "REGISTRY", "Authenticator", "LoggedIn", "LoginRefused", "PasswordsManagedElsewhere",
-           "authenticator_class", "make_authenticator", "register"]
+           "authenticator_class", "make_authenticator"]

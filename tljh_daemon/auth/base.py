@@ -77,6 +77,9 @@ class Authenticator:
     can_change_password: bool = False
     #: admins set or clear others' passwords at /hub/auth/change-password/<name>
     can_reset_password: bool = False
+    #: the hub's own page sets this authenticator needs ("signup", "oauth", "tmplogin"): the web
+    #: layer adds them (backend_routes.py), so an authenticator imports no handler
+    pages: tuple[str, ...] = ()
 
     @classmethod
     def check_settings(cls, settings: dict[str, Any]) -> Optional[tuple[str, str]]:
@@ -101,7 +104,8 @@ class Authenticator:
         raise NotImplementedError
 
     def routes(self) -> list[web.RouteDef]:
-        """aiohttp route definitions this authenticator adds (OAuth callback, sign-up ...)."""
+        """aiohttp route definitions a plugin's authenticator adds itself (the built-in ones
+        name the hub's page sets they need in `pages` instead, so they import no handler)."""
         return []
 
     def url(self, path: str) -> str:

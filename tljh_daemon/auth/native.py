@@ -67,18 +67,13 @@ class NativeAuthenticator(Authenticator):
     }
     can_change_password = True
     can_reset_password = True
+    pages = ("signup",)  # the sign-up pages and API (backend_routes.py)
 
     def __init__(self, auth_settings, db):
         super().__init__(auth_settings, db)
         self.rules = PasswordRules(self.settings["minimum_password_length"],
                                    self.settings["check_common_password"])
         self._locked = {}  # name -> (failures, locked until (monotonic))
-
-    def routes(self):
-        from ..api import signups as api_signups
-        from ..handlers import signup as signup_pages
-
-        return [*signup_pages.routes, *api_signups.routes]
 
     @property
     def signup_url(self):
@@ -232,13 +227,10 @@ class NativeAuthenticator(Authenticator):
         raise LoginRefused("Type the new password: with sign-up, the hub cannot let the next login choose one.")
 
 
-def of_request(request):
-    """The hub's NativeAuthenticator, for the sign-up pages and API it adds; 404 under another one."""
+def signups_of(auth):
+    """`auth` if it is a NativeAuthenticator (the sign-up pages and API need one); else 404."""
     from aiohttp import web
 
-    from ..hub import HUB
-
-    auth = request.app[HUB].authenticator
     if not isinstance(auth, NativeAuthenticator):
         raise web.HTTPNotFound(text="Sign-up is not in use on this hub (auth.type is not NativeAuthenticator)")
     return auth

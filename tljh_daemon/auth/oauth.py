@@ -185,6 +185,7 @@ class GenericOAuthenticator(Authenticator):
     SECRET_KEYS = ("client_secret",)
     check_settings = staticmethod(check_settings)
     password_form = False
+    pages = ("oauth",)  # the login and callback pages (backend_routes.py)
 
     def __init__(self, auth_settings, db):
         super().__init__(auth_settings, db)
@@ -206,11 +207,6 @@ class GenericOAuthenticator(Authenticator):
 
     def login_url(self, next_url):
         return self.url(LOGIN_PATH) + ("?" + urlencode({"next": next_url}) if next_url else "")
-
-    def routes(self):
-        from ..handlers import oauth as oauth_pages  # handlers import auth: load them only when used
-
-        return oauth_pages.make_routes(self)
 
     def redirect_uri(self, origin):
         """oauth_callback_url, or the callback under the URL the browser used (`origin`)."""

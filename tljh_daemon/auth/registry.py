@@ -1,22 +1,17 @@
 """Which class each `auth.type` value means, and the settings sections they read.
 
-`auth.type` takes JupyterHub class names (as TLJH does, e.g.
-`oauthenticator.generic.GenericOAuthenticator`) and short names (`generic-oauth`);
-config.load turns either into the short name. Each class brings its `auth.<section>`
-schema, defaults, cross-key check and secret keys, so adding an authenticator is
-one `register` call.
+Authenticators register in the `tljh_daemon.authenticators` entry point group (the
+built-in ones in setup.cfg, a plugin's in its own package; see backends.py), under
+their short name. `auth.type` takes that name or one of the class's JupyterHub class
+names (as TLJH does, e.g. `oauthenticator.generic.GenericOAuthenticator`); config.load
+turns either into the short name. Each class brings its `auth.<section>` schema,
+defaults, cross-key check and secret keys.
 """
 
-REGISTRY = {}  # short name -> class
-AUTH_TYPES = {}  # every accepted auth.type value -> short name
+from .. import backends
 
-
-def register(cls):
-    """Make `cls` selectable by its short name and its class names."""
-    REGISTRY[cls.short_name] = cls
-    for name in (cls.short_name, *cls.class_names):
-        AUTH_TYPES[name] = cls.short_name
-    return cls
+REGISTRY = backends.Registered(backends.AUTHENTICATORS)  # short name -> class
+AUTH_TYPES = backends.AuthTypes()  # every accepted auth.type value -> short name
 
 
 def authenticator_class(auth_type):

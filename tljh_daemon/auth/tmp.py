@@ -43,6 +43,7 @@ class TmpAuthenticator(Authenticator):
 
     short_name = "tmp"
     class_names = ("tmpauthenticator.TmpAuthenticator",)
+    pages = ("tmplogin",)  # the page that makes a temporary user (backend_routes.py)
     section = "TmpAuthenticator"
     DEFAULTS: dict[str, Any] = {"auto_login": True, "login_service": "Automatic Temporary Credentials",
                                 "max_users": 200, "rate_per_client": "60/minute"}
@@ -83,11 +84,6 @@ class TmpAuthenticator(Authenticator):
 
     def login_url(self, next_url):
         return self.url("/hub/tmplogin") + (f"?{urlencode({'next': next_url})}" if next_url else "")
-
-    def routes(self):
-        from ..handlers import tmplogin
-
-        return tmplogin.routes
 
     async def check_password(self, name, password):
         raise LoginRefused("This hub gives temporary accounts: use the button, no password is needed.")

@@ -4,10 +4,15 @@ the approval area (here a section of the admin panel)."""
 from aiohttp import web
 
 from .. import xsrf
-from ..auth.native import SignupRefused
-from ..auth.native import of_request as native
+from ..auth.native import SignupRefused, signups_of
 from ..hub import HUB
 from .pages import render
+
+
+def native(request):
+    """The hub's NativeAuthenticator; 404 under another one."""
+    return signups_of(request.app[HUB].authenticator)
+
 
 routes = web.RouteTableDef()
 

@@ -43,6 +43,16 @@ class ServerHandle:
 
 
 class Spawner:
+    #: spawner.<section> of config.yaml this backend reads, validated by SCHEMA (a plugin's own)
+    section: Optional[str] = None
+    SCHEMA: dict = {}
+
+    @classmethod
+    def build(cls, settings, paths, mode: str) -> "Spawner":
+        """The spawner `spawner.type` names, for settings.Settings, the hub's paths and its mode
+        ("process" or "systemd"); registered in the `tljh_daemon.spawners` entry point group."""
+        return cls()
+
     #: limits this backend enforces (the admin panel says which set limits are not)
     supported_limits: frozenset[str] = frozenset()
     #: how limits are enforced, or why they are not (shown to admins)

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from . import slurm_wrapper
 from .base import ServerHandle, Spawner, SpawnError
+from . import slurm_settings
 from .slurm_settings import job_settings, sbatch_options
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,12 @@ class SlurmSpawner(Spawner):
     start_message = "Submitting the Slurm job"
     snapshot_max_age = 1.0  # seconds one squeue answer is reused
     poll_interval = 1.0  # seconds between looks at a starting job
+    section = "slurm"  # spawner.slurm.* of config.yaml
+    SCHEMA = slurm_settings.SCHEMA
+
+    @classmethod
+    def build(cls, settings, paths, mode):
+        return cls(settings.spawner.slurm, settings.server.start_timeout)
 
     def __init__(self, settings, start_timeout, environ=os.environ):
         self.settings = settings
