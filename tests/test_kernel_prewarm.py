@@ -143,7 +143,14 @@ def zygote_ready(hub, name, count=1):
 
 
 def zygotes(server):
-    return [p for p in psutil.Process(server).children() if ZYGOTE_MODULE in p.cmdline()]
+    found = []
+    for child in psutil.Process(server).children():
+        try:
+            if ZYGOTE_MODULE in child.cmdline():
+                found.append(child)
+        except psutil.Error:  # a child (a kernel, a subprocess) that has just exited
+            pass
+    return found
 
 
 def forked(report, server):
@@ -306,6 +313,7 @@ def test_a_killed_server_takes_its_zygote_and_forked_kernels_along(hub, names):
     name = names["bob"]
     bob = client(hub, name)
     server = server_pid(hub, name)
+    zygote_ready(hub, name)  # else the kernel starts fresh (this test must not rely on the last one)
     kernel = probe(bob, name, start_kernel(bob, name))
     assert forked(kernel, server)
     zygote = zygotes(server)[0].pid
