@@ -9,18 +9,9 @@ DAEMON = pathlib.Path(tljh_daemon.__file__).parent
 
 
 def imported_modules(path):
-    """Absolute names of every module `path` imports (relative imports resolved)."""
+    """Absolute names of every module `path` imports (relative imports resolved), type hints' too."""
     package = ".".join(path.relative_to(DAEMON.parent).with_suffix("").parts[:-1])
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.rsplit(".", node.level - 1)[0] if node.level else ""
-            module = ".".join(part for part in (base, node.module) if part)
-            found.add(module)
-            found.update(f"{module}.{alias.name}" for alias in node.names)
-    return found
+    return imports_in(path.read_text(), package, type_checking=True)
 
 
 def importers(prefix, of):
@@ -57,10 +48,11 @@ def executed_imports(path):
     return imports_in(path.read_text(), name if path.name == "__init__.py" else name.rpartition(".")[0])
 
 
-def imports_in(source, package):
-    """Every module `source` (in `package`) imports, at any level of its code."""
+def imports_in(source, package, type_checking=False):
+    """Every module `source` (in `package`) imports, at any level of its code; imports under
+    `if TYPE_CHECKING:` only with `type_checking`."""
     tree = ast.parse(source)
-    type_only = {id(node) for block in ast.walk(tree)
+    type_only = set() if type_checking else {id(node) for block in ast.walk(tree)
                  if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
                  for statement in block.body for node in ast.walk(statement)}
     found = set()
