@@ -118,7 +118,8 @@ class ServiceManager:
             except (OSError, KeyError) as e:
                 log.error("Service %s cannot start: %s", service.name, e)
             else:
-                while service.proc.poll() is None:
+                # A Popen has no awaitable exit: poll it.
+                while service.proc.poll() is None:  # noqa: ASYNC110
                     await asyncio.sleep(0.5)
                 log.warning("Service %s exited with status %s; restarting", service.name, service.proc.returncode)
             await asyncio.sleep(self.restart_delay)
