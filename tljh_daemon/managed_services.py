@@ -14,7 +14,7 @@ import pwd
 import subprocess
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from . import hub_contract, scopes, tokens
 from .settings import ServiceSettings
@@ -98,7 +98,7 @@ class ServiceManager:
     def _launch(self, service):
         log_path = os.path.join(self.hub.paths.logs_dir, f"service-{service.name}.log")
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if service.user:
             entry = pwd.getpwnam(service.user)
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir}

@@ -190,6 +190,7 @@ class GenericOAuthenticator(Authenticator):
     def __init__(self, auth_settings, db):
         super().__init__(auth_settings, db)
         s = self.settings
+        self.login_service = s["login_service"]
         self.scope = scope_list(s["scope"])
         self.provider = Provider(s["authorize_url"], s["token_url"], s["userdata_url"], s["client_id"],
                                  verify=s["validate_server_cert"], discover="openid" in self.scope,
@@ -200,10 +201,6 @@ class GenericOAuthenticator(Authenticator):
                         "only admins can sign in")
 
     # -- the interface ------------------------------------------------------------------------
-
-    @property
-    def login_service(self):
-        return self.settings["login_service"]
 
     def login_url(self, next_url):
         return self.url(LOGIN_PATH) + ("?" + urlencode({"next": next_url}) if next_url else "")
