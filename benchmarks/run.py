@@ -166,7 +166,8 @@ async def bench_hub(hub, args, names, bare, storm_only=False, spawns_only=False)
     """Run B1, B5, B2, B4 (N running), B3, B4 (idle) against a started hub (those `args.only`
     names); return the numbers. `spawns_only`: B1, B5, B2 and B4 with N running."""
     r = {}
-    wanted = lambda b: args.only is None or b in args.only
+    def wanted(b):
+        return args.only is None or b in args.only
     token = await w.admin_token(hub)
     async with w.session() as http, bare:
         api = w.Api(hub, token, http)
@@ -211,7 +212,8 @@ async def bench_hub(hub, args, names, bare, storm_only=False, spawns_only=False)
 def summarize(raw):
     """Flatten one hub's raw results into the numbers the table shows."""
     s = {}
-    p50 = lambda v: w.percentile(v, 50)
+    def p50(v):
+        return w.percentile(v, 50)
     if "b1" in raw:
         b1 = raw["b1"]
         s["b1_p50"], s["b1_p90"] = p50(b1["spawn"]), w.percentile(b1["spawn"], 90)

@@ -196,7 +196,7 @@ async def _lifetime(app):
         plugins=hub.plugins,
         metrics=hub.metrics,
         ensure_account=hub.ensure_account,
-        overrides=hub.extra.spawner if hub.extra else None,
+        overrides=hub.extra.spawner,
         record_spawn=hub.usage.record_spawn,
     )
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url, hub.settings.services)
@@ -209,7 +209,7 @@ async def _lifetime(app):
         await traefik.start(config_changed=changed)
         if hub.settings.server.shared_folders:
             await asyncio.to_thread(shared_folders.create_all, hub.settings.server.shared_folders)
-        if hub.extra and hub.extra.load_groups:
+        if hub.extra.load_groups:
             groups.load(hub.db, hub.extra.load_groups)
         await admins.reconcile(hub)
         await hub.servers.reconcile()

@@ -24,7 +24,7 @@ class Culler:
     def __init__(self, hub, settings: CullSettings):
         self.hub = hub
         self.settings = settings
-        self._task = None
+        self._task: asyncio.Task | None = None
 
     def start(self):
         if self.settings.enabled:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 from aiohttp import web
 
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .storage import StorageCheck
     from .usage_sampler import UsageSampler
 
+T = TypeVar("T")
+
 
 @dataclass
 class Hub:
@@ -38,20 +40,46 @@ class Hub:
     sessions: SessionStore
     authenticator: Authenticator
     proxy: Proxy
+    traefik: ProxyRunner  # TraefikSupervisor or TraefikUnit
+    spawner: Spawner  # handed to the ServerManager
+    ensure_account: EnsureAccount  # the Unix-account step of a spawn
+    remove_account: Callable[[str], Awaitable[bool]]  # removes a temporary user's account
+    storage: StorageCheck  # can state be saved? (/hub/health)
+    plugins: Plugins
+    extra: Extra  # jupyterhub_config.Extra: what plugins' and jupyterhub_config.d's settings added
     mode: str = "process"  # or "systemd"
-    servers: Optional[ServerManager] = None
-    traefik: Optional[ProxyRunner] = None  # TraefikSupervisor or TraefikUnit
-    spawner: Optional[Spawner] = None  # handed to the ServerManager
-    ensure_account: Optional[EnsureAccount] = None  # the Unix-account step of a spawn
-    remove_account: Optional[Callable[[str], Awaitable[bool]]] = None  # removes a temporary user's account
-    service_manager: Optional[ServiceManager] = None
-    storage: Optional[StorageCheck] = None  # can state be saved? (/hub/health)
-    usage: Optional[UsageSampler] = None  # CPU and memory over time (set at start-up)
     background: list[asyncio.Task] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
     jupyterhub_version: str = compat.FALLBACK_VERSION
-    plugins: Optional[Plugins] = None
-    extra: Optional[Extra] = None  # jupyterhub_config.Extra: what plugins' and jupyterhub_config.d's settings added
+    # Made at start-up (app._lifetime: they need the running loop and its HTTP session); read
+    # through the properties below, which fail clearly if something asks earlier.
+    _servers: Optional[ServerManager] = field(default=None, init=False, repr=False)
+    _service_manager: Optional[ServiceManager] = field(default=None, init=False, repr=False)
+    _usage: Optional[UsageSampler] = field(default=None, init=False, repr=False)  # CPU and memory over time
+
+    @property
+    def servers(self) -> ServerManager:
+        return _started(self._servers, "servers")
+
+    @servers.setter
+    def servers(self, value: ServerManager) -> None:
+        self._servers = value
+
+    @property
+    def service_manager(self) -> ServiceManager:
+        return _started(self._service_manager, "service_manager")
+
+    @service_manager.setter
+    def service_manager(self, value: ServiceManager) -> None:
+        self._service_manager = value
+
+    @property
+    def usage(self) -> UsageSampler:
+        return _started(self._usage, "usage")
+
+    @usage.setter
+    def usage(self, value: UsageSampler) -> None:
+        self._usage = value
 
     @property
     def base_url(self):
@@ -64,6 +92,12 @@ class Hub:
 
     def server_url(self, name):
         return urls.server_prefix(name, base_url=self.base_url)
+
+
+def _started(value: Optional[T], name: str) -> T:
+    if value is None:
+        raise RuntimeError(f"Hub.{name} is made when the application starts; it has not started")
+    return value
 
 
 HUB = web.AppKey("hub", Hub)

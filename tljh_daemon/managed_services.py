@@ -14,7 +14,7 @@ import pwd
 import subprocess
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from . import hub_contract, scopes, tokens
 from .settings import ServiceSettings
@@ -98,7 +98,7 @@ class ServiceManager:
     def _launch(self, service):
         log_path = os.path.join(self.hub.paths.logs_dir, f"service-{service.name}.log")
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        kwargs = {}
+        kwargs: dict[str, Any] = {}
         if service.user:
             entry = pwd.getpwnam(service.user)
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir}
@@ -118,7 +118,8 @@ class ServiceManager:
             except (OSError, KeyError) as e:
                 log.error("Service %s cannot start: %s", service.name, e)
             else:
-                while service.proc.poll() is None:
+                # A Popen has no awaitable exit: poll it.
+                while service.proc.poll() is None:  # noqa: ASYNC110
                     await asyncio.sleep(0.5)
                 log.warning("Service %s exited with status %s; restarting", service.name, service.proc.returncode)
             await asyncio.sleep(self.restart_delay)

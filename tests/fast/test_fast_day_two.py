@@ -2,7 +2,7 @@
 the installer and the "Hub ready" line show, the installer's hub check, `tljh-daemon logs`."""
 
 import sqlite3
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -27,7 +27,7 @@ async def test_an_e_mail_style_name_gets_a_client_id_that_can_name_a_cookie(hub)
     # jupyterhub-singleuser's state cookie is named after the client id: the standard library
     # (which tornado uses) must accept that name.
     SimpleCookie()[client_id + "-oauth-state"] = "x"
-    with pytest.raises(Exception):
+    with pytest.raises(CookieError):
         SimpleCookie()["jupyterhub-user-ann@example.org-oauth-state"] = "x"
     # And the OAuth flow works under that id.
     browser = await hub.browser(ANN)

@@ -330,7 +330,7 @@ async def test_first_use_and_sign_up_refuse_new_look_alike_names(start_hub):
     browser = await firstuse.browser()
     for name, words in LOOK_ALIKES.items():
         resp = await browser.login(name, "a-long-password")
-        assert resp.status == 403
+        assert resp.status == 403 and words in await resp.text()
         assert firstuse.db.one("SELECT 1 FROM users WHERE name=?", (name,)) is None
     native = await start_hub({"auth": {"type": "native"}})
     browser = await native.browser()

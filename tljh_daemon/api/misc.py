@@ -32,7 +32,7 @@ async def health(request):
 async def list_services(request):
     require(request, "list:services")
     hub = request.app[HUB]
-    services = hub.service_manager.services if hub.service_manager else {}
+    services = hub.service_manager.services
     return web.json_response({s.name: s.model() for s in services.values()})
 
 

@@ -294,7 +294,7 @@ class LDAPAuthenticator(Authenticator):
                 if len(conn.entries) != 1:
                     log.warning("LDAP: %s does not match search_filter", login)
                     return None
-            groups = set()
+            groups: set[str] = set()
             # Groups list their members by DN: the entry found by lookup_dn, or the bound name
             # when it is a DN; a user who bound as `user@domain` is looked up first.
             member_dn = dn or userdn

@@ -135,7 +135,8 @@ class NativeAuthenticator(Authenticator):
     # -- admin decisions ------------------------------------------------------------------
 
     def list_signups(self, status=None):
-        sql, params = "SELECT name, status, email, created, decided, decided_by FROM signups", ()
+        sql = "SELECT name, status, email, created, decided, decided_by FROM signups"
+        params: tuple[str, ...] = ()
         if status:
             sql, params = sql + " WHERE status=?", (status,)
         return [dict(r) for r in self.db.all(sql + " ORDER BY created, name", params)]

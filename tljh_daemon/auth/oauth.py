@@ -190,6 +190,7 @@ class GenericOAuthenticator(Authenticator):
     def __init__(self, auth_settings, db):
         super().__init__(auth_settings, db)
         s = self.settings
+        self.login_service = s["login_service"]
         self.scope = scope_list(s["scope"])
         self.provider = Provider(s["authorize_url"], s["token_url"], s["userdata_url"], s["client_id"],
                                  verify=s["validate_server_cert"], discover="openid" in self.scope,
@@ -200,10 +201,6 @@ class GenericOAuthenticator(Authenticator):
                         "only admins can sign in")
 
     # -- the interface ------------------------------------------------------------------------
-
-    @property
-    def login_service(self):
-        return self.settings["login_service"]
 
     def login_url(self, next_url):
         return self.url(LOGIN_PATH) + ("?" + urlencode({"next": next_url}) if next_url else "")
@@ -219,7 +216,7 @@ class GenericOAuthenticator(Authenticator):
         try:
             authorize_url, _, _ = await self.provider.endpoints()
         except ProviderUnreachable as e:
-            raise self._failure(UNREACHABLE, f"OAuth: {self.login_service} unreachable at sign-in start: {e}", 502)
+            raise self._failure(UNREACHABLE, f"OAuth: {self.login_service} unreachable at sign-in start: {e}", 502) from e
         state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
         redirect_uri = self.redirect_uri(origin)
         extra = {"nonce": nonce} if self.provider.metadata else {}
@@ -255,7 +252,7 @@ class GenericOAuthenticator(Authenticator):
                 rules = await self.provider_rules(name, claims, api)
             return self.decide(name, groups, rules), pending.next_url
         except ProviderUnreachable as e:
-            raise self._failure(UNREACHABLE, f"OAuth: {self.login_service} unreachable during sign-in: {e}", 502)
+            raise self._failure(UNREACHABLE, f"OAuth: {self.login_service} unreachable during sign-in: {e}", 502) from e
 
     async def _exchange(self, code, pending):
         """(claims about the user, access token): token endpoint, ID token, user info."""
@@ -294,9 +291,9 @@ class GenericOAuthenticator(Authenticator):
                 claims = await self.provider.verify_id_token(token["id_token"], pending.nonce)
             except UnacceptedAlgorithm as e:
                 message = UNACCEPTED_ALGORITHM.replace("{algorithm}", str(e.algorithm))
-                raise self._failure(message, f"OAuth: ID token from {self.login_service} refused: {e}", 502)
+                raise self._failure(message, f"OAuth: ID token from {self.login_service} refused: {e}", 502) from e
             except InvalidIDToken as e:
-                raise self._failure(BAD_ID_TOKEN, f"OAuth: ID token from {self.login_service} refused: {e}", 502)
+                raise self._failure(BAD_ID_TOKEN, f"OAuth: ID token from {self.login_service} refused: {e}", 502) from e
         if userdata_url:
             async with self._api_session(access_token) as api:
                 status, info = await fetch(api, "GET", userdata_url)
@@ -325,7 +322,7 @@ class GenericOAuthenticator(Authenticator):
         except users.InvalidName as e:
             raise self._failure(f"{self.login_service} signed you in as {str(value)[:64]!r}, which cannot be a "
                                 f"user name here ({e}). Please tell the hub's administrator.",
-                                f"OAuth: refused name {str(value)[:64]!r} from {key!r}: {e}")
+                                f"OAuth: refused name {str(value)[:64]!r} from {key!r}: {e}") from e
 
     async def groups(self, claims, api):
         """The provider's groups for this user (from claim_groups_key)."""

@@ -165,15 +165,22 @@ class Provider:
             return False
         return True
 
+    def _oidc_metadata(self):
+        """The discovery document: ID tokens are checked only with one (its jwks_uri, issuer)."""
+        if self.metadata is None:
+            raise InvalidIDToken("the provider has no OpenID Connect discovery document")
+        return self.metadata
+
     async def _key_set(self, refresh=False):
         if self._keys is None or refresh:
             self._keys_at = time.monotonic()
+            jwks_uri = self._oidc_metadata()["jwks_uri"]
             async with http_session(self.verify) as session:
-                _, jwks = await fetch(session, "GET", self.metadata["jwks_uri"])
+                _, jwks = await fetch(session, "GET", jwks_uri)
             try:
                 self._keys = KeySet.import_key_set(jwks)
             except (ValueError, JoseError, KeyError, TypeError) as e:
-                raise ProviderUnreachable(f"{self.metadata['jwks_uri']}: not a key set ({e})") from None
+                raise ProviderUnreachable(f"{jwks_uri}: not a key set ({e})") from None
         return self._keys
 
     async def verify_id_token(self, id_token, nonce):
@@ -189,7 +196,7 @@ class Provider:
                     self._secret_algorithms_seen.add(alg)
                     log.info("OAuth: the provider signs ID tokens with %s; checking them with the client secret", alg)
             else:
-                advertised = self.metadata.get("id_token_signing_alg_values_supported", SIGNING_ALGORITHMS)
+                advertised = self._oidc_metadata().get("id_token_signing_alg_values_supported", SIGNING_ALGORITHMS)
                 algorithms = [a for a in advertised if a in SIGNING_ALGORITHMS] or list(SIGNING_ALGORITHMS)
                 if alg not in algorithms:
                     raise UnacceptedAlgorithm(alg, f"the hub accepts {', '.join(algorithms + list(SECRET_ALGORITHMS))}")

@@ -72,15 +72,12 @@ class TmpAuthenticator(Authenticator):
 
     def __init__(self, auth_settings, db):
         super().__init__(auth_settings, db)
+        self.login_service = self.settings["login_service"]
         self.rate = limits.parse(self.settings["rate_per_client"])
         self.rate_limiter = limits.strategies.MovingWindowRateLimiter(limits.storage.MemoryStorage())
         log.warning("auth.type is 'tmp': anyone who can reach this hub gets a temporary account and a server")
         if not auth_settings.cull_enabled:
             log.warning("services.cull.enabled is false: temporary users and their files are never removed")
-
-    @property
-    def login_service(self):
-        return self.settings["login_service"]
 
     def login_url(self, next_url):
         return self.url("/hub/tmplogin") + (f"?{urlencode({'next': next_url})}" if next_url else "")

@@ -170,7 +170,7 @@ def authorized_applications(db, name):
         " AND t.client_id IS NOT NULL AND (t.expires_at IS NULL OR t.expires_at > ?) ORDER BY t.id",
         (name, time.time()),
     )
-    apps = {}
+    apps: dict[str, dict] = {}
     for row in rows:
         app = apps.setdefault(row["client_id"], {
             "client_id": row["client_id"], "description": row["description"] or row["client_id"],

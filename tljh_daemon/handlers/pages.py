@@ -63,7 +63,7 @@ def announcement(hub, template):
     """The announcement HTML for a page: `announcement.all`, then the page's own (from
     config.yaml, else JupyterHub.template_vars' announcement / announcement_<page>)."""
     configured = hub.settings.pages.announcements
-    template_vars = hub.extra.template_vars if hub.extra else {}
+    template_vars = hub.extra.template_vars
     page = ANNOUNCED_PAGES.get(template)
     parts = [configured["all"] or template_vars.get("announcement") or ""]
     if page:

@@ -60,9 +60,11 @@ class TraefikSupervisor(ProxyRunner):
         log.info("Started Traefik (pid %s)", self.handle.pid)
 
     def alive(self):
+        if self.handle is None:
+            return False
         if self._popen is not None and self._popen.pid == self.handle.pid:
             return self._popen.poll() is None
-        return self.handle is not None and process_for(self.handle) is not None
+        return process_for(self.handle) is not None
 
     def stop(self):
         if self.handle is None:

@@ -244,7 +244,7 @@ class TraefikProxy:
             tls = {"certResolver": "letsencrypt", "domains": [{"main": domains[0], "sans": list(domains[1:])}]}
         else:
             tls = {}
-        for name, router in config["http"]["routers"].items():
+        for router in config["http"]["routers"].values():
             if router["entryPoints"] == ["http"]:
                 router["entryPoints"] = ["https"]
                 router["tls"] = tls

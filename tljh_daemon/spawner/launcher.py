@@ -385,13 +385,16 @@ def run_as_fresh_script(argv, env):
     sys.path[0] = os.path.dirname(argv[0])
     loader = importlib.machinery.SourceFileLoader("__main__", argv[0])
     main = types.ModuleType("__main__")
-    main.__file__, main.__loader__, main.__builtins__ = argv[0], loader, builtins
-    main.__cached__ = None
+    main.__file__, main.__loader__ = argv[0], loader
+    main.__dict__.update(__builtins__=builtins, __cached__=None)  # not declared by ModuleType
     # multiprocessing keeps __main__ as __mp_main__ too (for its children to import).
     for alias in ("__main__", "__mp_main__"):
         if alias in sys.modules or alias == "__main__":
             sys.modules[alias] = main
-    exec(loader.get_code("__main__"), main.__dict__)
+    code = loader.get_code("__main__")
+    if code is None:
+        raise ImportError(f"{argv[0]} has no code to run")
+    exec(code, main.__dict__)
 
 
 _launcher_locale = {}  # LOCALE_ENV as the launcher started with them
@@ -399,7 +402,7 @@ _launcher_locale = {}  # LOCALE_ENV as the launcher started with them
 
 def child(request, listener, conn):
     """Become the user's server. Never returns."""
-    code = 1
+    code: int | str | None = 1  # SystemExit.code's type
     try:
         os.setsid()
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
@@ -492,7 +495,7 @@ def read_json_line(conn, limit=MAX_REQUEST):
 def reap(*_):
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
@@ -516,7 +519,7 @@ def serve(listener):
                 pid = os.fork()
                 if pid == 0:
                     child(request, listener, conn)
-                answer = {"pid": pid}
+                answer: dict[str, object] = {"pid": pid}
             except Exception as e:
                 answer = {"error": f"{type(e).__name__}: {e}"}
             try:

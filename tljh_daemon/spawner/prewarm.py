@@ -87,10 +87,10 @@ class Launcher:
         self.user_env = user_env
         self.socket_path = os.path.join(state_dir, "launcher.sock")
         self.log_path = log_path
-        self.proc = None
+        self.proc: asyncio.subprocess.Process | None = None
         self.stamp = None
-        self.ready = None  # Future: True once listening, False if it failed to start
-        self.failure = "not started"
+        self.ready: asyncio.Future | None = None  # True once listening, False if it failed to start
+        self.failure: str | None = "not started"
         self._supervisor = None
         self._replacing = False
 
@@ -133,7 +133,7 @@ class Launcher:
         try:
             env = {"PATH": f"{os.path.join(self.user_env, 'bin')}:/usr/local/bin:/usr/bin:/bin",
                    "LANG": os.environ.get("LANG", "C.UTF-8"), "HOME": LAUNCHER_HOME, "USER": LAUNCHER_USER}
-            self.proc = await asyncio.create_subprocess_exec(
+            self.proc = proc = await asyncio.create_subprocess_exec(
                 self.python, "-s", "-E", LAUNCHER_SOURCE, self.socket_path, str(os.getpid()),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=fd,
                 env=env, cwd="/",
@@ -144,12 +144,13 @@ class Launcher:
             return
         finally:
             os.close(fd)
+        assert proc.stdout is not None  # stdout=PIPE
         try:
-            line = await asyncio.wait_for(self.proc.stdout.readline(), self.ready_timeout)
+            line = await asyncio.wait_for(proc.stdout.readline(), self.ready_timeout)
         except asyncio.TimeoutError:
             line = b""
         if line.startswith(b"READY"):
-            log.info("Pre-warm launcher for %s ready (pid %s)", self.user_env, self.proc.pid)
+            log.info("Pre-warm launcher for %s ready (pid %s)", self.user_env, proc.pid)
             self.failure = None
             ready.set_result(True)
         else:
@@ -171,7 +172,7 @@ class Launcher:
         delay = self.restart_delay
         while True:
             await self._start()
-            if self.ready.result():
+            if self.ready is not None and self.ready.result():  # _start resolved it
                 delay = self.restart_delay
                 code = await self._watch(self.proc)
                 if self._replacing:  # stopped on purpose: the environment changed
@@ -201,13 +202,14 @@ class Launcher:
             exited.cancel()
 
     def _restart_if_changed(self):
-        if not (self.ready.done() and self.ready.result()) or environment_stamp(self.user_env) == self.stamp:
+        if not self.is_ready() or environment_stamp(self.user_env) == self.stamp:
             return
         log.info("The user environment changed; restarting the pre-warm launcher")
         self._replacing = True
         self.ready = asyncio.get_running_loop().create_future()  # resolved by the next start
         try:
-            self.proc.terminate()
+            if self.proc is not None:
+                self.proc.terminate()
         except ProcessLookupError:
             pass
 

@@ -66,13 +66,8 @@ class ProcessSpawner(Spawner):
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="spawn")
         if cgroups is not None and cgroups.available:
             self.supported_limits = frozenset({"memory", "cpu"})
-
-    @property
-    def limits_note(self):
-        """How limits are enforced here, or why they are not (shown to admins)."""
-        if self.cgroups is None:
-            return "not enforced: process mode without cgroups"
-        return self.cgroups.describe()
+        # How limits are enforced here, or why they are not (shown to admins).
+        self.limits_note = cgroups.describe() if cgroups is not None else "not enforced: process mode without cgroups"
 
     async def open(self):
         if self.launcher is not None:
@@ -102,6 +97,7 @@ class ProcessSpawner(Spawner):
             )
         finally:
             os.close(fd)
+        assert popen.stdin is not None  # stdin=PIPE
         try:
             with popen.stdin:
                 popen.stdin.write(json.dumps(request_for(request)).encode())
@@ -111,7 +107,7 @@ class ProcessSpawner(Spawner):
 
     def _start_in_cgroup(self, request):
         group = None
-        if request.limits and self.supported_limits:
+        if request.limits and self.supported_limits and self.cgroups is not None:
             group = self.cgroups.create(request.user, request.limits)
         popen = self._popen(request)
         if group is not None:
@@ -131,7 +127,7 @@ class ProcessSpawner(Spawner):
         """Fork the server from the launcher; its PID (it is not our child)."""
         os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
         group = None
-        if request.limits and self.supported_limits:
+        if request.limits and self.supported_limits and self.cgroups is not None:
             group = self.cgroups.create(request.user, request.limits)
         try:
             pid = self.launcher.launch(request_for(request))

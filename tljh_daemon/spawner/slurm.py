@@ -121,7 +121,7 @@ class SlurmSpawner(Spawner):
         self.slurm_conf = environ.get("SLURM_CONF")
         # Found on the hub's PATH now: the spawn environment puts the user environment first.
         self.commands = {name: shutil.which(name) or name for name in ("setpriv", "sbatch", "squeue", "scancel")}
-        self._snapshot = (float("-inf"), frozenset(), {})  # (when, ids asked about, {id: Job})
+        self._snapshot: tuple[float, frozenset, dict] = (float("-inf"), frozenset(), {})  # (when, ids asked about, {id: Job})
         self._wanted = set()  # ids to ask about along with the next caller's
         self._lock = asyncio.Lock()
 

@@ -65,6 +65,8 @@ def job_settings(slurm, limits, user_groups):
 def slurm_memory(text):
     """limits.memory (bytes, or K/M/G/T of 1024) as sbatch --mem, whose bare numbers are megabytes."""
     match = re.fullmatch(r"([0-9.]+)([KMGT]?)", text)
+    if match is None:
+        raise ValueError(f"not a memory size: {text!r}")
     number, unit = match.groups()
     if unit and "." not in number:
         return text
