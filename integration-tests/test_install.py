@@ -296,6 +296,27 @@ def test_the_hub_runs_in_the_state_directory(install):
     assert install.sh(["readlink", f"/proc/{pid}/cwd"]).strip() == f"{PREFIX}/state"
 
 
+# MiB of a process's own executable resident in memory, summed from its smaps.
+RESIDENT_EXE_MIB = (
+    "import os, re, sys\n"
+    "pid = sys.argv[1]; exe = os.readlink(f'/proc/{pid}/exe'); total = 0; mine = False\n"
+    "for line in open(f'/proc/{pid}/smaps'):\n"
+    "    f = line.split()\n"
+    "    if re.match(r'^[0-9a-f]+-[0-9a-f]+ ', line): mine = len(f) >= 6 and f[5] == exe\n"
+    "    elif mine and f[0] == 'Rss:': total += int(f[1])\n"
+    "print(total // 1024)\n"
+)
+
+
+def test_traefik_unit_keeps_only_the_pages_it_serves_with(install, admin):
+    """The daemon releases the binary pages Traefik's start-up left resident (~110 MiB)."""
+    assert admin.value("6*7") == 42  # a user's traffic went through it
+    pid = install.unit("tljh-traefik", "MainPID")["MainPID"]
+    # ~110 MiB as started; 15 MiB right after the release, ~55 after a user's session
+    assert int(install.sh(["python3", "-c", RESIDENT_EXE_MIB, str(pid)])) < 80
+    assert "Traefik's resident memory" in install.sh(["journalctl", "-u", "tljh-daemon", "-o", "cat"])
+
+
 def test_every_example_plugin_hook_took_effect(install, admin):
     assert "plugin: example" in install.first_output
     install.sh(["dpkg", "-s", "tree"])  # tljh_extra_apt_packages

@@ -17,6 +17,7 @@ from ..spawner.base import ServerHandle
 from ..systemd import systemctl
 from ..tasks import cancel_and_wait
 from .base import ProxyRunner
+from .pageout import page_out_executable
 from .traefik import read_env_file
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class TraefikSupervisor(ProxyRunner):
         else:
             self._launch()
         await self.wait_up()
+        await release_startup_pages(self.handle.pid)
         self._task = asyncio.create_task(self._watch())
 
     async def wait_up(self):
@@ -109,6 +111,7 @@ class TraefikSupervisor(ProxyRunner):
                 try:
                     self._launch()
                     await self.wait_up()
+                    await release_startup_pages(self.handle.pid)
                 except Exception:
                     log.exception("Restarting Traefik failed; will try again")
 
@@ -128,6 +131,21 @@ class TraefikUnit(ProxyRunner):
     async def start(self, *, config_changed):
         await systemctl("restart" if config_changed else "start", self.unit, check=True)
         await self.proxy.wait_until_up()
+        _, pid = await systemctl("show", "--property=MainPID", "--value", self.unit)
+        if pid.strip().isdigit() and int(pid) > 0:
+            await release_startup_pages(int(pid))
 
     async def close(self):
         pass
+
+
+async def release_startup_pages(pid: int) -> None:
+    """Drop the pages of Traefik's binary its start-up left resident (see pageout.py)."""
+    try:
+        before = psutil.Process(pid).memory_info().rss
+        if await asyncio.to_thread(page_out_executable, pid):
+            after = psutil.Process(pid).memory_info().rss
+            log.info("Traefik's resident memory: %d MiB after start-up, %d MiB without its start-up pages",
+                     before >> 20, after >> 20)
+    except psutil.Error:
+        pass  # it exited meanwhile; the watcher restarts it
