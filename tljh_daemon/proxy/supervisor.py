@@ -59,6 +59,7 @@ class TraefikSupervisor(ProxyRunner):
         with open(self.pidfile, "w") as f:
             json.dump({"pid": self.handle.pid, "create_time": self.handle.create_time}, f)
         log.info("Started Traefik (pid %s)", self.handle.pid)
+        return self.handle
 
     def alive(self):
         if self.handle is None:
@@ -109,9 +110,9 @@ class TraefikSupervisor(ProxyRunner):
             if not self.alive():
                 log.error("Traefik died; restarting it")
                 try:
-                    self._launch()
+                    handle = self._launch()
                     await self.wait_up()
-                    await release_startup_pages(self.handle.pid)
+                    await release_startup_pages(handle.pid)
                 except Exception:
                     log.exception("Restarting Traefik failed; will try again")
 
