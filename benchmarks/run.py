@@ -33,6 +33,8 @@ import workloads as w
 
 MIB = 1024 * 1024
 LOAD_AT_START = os.getloadavg()
+# The kernel pre-warm extension, from this checkout (what the installer puts in the user environment).
+KERNEL_PREWARM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tljh_installer", "kernel_prewarm")
 
 
 def parse_args():
@@ -42,6 +44,7 @@ def parse_args():
     p.add_argument("--api-users", type=int, help="B3/B4 users in the database (default 5000; 200 with --quick)")
     p.add_argument("--duration", type=float, help="seconds per B3/B5 load phase (default 10; 2 with --quick)")
     p.add_argument("--concurrency", type=int, default=20, help="B3/B5 concurrent clients (default 20)")
+    p.add_argument("--first-outputs", type=int, help="B6/B7 rounds per hub (default 5; 1 with --quick)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     p.add_argument("--ours-only", action="store_true", help="skip JupyterHub (no npm, no JupyterHub venv)")
     p.add_argument("--no-jupyterhub-traefik", action="store_true",
@@ -56,12 +59,13 @@ def parse_args():
                         "alone spawn one server without timing it)")
     p.add_argument("--json", help="also write the raw results to this file")
     args = p.parse_args()
-    unknown = (args.only or set()) - {"b1", "b2", "b3", "b4", "b5"}
+    unknown = (args.only or set()) - {"b1", "b2", "b3", "b4", "b5", "b6"}
     if unknown:
         p.error(f"--only: unknown benchmark(s) {', '.join(sorted(unknown))}")
     quick = args.quick
     args.users = args.users or (3 if quick else 30)
     args.spawns = args.spawns or (2 if quick else 10)
+    args.first_outputs = args.first_outputs or (1 if quick else 5)
     args.api_users = args.api_users or (200 if quick else 5000)
     args.duration = args.duration or (2 if quick else 10)
     return args
@@ -181,6 +185,9 @@ async def bench_hub(hub, args, names, bare, storm_only=False, spawns_only=False)
                 r["b5"], r["b5_cost"] = await w.b5_data_path(api, hub.account(solo), solo, args.concurrency,
                                                              args.duration)
             await api.stop_server(solo)
+        if not storm_only and wanted("b6"):  # B7 is measured within B6
+            r["b6"] = await w.b6_first_output(api, solo, args.first_outputs)
+            await api.stop_server(solo)
         if wanted("b2") or (wanted("b4") and not wanted("b3")):
             results, elapsed = await w.b2_storm(api, storm, timeout=900)
             r["b2"] = {"times": [t for t, f in results if not f], "failures": [f for _, f in results if f],
@@ -221,6 +228,9 @@ def summarize(raw):
         s["b1_server_p50"] = p50(b1["server"])
         overheads = [(a - b) * 1000 for a, b in zip(b1["spawn"], b1["server"])]
         s["b1_overhead"], s["b1_overhead_p90"] = p50(overheads), w.percentile(overheads, 90)
+    if "b6" in raw:
+        for key in ("b6", "b7"):
+            s[f"{key}_p50"], s[f"{key}_p90"] = p50(raw["b6"][key]), w.percentile(raw["b6"][key], 90)
     if "b2" in raw:
         b2, n = raw["b2"], len(raw["b2"]["times"]) + len(raw["b2"]["failures"])
         s["b2_failures"] = len(b2["failures"])
@@ -274,6 +284,10 @@ def rows(args):
         ("b1_server_p50", "B1 spawn request → the server's first answer on its port, p50 (s)", "{:.2f}", "low"),
         ("b1_overhead", "B1 hub overhead = ready − server's first answer, p50 (ms)", "{:.0f}", "low"),
         ("b1_overhead_p90", "B1 hub overhead, p90 (ms)", "{:.0f}", "low"),
+        ("b6_p50", "B6 click Start → first output (spawn, lab page, kernel, print), p50 (s)", "{:.2f}", "low"),
+        ("b6_p90", "B6 click Start → first output, p90 (s)", "{:.2f}", "low"),
+        ("b7_p50", "B7 kernel start → first output, p50 (s)", "{:.2f}", "low"),
+        ("b7_p90", "B7 kernel start → first output, p90 (s)", "{:.2f}", "low"),
         ("b2_all", f"B2 storm, {n} users: all ready (s)", "{:.1f}", "low"),
         ("b2_first", f"B2 storm, {n} users: first user ready (s)", "{:.1f}", "low"),
         ("b2_median", f"B2 storm, {n} users: median wait (s)", "{:.1f}", "low"),
@@ -329,6 +343,10 @@ def targets(ours, others, fresh=None):
     v["b2_all"] = f"≤ 20 s: {word(mine <= 20)}; no later than JupyterHub's: " + versus(
         "b2_all", lambda o: mine <= (o["b2_all"] or inf))
     v["b2_first"] = f"≤ 2 s: {word((ours.get('b2_first') or inf) <= 2)}"
+    b6, b7 = ours.get("b6_p50", inf), ours.get("b7_p50", inf)
+    v["b6_p50"] = "≤ 0.08× JupyterHub's: " + versus("b6_p50", lambda o: b6 <= 0.08 * o["b6_p50"])
+    v["b7_p50"] = f"≤ 0.3 s: {word(b7 <= 0.3)}; ≤ 0.3× JupyterHub's: " + versus(
+        "b7_p50", lambda o: b7 <= 0.3 * o["b7_p50"])
     if fresh and fresh.get("b4_server_pss") and ours.get("b4_server_pss"):
         v["b4_server_pss"] = f"≤ 60% of a fresh server's: {word(ours['b4_server_pss'] <= 0.6 * fresh['b4_server_pss'])}"
     if fresh and fresh.get("b5_direct_rps") and ours.get("b5_direct_rps"):
@@ -403,8 +421,9 @@ def main():
              "api": [f"{prefix}-x{i:04d}" for i in range(1, args.api_users + 1)], "admin": f"{prefix}-admin"}
     try:
         print(f"# work directory {workdir}; Unix accounts {prefix}-* and jupyter-{prefix}-*", file=sys.stderr)
+        # tljh-kernel-prewarm acts only where our daemon asks it to (TLJH_KERNEL_PREWARM).
         user_env = args.user_env or hubs.make_venv(os.path.join(workdir, "user"),
-                                                   ["jupyterhub", "jupyterlab", "ipykernel"])
+                                                   ["jupyterhub", "jupyterlab", "ipykernel", KERNEL_PREWARM])
         versions = {**hubs.Ours.versions(), **{f"{dist} (user env)": hubs.package_version(user_env, dist)
                                                for dist in ("jupyterhub", "jupyter-server", "jupyterlab")}}
         # JupyterHub runs servers as the Unix user of the hub name; the bare run uses the same account.

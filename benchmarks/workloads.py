@@ -15,6 +15,7 @@ import random
 import re
 import subprocess
 import time
+import uuid
 
 import aiohttp
 import psutil
@@ -172,6 +173,64 @@ async def b1_spawns(api, name, count, bare, timeout=300):
         if i:
             out["spawn"].append(seconds)
             out["server"].append(server)
+    return out
+
+
+# -- B6/B7: click Start → first output; kernel start → first output ------------------------
+
+
+async def first_output(api, name, timeout=120):
+    """Seconds from `POST /user/<name>/api/kernels` (as JupyterLab sends it) to the first output
+    of a `print()` on the kernel's websocket, through the proxy, with the admin's token."""
+    base = f"{api.hub.url}/user/{name}/api"
+    t0 = time.perf_counter()
+    status, body = await fetch(api.http, "POST", f"{base}/kernels", json={"name": "python3"}, headers=api.headers)
+    if status != 201:
+        raise RuntimeError(f"kernel start for {name}: {status} {body[:200]}")
+    kernel_id = json.loads(body)["id"]
+    try:
+        async with api.http.ws_connect(f"{base}/kernels/{kernel_id}/channels".replace("http", "ws", 1),
+                                       headers=api.headers) as ws:
+            msg_id = uuid.uuid4().hex
+            await ws.send_json({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
+                           "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": "print('first output')", "silent": False, "store_history": True,
+                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+            })
+
+            async def output():
+                async for frame in ws:
+                    msg = json.loads(frame.data)
+                    if msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                        return time.perf_counter() - t0
+                raise RuntimeError(f"the kernel of {name} closed its websocket before any output")
+
+            return await asyncio.wait_for(output(), timeout)
+    finally:
+        await fetch(api.http, "DELETE", f"{base}/kernels/{kernel_id}", headers=api.headers)
+
+
+async def b6_first_output(api, name, rounds, timeout=300):
+    """`rounds` times: stop the server, then click Start → first output: the start request, ready,
+    the lab page and the kernelspecs it asks for, a kernel start and its first output (B6).
+    Returns {"b6": [s], "b7": [s]}, B7 being the kernel part (see `first_output`)."""
+    out = {"b6": [], "b7": []}
+    for _ in range(rounds):
+        await api.stop_server(name)
+        t0 = time.perf_counter()
+        _, failure = await start_and_wait(api.hub, api.http, name, start_headers=api.headers,
+                                          admin_headers=api.headers, timeout=timeout)
+        if failure:
+            raise RuntimeError(f"B6 spawn of {name} failed: {failure}")
+        for path in ("lab", "api/kernelspecs"):
+            status, _ = await fetch(api.http, "GET", f"{api.hub.url}/user/{name}/{path}", headers=api.headers)
+            if status != 200:
+                raise RuntimeError(f"B6 GET /user/{name}/{path}: {status}")
+        kernel = await first_output(api, name)
+        out["b6"].append(time.perf_counter() - t0)
+        out["b7"].append(kernel)
     return out
 
 
