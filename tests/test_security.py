@@ -288,7 +288,8 @@ def _server_process(hub, name):
 
     db = sqlite3.connect(os.path.join(hub.prefix, "state", "tljh.sqlite"))
     try:
-        row = db.execute("SELECT pid, state FROM servers WHERE user=?", (name,)).fetchone()
+        row = db.execute("SELECT json_extract(spawner_state, '$.pid'), state FROM servers WHERE user=?",
+                         (name,)).fetchone()
     finally:
         db.close()
     if not row or row[1] != "running" or not row[0]:

@@ -152,11 +152,6 @@ class ServerManager:
     def state(self, user):
         return self.store.state(user)
 
-    @staticmethod
-    def spawner_state(row: Optional[ServerRecord]):
-        """What the spawner returned from start (None: nothing was started)."""
-        return row.spawner_state if row is not None else None
-
     # -- start -----------------------------------------------------------------
 
     def start(self, user_row):
@@ -450,9 +445,8 @@ class ServerManager:
         tokens.revoke(self.db, user=name, kind="server")
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
         await self.proxy.delete_route(self.prefix(name))
-        state = self.spawner_state(row)
-        if state is not None:
-            await self.spawner.stop(name, state, self.settings.stop_timeout)
+        if row.spawner_state is not None:
+            await self.spawner.stop(name, row.spawner_state, self.settings.stop_timeout)
         self.store.down(name)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
@@ -479,7 +473,7 @@ class ServerManager:
         routes = {}
         for row in self.store.in_states(*ACTIVE):
             name = row.user
-            state = self.spawner_state(row)
+            state = row.spawner_state  # what the spawner returned from start (None: nothing started)
             alive = state is not None and await self.spawner.poll(name, state) is None
             if alive and row.state == ServerState.RUNNING:
                 routes[self.prefix(name)] = target_of(row)
