@@ -127,3 +127,18 @@ def test_time_limits_take_minutes_as_a_number():
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"spawner": {"slurm": {"time": good}}}))
     with pytest.raises(config_mod.ConfigError, match="spawner.slurm.time"):
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"spawner": {"slurm": {"time": "soon"}}}))
+
+
+async def test_slurm_reads_only_its_own_state(monkeypatch):
+    """A state another backend wrote (spawner.type changed under a running server) is no job:
+    it counts as ended, and stopping it runs no Slurm command; a job has no local process."""
+    async def no_command(*cmd, **kwargs):
+        raise AssertionError(f"ran {cmd}")
+
+    monkeypatch.setattr(slurm, "run", no_command)
+    spawner = slurm.SlurmSpawner(dict(slurm_settings.DEFAULTS), 60, environ={})
+    local = {"pid": 4242, "create_time": 1765043123.45}
+    assert await spawner.poll_all([("ann", local)]) == {"ann": "no Slurm job is recorded for this server"}
+    await spawner.stop("ann", local, 1)
+    assert spawner.process_of({"job_id": 12}) is None
+    assert spawner.port_reported("ann", 8000) is False  # no start of ann's waits for a port

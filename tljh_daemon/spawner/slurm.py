@@ -272,13 +272,16 @@ class SlurmSpawner(Spawner):
         if not servers:
             return {}
         try:
-            jobs = await self.jobs([_job_id(state) for _, state in servers])
+            jobs = await self.jobs([_job_id(state) for _, state in servers if _job_id(state) is not None])
         except SlurmError as e:
             log.warning("Cannot check Slurm jobs: %s", e)
             return {user: None for user, _ in servers}
         result = {}
         for user, state in servers:
             job_id = _job_id(state)
+            if job_id is None:  # a state another backend wrote (spawner.type changed)
+                result[user] = "no Slurm job is recorded for this server"
+                continue
             job = jobs.get(job_id)
             result[user] = None if job is not None and not job.ended else describe_end(job_id, job)
         return result
@@ -287,6 +290,8 @@ class SlurmSpawner(Spawner):
         """scancel the job, then wait for Slurm to see it gone."""
         self._ports.pop(user, None)
         job_id = _job_id(state)
+        if job_id is None:
+            return
         try:
             code, out, err = await run(self.commands["scancel"], str(job_id), env=self._env())
             if code != 0:
@@ -308,4 +313,5 @@ class SlurmSpawner(Spawner):
 
 
 def _job_id(state):
-    return int(state["job_id"])
+    """The job id in a state this backend wrote, else None."""
+    return int(state["job_id"]) if state and state.get("job_id") is not None else None
