@@ -65,7 +65,7 @@ def bob(hub, names):
 def server_pid(hub, name):
     db = sqlite3.connect(os.path.join(hub.prefix, "state", "tljh.sqlite"))
     try:
-        return db.execute("SELECT pid FROM servers WHERE user=?", (name,)).fetchone()[0]
+        return db.execute("SELECT json_extract(spawner_state, '$.pid') FROM servers WHERE user=?", (name,)).fetchone()[0]
     finally:
         db.close()
 

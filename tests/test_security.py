@@ -3,6 +3,7 @@ found, replayed through the real interfaces (the CLI as a subprocess, the real d
 HTTP on loopback). The many small in-process checks are in tests/fast/test_fast_security.py."""
 
 import grp
+import json
 import os
 import pwd
 import subprocess
@@ -287,7 +288,8 @@ def _server_process(hub, name):
 
     db = sqlite3.connect(os.path.join(hub.prefix, "state", "tljh.sqlite"))
     try:
-        row = db.execute("SELECT pid, state FROM servers WHERE user=?", (name,)).fetchone()
+        row = db.execute("SELECT json_extract(spawner_state, '$.pid'), state FROM servers WHERE user=?",
+                         (name,)).fetchone()
     finally:
         db.close()
     if not row or row[1] != "running" or not row[0]:
@@ -360,8 +362,8 @@ def test_stop_says_only_what_it_really_stopped(make_hub, run_id):
     exited.wait()
     db = sqlite3.connect(os.path.join(hub.prefix, "state", "tljh.sqlite"))
     with db:
-        db.execute("INSERT INTO servers (user, name, state, pid, pid_create_time) VALUES (?, '', 'running', ?, ?)",
-                   (name, exited.pid, time.time() - 5))
+        db.execute("INSERT INTO servers (user, name, state, spawner_state) VALUES (?, '', 'running', ?)",
+                   (name, json.dumps({"pid": exited.pid, "create_time": time.time() - 5})))
     db.close()
     result = daemon_cli("stop", prefix=hub.prefix)
     assert result.returncode == 0, result.stderr

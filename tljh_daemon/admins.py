@@ -65,11 +65,12 @@ async def restart_servers_with_stale_rights(hub):
     except KeyError:
         return []
     rows = hub.db.all(
-        "SELECT s.user, s.pid FROM servers s JOIN users u ON u.name = s.user "
-        "WHERE s.state=? AND s.pid IS NOT NULL AND u.admin=0", (ServerState.RUNNING,))
+        "SELECT s.user, s.spawner_state FROM servers s JOIN users u ON u.name = s.user "
+        "WHERE s.state=? AND s.spawner_state IS NOT NULL AND u.admin=0", (ServerState.RUNNING,))
     restarted = []
     for row in rows:
-        groups = _groups_of(row["pid"])
+        process = hub.spawner.process_of(json.loads(row["spawner_state"]))  # None: not on this machine
+        groups = _groups_of(process.pid) if process is not None else None
         if groups and admins_gid in groups:
             log.warning("The server of %s still holds the group %s, but %s is not an admin: restarting it",
                         row["user"], accounts.ADMINS_GROUP, row["user"])

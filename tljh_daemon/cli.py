@@ -211,19 +211,16 @@ def _stop_servers(paths, timeout):
     from .db import Database
     from .server_store import ServerStore
     from .spawner import ProcessSpawner
-    from .spawner.base import ServerHandle
-
     from .spawner.process import process_for
 
     db = Database(paths.database)
     store = ServerStore(db)
-    rows = store.with_process()
     spawner = ProcessSpawner()  # servers started by another process: found by pid and start time
-    alive = {row.user for row in rows if process_for(ServerHandle(row.pid, row.pid_create_time))}
+    rows = store.with_spawner_state()
+    alive = {row.user for row in rows if process_for(spawner.process_of(row.spawner_state))}
 
     async def stop_all():
-        await asyncio.gather(*(spawner.stop(row.user, ServerHandle(row.pid, row.pid_create_time), timeout)
-                               for row in rows))
+        await asyncio.gather(*(spawner.stop(row.user, row.spawner_state, timeout) for row in rows))
 
     try:
         asyncio.run(stop_all())

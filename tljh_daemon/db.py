@@ -161,6 +161,17 @@ MIGRATIONS = [
         value TEXT NOT NULL
     );
     """,
+    # Backends own their state (spawner/base.py): a JSON object the spawner returned from start.
+    # The old handle columns move into it: a local server's PID and start time, or a Slurm job's
+    # id (stored as a PID with start time 0). They stay in the table, empty and unused.
+    """
+    ALTER TABLE servers ADD COLUMN spawner_state TEXT;
+    UPDATE servers SET spawner_state = CASE
+        WHEN pid_create_time IS NULL OR pid_create_time = 0 THEN '{"job_id": ' || pid || '}'
+        ELSE '{"pid": ' || pid || ', "create_time": ' || CAST(pid_create_time AS TEXT) || '}'
+    END WHERE pid IS NOT NULL;
+    UPDATE servers SET pid = NULL, pid_create_time = NULL;
+    """,
 ]
 
 

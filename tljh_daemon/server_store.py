@@ -10,8 +10,9 @@ Calls run on the caller's thread (the event loop), like the rest of `Database`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 from .server_state import ServerState, sql_list
 
@@ -20,15 +21,15 @@ DEFAULT = ""  # the default server's name
 
 @dataclass(frozen=True)
 class ServerRecord:
-    """One stored server. `pid`/`pid_create_time` are the spawner's handle (a batch job's id for
-    Slurm); `host` None is 127.0.0.1; `limits` is the JSON of the limits it started with."""
+    """One stored server. `spawner_state` is what the spawner returned from start (its own
+    JSON-serialisable state: a PID, a job id); `host` None is 127.0.0.1; `limits` is the JSON
+    of the limits it started with."""
 
     user: str
     name: str
     state: ServerState
     port: Optional[int] = None
-    pid: Optional[int] = None
-    pid_create_time: Optional[float] = None
+    spawner_state: Optional[dict[str, Any]] = None
     started: Optional[str] = None
     last_activity: Optional[str] = None
     message: Optional[str] = None
@@ -39,13 +40,15 @@ class ServerRecord:
     def from_row(cls, row) -> "ServerRecord":
         values = {f.name: row[f.name] for f in _FIELDS}
         values["state"] = ServerState(values["state"])
+        if values["spawner_state"] is not None:
+            values["spawner_state"] = json.loads(values["spawner_state"])
         return cls(**values)
 
 
 _FIELDS = fields(ServerRecord)
 _COLUMNS = ", ".join(f.name for f in _FIELDS)
 # What a server that is down keeps: no process, port or host (its message says why it is down).
-_GONE = "pid=NULL, pid_create_time=NULL, port=NULL, host=NULL"
+_GONE = "spawner_state=NULL, port=NULL, host=NULL"
 
 
 class ServerStore:
@@ -69,9 +72,9 @@ class ServerStore:
         rows = self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE state IN ({sql_list(states)})")
         return [ServerRecord.from_row(row) for row in rows]
 
-    def with_process(self) -> list[ServerRecord]:
-        """Servers that have a process (or batch job) recorded, whatever their state."""
-        rows = self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE pid IS NOT NULL")
+    def with_spawner_state(self) -> list[ServerRecord]:
+        """Servers that have a spawner state (a process, a batch job) recorded, whatever their state."""
+        rows = self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE spawner_state IS NOT NULL")
         return [ServerRecord.from_row(row) for row in rows]
 
     def of_users(self, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
@@ -91,12 +94,12 @@ class ServerStore:
             (user, name, ServerState.PENDING, started),
         )
 
-    def launched(self, user: str, pid: int, pid_create_time: float, port: int, limits: str,
+    def launched(self, user: str, spawner_state: dict[str, Any], port: int, limits: str,
                  name: str = DEFAULT) -> None:
-        """The spawner started it: its handle is recorded so a stop or a restarted hub finds it."""
+        """The spawner started it: its state is recorded so a stop or a restarted hub finds it."""
         self.db.execute(
-            "UPDATE servers SET pid=?, pid_create_time=?, port=?, limits=? WHERE user=? AND name=?",
-            (pid, pid_create_time, port, limits, user, name),
+            "UPDATE servers SET spawner_state=?, port=?, limits=? WHERE user=? AND name=?",
+            (json.dumps(spawner_state), port, limits, user, name),
         )
 
     def running(self, user: str, host: Optional[str], port: int, last_activity: str,

@@ -25,7 +25,7 @@ from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
 from .server_store import ServerRecord, ServerStore
 from .settings import ServerSettings
-from .spawner import ServerHandle, SpawnError, SpawnRequest
+from .spawner import SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
 from .urls import join, server_prefix, url_name
 
@@ -138,7 +138,6 @@ class ServerManager:
         self.admission = Admission(settings.concurrent_starts)
         self.progress: dict[str, Progress] = {}  # user -> Progress of the latest spawn
         self.tasks: dict[str, asyncio.Task] = {}  # user -> running start/stop task
-        self.reported_ports: dict[str, asyncio.Future] = {}  # user -> future of the port a batch job's server reports
         self._watcher: Optional[asyncio.Task] = None
         self._oom_kills_seen: dict[str, int] = {}  # user -> OOM kills already logged
 
@@ -152,12 +151,6 @@ class ServerManager:
 
     def state(self, user):
         return self.store.state(user)
-
-    @staticmethod
-    def handle_of(row: Optional[ServerRecord]):
-        if row is None or row.pid is None:
-            return None
-        return ServerHandle(row.pid, row.pid_create_time or 0.0)  # recorded together with the pid
 
     # -- start -----------------------------------------------------------------
 
@@ -272,7 +265,7 @@ class ServerManager:
     async def _spawn(self, user_row, progress):
         name = user_row["name"]
         prefix = self.prefix(name)
-        handle = None
+        state = None
         started = time.perf_counter()
         phases = Phases(started)
         try:
@@ -325,24 +318,23 @@ class ServerManager:
                 port=port,
                 groups=groups.names_of_user(self.db, name),
             )
-            reported = self.reported_ports[name] = asyncio.get_running_loop().create_future()
+            capabilities = self.spawner.capabilities
             slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
-                    if self.spawner.uses_admission else _no_slot())
+                    if capabilities.admission else _no_slot())
             async with slot:
-                if self.spawner.uses_admission:
+                if capabilities.admission:
                     phases.mark("queue")  # the hub's own admission queue
-                await progress.emit(30, self.spawner.start_message)
-                handle = await self.spawner.start(request)
+                await progress.emit(30, capabilities.start_message)
+                state = await self.spawner.start(request)
                 phases.mark("launch")
-                self.store.launched(name, handle.pid, handle.create_time, port,
-                                    limits=limit_changes.encode(self.settings.limits))
-                host, port = await self.spawner.locate(request, handle, progress, reported, phases=phases)
+                self.store.launched(name, state, port, limits=limit_changes.encode(self.settings.limits))
+                host, port = await self._follow_start(request, state, progress, phases)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
                 target = target_url(host, port)
                 route = asyncio.create_task(self.proxy.add_route(prefix, target))
                 try:
-                    await self._wait_ready(name, handle, f"{target}{prefix}api", request.log_path)
+                    await self._wait_ready(name, state, f"{target}{prefix}api", request.log_path)
                 except BaseException:
                     route.cancel()
                     raise
@@ -351,7 +343,7 @@ class ServerManager:
                 await route
                 phases.mark("route")
             self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()))
-            log.info("Server for %s is ready at %s (pid %s) in %.2fs (%s)", name, prefix, handle.pid,
+            log.info("Server for %s is ready at %s (%s) in %.2fs (%s)", name, prefix, describe_state(state),
                      time.perf_counter() - started, phases)
             self._spawn_ended(name, time.perf_counter() - started, True)
             await progress.emit(
@@ -362,7 +354,7 @@ class ServerManager:
                 url=prefix,
             )
         except asyncio.CancelledError:
-            await self._cleanup_failed(name, handle, "the start was cancelled", ServerState.CANCELLED)
+            await self._cleanup_failed(name, state, "the start was cancelled", ServerState.CANCELLED)
             # Whoever watches the progress stream learns the outcome (and stops waiting).
             await progress.emit(100, "The start was cancelled", failed=True, cancelled=True)
             raise
@@ -375,20 +367,34 @@ class ServerManager:
                 reason = f"{type(e).__name__}: {e}"
                 log.exception("Spawn for %s failed unexpectedly", name)
             log.warning("Spawn for %s failed: %s", name, reason)
-            await self._cleanup_failed(name, handle, reason)
+            await self._cleanup_failed(name, state, reason)
             self._spawn_ended(name, time.perf_counter() - started, False)
             await progress.emit(100, f"Spawn failed: {reason}", failed=True)
-        finally:
-            self.reported_ports.pop(name, None)
+
+    async def _follow_start(self, request, state, progress, phases):
+        """Relay the spawner's start-up events (Spawner.progress) to the progress stream and the
+        ready line's phases; (host, port) where the server will answer."""
+        host, port = None, request.port
+        async with contextlib.aclosing(self.spawner.progress(request, state)) as events:
+            async for event in events:
+                if "phase" in event:
+                    phases.mark(str(event["phase"]))
+                if "message" in event:
+                    extra = {k: v for k, v in event.items() if k not in _NOT_RELAYED}
+                    await progress.emit(event.get("progress", 40), str(event["message"]), **extra)
+                if "port" in event:
+                    host, port = event.get("host"), int(event["port"])
+                    break
+        return host, port
 
     def _spawn_ended(self, name, seconds, ok):
         self.metrics.spawn_duration.labels("success" if ok else "failure").observe(seconds)
         if self.record_spawn is not None:
             self.record_spawn(name, seconds, ok)
 
-    async def _cleanup_failed(self, name, handle, reason, state=ServerState.FAILED):
-        if handle is not None:
-            await self.spawner.stop(name, handle, self.settings.stop_timeout)
+    async def _cleanup_failed(self, name, spawner_state, reason, state=ServerState.FAILED):
+        if spawner_state is not None:
+            await self.spawner.stop(name, spawner_state, self.settings.stop_timeout)
         try:
             await self.proxy.delete_route(self.prefix(name), wait=False)
             tokens.revoke(self.db, user=name, kind="server")
@@ -399,14 +405,14 @@ class ServerManager:
             # The failure is still reported (progress); the row says pending until the next start.
             log.error("Could not record the failed spawn of %s: %s", name, e)
 
-    async def _wait_ready(self, name, handle, url, log_path):
+    async def _wait_ready(self, name, state, url, log_path):
         loop = asyncio.get_running_loop()
         timeout = self.settings.start_timeout
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            ended = await self.spawner.poll(name, handle)
+            ended = await self.spawner.poll(name, state)
             if ended:
-                tail = await self.spawner.output_tail(name, handle, log_path)
+                tail = await self.spawner.output_tail(name, state, log_path)
                 last = ("Last output: " + " | ".join(tail)) if tail else ""
                 raise SpawnError(f"{ended} before answering. {last}".strip())
             try:
@@ -439,9 +445,8 @@ class ServerManager:
         tokens.revoke(self.db, user=name, kind="server")
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
         await self.proxy.delete_route(self.prefix(name))
-        handle = self.handle_of(row)
-        if handle is not None:
-            await self.spawner.stop(name, handle, self.settings.stop_timeout)
+        if row.spawner_state is not None:
+            await self.spawner.stop(name, row.spawner_state, self.settings.stop_timeout)
         self.store.down(name)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
@@ -468,14 +473,14 @@ class ServerManager:
         routes = {}
         for row in self.store.in_states(*ACTIVE):
             name = row.user
-            handle = self.handle_of(row)
-            alive = handle is not None and await self.spawner.poll(name, handle) is None
+            state = row.spawner_state  # what the spawner returned from start (None: nothing started)
+            alive = state is not None and await self.spawner.poll(name, state) is None
             if alive and row.state == ServerState.RUNNING:
                 routes[self.prefix(name)] = target_of(row)
-                log.info("Re-adopted the running server of %s (pid %s)", name, handle.pid)
+                log.info("Re-adopted the running server of %s (%s)", name, describe_state(state))
             elif alive:
                 log.info("Stopping the server of %s left %s by the previous daemon", name, row.state)
-                await self.spawner.stop(name, handle, self.settings.stop_timeout)
+                await self.spawner.stop(name, state, self.settings.stop_timeout)
                 self._mark_gone(name, "the hub restarted while the server was starting")
             else:
                 self._mark_gone(name, "the server stopped while the hub was down")
@@ -500,7 +505,7 @@ class ServerManager:
 
     async def check_running(self):
         rows = self.store.in_states(ServerState.RUNNING)
-        servers = [(row.user, self.handle_of(row)) for row in rows if row.user not in self.tasks]
+        servers = [(row.user, row.spawner_state) for row in rows if row.user not in self.tasks]
         for name, ended in (await self.spawner.poll_all(servers)).items():
             if ended and name not in self.tasks and self.state(name) == ServerState.RUNNING:
                 log.warning("The server of %s stopped on its own: %s", name, ended)
@@ -523,15 +528,20 @@ class ServerManager:
 
     def report_port(self, name, port):
         """A starting batch job's server says where it listens; False when no start awaits it."""
-        future = self.reported_ports.get(name)
-        if future is None or future.done():
-            return False
-        future.set_result(port)
-        return True
+        return name in self.tasks and self.spawner.port_reported(name, port)
 
     async def close(self):
         """Stop watching and cancel starts and stops under way (a cancelled start cleans up)."""
         await cancel_and_wait(self._watcher, *self.tasks.values())
+
+
+# Keys of a spawner's progress event that are the hub's, not passed on to the progress stream.
+_NOT_RELAYED = {"progress", "message", "phase", "host", "port", "ready", "failed"}
+
+
+def describe_state(state):
+    """A spawner state for a log line: "pid 123", "job_id 45" (a local server's start time left out)."""
+    return ", ".join(f"{key} {value}" for key, value in (state or {}).items() if key != "create_time")
 
 
 @contextlib.asynccontextmanager

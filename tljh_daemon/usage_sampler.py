@@ -140,10 +140,11 @@ class UsageSampler:
             self._wake.clear()
 
     async def sample_once(self):
-        rows = [r for r in self.hub.servers.store.in_states(ServerState.RUNNING) if r.pid is not None]
-        # A batch job's id is not a process here: its usage is the cluster's to report.
-        targets = [Target(r.user, r.pid, r.pid_create_time or 0.0) for r in rows
-                   if self.hub.spawner.local_processes]
+        rows = [r for r in self.hub.servers.store.in_states(ServerState.RUNNING) if r.spawner_state is not None]
+        # The spawner says which process is the server's; a batch job has none here (its usage is
+        # the cluster's to report).
+        processes = [(r.user, self.hub.spawner.process_of(r.spawner_state)) for r in rows]
+        targets = [Target(user, p.pid, p.create_time) for user, p in processes if p is not None]
         now = time.time()
         servers, machine = await asyncio.to_thread(
             lambda: (self._meter.measure(targets, now), machine_sample(len(rows))))

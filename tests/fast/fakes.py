@@ -17,7 +17,7 @@ from aiohttp import web
 from yarl import URL
 
 from tljh_daemon.accounts import AccountError
-from tljh_daemon.spawner import ServerHandle, SpawnError, Spawner
+from tljh_daemon.spawner import ProcessId, SpawnError, Spawner
 
 
 class FakeSpawner(Spawner):
@@ -25,7 +25,7 @@ class FakeSpawner(Spawner):
 
     def __init__(self):
         self.requests = []  # every SpawnRequest, in order
-        self.running = {}  # user -> (handle, AppRunner or None)
+        self.running = {}  # user -> (state, AppRunner or None)
         self.ended = {}  # user -> how its last server ended (what poll reports)
         self.stopped = []  # users whose server was stopped through stop()
         self.fail_start = None  # a message: start() raises SpawnError with it
@@ -38,12 +38,12 @@ class FakeSpawner(Spawner):
         self.requests.append(request)
         if self.fail_start:
             raise SpawnError(self.fail_start)
-        handle = ServerHandle(next(self._pids), time.time())
+        state = ProcessId(next(self._pids), time.time()).state()  # as a local backend's (not a real process)
         if self.exit_on_start:
             with open(request.log_path, "a") as f:
                 f.write("starting\nTraceback: ImportError: no module named jupyterlab\n")
             self.ended[request.user] = self.exit_on_start
-            return handle
+            return state
         runner = None
         if not (self.never_answer or request.user in self.silent):
             url = URL(request.env["JUPYTERHUB_SERVICE_URL"])
@@ -56,17 +56,17 @@ class FakeSpawner(Spawner):
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", url.port).start()
-        self.running[request.user] = (handle, runner)
+        self.running[request.user] = (state, runner)
         self.ended.pop(request.user, None)
-        return handle
+        return state
 
-    async def poll(self, user, handle):
+    async def poll(self, user, state):
         entry = self.running.get(user)
-        if entry is not None and entry[0] == handle:
+        if entry is not None and entry[0] == state:
             return None
         return self.ended.get(user, "the process is gone")
 
-    async def stop(self, user, handle, timeout):
+    async def stop(self, user, state, timeout):
         self.stopped.append(user)
         await self._end(user, "stopped by the hub")
 

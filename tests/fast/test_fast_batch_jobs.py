@@ -1,6 +1,7 @@
 """Servers that run elsewhere (Slurm): the batchspawner port report, the node address kept
 across restarts, per-group job settings, and how ended jobs are described."""
 
+import asyncio
 import logging
 import re
 import time
@@ -8,19 +9,33 @@ import time
 import pytest
 
 from fakes import FakeSpawner
-from tljh_daemon.spawner import slurm, slurm_settings
+from tljh_daemon.spawner import Capabilities, slurm, slurm_settings
 
 
 class BatchFakeSpawner(FakeSpawner):
     """Like a batch job: its server says where it listens (POST /hub/api/batchspawner)."""
 
-    uses_admission = False
+    capabilities = Capabilities(admission=False)
 
-    async def locate(self, request, handle, progress, reported, phases=None):
-        await progress.emit(35, "queued: waiting for resources (job 7)", job_id=7)
-        port = await reported
-        phases.mark("batch queue")
-        return "127.0.0.1", port
+    def __init__(self):
+        super().__init__()
+        self.ports = {}  # user -> future of the port their server reports
+
+    async def start(self, request):
+        self.ports[request.user] = asyncio.get_running_loop().create_future()
+        return await super().start(request)
+
+    def port_reported(self, user, port):
+        future = self.ports.get(user)
+        if future is None or future.done():
+            return False
+        future.set_result(port)
+        return True
+
+    async def progress(self, request, state):
+        yield {"progress": 35, "message": "queued: waiting for resources (job 7)", "job_id": 7}
+        port = await self.ports[request.user]
+        yield {"phase": "batch queue", "host": "127.0.0.1", "port": port}
 
 
 async def report(hub, token, body):
@@ -112,3 +127,18 @@ def test_time_limits_take_minutes_as_a_number():
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"spawner": {"slurm": {"time": good}}}))
     with pytest.raises(config_mod.ConfigError, match="spawner.slurm.time"):
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"spawner": {"slurm": {"time": "soon"}}}))
+
+
+async def test_slurm_reads_only_its_own_state(monkeypatch):
+    """A state another backend wrote (spawner.type changed under a running server) is no job:
+    it counts as ended, and stopping it runs no Slurm command; a job has no local process."""
+    async def no_command(*cmd, **kwargs):
+        raise AssertionError(f"ran {cmd}")
+
+    monkeypatch.setattr(slurm, "run", no_command)
+    spawner = slurm.SlurmSpawner(dict(slurm_settings.DEFAULTS), 60, environ={})
+    local = {"pid": 4242, "create_time": 1765043123.45}
+    assert await spawner.poll_all([("ann", local)]) == {"ann": "no Slurm job is recorded for this server"}
+    await spawner.stop("ann", local, 1)
+    assert spawner.process_of({"job_id": 12}) is None
+    assert spawner.port_reported("ann", 8000) is False  # no start of ann's waits for a port

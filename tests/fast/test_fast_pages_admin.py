@@ -169,7 +169,7 @@ async def test_restart_readopts_live_servers_and_forgets_dead_ones(hub, start_hu
     hub.spawner.never_answer = True
     async with hub.api("POST", "/users/half/server", hub.token("half")) as resp:
         assert resp.status == 202
-    await hub.wait_for(lambda: hub.hub.servers.row("half").pid, "half's server to be launched")
+    await hub.wait_for(lambda: hub.hub.servers.row("half").spawner_state, "half's server to be launched")
     await hub.spawner.exit("dead")
     # A second hub on the same state directory, as after a daemon restart.
     again = await start_hub(spawner=hub.spawner, prefix=hub.prefix)

@@ -1,6 +1,7 @@
 """Usage over time: the sampler's measurements, the bounded history, its API and charts."""
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from fakes import FakeSpawner
 from tljh_daemon import timeutil
-from tljh_daemon.spawner import ServerHandle
+from tljh_daemon.spawner import ProcessId
 from tljh_daemon.usage_history import MachineSample, ServerSample, UsageHistory
 from tljh_daemon.usage_sampler import Target, TreeMeter
 
@@ -133,9 +134,9 @@ async def test_sampler_records_a_busy_server_and_the_live_numbers_show_it(start_
     await hub.start_server("busy", token)
     # The fake server's process is a real busy one, so the real sampler measures it.
     proc = processes(BUSY)
-    handle = ServerHandle(proc.pid, psutil.Process(proc.pid).create_time())
-    hub.db.execute("UPDATE servers SET pid=?, pid_create_time=? WHERE user='busy'", (handle.pid, handle.create_time))
-    hub.spawner.running["busy"] = (handle, hub.spawner.running["busy"][1])
+    state = ProcessId(proc.pid, psutil.Process(proc.pid).create_time()).state()
+    hub.db.execute("UPDATE servers SET spawner_state=? WHERE user='busy'", (json.dumps(state),))
+    hub.spawner.running["busy"] = (state, hub.spawner.running["busy"][1])
     sampler = hub.hub.usage
     # Busy is at least 10 % of a core (an idle process shows 0; on a machine shared with other
     # tests a busy loop got as little as 26 %).
@@ -222,12 +223,13 @@ async def test_usage_settings_are_validated_and_used(start_hub):
 
 async def test_usage_of_batch_jobs_is_not_measured_here(start_hub):
     """A Slurm job id is not a local process: the sampler must not measure whatever has that PID."""
-    spawner = FakeSpawner()
-    spawner.local_processes = False
-    hub = await start_hub(spawner=spawner)
+    hub = await start_hub(spawner=FakeSpawner())
     await hub.start_server("remote", hub.token("remote"))
-    hub.db.execute("UPDATE servers SET pid=?, pid_create_time=? WHERE user='remote'",
-                   (os.getpid(), psutil.Process().create_time()))
+    state = ProcessId(os.getpid(), psutil.Process().create_time()).state()
+    hub.db.execute("UPDATE servers SET spawner_state=? WHERE user='remote'", (json.dumps(state),))
+    await hub.hub.usage.sample_once()
+    assert "remote" in hub.hub.usage.latest  # a local process: measured
+    hub.spawner.process_of = lambda state: None  # as SlurmSpawner says of its jobs
     await hub.hub.usage.sample_once()
     assert "remote" not in hub.hub.usage.latest
 

@@ -154,8 +154,8 @@ def limits_status(hub):
     """[(key, value, how it is enforced or why it is not)] for the limits that are set."""
     spawner, status = hub.spawner, []
     for key, value in hub.settings.server.limits.items():
-        note = spawner.limits_note
-        if key not in spawner.supported_limits and not note.startswith("not enforced"):
+        note = spawner.capabilities.limits_note
+        if key not in spawner.capabilities.limits and not note.startswith("not enforced"):
             note = f"not enforced: {note}"
         status.append((f"limits.{key}", value, note))
     return status

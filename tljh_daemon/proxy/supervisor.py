@@ -13,7 +13,7 @@ import subprocess
 import psutil
 
 from ..spawner.process import process_for
-from ..spawner.base import ServerHandle
+from ..spawner.base import ProcessId
 from ..systemd import systemctl
 from ..tasks import cancel_and_wait
 from .base import ProxyRunner
@@ -38,7 +38,7 @@ class TraefikSupervisor(ProxyRunner):
         try:
             with open(self.pidfile) as f:
                 data = json.load(f)
-            return ServerHandle(int(data["pid"]), float(data["create_time"]))
+            return ProcessId(int(data["pid"]), float(data["create_time"]))
         except (OSError, ValueError, KeyError):
             return None
 
@@ -55,7 +55,7 @@ class TraefikSupervisor(ProxyRunner):
             )
         finally:
             os.close(fd)
-        self.handle = ServerHandle(self._popen.pid, psutil.Process(self._popen.pid).create_time())
+        self.handle = ProcessId(self._popen.pid, psutil.Process(self._popen.pid).create_time())
         with open(self.pidfile, "w") as f:
             json.dump({"pid": self.handle.pid, "create_time": self.handle.create_time}, f)
         log.info("Started Traefik (pid %s)", self.handle.pid)

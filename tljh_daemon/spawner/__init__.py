@@ -1,6 +1,6 @@
 """Spawner backends: how a user's jupyterhub-singleuser process is run and watched."""
 
-from .base import ServerHandle, SpawnRequest, Spawner, SpawnError
+from .base import Capabilities, ProcessId, SpawnRequest, Spawner, SpawnError, State
 from .process import ProcessSpawner
 
-__all__ = ["ServerHandle", "SpawnRequest", "Spawner", "SpawnError", "ProcessSpawner"]
+__all__ = ["Capabilities", "ProcessId", "SpawnRequest", "Spawner", "SpawnError", "State", "ProcessSpawner"]

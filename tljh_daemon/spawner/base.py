@@ -1,15 +1,20 @@
-"""The spawner interface: start, poll, stop, and re-adopt after a daemon restart."""
+"""The spawner interface: start, report progress, poll, stop, and re-adopt after a daemon restart.
+
+A backend owns its state (JupyterHub's `get_state`/`load_state` idea): `start` returns a
+JSON-serialisable dict, the hub stores it with the server (servers.spawner_state) and hands it
+back to `progress`, `poll`, `stop`, `output_tail` and `process_of`, after a daemon restart too.
+A local server keeps its process id and start time in it, a Slurm job its job id.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Any, Optional
 
-if TYPE_CHECKING:
-    from ..servers import Phases, Progress
+#: What a backend returns from `start` and gets back: JSON-serialisable, stored by the hub.
+State = dict[str, Any]
 
 
 class SpawnError(Exception):
@@ -35,34 +40,53 @@ class SpawnRequest:
 
 
 @dataclass(frozen=True)
-class ServerHandle:
-    """What identifies a running server across daemon restarts (persisted in the database)."""
+class Capabilities:
+    """What the hub needs to know about a backend, in one value."""
 
-    pid: int  # a local server's process id, or a batch job's id
-    create_time: float  # the process's start time (0 for a batch job)
+    #: limits this backend enforces (the admin panel says which set limits are not)
+    limits: frozenset[str] = frozenset()
+    #: how limits are enforced, or why they are not (shown to admins)
+    limits_note: str = "not enforced"
+    #: whether starts wait for a local slot (spawner.concurrent_starts); a cluster queues on its own
+    admission: bool = True
+    #: the progress message when the server is launched
+    start_message: str = "Starting jupyterhub-singleuser"
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    """A process on this machine, by PID and start time (so a recycled PID is never mistaken for it)."""
+
+    pid: int
+    create_time: float
+
+    def state(self) -> State:
+        return {"pid": self.pid, "create_time": self.create_time}
+
+    @classmethod
+    def from_state(cls, state: Optional[State]) -> Optional["ProcessId"]:
+        if not state or state.get("pid") is None:
+            return None
+        return cls(int(state["pid"]), float(state.get("create_time") or 0.0))
 
 
 class Spawner:
+    """A backend. What the hub calls, in order: `start` (returns the state), `progress` (start-up
+    events, ending with where the server answers), then `poll`/`poll_all` and `stop` with the
+    state; `output_tail` for a failed start's message; `process_of` for the server's local process
+    (usage sampling, admin rights checks); `oom_kills` for OOM reporting; `light_start` for
+    admission; `port_reported` when a starting server reports its port (a batch job's)."""
+
     #: spawner.<section> of config.yaml this backend reads, validated by SCHEMA (a plugin's own)
     section: Optional[str] = None
     SCHEMA: dict = {}
+    capabilities: Capabilities = Capabilities()
 
     @classmethod
     def build(cls, settings, paths, mode: str) -> "Spawner":
         """The spawner `spawner.type` names, for settings.Settings, the hub's paths and its mode
         ("process" or "systemd"); registered in the `tljh_daemon.spawners` entry point group."""
         return cls()
-
-    #: limits this backend enforces (the admin panel says which set limits are not)
-    supported_limits: frozenset[str] = frozenset()
-    #: how limits are enforced, or why they are not (shown to admins)
-    limits_note: str = "not enforced"
-    #: whether starts wait for a local slot (spawner.concurrent_starts); a cluster queues on its own
-    uses_admission: bool = True
-    #: whether a handle's pid is a process on this machine (the usage sampler measures its tree)
-    local_processes: bool = True
-    #: the progress message when the server is launched
-    start_message: str = "Starting jupyterhub-singleuser"
 
     def oom_kills(self, user: str) -> Optional[int]:
         """How many of `user`'s server processes were killed for going over the memory limit,
@@ -74,37 +98,49 @@ class Spawner:
         control then lets more such starts run at once."""
         return False
 
+    def process_of(self, state: Optional[State]) -> Optional[ProcessId]:
+        """The server's main process on this machine, or None (none recorded, or it runs elsewhere)."""
+        return ProcessId.from_state(state)
+
+    def port_reported(self, user: str, port: int) -> bool:
+        """A starting server says where it listens (POST /hub/api/batchspawner); False when no
+        start of this backend waits for it."""
+        return False
+
     async def open(self) -> None:
         """Called once at daemon start-up (before servers are re-adopted)."""
 
     async def close(self) -> None:
         """Called once at daemon shutdown; running servers are left running."""
 
-    async def output_tail(self, user: str, handle: Optional[ServerHandle], log_path: str,
+    async def output_tail(self, user: str, state: Optional[State], log_path: str,
                           lines: int = 3) -> list[str]:
         """The last `lines` lines the server printed (for a failed spawn's message)."""
         return _file_tail(log_path, lines)
 
-    async def start(self, request: SpawnRequest) -> ServerHandle:
-        """Launch the server; return its ServerHandle. Raise SpawnError on failure."""
+    async def start(self, request: SpawnRequest) -> State:
+        """Launch the server; return its state (JSON-serialisable). Raise SpawnError on failure."""
         raise NotImplementedError
 
-    async def locate(self, request: SpawnRequest, handle: ServerHandle, progress: Progress,
-                     reported: asyncio.Future[int], phases: Optional[Phases] = None) -> tuple[str, int]:
-        """(address, port) where the started server will answer. A local server listens where
-        the hub told it to; a batch job's server reports its port (`reported`, a future).
-        `phases.mark(step)` names where the time went (a batch queue) in the ready log line."""
-        return "127.0.0.1", request.port
+    async def progress(self, request: SpawnRequest, state: State) -> AsyncIterator[dict]:
+        """Start-up events after `start`, until the server will answer. An event with "message"
+        (and "progress", 0-100, and any JSON extras) goes to the progress stream; one with
+        "phase" ends a timed step of the ready log line (where a slow start went); the last may
+        say where the server answers, {"host": address, "port": n}. Without it the server
+        answers where the hub told it to listen (127.0.0.1, request.port). Raise SpawnError when
+        the server will not come up."""
+        return
+        yield  # an async generator that yields nothing
 
-    async def poll(self, user: str, handle: Optional[ServerHandle]) -> Optional[str]:
+    async def poll(self, user: str, state: Optional[State]) -> Optional[str]:
         """None while `user`'s server runs, else a short description of how it ended."""
         raise NotImplementedError
 
-    async def poll_all(self, servers: Iterable[tuple[str, Optional[ServerHandle]]]) -> dict[str, Optional[str]]:
-        """{user: poll(user, handle)} for [(user, handle), ...]; backends may batch this."""
-        return {user: await self.poll(user, handle) for user, handle in servers}
+    async def poll_all(self, servers: Iterable[tuple[str, Optional[State]]]) -> dict[str, Optional[str]]:
+        """{user: poll(user, state)} for [(user, state), ...]; backends may batch this."""
+        return {user: await self.poll(user, state) for user, state in servers}
 
-    async def stop(self, user: str, handle: ServerHandle, timeout: float) -> None:
+    async def stop(self, user: str, state: State, timeout: float) -> None:
         """Stop the server: SIGTERM, then SIGKILL after `timeout` seconds."""
         raise NotImplementedError
 

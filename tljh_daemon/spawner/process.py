@@ -24,17 +24,19 @@ from typing import Optional
 import psutil
 
 from ..cgroups import CgroupError, Cgroups
-from .base import ServerHandle, Spawner, SpawnError
+from .base import Capabilities, ProcessId, Spawner, SpawnError
 from .prewarm import LAUNCHER_SOURCE, LauncherUnavailable, forkable_now, launch_prewarmed, request_for
 
 log = logging.getLogger(__name__)
 
 
-def process_for(handle):
-    """The live psutil.Process behind `handle`, or None."""
+def process_for(process: Optional[ProcessId]):
+    """The live psutil.Process `process` names (PID and start time), or None."""
+    if process is None:
+        return None
     try:
-        proc = psutil.Process(handle.pid)
-        if abs(proc.create_time() - handle.create_time) > 0.01:
+        proc = psutil.Process(process.pid)
+        if abs(proc.create_time() - process.create_time) > 0.01:
             return None
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
@@ -64,10 +66,10 @@ class ProcessSpawner(Spawner):
         # Starts get threads of their own: in a class start the default executor is busy creating
         # Unix accounts, and the first user's start must not queue behind everyone's useradd.
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="spawn")
-        if cgroups is not None and cgroups.available:
-            self.supported_limits = frozenset({"memory", "cpu"})
-        # How limits are enforced here, or why they are not (shown to admins).
-        self.limits_note = cgroups.describe() if cgroups is not None else "not enforced: process mode without cgroups"
+        self.capabilities = Capabilities(
+            limits=frozenset({"memory", "cpu"}) if cgroups is not None and cgroups.available else frozenset(),
+            limits_note=cgroups.describe() if cgroups is not None else "not enforced: process mode without cgroups",
+        )
 
     async def open(self):
         if self.launcher is not None:
@@ -107,7 +109,7 @@ class ProcessSpawner(Spawner):
 
     def _start_in_cgroup(self, request):
         group = None
-        if request.limits and self.supported_limits and self.cgroups is not None:
+        if request.limits and self.capabilities.limits and self.cgroups is not None:
             group = self.cgroups.create(request.user, request.limits)
         popen = self._popen(request)
         if group is not None:
@@ -127,7 +129,7 @@ class ProcessSpawner(Spawner):
         """Fork the server from the launcher; its PID (it is not our child)."""
         os.makedirs(os.path.dirname(request.log_path), exist_ok=True)
         group = None
-        if request.limits and self.supported_limits and self.cgroups is not None:
+        if request.limits and self.capabilities.limits and self.cgroups is not None:
             group = self.cgroups.create(request.user, request.limits)
         try:
             pid = self.launcher.launch(request_for(request))
@@ -148,29 +150,29 @@ class ProcessSpawner(Spawner):
         return forkable_now(self.launcher, request)
 
     async def _start_prewarmed(self, request):
-        """The server's handle, or None when it must start fresh (logged, one line)."""
+        """The server's state, or None when it must start fresh (logged, one line)."""
         pid = await launch_prewarmed(self.launcher, request, self._launch_in_cgroup, self._executor,
                                      self.launcher_wait)
         if pid is None:
             return None
         try:
-            return ServerHandle(pid, psutil.Process(pid).create_time())
+            return ProcessId(pid, psutil.Process(pid).create_time()).state()
         except psutil.Error:
             raise SpawnError("the server process ended at once") from None
 
     async def start(self, request):
-        if request.limits and not self.supported_limits:
+        if request.limits and not self.capabilities.limits:
             log.warning(
                 "Process mode cannot enforce %s for %s (%s); running without them",
-                ", ".join(sorted(request.limits)), request.user, self.limits_note,
+                ", ".join(sorted(request.limits)), request.user, self.capabilities.limits_note,
             )
         if self.launcher is not None:
             try:
-                handle = await self._start_prewarmed(request)
+                state = await self._start_prewarmed(request)
             except CgroupError as e:
                 raise SpawnError(f"could not apply the limits: {e}") from None
-            if handle is not None:
-                return handle
+            if state is not None:
+                return state
         try:
             loop = asyncio.get_running_loop()
             popen = await loop.run_in_executor(self._executor, self._start_in_cgroup, request)
@@ -180,18 +182,19 @@ class ProcessSpawner(Spawner):
             raise SpawnError(f"could not start {request.cmd[0]}: {e.strerror or e}") from None
         self._children[popen.pid] = popen
         create_time = psutil.Process(popen.pid).create_time()
-        return ServerHandle(popen.pid, create_time)
+        return ProcessId(popen.pid, create_time).state()
 
-    async def poll(self, user, handle):
-        popen = self._children.get(handle.pid)
+    async def poll(self, user, state):
+        process = ProcessId.from_state(state)
+        popen = self._children.get(process.pid) if process is not None else None
         if popen is not None:
             code = popen.poll()
             if code is None:
                 return None
-            del self._children[handle.pid]
+            del self._children[popen.pid]
             await self._remove_cgroup(user)
             return describe_exit(code)
-        if process_for(handle):
+        if process_for(process):
             return None
         await self._remove_cgroup(user)
         return "the server process is gone"
@@ -206,10 +209,10 @@ class ProcessSpawner(Spawner):
         group = self.cgroups.get(user) if self.cgroups is not None else None
         return group.oom_kills() if group is not None and group.exists() else None
 
-    async def stop(self, user, handle, timeout):
-        proc = process_for(handle)
+    async def stop(self, user, state, timeout):
+        proc = process_for(ProcessId.from_state(state))
         if proc is None:
-            await self.poll(user, handle)
+            await self.poll(user, state)
             return
         try:
             children = proc.children(recursive=True)
@@ -218,18 +221,18 @@ class ProcessSpawner(Spawner):
             children = []
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if await self.poll(user, handle) is not None:
+            if await self.poll(user, state) is not None:
                 break
             await asyncio.sleep(0.1)
         else:
-            log.warning("Server pid %s did not stop in %ss; killing it", handle.pid, timeout)
+            log.warning("Server pid %s did not stop in %ss; killing it", proc.pid, timeout)
             for p in [proc, *children]:
                 try:
                     p.kill()
                 except psutil.Error:
                     pass
             await asyncio.sleep(0.1)
-            await self.poll(user, handle)
+            await self.poll(user, state)
         for p in children:  # kernels left behind by a server that exited
             try:
                 if p.is_running():

@@ -5,7 +5,7 @@ environment (token included) exported to the job, so the token never appears on 
 command line. In the job, slurm_wrapper.py picks a free port, reports it to the hub
 (POST /hub/api/batchspawner, as JupyterHub's batchspawner does) and becomes
 jupyterhub-singleuser; the hub takes the node from Slurm. The job id is the server's
-handle (stored where a local server's PID goes), so a restarted daemon re-adopts it.
+state ({"job_id": n}, stored by the hub), so a restarted daemon re-adopts it.
 
 Every Slurm command is an asyncio subprocess with a timeout: a slow controller never
 blocks the event loop. One `squeue`, asking only about the hub's own jobs, answers all
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from . import slurm_wrapper
-from .base import ServerHandle, Spawner, SpawnError
+from .base import Capabilities, Spawner, SpawnError
 from . import slurm_settings
 from .slurm_settings import job_settings, sbatch_options
 
@@ -101,11 +101,12 @@ def batch_script(request):
 
 
 class SlurmSpawner(Spawner):
-    supported_limits = frozenset({"memory", "cpu"})
-    local_processes = False
-    limits_note = "Slurm (--mem and --cpus-per-task of each job; enforced as the cluster is configured)"
-    uses_admission = False  # the cluster's scheduler decides when jobs run
-    start_message = "Submitting the Slurm job"
+    capabilities = Capabilities(
+        limits=frozenset({"memory", "cpu"}),
+        limits_note="Slurm (--mem and --cpus-per-task of each job; enforced as the cluster is configured)",
+        admission=False,  # the cluster's scheduler decides when jobs run
+        start_message="Submitting the Slurm job",
+    )
     snapshot_max_age = 1.0  # seconds one squeue answer is reused
     poll_interval = 1.0  # seconds between looks at a starting job
     section = "slurm"  # spawner.slurm.* of config.yaml
@@ -124,6 +125,7 @@ class SlurmSpawner(Spawner):
         self._snapshot: tuple[float, frozenset, dict] = (float("-inf"), frozenset(), {})  # (when, ids asked about, {id: Job})
         self._wanted = set()  # ids to ask about along with the next caller's
         self._lock = asyncio.Lock()
+        self._ports = {}  # user -> future of the port their starting job's server reports
 
     def _env(self, extra=None):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(extra or {})}
@@ -176,23 +178,45 @@ class SlurmSpawner(Spawner):
             f"--chdir={request.home}", f"--output={request.log_path.replace('%', '%%')}", "--open-mode=append",
             "--export=ALL", *sbatch_options(settings),
         ]
+        # Its server may report its port as soon as the job runs (before progress() even looks).
+        reported = self._ports[request.user] = asyncio.get_running_loop().create_future()
         try:
             code, out, err = await run(*cmd, input=batch_script(request), env=self._env(env), cwd=request.home)
-        except SlurmError as e:
+            if code != 0:
+                raise SpawnError(f"sbatch refused the job: {err.strip() or out.strip()}")
+        except (SlurmError, SpawnError) as e:
+            if self._ports.get(request.user) is reported:
+                del self._ports[request.user]
             raise SpawnError(str(e)) from None
-        if code != 0:
-            raise SpawnError(f"sbatch refused the job: {err.strip() or out.strip()}")
         job_id = int(out.strip().split(";")[0])
         log.info("Submitted Slurm job %s for %s (%s)", job_id, request.user, " ".join(sbatch_options(settings)))
         self._snapshot = (float("-inf"), frozenset(), {})
-        return ServerHandle(job_id, 0.0)
+        return {"job_id": job_id}
 
-    async def locate(self, request, handle, progress, reported, phases=None):
-        """Wait (showing the queue state) until the job runs and its server reported a port;
-        return (address of the node, port)."""
+    def process_of(self, state):
+        return None  # a job's processes run on a node; its usage is the cluster's to report
+
+    def port_reported(self, user, port):
+        future = self._ports.get(user)
+        if future is None or future.done():
+            return False
+        future.set_result(port)
+        return True
+
+    async def progress(self, request, state):
+        """Show the queue state until the job runs and its server reported a port; then where
+        it answers (the node's address and that port)."""
+        reported = self._ports.setdefault(request.user, asyncio.get_running_loop().create_future())
+        try:
+            async for event in self._progress(request, state["job_id"], reported):
+                yield event
+        finally:
+            if self._ports.get(request.user) is reported:
+                del self._ports[request.user]
+
+    async def _progress(self, request, job_id, reported):
         loop = asyncio.get_running_loop()
-        job_id = handle.pid
-        await progress.emit(32, f"Submitted Slurm job {job_id}", job_id=job_id)
+        yield {"progress": 32, "message": f"Submitted Slurm job {job_id}", "job_id": job_id}
         queue_timeout = self.settings.get("queue_timeout") or 0
         queued_since, running_since, shown = loop.time(), None, None
         while True:
@@ -202,7 +226,7 @@ class SlurmSpawner(Spawner):
                 log.warning("%s", e)
                 job = Job(job_id, "UNKNOWN", str(e), "")
             if job is None or (job.ended and job.state != "UNKNOWN"):
-                tail = await self.output_tail(request.user, handle, request.log_path)
+                tail = await self.output_tail(request.user, {"job_id": job_id}, request.log_path)
                 last = ("Last output: " + " | ".join(tail)) if tail else ""
                 raise SpawnError(f"{describe_end(job_id, job)}. {last}".strip())
             if job.state == "PENDING":
@@ -213,21 +237,21 @@ class SlurmSpawner(Spawner):
             elif job.state == "RUNNING":
                 if running_since is None:
                     running_since = loop.time()
-                    if phases is not None:
-                        phases.mark("slurm queue")  # submitted until Slurm ran the job
+                    yield {"phase": "slurm queue"}  # submitted until Slurm ran the job
                 message = f"Slurm job {job_id} is running on {job.node}; waiting for the server's port"
                 if reported.done():
-                    if phases is not None:
-                        phases.mark("job start")  # the job's server up to its port report
-                    return await self._address(job.node), reported.result()
+                    host = await self._address(job.node)
+                    # "job start": the job's server up to its port report
+                    yield {"phase": "job start", "host": host, "port": reported.result()}
+                    return
                 if loop.time() - running_since > self.start_timeout:
                     raise SpawnError(f"the server in Slurm job {job_id} did not report its port within "
                                      f"{self.start_timeout}s (spawner.start_timeout)")
             else:
                 message = f"Slurm job {job_id}: {job.state.lower()}"
             if message != shown:
-                await progress.emit(35 if job.state == "PENDING" else 40, message, job_id=job_id,
-                                    job_state=job.state)
+                yield {"progress": 35 if job.state == "PENDING" else 40, "message": message,
+                       "job_id": job_id, "job_state": job.state}
                 shown = message
             await asyncio.wait([reported], timeout=self.poll_interval)
 
@@ -239,8 +263,8 @@ class SlurmSpawner(Spawner):
             raise SpawnError(f"the Slurm node {node!r} does not resolve on the hub's machine: {e}") from None
         return infos[0][4][0]
 
-    async def poll(self, user, handle):
-        return (await self.poll_all([(user, handle)]))[user]
+    async def poll(self, user, state):
+        return (await self.poll_all([(user, state)]))[user]
 
     async def poll_all(self, servers):
         """None for jobs still running. When Slurm cannot be asked, servers count as running:
@@ -248,22 +272,30 @@ class SlurmSpawner(Spawner):
         if not servers:
             return {}
         try:
-            jobs = await self.jobs([handle.pid for _, handle in servers])
+            jobs = await self.jobs([_job_id(state) for _, state in servers if _job_id(state) is not None])
         except SlurmError as e:
             log.warning("Cannot check Slurm jobs: %s", e)
             return {user: None for user, _ in servers}
-        result = {}
-        for user, handle in servers:
-            job = jobs.get(handle.pid)
-            result[user] = None if job is not None and not job.ended else describe_end(handle.pid, job)
+        result: dict[str, str | None] = {}
+        for user, state in servers:
+            job_id = _job_id(state)
+            if job_id is None:  # a state another backend wrote (spawner.type changed)
+                result[user] = "no Slurm job is recorded for this server"
+                continue
+            job = jobs.get(job_id)
+            result[user] = None if job is not None and not job.ended else describe_end(job_id, job)
         return result
 
-    async def stop(self, user, handle, timeout):
+    async def stop(self, user, state, timeout):
         """scancel the job, then wait for Slurm to see it gone."""
+        self._ports.pop(user, None)
+        job_id = _job_id(state)
+        if job_id is None:
+            return
         try:
-            code, out, err = await run(self.commands["scancel"], str(handle.pid), env=self._env())
+            code, out, err = await run(self.commands["scancel"], str(job_id), env=self._env())
             if code != 0:
-                log.warning("scancel %s failed: %s", handle.pid, err.strip() or out.strip())
+                log.warning("scancel %s failed: %s", job_id, err.strip() or out.strip())
         except SlurmError as e:
             log.warning("%s", e)
             return
@@ -271,10 +303,15 @@ class SlurmSpawner(Spawner):
         deadline = loop.time() + timeout + 5
         while loop.time() < deadline:
             try:
-                job = (await self.jobs([handle.pid], fresh=True)).get(handle.pid)
+                job = (await self.jobs([job_id], fresh=True)).get(job_id)
             except SlurmError:
                 job = None
             if job is None or (job.ended and job.state != "COMPLETING"):
                 return
             await asyncio.sleep(0.5)
-        log.warning("Slurm job %s of %s is still ending after %ss", handle.pid, user, timeout + 5)
+        log.warning("Slurm job %s of %s is still ending after %ss", job_id, user, timeout + 5)
+
+
+def _job_id(state):
+    """The job id in a state this backend wrote, else None."""
+    return int(state["job_id"]) if state and state.get("job_id") is not None else None

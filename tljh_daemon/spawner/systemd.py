@@ -23,7 +23,7 @@ import psutil
 
 from ..cgroups import ServerCgroup, memory_bytes, memory_hierarchy
 from ..systemd import SystemdError, in_unit, manager_version, start_scope, systemctl
-from .base import ServerHandle, Spawner, SpawnError
+from .base import Capabilities, ProcessId, Spawner, SpawnError
 from .prewarm import forkable_now, launch_prewarmed, release, request_for
 from .process import process_for
 
@@ -65,8 +65,7 @@ async def unit_properties(unit):
 
 
 class SystemdSpawner(Spawner):
-    supported_limits = frozenset({"memory", "cpu"})
-    limits_note = "systemd (MemoryMax, CPUQuota)"
+    capabilities = Capabilities(limits=frozenset({"memory", "cpu"}), limits_note="systemd (MemoryMax, CPUQuota)")
     launcher_wait = 30.0  # for a launcher still importing (a spawn right after the daemon started)
     move_timeout = 10.0  # for systemd to move a new server into its scope
 
@@ -160,9 +159,9 @@ class SystemdSpawner(Spawner):
             if state.get("ActiveState") == "failed" or state.get("LoadState") == "loaded":
                 await systemctl("reset-failed", unit)
         if self.launcher is not None:
-            handle = await self._start_prewarmed(request, scope)
-            if handle is not None:
-                return handle
+            state = await self._start_prewarmed(request, scope)
+            if state is not None:
+                return state
         return await self._start_service(request, service)
 
     def _launch_held(self, request):
@@ -187,7 +186,7 @@ class SystemdSpawner(Spawner):
             release(conn)
         except OSError as e:
             raise SpawnError(f"the server process in {scope} did not take the go: {e}") from None
-        return ServerHandle(pid, create_time)
+        return ProcessId(pid, create_time).state()
 
     async def _wait_moved(self, pid, scope):
         loop = asyncio.get_running_loop()
@@ -226,11 +225,12 @@ class SystemdSpawner(Spawner):
             create_time = psutil.Process(pid).create_time()
         except psutil.Error:
             create_time = 0.0
-        return ServerHandle(pid, create_time)
+        return ProcessId(pid, create_time).state()
 
-    async def output_tail(self, user, handle, log_path, lines=3):
+    async def output_tail(self, user, state, log_path, lines=3):
         """From the journal, since this server started."""
-        since = f"@{max(0, int(handle.create_time) - 1)}" if handle is not None else "-1h"
+        process = ProcessId.from_state(state)
+        since = f"@{max(0, int(process.create_time) - 1)}" if process is not None else "-1h"
         proc = await asyncio.create_subprocess_exec(
             "journalctl", "--no-pager", "-o", "cat", "-n", str(lines), "-u", unit_name(user),
             "-u", unit_name(user, "scope"), "--since", since,
@@ -238,8 +238,8 @@ class SystemdSpawner(Spawner):
         out, _ = await proc.communicate()
         return out.decode("utf-8", "replace").strip().splitlines()[-lines:]
 
-    async def poll(self, user, handle):
-        return (await self.poll_all([(user, handle)]))[user]
+    async def poll(self, user, state):
+        return (await self.poll_all([(user, state)]))[user]
 
     async def poll_all(self, servers):
         """One systemctl call for every running server (the watcher polls them all every few seconds)."""
@@ -248,13 +248,13 @@ class SystemdSpawner(Spawner):
             return {}
         units = [unit_name(user, kind) for user, _ in servers for kind in ("service", "scope")]
         states = await units_properties(units)
-        return {user: await self._ended(user, handle, states[2 * i], states[2 * i + 1])
-                for i, (user, handle) in enumerate(servers)}
+        return {user: await self._ended(user, ProcessId.from_state(state), states[2 * i], states[2 * i + 1])
+                for i, (user, state) in enumerate(servers)}
 
-    async def _ended(self, user, handle, service_state, scope_state):
+    async def _ended(self, user, process, service_state, scope_state):
         service, scope = unit_name(user), unit_name(user, "scope")
         if scope_state.get("ActiveState") in ALIVE:
-            if handle is None or process_for(handle) is not None:
+            if process is None or process_for(process) is not None:
                 return None
             # The server exited; a scope lives on while any process (a kernel) is left in it.
             await systemctl("stop", scope)
@@ -267,7 +267,7 @@ class SystemdSpawner(Spawner):
                 return f"{unit} failed ({state.get('Result', '')}, exit status {state.get('ExecMainStatus', '?')})"
         return f"{service} is not running"
 
-    async def stop(self, user, handle, timeout):
+    async def stop(self, user, state, timeout):
         units = [unit_name(user), unit_name(user, "scope")]
         units = [u for u, state in zip(units, await units_properties(units)) if state.get("LoadState") == "loaded"]
         if not units:
