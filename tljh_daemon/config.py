@@ -136,7 +136,7 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
             # {name: {packages | requirements, python, display_name} | {path}} (environments.py)
             "environments": {
                 "type": "object",
-                "propertyNames": {"pattern": r"^[a-z0-9][a-z0-9_.-]*$", "not": {"enum": list(environments.RESERVED)}},
+                "propertyNames": {"pattern": environments.NAME.pattern, "not": {"enum": list(environments.RESERVED)}},
                 "additionalProperties": _obj(
                     {
                         "packages": _names,
@@ -371,7 +371,7 @@ def _bad_name(path, error):
         if error.validator == "not":
             return f"{error.instance!r} is reserved (the user environment's own kernel)"
         return ("an environment's name is its kernel's and directory's name: lowercase letters, "
-                "digits and . _ - (starting with a letter or digit)")
+                "digits, _ and - (starting with a letter or digit)")
     return f"{error.instance!r} is not a valid name here ({error.message})"
 
 

@@ -12,8 +12,9 @@ import os
 import re
 from dataclasses import dataclass
 
-# A kernelspec name and a directory name: lowercase, as jupyter_client lowercases kernel names.
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# A kernelspec name, a directory name and one part of a dotted tljh-config key: lowercase (as
+# jupyter_client lowercases kernel names), no dots.
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # python3 is the user environment's own kernel; a kernelspec of that name would hide it.
 RESERVED = ("python3",)
 # Written into each kernelspec's metadata: the installer removes only kernelspecs it wrote.
