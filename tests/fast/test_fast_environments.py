@@ -134,3 +134,25 @@ def test_a_profile_learns_where_a_server_from_an_environment_runs(tmp_path):
         environments.server_from(paths, configured, "gpu", default)
     with pytest.raises(environments.EnvironmentProblem, match=r"no jupyterhub-singleuser.*environments\.small\.packages"):
         environments.server_from(paths, configured, "small", default)
+
+
+def test_a_taken_over_conda_user_environment_is_named_as_one_to_list(tmp_path):
+    """TLJH's conda user environment is kept as the user environment; the takeover's summary says
+    it (and the environments made inside it) can be listed as kernels with environments.<name>.path,
+    which the installer then adopts as they are."""
+    from tljh_installer import migrate
+
+    paths = Paths(str(tmp_path))
+    _fake_env(tmp_path / "user", singleuser=True)
+    assert "it is a conda environment" not in migrate.user_env_line(paths)  # a venv: nothing to say
+    (tmp_path / "user" / "conda-meta").mkdir()
+    _fake_env(tmp_path / "user" / "envs" / "r-course")
+    (tmp_path / "user" / "envs" / "empty").mkdir()
+    line = migrate.user_env_line(paths)
+    assert "it is a conda environment holding r-course: list one as a kernel" in line
+    assert "environments.<name>.path" in line
+    configured = {"r-course": {"path": str(tmp_path / "user" / "envs" / "r-course")}}
+    python = build.adopt("r-course", configured["r-course"])
+    build.write_kernelspec(paths, "r-course", configured["r-course"], python)
+    with open(os.path.join(environments.kernels_dir(paths), "r-course", "kernel.json")) as f:
+        assert json.load(f)["argv"][0] == python
