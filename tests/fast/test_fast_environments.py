@@ -156,3 +156,13 @@ def test_a_taken_over_conda_user_environment_is_named_as_one_to_list(tmp_path):
     build.write_kernelspec(paths, "r-course", configured["r-course"], python)
     with open(os.path.join(environments.kernels_dir(paths), "r-course", "kernel.json")) as f:
         assert json.load(f)["argv"][0] == python
+
+
+def test_the_z2jh_export_names_each_environment_once():
+    from tljh_daemon import z2jh
+
+    config = config_mod.merge(config_mod.DEFAULTS, {"environments": {"ml": {"packages": ["numpy"], "python": "3.12"}}})
+    config_mod.validate(config)
+    unmapped = dict(z2jh.Export(config).unmapped)
+    assert "singleuser.image" in unmapped["environments.ml"]
+    assert not [key for key in unmapped if key.startswith("environments.ml.")]  # not once per leaf
