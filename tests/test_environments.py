@@ -18,6 +18,7 @@ from hubclient import HubClient
 from hubprocess import HubProcess, needs_root
 from tljh_daemon.paths import Paths
 from tljh_installer import environments as build
+from waiting import wait_for
 
 pytestmark = needs_root
 PASSWORD = "environments-password"
@@ -108,6 +109,35 @@ def test_the_environments_kernel_runs_its_python_and_packages(hub, built, user_e
     default = "import sys, importlib.util; (sys.prefix, importlib.util.find_spec(%r) is None)" % ONLY_THERE
     assert ast.literal_eval(run_in(client, name, "python3", default)) == (user_env, True)
     assert ast.literal_eval(run_in(client, name, ADOPTED, default)) == (user_env, True)
+
+
+PARENT = "import os, sys; (sys.prefix, open(f'/proc/{os.getppid()}/cmdline').read().split(chr(0))[:3])"
+
+
+def test_the_environments_kernels_are_forked_from_a_zygote_of_its_own(hub, built, user_env):
+    """kernels.prewarm (on by default): the environment's first kernel started its zygote (that
+    kernel started fresh); once the zygote is ready, its kernels are forked from it. The adopted
+    environment has no tljh-kernel-prewarm: its kernels start fresh."""
+    daemon, client, name = hub
+    prefix, _, _ = built
+    env = os.path.join(prefix, "envs", NAME)
+    python = os.path.join(env, "bin", "python")
+    log = os.path.join(prefix, "state", "logs", f"jupyter-{name}.log")
+
+    def zygote_ready():
+        with open(log, errors="replace") as f:
+            return any("kernel zygote" in line and "is ready after" in line and line.rstrip().endswith(f"({python})")
+                       for line in f)
+
+    wait_for(zygote_ready, "the environment's kernel zygote to be ready", timeout=120)
+    sys_prefix, parent = ast.literal_eval(run_in(client, name, NAME, PARENT))
+    assert sys_prefix == env
+    with open(log, errors="replace") as f:
+        prewarm_lines = [line for line in f if "Kernel pre-warm" in line]
+    assert parent == [python, "-m", "tljh_kernel_prewarm.zygote"], "\n".join(prewarm_lines)
+    assert ast.literal_eval(run_in(client, name, NAME, f"import {ONLY_THERE}; {ONLY_THERE}.__name__")) == ONLY_THERE
+    sys_prefix, parent = ast.literal_eval(run_in(client, name, ADOPTED, PARENT))
+    assert sys_prefix == user_env and "tljh_kernel_prewarm.zygote" not in parent
 
 
 def test_a_second_installer_run_upgrades_in_place(built, user_env):

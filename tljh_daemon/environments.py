@@ -17,8 +17,10 @@ from dataclasses import dataclass
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # python3 is the user environment's own kernel; a kernelspec of that name would hide it.
 RESERVED = ("python3",)
-# Written into each kernelspec's metadata: the installer removes only kernelspecs it wrote.
+# Written into each kernelspec's metadata: the installer removes only kernelspecs it wrote; and
+# the kernel pre-warm provisioner (tljh_kernel_prewarm) forks kernels of environments that have it.
 METADATA_KEY = "tljh_environment"
+PREWARM_KEY = "tljh_prewarm"
 
 
 class EnvironmentProblem(Exception):
@@ -63,13 +65,14 @@ def display_name(name, spec):
     return f"Python ({(spec or {}).get('display_name') or name})"
 
 
-def kernelspec(name, spec, python):
-    """kernel.json of environment `name` whose interpreter is `python`."""
+def kernelspec(name, spec, python, prewarm=False):
+    """kernel.json of environment `name` whose interpreter is `python`; `prewarm`: the environment
+    holds tljh-kernel-prewarm, so its kernels can be forked from a zygote of its own."""
     return {
         "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": display_name(name, spec),
         "language": "python",
-        "metadata": {METADATA_KEY: name, "debugger": True},
+        "metadata": {METADATA_KEY: name, PREWARM_KEY: prewarm, "debugger": True},
     }
 
 

@@ -1,7 +1,8 @@
 """Building `environments.<name>` (several environments beside the user environment).
 
 Each is a venv made with uv at `<prefix>/envs/<name>` holding ipykernel and its `packages` and
-`requirements`, upgraded at every run of the installer (`uv pip install --upgrade`); or, with
+`requirements` (and tljh-kernel-prewarm, so its kernels can be pre-warmed), upgraded at every run of
+the installer (`uv pip install --upgrade`); or, with
 `path`, an existing environment (e.g. a conda environment) adopted as it is. Each gets a
 kernelspec in `<prefix>/share/jupyter/kernels/<name>` (see tljh_daemon/environments.py).
 A kernelspec whose environment was removed from the config is removed; the environment's
@@ -17,7 +18,7 @@ from tljh_daemon import environments as envs
 from tljh_daemon.config import ConfigError
 from tljh_daemon.files import write_atomically
 
-from .steps import python_for_users, run, uv
+from .steps import install_kernel_prewarm, python_for_users, run, uv
 
 
 def build_all(paths, environments):
@@ -26,7 +27,8 @@ def build_all(paths, environments):
     lines = []
     for name, spec in sorted(environments.items()):
         python = adopt(name, spec) if envs.is_adopted(spec) else build(paths, name, spec)
-        write_kernelspec(paths, name, spec, python)
+        # Built ones get the kernel pre-warm package; an adopted one is left as it is.
+        write_kernelspec(paths, name, spec, python, prewarm=not envs.is_adopted(spec))
         how = "adopted as it is" if envs.is_adopted(spec) else "built with uv"
         lines.append(f"environment {name}: {envs.env_dir(paths, name, spec)} ({how}), kernel "
                      f"{envs.display_name(name, spec)!r}")
@@ -58,6 +60,7 @@ def build(paths, name, spec):
     if requirements:
         cmd += ["-r", requirements]
     run(cmd)
+    install_kernel_prewarm([uv()], python)
     run(["chmod", "-R", "go-w,a+rX", prefix])
     lock = os.path.join(prefix, ".lock")  # as steps.tighten_lock_files: root's, read-only to others
     if os.path.isfile(lock) and not os.path.islink(lock):
@@ -94,11 +97,11 @@ def adopt(name, spec):
     return python
 
 
-def write_kernelspec(paths, name, spec, python):
+def write_kernelspec(paths, name, spec, python, prewarm=False):
     directory = os.path.join(envs.kernels_dir(paths), name)
     os.makedirs(directory, mode=0o755, exist_ok=True)
     write_atomically(os.path.join(directory, "kernel.json"),
-                     json.dumps(envs.kernelspec(name, spec, python), indent=1) + "\n", mode=0o644)
+                     json.dumps(envs.kernelspec(name, spec, python, prewarm), indent=1) + "\n", mode=0o644)
 
 
 def remove_stale_kernelspecs(paths, environments):
