@@ -76,6 +76,12 @@ def kernelspec(name, spec, python, prewarm=False):
     }
 
 
+def not_built(paths, environments):
+    """The configured environments the installer has not built (or adopted) yet: no kernelspec."""
+    return [name for name in sorted(environments or {})
+            if not os.path.isfile(os.path.join(kernels_dir(paths), name, "kernel.json"))]
+
+
 def spawn_environment(paths):
     """What every server's environment gets so it lists the environments' kernels: JUPYTER_PATH
     naming the install's data directory, when the installer wrote kernelspecs there."""

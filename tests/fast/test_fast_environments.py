@@ -166,3 +166,15 @@ def test_the_z2jh_export_names_each_environment_once():
     unmapped = dict(z2jh.Export(config).unmapped)
     assert "singleuser.image" in unmapped["environments.ml"]
     assert not [key for key in unmapped if key.startswith("environments.ml.")]  # not once per leaf
+
+
+def test_reload_names_the_environments_the_installer_has_not_built(tmp_path, as_root_for_tljh_config, monkeypatch):
+    from tljh_daemon import config_cli
+
+    monkeypatch.setattr(config_cli, "_reload_hub", lambda paths: None)  # no hub here to restart
+    assert tljh_config(tmp_path, "add-item", "environments.ml.packages", "numpy").exit_code == 0
+    assert tljh_config(tmp_path, "set", "environments.stats.display_name", "Stats").exit_code == 0
+    build.write_kernelspec(Paths(str(tmp_path)), "stats", {}, "/x/bin/python")
+    result = tljh_config(tmp_path, "reload", "hub")
+    assert result.exit_code == 0, result.output
+    assert "Not built yet: environments ml. The installer builds them" in result.output
