@@ -178,3 +178,14 @@ def test_reload_names_the_environments_the_installer_has_not_built(tmp_path, as_
     result = tljh_config(tmp_path, "reload", "hub")
     assert result.exit_code == 0, result.output
     assert "Not built yet: environments ml. The installer builds them" in result.output
+
+
+def test_a_changed_python_version_is_noticed(tmp_path):
+    """`python` asked for differs from the venv's: the installer makes the environment again."""
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion_info = 3.11.2\n")
+    assert build.runs_python(str(tmp_path), "3.11") and build.runs_python(str(tmp_path), "3.11.2")
+    assert not build.runs_python(str(tmp_path), "3.1") and not build.runs_python(str(tmp_path), "3.12")
+    assert not build.runs_python(str(tmp_path / "missing"), "3.11")
+    assert environments.python_version({"python": 3.12}) == "3.12"
+    assert environments.python_version({"python": "3.10"}) == "3.10"
+    assert environments.python_version({}) is None
