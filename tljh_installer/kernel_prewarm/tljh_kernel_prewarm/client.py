@@ -63,7 +63,9 @@ def path_stamp(directories=None):
     """Changes when a package is installed into or removed from the environment's or the user's
     site-packages (or that appears): pip adds and removes entries there, which moves its mtime."""
     stamp = []
-    for directory in directories or [*site.getsitepackages(), site.getusersitepackages()]:
+    if directories is None:  # the server's own environment
+        directories = [*site.getsitepackages(), site.getusersitepackages()]
+    for directory in directories:
         try:
             stamp.append((directory, os.stat(directory or ".").st_mtime_ns))
         except OSError:
