@@ -189,3 +189,21 @@ def test_a_changed_python_version_is_noticed(tmp_path):
     assert environments.python_version({"python": 3.12}) == "3.12"
     assert environments.python_version({"python": "3.10"}) == "3.10"
     assert environments.python_version({}) is None
+
+
+def test_the_provisioner_reads_the_keys_the_installer_writes():
+    """tljh_kernel_prewarm runs in user environments and cannot import the daemon: its copy of the
+    kernelspec metadata keys must equal environments.py's (else environments' kernels start fresh)."""
+    import ast
+
+    from tljh_installer.steps import KERNEL_PREWARM_SOURCE
+
+    with open(os.path.join(KERNEL_PREWARM_SOURCE, "tljh_kernel_prewarm", "provisioner.py")) as f:
+        tree = ast.parse(f.read())
+    constants = {node.targets[0].id: node.value.value for node in tree.body
+                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                 and isinstance(node.targets[0], ast.Name)}
+    assert constants["ENVIRONMENT_KEY"] == environments.METADATA_KEY
+    assert constants["PREWARM_KEY"] == environments.PREWARM_KEY
+    spec = environments.kernelspec("ml", {}, "/x/bin/python", prewarm=True)
+    assert spec["metadata"][environments.PREWARM_KEY] is True
