@@ -2,8 +2,9 @@
 plugins (a test plugin doing what TLJH's own test plugin does: apt, pip, its own config keys,
 tljh_custom_jupyterhub_config, new-user hook; one importing each tljh.* module as published
 plugins do; one that cannot be imported; and one that fails until told not to),
-jupyterhub_config.d, `sudo -E pip install` in an admin's login shell, the default user
-environment's nbgitpuller, jupyter-resource-usage and ipywidgets."""
+jupyterhub_config.d, `sudo -E pip install` in an admin's login shell (into the default user
+environment, not environments.*), the default user environment's nbgitpuller,
+jupyter-resource-usage and ipywidgets."""
 
 import grp
 import json
@@ -26,6 +27,7 @@ from tljh_installer import steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOOTSTRAP = os.path.join(ROOT, "bootstrap.py")
+ENVIRONMENT = "course"
 SIMPLEST = os.path.join(ROOT, "tests", "plugins", "tljh-plugin-simplest")
 FLAKY = os.path.join(ROOT, "tests", "plugins", "tljh-plugin-flaky")
 COMPAT = os.path.join(ROOT, "tests", "plugins", "tljh-plugin-compat")
@@ -63,6 +65,8 @@ def install(unix_accounts, run_id):
     with open(os.path.join(config_d, "50-site.py"), "w") as f:
         f.write('c.Spawner.environment.update({"FROM_CONFIG_D": "yes"})\n'
                 'c.JupyterHub.cookie_secret_file = "/elsewhere"\n')
+    with open(os.path.join(prefix, "config", "config.yaml"), "w") as f:
+        f.write(f"environments:\n  {ENVIRONMENT}:\n    display_name: Course\n")  # a second environment
     # Several plugins after one --plugin, as TLJH documents.
     cmd = [SYSTEM_PYTHON, BOOTSTRAP, "--prefix", prefix, "--http-port", str(port),
            "--admin", f"{admin}:{password}", "--plugin", SIMPLEST, FLAKY, COMPAT, BROKEN,
@@ -211,6 +215,8 @@ def test_admin_sudo_pip_install_in_a_login_shell(install, admin_client):
     assert shell.stdout.splitlines()[0] == os.path.join(user_bin, "pip")
     check = subprocess.run([os.path.join(user_bin, "python"), "-c", "import pyjokes"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+    other = os.path.join(install.prefix, "envs", ENVIRONMENT, "bin", "python")  # environments.* untouched
+    assert os.path.exists(other) and subprocess.run([other, "-c", "import pyjokes"], capture_output=True).returncode == 1
     owner = os.stat(os.path.join(install.prefix, "user", "lib")).st_uid
     assert owner == 0, "the user environment stays root-owned"
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from ruamel.yaml import YAML
 
-from . import backends, config_names
+from . import backends, config_names, environments
 from .files import write_atomically
 from .spawner.slurm_settings import DEFAULTS as SLURM_DEFAULTS
 
@@ -28,6 +28,7 @@ DEFAULTS = {
     "users": {"allowed": [], "banned": [], "admin": [], "extra_user_groups": {}},
     "limits": {"memory": None, "cpu": None},
     "user_environment": {"default_app": "jupyterlab", "path": None},
+    "environments": {},
     "http": {"port": 80, "address": ""},
     "https": {
         "enabled": False,
@@ -132,6 +133,21 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
                     "path": {"type": ["string", "null"]},
                 }
             ),
+            # {name: {packages | requirements, python, display_name} | {path}} (environments.py)
+            "environments": {
+                "type": "object",
+                "propertyNames": {"pattern": environments.NAME.pattern, "not": {"enum": list(environments.RESERVED)}},
+                "additionalProperties": _obj(
+                    {
+                        "packages": _names,
+                        "requirements": {"type": "string", "pattern": "^/"},
+                        # a number too: `tljh-config set environments.ml.python 3.12` reads a float
+                        "python": {"type": ["string", "number"], "pattern": r"^3(\.[0-9]+){0,2}$"},
+                        "display_name": {"type": "string", "minLength": 1},
+                        "path": {"type": "string", "pattern": "^/"},
+                    }
+                ),
+            },
             "http": _obj({"port": _port, "address": {"type": "string"}}),
             "https": _obj(
                 {
@@ -314,6 +330,7 @@ def validate(config, owned=(), names=True):
         check_base_url(config)
         check_ports(config)
         check_cull(config)
+        check_environments(config)
         if names:
             for key, _, reason in config_names.problems(config)[:1]:
                 raise ConfigError(key, reason)
@@ -325,6 +342,11 @@ def validate(config, owned=(), names=True):
         path.append(extra[0])
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         raise ConfigError(".".join(map(str, path)), f"unknown key (known here: {allowed})")
+    if "propertyNames" in error.schema_path:  # a bad name: the key is the name itself
+        raise ConfigError(".".join(map(str, [*path, error.instance])), _bad_name(path, error))
+    hint = ENVIRONMENT_HINTS.get(path[2]) if len(path) == 3 and path[0] == "environments" else None
+    if hint and error.validator == "pattern":
+        raise ConfigError(".".join(map(str, path)), f"{error.instance!r}: {hint}")
     if error.validator == "enum" and path in (["auth", "type"], ["spawner", "type"]):
         kind = "authenticators" if path[0] == "auth" else "spawners"
         raise ConfigError(".".join(path), f"{error.instance!r} is not one of the registered {kind}: "
@@ -335,6 +357,22 @@ def validate(config, owned=(), names=True):
             ".".join(map(str, path)), f"{error.instance!r} is not one of: {allowed}"
         )
     raise ConfigError(".".join(map(str, path)), error.message)
+
+
+ENVIRONMENT_HINTS = {
+    "requirements": "give the absolute path of a requirements file, e.g. /srv/course/requirements.txt",
+    "path": "give the absolute path of an existing environment, e.g. /opt/conda/envs/ml",
+    "python": "give a Python 3 version, e.g. '3.12'",
+}
+
+
+def _bad_name(path, error):
+    if path == ["environments"]:
+        if error.validator == "not":
+            return f"{error.instance!r} is reserved (the user environment's own kernel)"
+        return ("an environment's name is its kernel's and directory's name: lowercase letters, "
+                "digits, _ and - (starting with a letter or digit)")
+    return f"{error.instance!r} is not a valid name here ({error.message})"
 
 
 def _strict_integer(checker, instance):
@@ -370,6 +408,16 @@ def check_cull(config):
         raise ConfigError("services.cull.remove_named_servers",
                           "this hub has no named servers (one server per user), so there is nothing "
                           "to remove; set it to false")
+
+
+def check_environments(config):
+    """An environment's Python version given as a number (tljh-config reads 3.12 as one) must
+    read back as a version: 3.1 is what YAML and tljh-config make of 3.10."""
+    for name, spec in config["environments"].items():
+        try:
+            environments.python_version(spec)
+        except ValueError as e:
+            raise ConfigError(f"environments.{name}.python", str(e)) from None
 
 
 PORT_KEYS = ("http.port", "https.port", "hub.port", "traefik_api.port")

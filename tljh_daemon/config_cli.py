@@ -14,7 +14,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import cgroups, configfile, limit_changes, pidfile, service, systemd
+from . import cgroups, configfile, environments, limit_changes, pidfile, service, systemd
 from .files import write_atomically
 from .paths import Paths
 from .paths import default_prefix as install_prefix
@@ -308,6 +308,10 @@ def reload(ctx, what):
             click.echo(f"Running servers keep the limits they started with until their next start: "
                        f"{', '.join(kept)}. New limits.* apply to servers started from now on; stop and "
                        f"start these (admin panel) to apply them now.")
+        unbuilt = environments.not_built(ctx.paths, config["environments"])
+        if unbuilt:
+            click.echo(f"Not built yet: environments {', '.join(unbuilt)}. The installer builds them: run it "
+                       f"again as you installed (see docs/howto-environments.md).")
 
 
 def _reload_hub(paths):

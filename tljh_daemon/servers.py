@@ -19,7 +19,8 @@ from typing import Optional
 
 import aiohttp
 
-from . import accounts, groups, hub_contract, limit_changes, scopes, shared_folders, storage, timeutil, tokens
+from . import (accounts, environments, groups, hub_contract, limit_changes, scopes, shared_folders, storage,
+               timeutil, tokens)
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
@@ -207,6 +208,7 @@ class ServerManager:
             "JUPYTERHUB_DEFAULT_URL": DEFAULT_URLS[app],
             "JUPYTERHUB_ADMIN_ACCESS": "1",
             **self._public_urls(client.prefix),
+            **environments.spawn_environment(self.paths),  # the kernels of environments.*
             # tljh_kernel_prewarm (in the user environment) forks this server's kernels; it takes
             # the variable out of the server's environment, so kernels never see it.
             **({KERNEL_PREWARM_ENV: "1"} if self.settings.kernel_prewarm else {}),

@@ -284,6 +284,10 @@ class Export:
             self.skip("http.port", "the chart's proxy serves HTTP on 80 (proxy.service.* sets the Service)")
         if self.config["user_environment"]["path"]:
             self.skip("user_environment.path", "user pods run the image's environment (singleuser.image)")
+        for name in sorted(self.config["environments"]):
+            self.skip(f"environments.{name}", "user pods run the image's environment: install its packages "
+                                              "(with ipykernel and a kernelspec) into singleuser.image, or "
+                                              "give a profile an image of its own")
         for name in sorted(self.config["shared_folders"]):
             self.skip(f"shared_folders.{name}", "a folder on this machine shared by a group: use a shared "
                                                 "volume (singleuser.storage.extraVolumes / extraVolumeMounts)")

@@ -11,7 +11,7 @@ from tljh_daemon import configfile, install_marker, jupyterhub_config, links, po
 from tljh_daemon import plugins as plugin_loading
 from tljh_daemon.paths import Paths, default_prefix
 
-from . import migrate, plugins, steps, systemd_units
+from . import environments, migrate, plugins, steps, systemd_units
 from .progress import Steps, setup_logging
 from .progress_page import ProgressPage
 
@@ -79,6 +79,9 @@ def _prepare(args, paths, progress, passwords, skipped, keep_user_env=False):
         if channels:
             print(f"    warning: the user environment has no conda; channels not used: {', '.join(channels)}")
         steps.tighten_lock_files(paths)
+    with progress.step("Building the environments (environments.*)"):
+        for line in environments.build_all(paths, config_mod.load(paths.config_file)["environments"]):
+            print(f"    {line}")
     with progress.step("Applying plugin configuration"):
         with configfile.editing(paths.config_file) as config:
             owned = plugins.config_post_install(manager, config, paths.config_dir, skipped)

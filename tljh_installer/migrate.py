@@ -185,11 +185,27 @@ def keeps_user_env(paths):
     return os.access(os.path.join(paths.user_env, "bin", "jupyterhub-singleuser"), os.X_OK)
 
 
+def conda_environments(paths):
+    """The environments admins made inside TLJH's conda user environment (`conda create -n`),
+    each a candidate for environments.<name>.path."""
+    envs_dir = os.path.join(paths.user_env, "envs")
+    try:
+        names = os.listdir(envs_dir)
+    except OSError:
+        return []
+    return sorted(n for n in names if os.access(os.path.join(envs_dir, n, "bin", "python"), os.X_OK))
+
+
 def user_env_line(paths):
     if keeps_user_env(paths):
         version = compat.installed_jupyterhub_version(paths.user_env)
-        return (f"user environment kept as it is: {paths.user_env} (jupyterhub {version}); "
+        line = (f"user environment kept as it is: {paths.user_env} (jupyterhub {version}); "
                 "its jupyterhub-singleuser runs the servers")
+        if os.path.isdir(os.path.join(paths.user_env, "conda-meta")):
+            inside = conda_environments(paths)
+            line += ("; it is a conda environment" + (f" holding {', '.join(inside)}" if inside else "")
+                     + ": list one as a kernel of its own with environments.<name>.path (docs/howto-environments.md)")
+        return line
     return f"{paths.user_env} has no jupyterhub-singleuser: the user environment is built there"
 
 

@@ -9,6 +9,7 @@ that kernel starts fresh.
 """
 
 import asyncio
+import glob
 import json
 import os
 import site
@@ -48,11 +49,23 @@ def process_state(pid):
     return {"cgroup": _read(f"/proc/{pid}/cgroup"), "limits": _read(f"/proc/{pid}/limits"), "umask": umask}
 
 
-def path_stamp():
+def site_dirs(python):
+    """The site-packages directories of the environment of `python` (another environment's,
+    found by its layout) and the user's for its Python version."""
+    prefix = os.path.dirname(os.path.dirname(python))
+    found = sorted(glob.glob(os.path.join(prefix, "lib", "python3*", "site-packages")))
+    user = [os.path.expanduser(os.path.join("~", ".local", "lib", os.path.basename(os.path.dirname(d)),
+                                            "site-packages")) for d in found]
+    return [*found, *user]
+
+
+def path_stamp(directories=None):
     """Changes when a package is installed into or removed from the environment's or the user's
     site-packages (or that appears): pip adds and removes entries there, which moves its mtime."""
     stamp = []
-    for directory in [*site.getsitepackages(), site.getusersitepackages()]:
+    if directories is None:  # the server's own environment
+        directories = [*site.getsitepackages(), site.getusersitepackages()]
+    for directory in directories:
         try:
             stamp.append((directory, os.stat(directory or ".").st_mtime_ns))
         except OSError:
@@ -61,17 +74,20 @@ def path_stamp():
 
 
 class Zygote:
-    """One running zygote process, started with the environment its kernels must have."""
+    """One running zygote process, started with the environment its kernels must have: of the
+    server's own Python, or of `python`, another environment's (environments.* of the hub)."""
 
-    def __init__(self, log):
+    def __init__(self, log, python=None):
         self.log = log
+        self.python = python or sys.executable
+        self.site_dirs = None if self.python == sys.executable else site_dirs(self.python)
         self.env = dict(os.environ)
         # What jupyter_client's launcher adds to a kernel's environment: the server is its parent.
         self.env["JPY_PARENT_PID"] = str(os.getpid())
-        self.stamp = path_stamp()
+        self.stamp = path_stamp(self.site_dirs)
         self.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tljh_kernel_prewarm.zygote", str(theirs.fileno())],
+            [self.python, "-m", "tljh_kernel_prewarm.zygote", str(theirs.fileno())],
             env=self.env, stdin=subprocess.PIPE, pass_fds=[theirs.fileno()], start_new_session=True)
         self.process.stdin.close()  # as jupyter_client does for a kernel: stdin is an empty pipe
         theirs.close()
@@ -96,8 +112,9 @@ class Zygote:
         except (asyncio.TimeoutError, OSError, ValueError) as e:
             self.ready = f"the kernel zygote did not start: {e!r}"
         if self.ready is True:
-            self.log.info("Kernel pre-warm: the kernel zygote (pid %s) is ready after %.2f s",
-                          self.process.pid, time.monotonic() - self.started)
+            self.log.info("Kernel pre-warm: the kernel zygote (pid %s) is ready after %.2f s%s",
+                          self.process.pid, time.monotonic() - self.started,
+                          "" if self.site_dirs is None else f" ({self.python})")
         else:
             self.log.warning("Kernel pre-warm: %s", self.ready)
 
@@ -109,7 +126,7 @@ class Zygote:
             return "the server's cgroup, limits or umask changed"
         if dict(os.environ, JPY_PARENT_PID=self.env["JPY_PARENT_PID"]) != self.env:
             return "the server's environment changed"
-        if path_stamp() != self.stamp:
+        if path_stamp(self.site_dirs) != self.stamp:
             return "packages changed"
         return None
 

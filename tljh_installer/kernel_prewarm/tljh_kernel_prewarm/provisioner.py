@@ -1,5 +1,6 @@
 """`tljh-prewarm`: a LocalProvisioner whose kernels of the environment's own Python kernelspec are
-forked from the server's kernel zygote. Anything else, and any failure, starts as LocalProvisioner
+forked from the server's kernel zygote (and those of the hub's environments.* from that
+environment's zygote). Anything else, and any failure, starts as LocalProvisioner
 does (a failure with one log line), so clients see an ordinary kernel either way."""
 
 import os
@@ -12,12 +13,23 @@ from .client import StillImporting, Unavailable
 from .zygote import LAUNCHER_MODULE
 
 
+# In the kernelspecs the hub's installer writes for environments.* (tljh_daemon/environments.py):
+# that environment has this package too, so its kernels have a zygote of their own.
+ENVIRONMENT_KEY = "tljh_environment"
+PREWARM_KEY = "tljh_prewarm"
+
+
 def unknown_spec(spec, cmd, kwargs):
-    """Why this kernel is not one the zygote can fork (None when it is)."""
-    resource_dir = os.path.realpath(getattr(spec, "resource_dir", "") or "/")
-    if os.path.commonpath([resource_dir, os.path.realpath(sys.prefix)]) != os.path.realpath(sys.prefix):
-        return f"its kernelspec is not the environment's own ({resource_dir})"
-    if cmd[:3] != [sys.executable, "-m", LAUNCHER_MODULE] or getattr(spec, "interrupt_mode", "signal") != "signal":
+    """Why this kernel is not one a zygote can fork (None when it is)."""
+    metadata = getattr(spec, "metadata", None) or {}
+    if metadata.get(ENVIRONMENT_KEY) and metadata.get(PREWARM_KEY) and cmd and os.path.isabs(cmd[0]):
+        python = cmd[0]  # another environment's kernel: that environment's zygote
+    else:
+        python = sys.executable
+        resource_dir = os.path.realpath(getattr(spec, "resource_dir", "") or "/")
+        if os.path.commonpath([resource_dir, os.path.realpath(sys.prefix)]) != os.path.realpath(sys.prefix):
+            return f"its kernelspec is not the environment's own ({resource_dir})"
+    if cmd[:3] != [python, "-m", LAUNCHER_MODULE] or getattr(spec, "interrupt_mode", "signal") != "signal":
         return f"its command is not this Python's {LAUNCHER_MODULE} ({cmd[:3]})"
     extra = set(kwargs) - {"env", "cwd"}
     if extra:
