@@ -17,6 +17,7 @@ from . import accounts, admins, backend_routes, backends, compat, groups, jupyte
 from . import plugins as plugin_loading
 from . import config as config_mod
 from . import settings
+from .roles import Roles
 from .api import groups as api_groups
 from .api import hub as api_hub
 from .api import metrics as api_metrics
@@ -103,6 +104,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         plugins=plugins,
         extra=extra,
         storage=StorageCheck(paths.state_dir, db),
+        roles=Roles(hub_settings.roles),
     )
     login_switch.at_start(db, login_switch.method_of(hub.authenticator))
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors,

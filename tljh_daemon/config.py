@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from ruamel.yaml import YAML
 
-from . import backends, config_names
+from . import backends, config_names, roles
 from .files import write_atomically
 from .spawner.slurm_settings import DEFAULTS as SLURM_DEFAULTS
 
@@ -59,6 +59,7 @@ DEFAULTS = {
         "slurm": SLURM_DEFAULTS,
     },
     "usage": {"interval": 10, "retention_hours": 24},
+    "roles": [],  # JupyterHub's load_roles (a list), or {name: role}; see roles.py
     "kernels": {"prewarm": True},
     "services": {
         "cull": {
@@ -76,6 +77,13 @@ DEFAULTS = {
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
 _names = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_role_fields = {
+    "description": {"type": "string"},
+    "scopes": _names,
+    "users": _names,
+    "groups": _names,
+    "services": _names,
+}
 _obj = lambda props, extra=False: {  # noqa: E731
     "type": "object",
     "properties": props,
@@ -193,6 +201,13 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
                     **spawner_sections,
                 }
             ),
+            # roles.py: a list in JupyterHub's load_roles shape, or a mapping {role name: role}
+            "roles": {
+                "type": ["array", "object"],
+                "items": {**_obj({"name": {"type": "string"}, **_role_fields}), "required": ["name"]},
+                "additionalProperties": {"type": ["object", "null"], "properties": _role_fields,
+                                         "additionalProperties": False},
+            },
             # kernels of the user environment forked from a per-server zygote (tljh_kernel_prewarm)
             "kernels": _obj({"prewarm": {"type": "boolean"}}),
             # usage_sampler.py: seconds between samples, hours of history kept
@@ -314,6 +329,7 @@ def validate(config, owned=(), names=True):
         check_base_url(config)
         check_ports(config)
         check_cull(config)
+        check_roles(config)
         if names:
             for key, _, reason in config_names.problems(config)[:1]:
                 raise ConfigError(key, reason)
@@ -361,6 +377,13 @@ def check_base_url(config):
         raise ConfigError("base_url", f"{value!r} must start and end with '/', e.g. {hint!r}")
     raise ConfigError("base_url", f"{value!r}: use only letters, digits and . _ ~ - between the slashes "
                                   "(e.g. '/jupyter/')")
+
+
+def check_roles(config):
+    """Role names and scopes are JupyterHub's (checked at `set` too: a typo in a scope would
+    otherwise grant nothing, silently)."""
+    for key, reason in roles.problems(config["roles"])[:1]:
+        raise ConfigError(key, reason)
 
 
 def check_cull(config):

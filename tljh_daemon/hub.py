@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import compat, urls
 from .metrics import Metrics
+from .roles import Roles
 
 if TYPE_CHECKING:
     import asyncio
@@ -52,6 +53,7 @@ class Hub:
     jupyterhub_version: str = compat.FALLBACK_VERSION
     plugins: Optional[Plugins] = None
     extra: Optional[Extra] = None  # jupyterhub_config.Extra: what plugins' and jupyterhub_config.d's settings added
+    roles: Roles = field(default_factory=Roles)  # the roles in force (settings.roles and the defaults)
 
     @property
     def base_url(self):

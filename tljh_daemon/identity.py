@@ -64,14 +64,16 @@ def identify(request: web.Request) -> Optional[Identity]:
         if user is not None:
             # A token never does more than its owner may do now (an admin's tokens lose their
             # admin scopes when the admin flag goes), as JupyterHub intersects them.
-            held = scopes.within(tokens.scopes_of(row), scopes.role_scopes(user["name"], bool(user["admin"])))
+            held = scopes.within(tokens.scopes_of(row), hub.roles.scopes_of_user(hub.db, user["name"],
+                                                                                 bool(user["admin"])))
             identity = Identity(user["name"], bool(user["admin"]), held, "token", row)
     else:
         name = hub.sessions.user_for(request.cookies.get(sessions.COOKIE_NAME))
         user = users.user_model_row(hub.db, name) if name else None
         if user is not None:
             identity = Identity(
-                user["name"], bool(user["admin"]), scopes.role_scopes(user["name"], bool(user["admin"])), "cookie"
+                user["name"], bool(user["admin"]), hub.roles.scopes_of_user(hub.db, user["name"], bool(user["admin"])),
+                "cookie",
             )
     request[IDENTITY] = identity
     return identity

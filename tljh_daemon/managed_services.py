@@ -38,6 +38,8 @@ class ManagedService:
     display: bool = True
     api_token: Optional[str] = None
     base_url: str = "/"
+    roles: tuple[str, ...] = ()  # the roles naming it (roles.py), and admin for an admin service
+    role_scopes: frozenset = frozenset()  # what those roles give it
     token: Optional[str] = None
     proc: Optional[subprocess.Popen] = None
 
@@ -52,14 +54,15 @@ class ManagedService:
 
     @property
     def granted_scopes(self):
-        return scopes.role_scopes(self.name, admin=True) if self.admin else set(self.scopes)
+        held = set(self.scopes) | self.role_scopes
+        return held | scopes.role_scopes(self.name, admin=True) if self.admin else held
 
     def model(self):
         return {
             "kind": "service",
             "name": self.name,
             "admin": self.admin,
-            "roles": [],
+            "roles": list(self.roles),
             "url": self.url or "",
             "prefix": self.prefix if self.url else "",
             "pid": self.proc.pid if self.proc and self.proc.poll() is None else 0,
@@ -75,8 +78,11 @@ class ServiceManager:
     def __init__(self, hub, hub_api_url, services: Mapping[str, ServiceSettings]):
         self.hub = hub
         self.hub_api_url = hub_api_url
-        self.services = {name: ManagedService(name=name, base_url=hub.base_url, **asdict(spec))
-                         for name, spec in services.items()}
+        self.services = {
+            name: ManagedService(name=name, base_url=hub.base_url, roles=tuple(hub.roles.service_roles(name, spec.admin)),
+                                 role_scopes=frozenset(hub.roles.service_scopes(name)), **asdict(spec))
+            for name, spec in services.items()
+        }
         self._tasks: list[asyncio.Task] = []
         self._by_token_hash: dict[str, ManagedService] = {}
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from types import MappingProxyType
 
+from . import roles as roles_mod
 from . import shared_folders
 from .paths import Paths
 
@@ -219,6 +220,7 @@ class Settings:
     auth: AuthSettings
     pages: PageSettings
     usage: UsageSettings = UsageSettings()
+    roles: tuple[roles_mod.Role, ...] = ()  # roles.* (and jupyterhub_config.d's load_roles)
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -245,11 +247,17 @@ def auth_settings(config: Mapping[str, Any]) -> AuthSettings:
         type=config["auth"]["type"],
         sections=_frozen({key: _frozen(value) for key, value in config["auth"].items()
                           if key != "type" and isinstance(value, Mapping)}),
-        admin=tuple(listed["admin"]), allowed=tuple(listed["allowed"]), banned=tuple(listed["banned"]),
+        admin=tuple(dict.fromkeys([*listed["admin"], *admin_role_users(config)])), allowed=tuple(listed["allowed"]), banned=tuple(listed["banned"]),
         extra_user_groups=_frozen(listed["extra_user_groups"]),
         base_url=config["base_url"],
         cull_enabled=config["services"]["cull"]["enabled"],
     )
+
+
+def admin_role_users(config: Mapping[str, Any]) -> list[str]:
+    """The users a configured `admin` role names: admins, as users.admin makes them."""
+    return [user for role in roles_mod.from_config(config.get("roles") or []) if role.name == "admin"
+            for user in role.users]
 
 
 def page_settings(config: Mapping[str, Any]) -> PageSettings:
@@ -275,4 +283,5 @@ def from_config(config: Mapping[str, Any], paths: Paths) -> Settings:
         auth=auth_settings(config),
         pages=page_settings(config),
         usage=usage_settings(config),
+        roles=roles_mod.from_config(config.get("roles") or []),
     )

@@ -186,6 +186,6 @@ async def token_page(request):
     db = request.app[HUB].db
     owner = users.user_model_row(db, identity.name)
     return render(request, "token.html", {
-        "own_scopes": sorted(scopes.role_scopes(identity.name, bool(owner["admin"]))),
+        "own_scopes": sorted(request.app[HUB].roles.scopes_of_user(db, identity.name, bool(owner["admin"]))),
         "oauth_apps": authorized_applications(db, identity.name),
     })
