@@ -15,6 +15,7 @@ import jsonschema
 from ruamel.yaml import YAML
 
 from . import backends, config_names, roles
+from . import scopes as scopes_mod
 from .files import write_atomically
 from .spawner.slurm_settings import DEFAULTS as SLURM_DEFAULTS
 
@@ -245,6 +246,9 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
                         "scopes": {"type": "array", "items": {"type": "string"}},
                         "user": {"type": "string"},
                         "display": {"type": "boolean"},
+                        "cwd": {"type": "string", "pattern": "^/"},
+                        "oauth_client_allowed_scopes": _names,
+                        "oauth_roles": _names,
                     }
                 ),
             },
@@ -330,6 +334,7 @@ def validate(config, owned=(), names=True):
         check_ports(config)
         check_cull(config)
         check_roles(config)
+        check_service_scopes(config)
         if names:
             for key, _, reason in config_names.problems(config)[:1]:
                 raise ConfigError(key, reason)
@@ -384,6 +389,22 @@ def check_roles(config):
     otherwise grant nothing, silently)."""
     for key, reason in roles.problems(config["roles"])[:1]:
         raise ConfigError(key, reason)
+
+
+def check_service_scopes(config):
+    """A service's scopes and OAuth scopes are JupyterHub's; its oauth_roles are roles."""
+    known = {role.name for role in roles.DEFAULTS} | {spec.get("name") for _, spec in roles.entries(config["roles"])}
+    for name, spec in config["services"].items():
+        if name == "cull":
+            continue
+        for key in ("scopes", "oauth_client_allowed_scopes"):
+            bad = [s for s in spec.get(key) or [] if not scopes_mod.valid_in_role(s)]
+            if bad:
+                raise ConfigError(f"services.{name}.{key}", f"unknown scopes: {', '.join(bad)}")
+        missing = [r for r in spec.get("oauth_roles") or [] if r not in known]
+        if missing:
+            raise ConfigError(f"services.{name}.oauth_roles", f"no such role: {', '.join(missing)} "
+                                                              f"(define it under roles)")
 
 
 def check_cull(config):

@@ -28,7 +28,8 @@ SPAWNER_CLASSES = {"Spawner", "LocalProcessSpawner", "SystemdSpawner", "UserCrea
 # Authenticator settings apply whichever class the file names (TLJH's own or JupyterHub's).
 AUTHENTICATOR_SUFFIX = "Authenticator"
 MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]?")  # limits.memory's form (JupyterHub's too)
-SERVICE_KEYS = {"name", "command", "environment", "url", "admin", "display", "user", "api_token"}
+SERVICE_KEYS = {"name", "command", "environment", "url", "admin", "display", "user", "api_token", "cwd",
+                "oauth_client_allowed_scopes", "oauth_roles"}
 ROLE_KEYS = {"name", "description", "scopes", "services", "users", "groups"}
 
 

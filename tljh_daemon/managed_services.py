@@ -1,10 +1,14 @@
 """Managed services: programs the daemon starts with an API token and keeps running.
 
-Configured under `services.<name>` in config.yaml (every key but `cull`). One without a
-`command` runs elsewhere and authenticates with its `api_token` (JupyterHub's external
-services). A service with a `url` is routed at /services/<name>/ (under base_url) and can log browsers in
-with OAuth, like a single-user server. Services live and die with the daemon;
-their tokens are fresh on every start and kept only in memory.
+Configured under `services.<name>` in config.yaml (every key but `cull`), with JupyterHub's
+service fields. One without a `command` runs elsewhere and authenticates with its fixed
+`api_token` (JupyterHub's external services); the hub keeps only that token's hash. A service
+with a `url` is routed at /services/<name>/ (under base_url) and can log browsers in with
+OAuth, like a single-user server: users holding `access:services!service=<name>` (a role gives
+it) get in, with a token carrying its `oauth_client_allowed_scopes` and `oauth_roles`' scopes
+that they hold. What a service's own token may do comes from its `scopes`, `admin` and the roles
+naming it. Services live and die with the daemon; a `command`'s token without `api_token` is
+fresh on every start and kept only in memory.
 """
 
 import asyncio
@@ -36,11 +40,15 @@ class ManagedService:
     scopes: tuple[str, ...] = ()
     user: Optional[str] = None
     display: bool = True
-    api_token: Optional[str] = None
+    api_token: Optional[str] = field(default=None, repr=False)
+    cwd: Optional[str] = None
+    oauth_client_allowed_scopes: tuple[str, ...] = ()
+    oauth_roles: tuple[str, ...] = ()
     base_url: str = "/"
     roles: tuple[str, ...] = ()  # the roles naming it (roles.py), and admin for an admin service
     role_scopes: frozenset = frozenset()  # what those roles give it
-    token: Optional[str] = None
+    oauth_role_scopes: tuple[str, ...] = ()  # the scopes of its oauth_roles
+    token: Optional[str] = field(default=None, repr=False)
     proc: Optional[subprocess.Popen] = None
 
     @property
@@ -49,8 +57,9 @@ class ManagedService:
 
     @property
     def oauth_client(self):
+        allowed = tuple(dict.fromkeys((*self.oauth_client_allowed_scopes, *self.oauth_role_scopes)))
         return hub_contract.OAuthClient(f"service-{self.name}", self.prefix, f"Service {self.name}",
-                                        [f"access:services!service={self.name}"])
+                                        [f"access:services!service={self.name}"], allowed)
 
     @property
     def granted_scopes(self):
@@ -80,7 +89,8 @@ class ServiceManager:
         self.hub_api_url = hub_api_url
         self.services = {
             name: ManagedService(name=name, base_url=hub.base_url, roles=tuple(hub.roles.service_roles(name, spec.admin)),
-                                 role_scopes=frozenset(hub.roles.service_scopes(name)), **asdict(spec))
+                                 role_scopes=frozenset(hub.roles.service_scopes(name)),
+                                 oauth_role_scopes=hub.roles.scopes_of_roles(spec.oauth_roles), **asdict(spec))
             for name, spec in services.items()
         }
         self._tasks: list[asyncio.Task] = []
@@ -108,6 +118,8 @@ class ServiceManager:
         if service.user:
             entry = pwd.getpwnam(service.user)
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir}
+        if service.cwd:
+            kwargs["cwd"] = service.cwd
         try:
             service.proc = subprocess.Popen(
                 service.command, env=self._environment(service), stdin=subprocess.DEVNULL,
@@ -136,8 +148,10 @@ class ServiceManager:
             if service.url:
                 hub_contract.register_oauth_client(self.hub.db, service.oauth_client, service.token)
                 await self.hub.proxy.add_route(service.prefix, service.url.rstrip("/"), wait=False)
-            if service.command:  # else it runs elsewhere (an external service) with its api_token
+            if service.command:
                 self._tasks.append(asyncio.create_task(self._supervise(service)))
+            else:  # an external service: it runs elsewhere with its api_token; only the hash is kept
+                service.token = service.api_token = None
 
     async def close(self):
         await cancel_and_wait(*self._tasks)

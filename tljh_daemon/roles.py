@@ -163,10 +163,10 @@ class Roles:
         result = scopes.role_scopes(name, "admin" in held)
         if self.roles["user"].scopes != ("self",):  # the user role redefined: its scopes replace `self`
             result = (result - scopes.self_scopes(name)) if "admin" not in held else result
-            result = result | _resolve_all(self.roles["user"].scopes, user=name)
+            result = result | resolve_all(self.roles["user"].scopes, user=name)
         for role in held.values():
             if role.name not in ("user", "admin"):
-                result |= _resolve_all(role.scopes, user=name)
+                result |= resolve_all(role.scopes, user=name)
         return frozenset(result)
 
     def scopes_of_user(self, db, name, admin) -> frozenset:
@@ -188,8 +188,12 @@ class Roles:
             if role.name == "admin":
                 held |= scopes.ADMIN
             else:
-                held |= _resolve_all(role.scopes, service=name)
+                held |= resolve_all(role.scopes, service=name)
         return held
+
+    def scopes_of_roles(self, names) -> tuple[str, ...]:
+        """The scopes of the roles `names` as written (a service's oauth_roles)."""
+        return tuple(dict.fromkeys(s for name in names if name in self.roles for s in self.roles[name].scopes))
 
     def group_roles(self, group) -> list[str]:
         return sorted(role.name for role in self._by_group.get(group, ()))
@@ -212,7 +216,8 @@ def _union(a, b):
     return tuple(dict.fromkeys((*a, *b)))
 
 
-def _resolve_all(role_scopes, **holder):
+def resolve_all(role_scopes, **holder):
+    """The scopes `role_scopes` stand for when `holder` (user= or service=) holds them."""
     held = set()
     for scope in role_scopes:
         held |= _resolve(scope, **holder)

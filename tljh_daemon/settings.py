@@ -78,7 +78,10 @@ class ServiceSettings:
     scopes: tuple[str, ...] = ()
     user: Optional[str] = None  # the Unix account it runs as (default: root)
     display: bool = True
-    api_token: Optional[str] = None  # its token (else a fresh one at each start, for a command)
+    api_token: Optional[str] = field(default=None, repr=False)  # its token (else a fresh one per start)
+    cwd: Optional[str] = None  # the command's working directory (default: its user's home, or the hub's)
+    oauth_client_allowed_scopes: tuple[str, ...] = ()  # what tokens from its OAuth login may carry
+    oauth_roles: tuple[str, ...] = ()  # roles whose scopes those tokens may carry too
 
 
 def service_settings(config: Mapping[str, Any]) -> dict[str, ServiceSettings]:
@@ -88,6 +91,8 @@ def service_settings(config: Mapping[str, Any]) -> dict[str, ServiceSettings]:
             command=tuple(spec.get("command") or ()), environment=dict(spec.get("environment") or {}),
             url=spec.get("url"), admin=spec.get("admin", False), scopes=tuple(spec.get("scopes") or ()),
             user=spec.get("user"), display=spec.get("display", True), api_token=spec.get("api_token"),
+            cwd=spec.get("cwd"), oauth_client_allowed_scopes=tuple(spec.get("oauth_client_allowed_scopes") or ()),
+            oauth_roles=tuple(spec.get("oauth_roles") or ()),
         )
         for name, spec in config["services"].items()
         if name != "cull"
