@@ -266,3 +266,28 @@ async def test_service_cwd_and_oauth_allowed_scopes(start_hub, tmp_path):
         granted = set((await resp.json())["scope"].split())
     # the access scope, her own read:users and read:users:groups; never admin:users (she lacks it)
     assert granted == {"access:services!service=formgrader-a", "read:users!user=gina", "read:users:groups!user=gina"}
+
+
+async def test_admin_panel_shows_each_users_roles(start_hub):
+    import re
+
+    hub = await start_hub({"roles": {"graders-a": {"scopes": ["list:users"], "groups": ["formgrade-a"]},
+                                     "helpers": {"scopes": ["read:users:activity"], "users": ["hal"]}}})
+    admin = hub.token("boss", admin=True)
+    for name in ("gina", "hal", "sam"):
+        hub.add_user(name)
+    async with hub.api("POST", "/groups/formgrade-a", admin, json={"users": ["gina"]}) as resp:
+        assert resp.status == 201
+    browser = await hub.browser("boss")
+    async with browser.request("GET", "/hub/admin") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+
+    def roles_cell(name):
+        row = re.search(rf'<tr data-user="{name}".*?</tr>', text, re.S).group(0)
+        return re.search(r'<td class="roles" data-label="Roles">(.*?)</td>', row).group(1)
+
+    assert roles_cell("gina") == "graders-a"
+    assert roles_cell("hal") == "helpers"
+    assert roles_cell("boss") == "admin"
+    assert roles_cell("sam") == ""  # only the `user` role, which everyone holds

@@ -102,6 +102,9 @@ async def admin_page(request):
             "url": hub.server_url(r["name"]),
             "last_activity": _when(r["last_activity"], now),
             "groups": memberships.get(r["name"], []),
+            # every user holds `user`: the others are what sets one apart
+            "roles": [name for name in hub.roles.user_roles(r["name"], bool(r["admin"]), memberships.get(r["name"], []))
+                      if name != "user"],
         })
     group_rows = [  # a big group's members would fill the page: the count and the first few names
         {"name": g["name"], "count": g["count"], "users": [m["user"] for m in db.all(
