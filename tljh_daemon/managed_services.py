@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
-from . import hub_contract, scopes, tokens
+from . import hub_contract, roles, scopes, tokens
 from .settings import ServiceSettings
 from .tasks import cancel_and_wait
 from .urls import join
@@ -142,6 +142,10 @@ class ServiceManager:
             await asyncio.sleep(self.restart_delay)
 
     async def start(self):
+        unreachable = [name for name, s in self.services.items()
+                       if s.url and not self.hub.roles.granting("access:services", name)]
+        if unreachable:
+            log.warning("Note: %s", roles.access_note(unreachable))
         for service in self.services.values():
             service.token = service.api_token or tokens.new_secret()
             self._by_token_hash[tokens.hash_token(service.token)] = service

@@ -222,3 +222,23 @@ def resolve_all(role_scopes, **holder):
     for scope in role_scopes:
         held |= _resolve(scope, **holder)
     return held
+
+
+def unreachable_services(config) -> list[str]:
+    """The routed services (with a `url`) that no role but `admin` lets anyone reach.
+
+    Before roles, every user held `access:services`; now (as in JupyterHub) only a role gives
+    it, so after an upgrade these services are open to admins only until a role grants access."""
+    configured = Roles(from_config(config.get("roles") or []))
+    return [name for name, spec in config["services"].items()
+            if name != "cull" and isinstance(spec, Mapping) and spec.get("url")
+            and not configured.granting("access:services", name)]
+
+
+def access_note(names) -> str:
+    """What to tell an admin about `names` (unreachable_services), with the commands to fix it."""
+    first = names[0]
+    return (f"only admins can reach the service(s) {', '.join(names)}: users need a role granting "
+            f"access:services (JupyterHub's default; before, every user held it). To let a group in: "
+            f"tljh-config add-item roles.{first}-users.scopes access:services!service={first}; "
+            f"tljh-config add-item roles.{first}-users.groups <group>; tljh-config reload")

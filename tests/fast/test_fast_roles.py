@@ -291,3 +291,35 @@ async def test_admin_panel_shows_each_users_roles(start_hub):
     assert roles_cell("hal") == "helpers"
     assert roles_cell("boss") == "admin"
     assert roles_cell("sam") == ""  # only the `user` role, which everyone holds
+
+
+def test_upgrade_note_names_services_no_role_lets_users_reach():
+    """Users no longer hold access:services by default: the installer (and the daemon's log)
+    names the routed services only admins can now reach, with the commands to grant access."""
+    def config(**extra):
+        return config_mod.merge(config_mod.DEFAULTS, {"services": {
+            "board": {"command": ["x"], "url": "http://127.0.0.1:9001"},
+            "grades": {"command": ["x"], "url": "http://127.0.0.1:9002"},
+            "bot": {"command": ["x"]}}, **extra})  # no url: no browser reaches it anyway
+
+    assert roles.unreachable_services(config()) == ["board", "grades"]
+    granted = config(roles={"board-users": {"scopes": ["access:services!service=board"], "groups": ["g"]}})
+    assert roles.unreachable_services(granted) == ["grades"]
+    everyone = config(roles={"user": {"scopes": ["self", "access:services"]}})
+    assert roles.unreachable_services(everyone) == []
+    note = roles.access_note(["grades"])
+    assert "tljh-config add-item roles.grades-users.scopes access:services!service=grades" in note
+    # the commands in the note are accepted as written
+    import re
+    commands = re.findall(r"tljh-config add-item (\S+) ([^\s;]+)", note)
+    assert [key for key, _ in commands] == ["roles.grades-users.scopes", "roles.grades-users.groups"]
+    value = config_mod.merge(config_mod.DEFAULTS, {"roles": {"grades-users": {
+        "scopes": [commands[0][1]], "groups": ["graders"]}}})
+    config_mod.validate(value)
+    assert roles.unreachable_services(config(roles=value["roles"])) == ["board"]
+
+
+async def test_daemon_logs_the_note_at_start(start_hub, caplog):
+    hub = await start_hub({"services": {"board": {"api_token": "board-secret-token", "url": "http://127.0.0.1:9003"}}})
+    assert hub.hub.service_manager.services["board"].url
+    assert "only admins can reach the service(s) board" in caplog.text
