@@ -392,15 +392,15 @@ def check_roles(config):
 
 
 def check_service_scopes(config):
-    """A service's scopes and OAuth scopes are JupyterHub's; its oauth_roles are roles."""
+    """A service's OAuth scopes are JupyterHub's; its oauth_roles are roles. (Its `scopes` are
+    not checked here: a hub upgraded with an old scope name there keeps starting.)"""
     known = {role.name for role in roles.DEFAULTS} | {spec.get("name") for _, spec in roles.entries(config["roles"])}
     for name, spec in config["services"].items():
         if name == "cull":
             continue
-        for key in ("scopes", "oauth_client_allowed_scopes"):
-            bad = [s for s in spec.get(key) or [] if not scopes_mod.valid_in_role(s)]
-            if bad:
-                raise ConfigError(f"services.{name}.{key}", f"unknown scopes: {', '.join(bad)}")
+        bad = [s for s in spec.get("oauth_client_allowed_scopes") or [] if not scopes_mod.valid_in_role(s)]
+        if bad:
+            raise ConfigError(f"services.{name}.oauth_client_allowed_scopes", f"unknown scopes: {', '.join(bad)}")
         missing = [r for r in spec.get("oauth_roles") or [] if r not in known]
         if missing:
             raise ConfigError(f"services.{name}.oauth_roles", f"no such role: {', '.join(missing)} "

@@ -88,9 +88,10 @@ class ServiceManager:
         self.hub = hub
         self.hub_api_url = hub_api_url
         self.services = {
-            name: ManagedService(name=name, base_url=hub.base_url, roles=tuple(hub.roles.service_roles(name, spec.admin)),
+            name: ManagedService(**{**asdict(spec), "admin": spec.admin or "admin" in hub.roles.service_roles(name)},
+                                 name=name, base_url=hub.base_url, roles=tuple(hub.roles.service_roles(name, spec.admin)),
                                  role_scopes=frozenset(hub.roles.service_scopes(name)),
-                                 oauth_role_scopes=hub.roles.scopes_of_roles(spec.oauth_roles), **asdict(spec))
+                                 oauth_role_scopes=hub.roles.scopes_of_roles(spec.oauth_roles))
             for name, spec in services.items()
         }
         self._tasks: list[asyncio.Task] = []

@@ -136,7 +136,6 @@ def test_bad_service_oauth_settings_are_refused_naming_the_key():
     for spec, key in (({"api_token": "t" * 16, "oauth_client_allowed_scopes": ["nope"]},
                        "services.x.oauth_client_allowed_scopes"),
                       ({"api_token": "t" * 16, "oauth_roles": ["ghost"]}, "services.x.oauth_roles"),
-                      ({"api_token": "t" * 16, "scopes": ["read:everything"]}, "services.x.scopes"),
                       ({"command": ["a"], "cwd": "relative/dir"}, "services.x.cwd")):
         with pytest.raises(config_mod.ConfigError) as e:
             config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"services": {"x": spec}}))
@@ -194,6 +193,8 @@ async def test_api_shows_roles_and_effective_scopes(start_hub):
     assert {"access:services!service=formgrader-a", "list:users"} <= set(me["scopes"])
     async with hub.api("GET", "/users/gina", admin) as resp:
         assert (await resp.json())["roles"] == ["graders-a", "user"]
+    async with hub.api("GET", "/groups/formgrade-a", admin) as resp:
+        assert (await resp.json())["roles"] == ["graders-a"]
     async with hub.api("GET", "/users/hal", hub.token("hal")) as resp:
         assert (await resp.json())["roles"] == ["helpers", "user"]
     async with hub.api("GET", "/users/boss", admin) as resp:
@@ -230,6 +231,17 @@ async def test_external_service_with_a_role_from_config_yaml(start_hub):
         assert resp.status == 403
     async with hub.api("GET", "/services", hub.token("boss", admin=True)) as resp:
         assert (await resp.json())["reports"]["roles"] == ["reporter"]
+
+
+async def test_the_admin_role_makes_an_admin_service_and_admin_users(start_hub):
+    hub = await start_hub({"services": {"ops": {"api_token": "ops-secret-token-123"}},
+                           "roles": [{"name": "admin", "services": ["ops"], "users": ["ada"]}]})
+    assert hub.hub.service_manager.services["ops"].admin is True
+    async with hub.api("POST", "/users/newcomer", "ops-secret-token-123") as resp:
+        assert resp.status == 201
+    assert "ada" in hub.hub.settings.auth.admin  # made an admin at start, as users.admin
+    async with hub.api("GET", "/services", hub.token("boss", admin=True)) as resp:
+        assert (await resp.json())["ops"]["admin"] is True
 
 
 async def test_service_cwd_and_oauth_allowed_scopes(start_hub, tmp_path):

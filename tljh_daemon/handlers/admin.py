@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import groups, limit_changes, scopes, timeutil, usage_chart, users
+from .. import groups, limit_changes, timeutil, usage_chart, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
