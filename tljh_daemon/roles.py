@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import scopes
+from .users import InvalidName, normalize_name
 
 #: the fields of a role, as in JupyterHub's load_roles
 FIELDS = ("name", "description", "scopes", "users", "groups", "services")
@@ -51,7 +52,8 @@ def entries(raw) -> list[tuple[str, Mapping[str, Any]]]:
     """(config key, role mapping with its name) of config.yaml's `roles`: a list in
     load_roles' shape (`roles.0`) or a mapping from name to role (`roles.<name>`)."""
     if isinstance(raw, Mapping):
-        return [(f"roles.{name}", {**(spec or {}), "name": name}) for name, spec in raw.items()]
+        return [(f"roles.{name}", {**(spec if isinstance(spec, Mapping) else {}), "name": name})
+                for name, spec in raw.items()]
     return [(f"roles.{i}", spec) for i, spec in enumerate(raw or [])]
 
 
@@ -82,10 +84,10 @@ def problems(raw) -> list[tuple[str, str]]:
 
 
 def from_config(raw) -> tuple[Role, ...]:
-    """The Roles of a validated config.yaml `roles` value."""
+    """The Roles of a validated config.yaml `roles` value (user names normalized, as the hub's)."""
     return tuple(
         Role(name=spec["name"], description=str(spec.get("description") or ""),
-             scopes=tuple(spec.get("scopes") or ()), users=tuple(str(u) for u in spec.get("users") or ()),
+             scopes=tuple(spec.get("scopes") or ()), users=_user_names(spec.get("users") or ()),
              groups=tuple(str(g) for g in spec.get("groups") or ()),
              services=tuple(str(s) for s in spec.get("services") or ()))
         for _, spec in entries(raw)
@@ -210,6 +212,18 @@ class Roles:
                     found.append(role)
                     break
         return found
+
+
+def _user_names(names):
+    """`names` normalized as the hub's user names; one the hub refuses holds nothing (config.yaml's
+    are refused by tljh-config, see config_names; load_roles' are not checked before)."""
+    valid = []
+    for name in names:
+        try:
+            valid.append(normalize_name(str(name)))
+        except InvalidName:
+            continue
+    return tuple(valid)
 
 
 def _union(a, b):

@@ -335,3 +335,15 @@ async def test_daemon_logs_the_note_at_start(start_hub, caplog):
     hub = await start_hub({"services": {"board": {"api_token": "board-secret-token", "url": "http://127.0.0.1:9003"}}})
     assert hub.hub.service_manager.services["board"].url
     assert "only admins can reach the service(s) board" in caplog.text
+
+
+def test_role_user_names_follow_the_hubs_name_rules():
+    """Role members are matched as the hub's names (lowercase); a name the REST API would refuse
+    is refused by tljh-config naming the key, and holds nothing when it comes from load_roles."""
+    configured = roles.Roles(roles.from_config([{"name": "helpers", "scopes": ["list:users"],
+                                                 "users": ["Hal", "bad/name"]}]))
+    assert configured.user_roles("hal", False) == ["helpers", "user"]
+    assert all("/" not in name for name in configured._by_user)
+    with pytest.raises(config_mod.ConfigError) as e:
+        config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"roles": {"helpers": {"users": ["bad/name"]}}}))
+    assert e.value.key == "roles.helpers.users"
