@@ -49,9 +49,9 @@ USER_MODEL_FIELDS = {
 }
 
 
-#: JupyterHub's `self` metascope: a user's own things (its `read:users`, `users:activity`, `servers`,
-#: `tokens`, `access:servers` and shares scopes, filtered to the user), plus `users` as this hub grants.
-SELF = ("users", "read:users", "users:activity", "servers", "read:servers", "delete:servers", "start:servers",
+#: JupyterHub's `self` metascope (scopes.py's _expand_self_scope): a user's own things, filtered to
+#: the user; `read:servers`, `delete:servers`, `start:servers` are implied by `servers`, named for clarity.
+SELF = ("read:users", "users:activity", "servers", "read:servers", "delete:servers", "start:servers",
         "tokens", "access:servers", "users:shares", "read:shares")
 
 #: JupyterHub's default `admin` role

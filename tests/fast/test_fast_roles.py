@@ -23,6 +23,8 @@ DEFAULTS_TABLE = [
     ("user", "access:servers", "alice", True),
     ("user", "users:shares", "alice", True),
     ("user", "read:users", "bob", False),
+    ("user", "list:users", "alice", False),  # `self` lists nobody: GET /users is a 403
+    ("user", "admin:servers", "alice", False),
     ("user", "access:servers", "bob", False),
     ("user", "admin:users", "alice", False),
     ("user", "access:services", None, False),  # not since JupyterHub 2: only a role gives it
@@ -347,3 +349,10 @@ def test_role_user_names_follow_the_hubs_name_rules():
     with pytest.raises(config_mod.ConfigError) as e:
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {"roles": {"helpers": {"users": ["bad/name"]}}}))
     assert e.value.key == "roles.helpers.users"
+
+
+async def test_a_plain_user_cannot_list_users_as_in_jupyterhub(hub):
+    async with hub.api("GET", "/users", hub.token("alice")) as resp:
+        assert resp.status == 403
+    async with hub.api("GET", "/users/alice", hub.token("alice")) as resp:
+        assert resp.status == 200
