@@ -194,7 +194,7 @@ def _roles(extra):
         if unknown:
             extra.not_applied.append(f"{label} (unknown scopes: {', '.join(unknown)})")
             continue
-        if role["name"] in ("admin", "server", "token") and role_scopes:
+        if role["name"] in ("admin", "token") and role_scopes:
             extra.not_applied.append(f"{label}.scopes (the {role['name']} role's scopes cannot be changed)")
             role_scopes = []
         members = []

@@ -78,8 +78,9 @@ def problems(raw) -> list[tuple[str, str]]:
         if name == "admin" and spec.get("scopes"):
             found.append((f"{key}.scopes", "the admin role's scopes cannot be changed; give it users, groups "
                                            "or services only"))
-        if name in ("server", "token") and spec.get("scopes"):
-            found.append((f"{key}.scopes", f"the {name} role's scopes cannot be changed here"))
+        if name == "token" and spec.get("scopes"):
+            found.append((f"{key}.scopes", "the token role's scopes cannot be changed here (a token made "
+                                           "without scopes gets its owner's)"))
     return found
 
 
@@ -122,7 +123,7 @@ class Roles:
             if base is None:
                 roles[role.name] = role
                 continue
-            keep = base.scopes if role.name != "user" or not role.scopes else role.scopes
+            keep = role.scopes if role.name in ("user", "server") and role.scopes else base.scopes
             roles[role.name] = Role(role.name, role.description or base.description, keep,
                                     _union(base.users, role.users), _union(base.groups, role.groups),
                                     _union(base.services, role.services))
@@ -176,6 +177,21 @@ class Roles:
         from . import groups
 
         return self.user_scopes(name, admin, groups.names_of_user(db, name) if self.needs_groups else ())
+
+    def server_scopes(self, db, name) -> set:
+        """What the API token of `name`'s server holds: the `server` role's scopes (reporting
+        activity, identifying browsers), or what a redefined `server` role gives (`inherit`: the
+        owner's scopes, as nbgrader's demo configures it)."""
+        role = self.roles["server"]
+        if role.scopes == DEFAULTS[2].scopes:
+            return scopes.server_token_scopes(name)
+        held = resolve_all(role.scopes, user=name)
+        if "inherit" in role.scopes:
+            from . import users
+
+            row = users.user_model_row(db, name)
+            held |= self.scopes_of_user(db, name, bool(row and row["admin"]))
+        return held
 
     def service_roles(self, name, admin=False) -> list[str]:
         names = {role.name for role in self._by_service.get(name, ())}

@@ -356,3 +356,72 @@ async def test_a_plain_user_cannot_list_users_as_in_jupyterhub(hub):
         assert resp.status == 403
     async with hub.api("GET", "/users/alice", hub.token("alice")) as resp:
         assert resp.status == 200
+
+
+# nbgrader's demo_multiple_classes jupyterhub_config.py, in its own words (load_groups, load_roles
+# with the `server` role redefined as `inherit`, and a service per course with a fixed token)
+NBGRADER_DEMO = '''
+c.JupyterHub.load_groups = {
+    "formgrade-course101": ["instructor1"],
+    "nbgrader-course101": ["instructor1", "student1"],
+    "nbgrader-course123": ["student2"],
+}
+c.JupyterHub.load_roles = roles = [
+    {"name": "server", "scopes": ["inherit"]},
+]
+for course in ["course101", "course123"]:
+    roles.append({"name": f"formgrade-{course}", "groups": [f"formgrade-{course}"],
+                  "scopes": [f"access:services!service={course}"]})
+    roles.append({"name": f"nbgrader-{course}", "groups": [f"nbgrader-{course}"],
+                  "scopes": ["list:services", f"read:services!service={course}"]})
+c.JupyterHub.services = [
+    {"name": "course101", "url": "http://127.0.0.1:9999", "api_token": "course101-token-0123456789"},
+    {"name": "course123", "url": "http://127.0.0.1:9998", "api_token": "course123-token-0123456789"},
+]
+'''
+
+
+async def test_nbgrader_demo_config_roles_services_and_server_tokens(start_hub, tmp_path):
+    prefix = tmp_path / "prefix0"
+    (prefix / "config" / "jupyterhub_config.d").mkdir(parents=True)
+    (prefix / "config" / "jupyterhub_config.d" / "nbgrader.py").write_text(NBGRADER_DEMO)
+    hub = await start_hub(prefix=str(prefix))
+    assert not [n for n in hub.hub.extra.not_applied if "load_roles" in n], hub.hub.extra.not_applied
+    # A student's server token (the `server` role is `inherit`) lists the course services: the
+    # full model of their own course, only the name of the other.
+    await hub.start_server("student1", hub.token("student1"))
+    server_token = hub.spawner.requests[-1].env["JUPYTERHUB_API_TOKEN"]
+    async with hub.api("GET", "/services", server_token) as resp:
+        assert resp.status == 200, await resp.text()
+        services = await resp.json()
+    assert services["course101"]["url"] == "http://127.0.0.1:9999" and services["course101"]["kind"] == "service"
+    assert services["course123"] == {"kind": "service", "name": "course123"}
+    async with hub.api("GET", "/services/course101", server_token) as resp:
+        assert resp.status == 200 and (await resp.json())["prefix"] == "/services/course101/"
+    async with hub.api("GET", "/services/course123", server_token) as resp:
+        # list:services implies read:services:name (JupyterHub's hierarchy): the name only
+        assert resp.status == 200 and await resp.json() == {"kind": "service", "name": "course123"}
+    async with hub.api("GET", "/services/course123", hub.token("student1", ["read:users!user=student1"])) as resp:
+        assert resp.status == 403
+    async with hub.api("GET", "/users/student2", server_token) as resp:
+        assert resp.status in (403, 404), "inherit is the owner's scopes, no more"
+    # Without a course role, a user lists no services (403), as in JupyterHub.
+    async with hub.api("GET", "/services", hub.token("nobody")) as resp:
+        assert resp.status == 403
+    async with hub.api("GET", "/services/nope", hub.token("boss", admin=True)) as resp:
+        assert resp.status == 404
+    # Only the course's graders may open the formgrader.
+    query = {"client_id": "service-course101", "redirect_uri": "/services/course101/oauth_callback",
+             "response_type": "code"}
+    for name, status in (("instructor1", 302), ("student1", 403)):
+        browser = await hub.browser(name)
+        async with browser.request("GET", "/hub/api/oauth2/authorize", params=query) as resp:
+            assert resp.status == status, name
+
+
+async def test_the_default_server_role_only_reports_activity_and_identifies(hub):
+    await hub.start_server("alice", hub.token("alice"))
+    server_token = hub.spawner.requests[-1].env["JUPYTERHUB_API_TOKEN"]
+    async with hub.api("GET", "/user", server_token) as resp:
+        assert set((await resp.json())["scopes"]) == {"users:activity!user=alice", "access:servers!server=alice/",
+                                                       "read:users:name!user=alice"}
