@@ -218,6 +218,9 @@ def _roles(extra):
             admins.extend(u for u in users if u not in admins)
             extra.applied.append(f"{label} as users.admin: {admins}")
         groups = [str(g) for g in role.get("groups") or []]
+        if groups and role["name"] == "admin":
+            extra.not_applied.append(f"{label}.groups ({roles_mod.ADMIN_GROUPS})")
+            groups = []
         configured[role["name"]] = {"name": role["name"], "description": str(role.get("description") or ""),
                                     "scopes": role_scopes, "users": users, "groups": groups, "services": members}
         if users or groups:

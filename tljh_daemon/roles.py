@@ -48,6 +48,11 @@ DEFAULTS = (
 )
 
 
+#: why the admin role takes no groups
+ADMIN_GROUPS = ("the admin role cannot go to a group: an admin is a user with the admin flag (sudo, the admin "
+                "panel), so list them in users.admin (or the admin role's users)")
+
+
 def entries(raw) -> list[tuple[str, Mapping[str, Any]]]:
     """(config key, role mapping with its name) of config.yaml's `roles`: a list in
     load_roles' shape (`roles.0`) or a mapping from name to role (`roles.<name>`)."""
@@ -76,8 +81,10 @@ def problems(raw) -> list[tuple[str, str]]:
             found.append((f"{key}.scopes", f"unknown scopes: {', '.join(map(str, bad))} (scopes are JupyterHub's, "
                                            f"e.g. access:services!service=<name>, read:users!group=<group>)"))
         if name == "admin" and spec.get("scopes"):
-            found.append((f"{key}.scopes", "the admin role's scopes cannot be changed; give it users, groups "
-                                           "or services only"))
+            found.append((f"{key}.scopes", "the admin role's scopes cannot be changed; give it users or "
+                                           "services only"))
+        if name == "admin" and spec.get("groups"):
+            found.append((f"{key}.groups", ADMIN_GROUPS))
         if name == "token" and spec.get("scopes"):
             found.append((f"{key}.scopes", "the token role's scopes cannot be changed here (a token made "
                                            "without scopes gets its owner's)"))
