@@ -2,7 +2,6 @@
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import os
 import shutil
@@ -202,7 +201,7 @@ async def _lifetime(app):
         overrides=hub.extra.spawner if hub.extra else None,
         record_spawn=hub.usage.record_spawn,
     )
-    hub.servers.server_token_scopes = functools.partial(hub.roles.server_scopes, hub.db)  # the `server` role
+    hub.servers.server_token_scopes = hub.roles.server_scopes  # the `server` role
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url, hub.settings.services)
     culler = Culler(hub, hub.settings.cull)
     try:

@@ -185,20 +185,14 @@ class Roles:
 
         return self.user_scopes(name, admin, groups.names_of_user(db, name) if self.needs_groups else ())
 
-    def server_scopes(self, db, name) -> set:
+    def server_scopes(self, name) -> set:
         """What the API token of `name`'s server holds: the `server` role's scopes (reporting
-        activity, identifying browsers), or what a redefined `server` role gives (`inherit`: the
-        owner's scopes, as nbgrader's demo configures it)."""
+        activity, identifying browsers), or what a redefined `server` role gives (`inherit`,
+        as nbgrader's demo sets it: whatever the owner holds at each request; see identity.py)."""
         role = self.roles["server"]
         if role.scopes == DEFAULTS[2].scopes:
             return scopes.server_token_scopes(name)
-        held = resolve_all(role.scopes, user=name)
-        if "inherit" in role.scopes:
-            from . import users
-
-            row = users.user_model_row(db, name)
-            held |= self.scopes_of_user(db, name, bool(row and row["admin"]))
-        return held
+        return resolve_all(role.scopes, user=name) | ({"inherit"} if "inherit" in role.scopes else set())
 
     def service_roles(self, name, admin=False) -> list[str]:
         names = {role.name for role in self._by_service.get(name, ())}

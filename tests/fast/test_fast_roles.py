@@ -404,6 +404,14 @@ async def test_nbgrader_demo_config_roles_services_and_server_tokens(start_hub, 
         assert resp.status == 403
     async with hub.api("GET", "/users/student2", server_token) as resp:
         assert resp.status in (403, 404), "inherit is the owner's scopes, no more"
+    # `inherit` follows the owner: a course role given later reaches the running server's token.
+    async with hub.api("GET", "/services/course123", server_token) as resp:
+        assert "url" not in await resp.json()
+    async with hub.api("POST", "/groups/nbgrader-course123/users", hub.token("boss", admin=True),
+                       json={"users": ["student1"]}) as resp:
+        assert resp.status == 200, await resp.text()
+    async with hub.api("GET", "/services/course123", server_token) as resp:
+        assert (await resp.json())["url"] == "http://127.0.0.1:9998"
     # Without a course role, a user lists no services (403), as in JupyterHub.
     async with hub.api("GET", "/services", hub.token("nobody")) as resp:
         assert resp.status == 403
