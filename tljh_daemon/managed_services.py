@@ -87,15 +87,18 @@ class ServiceManager:
     def __init__(self, hub, hub_api_url, services: Mapping[str, ServiceSettings]):
         self.hub = hub
         self.hub_api_url = hub_api_url
-        self.services = {
-            name: ManagedService(**{**asdict(spec), "admin": spec.admin or "admin" in hub.roles.service_roles(name)},
-                                 name=name, base_url=hub.base_url, roles=tuple(hub.roles.service_roles(name, spec.admin)),
-                                 role_scopes=frozenset(hub.roles.service_scopes(name)),
-                                 oauth_role_scopes=hub.roles.scopes_of_roles(spec.oauth_roles))
-            for name, spec in services.items()
-        }
+        self.services = {name: self._service(name, spec) for name, spec in services.items()}
         self._tasks: list[asyncio.Task] = []
         self._by_token_hash: dict[str, ManagedService] = {}
+
+    def _service(self, name, spec):
+        """A configured service with what the roles naming it give (the admin role: an admin service)."""
+        held = self.hub.roles
+        admin = spec.admin or "admin" in held.service_roles(name)
+        return ManagedService(**{**asdict(spec), "admin": admin}, name=name, base_url=self.hub.base_url,
+                              roles=tuple(held.service_roles(name, admin)),
+                              role_scopes=frozenset(held.service_scopes(name)),
+                              oauth_role_scopes=held.scopes_of_roles(spec.oauth_roles))
 
     def service_for_token(self, secret):
         return self._by_token_hash.get(tokens.hash_token(secret))

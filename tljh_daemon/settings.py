@@ -252,7 +252,8 @@ def auth_settings(config: Mapping[str, Any]) -> AuthSettings:
         type=config["auth"]["type"],
         sections=_frozen({key: _frozen(value) for key, value in config["auth"].items()
                           if key != "type" and isinstance(value, Mapping)}),
-        admin=tuple(dict.fromkeys([*listed["admin"], *admin_role_users(config)])), allowed=tuple(listed["allowed"]), banned=tuple(listed["banned"]),
+        admin=tuple(dict.fromkeys([*listed["admin"], *admin_role_users(config)])),
+        allowed=tuple(listed["allowed"]), banned=tuple(listed["banned"]),
         extra_user_groups=_frozen(listed["extra_user_groups"]),
         base_url=config["base_url"],
         cull_enabled=config["services"]["cull"]["enabled"],

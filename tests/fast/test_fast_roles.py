@@ -98,7 +98,8 @@ def test_roles_of_users_groups_and_services():
     assert configured.service_scopes("cull-bot") == {"read:users:activity", "delete:servers",
                                                       "access:services!service=cull-bot"}
     assert configured.needs_groups
-    assert not roles.Roles(roles.from_config([{"name": "x-role", "users": ["a"], "scopes": ["list:users"]}])).needs_groups
+    direct = roles.from_config([{"name": "x-role", "users": ["a"], "scopes": ["list:users"]}])
+    assert not roles.Roles(direct).needs_groups
 
 
 def test_the_user_role_can_be_redefined_and_the_mapping_form_reads_the_same():
