@@ -185,6 +185,13 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     for private in ("state", "config"):
         assert stat.S_IMODE(os.stat(os.path.join(prefix, private)).st_mode) == 0o700
 
+    # A routed service no role lets users reach: the upgrade says so (users no longer hold
+    # access:services by default), with the commands that grant it.
+    assert "only admins can reach" not in first.stdout
+    tljh_config = [os.path.join(prefix, "hub", "bin", "tljh-config"), "--prefix", prefix]
+    for key, value in (("services.board.api_token", "board-token-abcdefgh"),
+                       ("services.board.url", f"http://127.0.0.1:{free_port()}")):
+        subprocess.run([*tljh_config, "set", key, value], check=True)
     with open(os.path.join(prefix, "config", "config.yaml")) as f:
         config_before = f.read()
     # Asked explicitly, a non-default install links tljh-config (unless the machine has its own).
@@ -192,6 +199,9 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     second = subprocess.run([*cmd[:-4], *(["--machine-wide-links"] if claim else [])],
                             capture_output=True, text=True, timeout=900, env=env)
     assert second.returncode == 0, second.stdout + second.stderr
+    assert ("note: only admins can reach the service(s) board" in second.stdout
+            and "tljh-config add-item roles.board-users.scopes access:services!service=board" in second.stdout), \
+        second.stdout
     if claim:
         assert machine_link() == os.path.join(prefix, "hub", "bin", "tljh-config")
     with open(os.path.join(prefix, "config", "config.yaml")) as f:
@@ -200,7 +210,6 @@ def test_install_in_process_mode_then_upgrade_keeps_servers(prefix, run_id, unix
     assert client.execute(admin, kernel, "6*7") == "42"
 
     # tljh-config reload works in process mode: the hub restarts, servers keep running.
-    tljh_config = [os.path.join(prefix, "hub", "bin", "tljh-config"), "--prefix", prefix]
     reload = subprocess.run([*tljh_config, "reload", "hub"], capture_output=True, text=True, timeout=120)
     assert reload.returncode == 0, reload.stderr
     assert client.get(client.url("/hub/home")).status_code == 200

@@ -17,6 +17,7 @@ from . import accounts, admins, backend_routes, backends, compat, groups, jupyte
 from . import plugins as plugin_loading
 from . import config as config_mod
 from . import settings
+from .roles import Roles
 from .api import groups as api_groups
 from .api import hub as api_hub
 from .api import metrics as api_metrics
@@ -103,6 +104,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         plugins=plugins,
         extra=extra,
         storage=StorageCheck(paths.state_dir, db),
+        roles=Roles(hub_settings.roles),
     )
     login_switch.at_start(db, login_switch.method_of(hub.authenticator))
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors,
@@ -199,6 +201,7 @@ async def _lifetime(app):
         overrides=hub.extra.spawner,
         record_spawn=hub.usage.record_spawn,
     )
+    hub.servers.server_token_scopes = hub.roles.server_scopes  # the `server` role
     hub.service_manager = ServiceManager(hub, hub.servers.hub_api_url, hub.settings.services)
     culler = Culler(hub, hub.settings.cull)
     try:

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import jsonschema
 from ruamel.yaml import YAML
 
-from . import backends, config_names, environments
+from . import backends, config_names, environments, roles
+from . import scopes as scopes_mod
 from .files import write_atomically
 from .spawner.slurm_settings import DEFAULTS as SLURM_DEFAULTS
 
@@ -60,6 +61,7 @@ DEFAULTS = {
         "slurm": SLURM_DEFAULTS,
     },
     "usage": {"interval": 10, "retention_hours": 24},
+    "roles": [],  # JupyterHub's load_roles (a list), or {name: role}; see roles.py
     "kernels": {"prewarm": True},
     "services": {
         "cull": {
@@ -77,6 +79,13 @@ DEFAULTS = {
 
 _port = {"type": "integer", "minimum": 1, "maximum": 65535}
 _names = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_role_fields = {
+    "description": {"type": "string"},
+    "scopes": _names,
+    "users": _names,
+    "groups": _names,
+    "services": _names,
+}
 _obj = lambda props, extra=False: {  # noqa: E731
     "type": "object",
     "properties": props,
@@ -209,6 +218,13 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
                     **spawner_sections,
                 }
             ),
+            # roles.py: a list in JupyterHub's load_roles shape, or a mapping {role name: role}
+            "roles": {
+                "type": ["array", "object"],
+                "items": {**_obj({"name": {"type": "string"}, **_role_fields}), "required": ["name"]},
+                "additionalProperties": {"type": ["object", "null"], "properties": _role_fields,
+                                         "additionalProperties": False},
+            },
             # kernels of the user environment forked from a per-server zygote (tljh_kernel_prewarm)
             "kernels": _obj({"prewarm": {"type": "boolean"}}),
             # usage_sampler.py: seconds between samples, hours of history kept
@@ -246,6 +262,9 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
                         "scopes": {"type": "array", "items": {"type": "string"}},
                         "user": {"type": "string"},
                         "display": {"type": "boolean"},
+                        "cwd": {"type": "string", "pattern": "^/"},
+                        "oauth_client_allowed_scopes": _names,
+                        "oauth_roles": _names,
                     }
                 ),
             },
@@ -331,6 +350,8 @@ def validate(config, owned=(), names=True):
         check_ports(config)
         check_cull(config)
         check_environments(config)
+        check_roles(config)
+        check_service_scopes(config)
         if names:
             for key, _, reason in config_names.problems(config)[:1]:
                 raise ConfigError(key, reason)
@@ -399,6 +420,29 @@ def check_base_url(config):
         raise ConfigError("base_url", f"{value!r} must start and end with '/', e.g. {hint!r}")
     raise ConfigError("base_url", f"{value!r}: use only letters, digits and . _ ~ - between the slashes "
                                   "(e.g. '/jupyter/')")
+
+
+def check_roles(config):
+    """Role names and scopes are JupyterHub's (checked at `set` too: a typo in a scope would
+    otherwise grant nothing, silently)."""
+    for key, reason in roles.problems(config["roles"])[:1]:
+        raise ConfigError(key, reason)
+
+
+def check_service_scopes(config):
+    """A service's OAuth scopes are JupyterHub's; its oauth_roles are roles. (Its `scopes` are
+    not checked here: a hub upgraded with an old scope name there keeps starting.)"""
+    known = {role.name for role in roles.DEFAULTS} | {spec.get("name") for _, spec in roles.entries(config["roles"])}
+    for name, spec in config["services"].items():
+        if name == "cull":
+            continue
+        bad = [s for s in spec.get("oauth_client_allowed_scopes") or [] if not scopes_mod.valid_in_role(s)]
+        if bad:
+            raise ConfigError(f"services.{name}.oauth_client_allowed_scopes", f"unknown scopes: {', '.join(bad)}")
+        missing = [r for r in spec.get("oauth_roles") or [] if r not in known]
+        if missing:
+            raise ConfigError(f"services.{name}.oauth_roles", f"no such role: {', '.join(missing)} "
+                                                              f"(define it under roles)")
 
 
 def check_cull(config):

@@ -26,6 +26,13 @@ def _user_lists(config):
         for group, members in groups.items():
             if isinstance(members, list):
                 yield f"users.extra_user_groups.{group}", members
+    raw_roles = config.get("roles")
+    if isinstance(raw_roles, (list, dict)):
+        from .roles import entries
+
+        for key, spec in entries(raw_roles):
+            if isinstance(spec, dict) and isinstance(spec.get("users"), list):
+                yield f"{key}.users", spec["users"]
     for section, settings in (config.get("auth") or {}).items():
         if isinstance(settings, dict):
             for key in AUTH_USER_KEYS:

@@ -24,13 +24,14 @@ def get(db, name):
     return db.one("SELECT * FROM groups WHERE name=?", (name,))
 
 
-def model(db, row):
+def model(db, row, roles=None):
+    """A group's REST model; `roles` (roles.Roles) names the roles given to it."""
     return {
         "kind": "group",
         "name": row["name"],
         "users": members(db, row["name"]),
         "properties": json.loads(row["properties"]),
-        "roles": [],
+        "roles": roles.group_roles(row["name"]) if roles is not None else [],
     }
 
 

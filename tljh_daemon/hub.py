@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import compat, urls
 from .metrics import Metrics
+from .roles import Roles
 
 if TYPE_CHECKING:
     import asyncio
@@ -80,6 +81,7 @@ class Hub:
     @usage.setter
     def usage(self, value: UsageSampler) -> None:
         self._usage = value
+    roles: Roles = field(default_factory=Roles)  # the roles in force (settings.roles and the defaults)
 
     @property
     def base_url(self):

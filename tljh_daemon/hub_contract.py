@@ -24,6 +24,9 @@ class OAuthClient:
     prefix: str
     description: str
     access_scopes: list[str]
+    #: what its tokens may carry beyond access, held by the user logging in (a service's
+    #: oauth_client_allowed_scopes and oauth_roles; `!user` filters stand for that user)
+    allowed_scopes: tuple[str, ...] = ()
 
     @property
     def redirect_uri(self) -> str:
@@ -49,18 +52,21 @@ def oauth_environment(client: OAuthClient, service_url: str) -> dict[str, str]:
         "JUPYTERHUB_CLIENT_ID": client.id,
         "JUPYTERHUB_OAUTH_CALLBACK_URL": client.redirect_uri,
         "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps(client.access_scopes),
-        "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": "[]",
+        "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps(list(client.allowed_scopes)),
     }
 
 
 def register_oauth_client(db: Database, client: OAuthClient, secret: str) -> None:
-    """Register (or update) `client`; its secret is the program's API token, stored hashed."""
+    """Register (or update) `client`; its secret is the program's API token, stored hashed.
+    The access_scopes column holds the list of access scopes, or {"access": [...], "allowed":
+    [...]} for a client with allowed scopes."""
     db.execute(
         "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"
         " redirect_uri=excluded.redirect_uri, access_scopes=excluded.access_scopes",
         (client.id, tokens.hash_token(secret), client.redirect_uri, client.description,
-         json.dumps(client.access_scopes)),
+         json.dumps({"access": client.access_scopes, "allowed": list(client.allowed_scopes)}
+                    if client.allowed_scopes else client.access_scopes)),
     )
 
 

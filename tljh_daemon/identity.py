@@ -63,15 +63,19 @@ def identify(request: web.Request) -> Optional[Identity]:
         user = users.user_model_row(hub.db, row["user"]) if row else None
         if user is not None:
             # A token never does more than its owner may do now (an admin's tokens lose their
-            # admin scopes when the admin flag goes), as JupyterHub intersects them.
-            held = scopes.within(tokens.scopes_of(row), scopes.role_scopes(user["name"], bool(user["admin"])))
+            # admin scopes when the admin flag goes), as JupyterHub intersects them; `inherit`
+            # (a server token under a `server` role that says so) is whatever the owner holds now.
+            owner = hub.roles.scopes_of_user(hub.db, user["name"], bool(user["admin"]))
+            token_scopes = tokens.scopes_of(row)
+            held = owner if "inherit" in token_scopes else scopes.within(token_scopes, owner)
             identity = Identity(user["name"], bool(user["admin"]), held, "token", row)
     else:
         name = hub.sessions.user_for(request.cookies.get(sessions.COOKIE_NAME))
         user = users.user_model_row(hub.db, name) if name else None
         if user is not None:
             identity = Identity(
-                user["name"], bool(user["admin"]), scopes.role_scopes(user["name"], bool(user["admin"])), "cookie"
+                user["name"], bool(user["admin"]), hub.roles.scopes_of_user(hub.db, user["name"], bool(user["admin"])),
+                "cookie",
             )
     request[IDENTITY] = identity
     return identity

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from traitlets.config import Config
 from traitlets.config.loader import LazyConfigValue
 
+from . import roles as roles_mod
 from . import scopes
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ SPAWNER_CLASSES = {"Spawner", "LocalProcessSpawner", "SystemdSpawner", "UserCrea
 # Authenticator settings apply whichever class the file names (TLJH's own or JupyterHub's).
 AUTHENTICATOR_SUFFIX = "Authenticator"
 MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]?")  # limits.memory's form (JupyterHub's too)
-SERVICE_KEYS = {"name", "command", "environment", "url", "admin", "display", "user", "api_token"}
+SERVICE_KEYS = {"name", "command", "environment", "url", "admin", "display", "user", "api_token", "cwd",
+                "oauth_client_allowed_scopes", "oauth_roles"}
 ROLE_KEYS = {"name", "description", "scopes", "services", "users", "groups"}
 
 
@@ -173,26 +175,36 @@ def _service(extra, service, name):
 
 
 def _roles(extra):
-    """JupyterHub.load_roles: a role's scopes go to the services it names (services.<name>.scopes
-    in config.yaml's terms); the admin role's users become users.admin. Roles for other users
-    and for groups are not supported yet: named, with what config.yaml offers instead."""
+    """JupyterHub.load_roles, in config.yaml's terms: each role joins config's `roles` (replacing
+    one of the same name), so its users, groups and services hold it (roles.py). A service's
+    role scopes are also shown as services.<name>.scopes; the admin role's users become
+    users.admin and its services admin services."""
     services = extra.config["services"]
+    configured = {spec["name"]: spec for _, spec in roles_mod.entries(extra.config["roles"])}
     for role in extra.roles:
-        if not isinstance(role, dict) or not role.get("name"):
+        if not isinstance(role, dict) or not isinstance(role.get("name"), str):
             extra.not_applied.append("JupyterHub.load_roles entry (a role needs a name)")
             continue
         label = f"JupyterHub.load_roles[{role['name']!r}]"
+        if not roles_mod.NAME.match(role["name"]):
+            extra.not_applied.append(f"{label} (not a role name: lowercase letters, digits, - _ ~ .)")
+            continue
         role_scopes = [str(s) for s in role.get("scopes") or []]
-        unknown = [s for s in role_scopes if not scopes.valid(s)]
+        unknown = [s for s in role_scopes if not scopes.valid_in_role(s)]
         if unknown:
             extra.not_applied.append(f"{label} (unknown scopes: {', '.join(unknown)})")
             continue
+        if role["name"] in ("admin", "token") and role_scopes:
+            extra.not_applied.append(f"{label}.scopes (the {role['name']} role's scopes cannot be changed)")
+            role_scopes = []
+        members = []
         for member in role.get("services") or []:
             spec = services.get(member) if member != "cull" else None
             if not isinstance(spec, dict):
                 extra.not_applied.append(f"{label}.services {member!r} (no such service in "
                                          f"JupyterHub.services or config.yaml's services)")
                 continue
+            members.append(str(member))
             if role["name"] == "admin":
                 spec["admin"] = True
                 extra.applied.append(f"{label} as services.{member}.admin: true")
@@ -205,16 +217,17 @@ def _roles(extra):
             admins = extra.config["users"]["admin"]
             admins.extend(u for u in users if u not in admins)
             extra.applied.append(f"{label} as users.admin: {admins}")
-        elif users:
-            extra.not_applied.append(
-                f"{label}.users (roles for users are not supported yet; each user holds their own "
-                f"server's scopes, admins (users.admin) all; `tljh-config add-item users.admin NAME`)")
-        if role.get("groups"):
-            extra.not_applied.append(
-                f"{label}.groups (roles for groups are not supported yet; make their members admins "
-                f"with `tljh-config add-item users.admin NAME` where that is what is meant)")
+        groups = [str(g) for g in role.get("groups") or []]
+        if groups and role["name"] == "admin":
+            extra.not_applied.append(f"{label}.groups ({roles_mod.ADMIN_GROUPS})")
+            groups = []
+        configured[role["name"]] = {"name": role["name"], "description": str(role.get("description") or ""),
+                                    "scopes": role_scopes, "users": users, "groups": groups, "services": members}
+        if users or groups:
+            extra.applied.append(f"{label} as roles: users {users}, groups {groups}")
         for key in sorted(set(role) - ROLE_KEYS):
             extra.not_applied.append(f"{label}.{key}")
+    extra.config["roles"] = list(configured.values())
 
 
 def load(config, config_dir, plugins):

@@ -1,10 +1,14 @@
 """Managed services: programs the daemon starts with an API token and keeps running.
 
-Configured under `services.<name>` in config.yaml (every key but `cull`). One without a
-`command` runs elsewhere and authenticates with its `api_token` (JupyterHub's external
-services). A service with a `url` is routed at /services/<name>/ (under base_url) and can log browsers in
-with OAuth, like a single-user server. Services live and die with the daemon;
-their tokens are fresh on every start and kept only in memory.
+Configured under `services.<name>` in config.yaml (every key but `cull`), with JupyterHub's
+service fields. One without a `command` runs elsewhere and authenticates with its fixed
+`api_token` (JupyterHub's external services); the hub keeps only that token's hash. A service
+with a `url` is routed at /services/<name>/ (under base_url) and can log browsers in with
+OAuth, like a single-user server: users holding `access:services!service=<name>` (a role gives
+it) get in, with a token carrying its `oauth_client_allowed_scopes` and `oauth_roles`' scopes
+that they hold. What a service's own token may do comes from its `scopes`, `admin` and the roles
+naming it. Services live and die with the daemon; a `command`'s token without `api_token` is
+fresh on every start and kept only in memory.
 """
 
 import asyncio
@@ -16,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from . import hub_contract, scopes, tokens
+from . import hub_contract, roles, scopes, tokens
 from .settings import ServiceSettings
 from .tasks import cancel_and_wait
 from .urls import join
@@ -36,9 +40,15 @@ class ManagedService:
     scopes: tuple[str, ...] = ()
     user: Optional[str] = None
     display: bool = True
-    api_token: Optional[str] = None
+    api_token: Optional[str] = field(default=None, repr=False)
+    cwd: Optional[str] = None
+    oauth_client_allowed_scopes: tuple[str, ...] = ()
+    oauth_roles: tuple[str, ...] = ()
     base_url: str = "/"
-    token: Optional[str] = None
+    roles: tuple[str, ...] = ()  # the roles naming it (roles.py), and admin for an admin service
+    role_scopes: frozenset = frozenset()  # what those roles give it
+    oauth_role_scopes: tuple[str, ...] = ()  # the scopes of its oauth_roles
+    token: Optional[str] = field(default=None, repr=False)
     proc: Optional[subprocess.Popen] = None
 
     @property
@@ -47,19 +57,21 @@ class ManagedService:
 
     @property
     def oauth_client(self):
+        allowed = tuple(dict.fromkeys((*self.oauth_client_allowed_scopes, *self.oauth_role_scopes)))
         return hub_contract.OAuthClient(f"service-{self.name}", self.prefix, f"Service {self.name}",
-                                        [f"access:services!service={self.name}"])
+                                        [f"access:services!service={self.name}"], allowed)
 
     @property
     def granted_scopes(self):
-        return scopes.role_scopes(self.name, admin=True) if self.admin else set(self.scopes)
+        held = set(self.scopes) | self.role_scopes
+        return held | scopes.role_scopes(self.name, admin=True) if self.admin else held
 
     def model(self):
         return {
             "kind": "service",
             "name": self.name,
             "admin": self.admin,
-            "roles": [],
+            "roles": list(self.roles),
             "url": self.url or "",
             "prefix": self.prefix if self.url else "",
             "pid": self.proc.pid if self.proc and self.proc.poll() is None else 0,
@@ -75,10 +87,18 @@ class ServiceManager:
     def __init__(self, hub, hub_api_url, services: Mapping[str, ServiceSettings]):
         self.hub = hub
         self.hub_api_url = hub_api_url
-        self.services = {name: ManagedService(name=name, base_url=hub.base_url, **asdict(spec))
-                         for name, spec in services.items()}
+        self.services = {name: self._service(name, spec) for name, spec in services.items()}
         self._tasks: list[asyncio.Task] = []
         self._by_token_hash: dict[str, ManagedService] = {}
+
+    def _service(self, name, spec):
+        """A configured service with what the roles naming it give (the admin role: an admin service)."""
+        held = self.hub.roles
+        admin = spec.admin or "admin" in held.service_roles(name)
+        return ManagedService(**{**asdict(spec), "admin": admin}, name=name, base_url=self.hub.base_url,
+                              roles=tuple(held.service_roles(name, admin)),
+                              role_scopes=frozenset(held.service_scopes(name)),
+                              oauth_role_scopes=held.scopes_of_roles(spec.oauth_roles))
 
     def service_for_token(self, secret):
         return self._by_token_hash.get(tokens.hash_token(secret))
@@ -102,6 +122,8 @@ class ServiceManager:
         if service.user:
             entry = pwd.getpwnam(service.user)
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir}
+        if service.cwd:
+            kwargs["cwd"] = service.cwd
         try:
             service.proc = subprocess.Popen(
                 service.command, env=self._environment(service), stdin=subprocess.DEVNULL,
@@ -125,14 +147,20 @@ class ServiceManager:
             await asyncio.sleep(self.restart_delay)
 
     async def start(self):
+        unreachable = [name for name, s in self.services.items()
+                       if s.url and not self.hub.roles.granting("access:services", name)]
+        if unreachable:
+            log.warning("Note: %s", roles.access_note(unreachable))
         for service in self.services.values():
             service.token = service.api_token or tokens.new_secret()
             self._by_token_hash[tokens.hash_token(service.token)] = service
             if service.url:
                 hub_contract.register_oauth_client(self.hub.db, service.oauth_client, service.token)
                 await self.hub.proxy.add_route(service.prefix, service.url.rstrip("/"), wait=False)
-            if service.command:  # else it runs elsewhere (an external service) with its api_token
+            if service.command:
                 self._tasks.append(asyncio.create_task(self._supervise(service)))
+            else:  # an external service: it runs elsewhere with its api_token; only the hash is kept
+                service.token = service.api_token = None
 
     async def close(self):
         await cancel_and_wait(*self._tasks)

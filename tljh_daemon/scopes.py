@@ -49,22 +49,31 @@ USER_MODEL_FIELDS = {
 }
 
 
+#: JupyterHub's `self` metascope (scopes.py's _expand_self_scope): a user's own things, filtered to
+#: the user; `read:servers`, `delete:servers`, `start:servers` are implied by `servers`, named for clarity.
+SELF = ("read:users", "users:activity", "servers", "read:servers", "delete:servers", "start:servers",
+        "tokens", "access:servers", "users:shares", "read:shares")
+
+#: JupyterHub's default `admin` role
+ADMIN = frozenset({
+    "admin-ui", "admin:users", "admin:servers", "admin:services", "tokens", "admin:groups", "list:services",
+    "read:services", "read:hub", "proxy", "shutdown", "access:services", "access:servers", "read:roles",
+    "read:metrics", "shares", "list:users", "list:groups", "delete:servers", "delete:groups", "delete:users",
+    "start:servers",
+})
+
+
+def self_scopes(name):
+    """The `self` metascope of user `name`: JupyterHub's `user` role."""
+    return {f"{scope}!user={name}" for scope in SELF}
+
+
 def role_scopes(name, admin):
-    """The scopes a logged-in user holds: their own things, or everything for admins."""
-    own = {
-        f"{scope}!user={name}"
-        for scope in ("users", "servers", "access:servers", "tokens", "read:users", "read:servers",
-                      "delete:servers", "start:servers")
-    }
-    own.add("access:services")  # as in JupyterHub: users may use the hub's services
-    if admin:
-        return own | {
-            "admin:users", "admin:servers", "access:servers", "tokens", "admin:groups", "list:users",
-            "read:hub", "admin-ui", "proxy", "shutdown", "read:metrics", "list:services", "read:services",
-            "access:services", "list:groups", "delete:servers", "delete:groups", "delete:users",
-            "start:servers",
-        }
-    return own
+    """The scopes of JupyterHub's default roles for a user: `user` (their own things), and
+    `admin` (everything) for admins. Services are not included: `access:services` comes from
+    a role (roles.py) that grants it."""
+    own = self_scopes(name)
+    return own | ADMIN if admin else own
 
 
 def server_token_scopes(name, server=""):
@@ -188,3 +197,16 @@ def subset_of(requested, held):
         if not ok:
             return False
     return True
+
+
+#: filters a role's scope may leave without a value: they stand for the role's holder
+ABBREVIATED_FILTERS = ("user", "server", "service")
+
+
+def valid_in_role(scope):
+    """A scope a role may list: a valid one, or one whose filter is abbreviated (`!user`,
+    `!server`, `!service`: the user, server or service holding the role), as JupyterHub allows."""
+    base, sep, flt = scope.partition("!")
+    if sep and flt in ABBREVIATED_FILTERS:
+        return base in KNOWN
+    return valid(scope)

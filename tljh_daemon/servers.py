@@ -136,6 +136,7 @@ class ServerManager:
         self.metrics = metrics
         self.ensure_account = ensure_account
         self.record_spawn = record_spawn  # (user, seconds, ok) of each spawn that ended: the usage history
+        self.server_token_scopes = scopes.server_token_scopes  # name -> what a server's token holds (roles)
         self.admission = Admission(settings.concurrent_starts)
         self.progress: dict[str, Progress] = {}  # user -> Progress of the latest spawn
         self.tasks: dict[str, asyncio.Task] = {}  # user -> running start/stop task
@@ -297,7 +298,7 @@ class ServerManager:
             port = free_port()
             tokens.revoke(self.db, user=name, kind="server")
             api_token = tokens.create(
-                self.db, name, "server", scopes.server_token_scopes(name), client_id=client_id(name)
+                self.db, name, "server", self.server_token_scopes(name), client_id=client_id(name)
             )
             hub_contract.register_oauth_client(self.db, self._oauth_client(name), api_token)  # secret: the token
             env = self._environment(name, account, port, api_token)

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from types import MappingProxyType
 
+from . import roles as roles_mod
 from . import shared_folders
 from .paths import Paths
 
@@ -77,7 +78,10 @@ class ServiceSettings:
     scopes: tuple[str, ...] = ()
     user: Optional[str] = None  # the Unix account it runs as (default: root)
     display: bool = True
-    api_token: Optional[str] = None  # its token (else a fresh one at each start, for a command)
+    api_token: Optional[str] = field(default=None, repr=False)  # its token (else a fresh one per start)
+    cwd: Optional[str] = None  # the command's working directory (default: its user's home, or the hub's)
+    oauth_client_allowed_scopes: tuple[str, ...] = ()  # what tokens from its OAuth login may carry
+    oauth_roles: tuple[str, ...] = ()  # roles whose scopes those tokens may carry too
 
 
 def service_settings(config: Mapping[str, Any]) -> dict[str, ServiceSettings]:
@@ -87,6 +91,8 @@ def service_settings(config: Mapping[str, Any]) -> dict[str, ServiceSettings]:
             command=tuple(spec.get("command") or ()), environment=dict(spec.get("environment") or {}),
             url=spec.get("url"), admin=spec.get("admin", False), scopes=tuple(spec.get("scopes") or ()),
             user=spec.get("user"), display=spec.get("display", True), api_token=spec.get("api_token"),
+            cwd=spec.get("cwd"), oauth_client_allowed_scopes=tuple(spec.get("oauth_client_allowed_scopes") or ()),
+            oauth_roles=tuple(spec.get("oauth_roles") or ()),
         )
         for name, spec in config["services"].items()
         if name != "cull"
@@ -219,6 +225,7 @@ class Settings:
     auth: AuthSettings
     pages: PageSettings
     usage: UsageSettings = UsageSettings()
+    roles: tuple[roles_mod.Role, ...] = ()  # roles.* (and jupyterhub_config.d's load_roles)
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -245,11 +252,18 @@ def auth_settings(config: Mapping[str, Any]) -> AuthSettings:
         type=config["auth"]["type"],
         sections=_frozen({key: _frozen(value) for key, value in config["auth"].items()
                           if key != "type" and isinstance(value, Mapping)}),
-        admin=tuple(listed["admin"]), allowed=tuple(listed["allowed"]), banned=tuple(listed["banned"]),
+        admin=tuple(dict.fromkeys([*listed["admin"], *admin_role_users(config)])),
+        allowed=tuple(listed["allowed"]), banned=tuple(listed["banned"]),
         extra_user_groups=_frozen(listed["extra_user_groups"]),
         base_url=config["base_url"],
         cull_enabled=config["services"]["cull"]["enabled"],
     )
+
+
+def admin_role_users(config: Mapping[str, Any]) -> list[str]:
+    """The users a configured `admin` role names: admins, as users.admin makes them."""
+    return [user for role in roles_mod.from_config(config.get("roles") or []) if role.name == "admin"
+            for user in role.users]
 
 
 def page_settings(config: Mapping[str, Any]) -> PageSettings:
@@ -275,4 +289,5 @@ def from_config(config: Mapping[str, Any], paths: Paths) -> Settings:
         auth=auth_settings(config),
         pages=page_settings(config),
         usage=usage_settings(config),
+        roles=roles_mod.from_config(config.get("roles") or []),
     )

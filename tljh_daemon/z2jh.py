@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from . import config as config_mod
+from . import roles as roles_mod
 from .auth import REGISTRY
 
 
@@ -77,6 +78,7 @@ class Export:
         self._singleuser()
         self._pages()
         self._services()
+        self._roles()
         if extra is not None:
             self._config_d(extra)
         self._plugins(plugins)
@@ -144,6 +146,14 @@ class Export:
             if spec.get("url"):
                 self.skip(f"services.{name}.url", "a loopback address on this machine: set "
                                                   f"hub.services.{name}.url to where it runs on the cluster")
+
+    def _roles(self):
+        """roles (and load_roles) as the chart's hub.loadRoles, keyed by name."""
+        for _, spec in roles_mod.entries(self.config.get("roles") or []):
+            role = {key: list(spec[key]) for key in ("scopes", "users", "groups", "services") if spec.get(key)}
+            if spec.get("description"):
+                role["description"] = spec["description"]
+            self.put(f"hub.loadRoles.{spec['name']}", role)
 
     def _config_d(self, extra):
         """jupyterhub_config.d and plugins' tljh_custom_jupyterhub_config, where the chart has a place."""
@@ -306,7 +316,7 @@ class Export:
                "https.letsencrypt.staging", "https.letsencrypt.acme_server", "https.letsencrypt.dns_provider",
                "https.letsencrypt.acme_ca_file", "services", "spawner.start_timeout",
                "spawner.concurrent_spawn_limit", "spawner.type", "usage", "announcement", "branding",
-               "shared_folders")
+               "shared_folders", "roles")
 
     def _sweep(self):
         done = set(self.HANDLED) | {key for key, _ in self.unmapped} | set(self.plugin_keys)

@@ -7,7 +7,7 @@ import sys
 import time
 
 from tljh_daemon import config as config_mod
-from tljh_daemon import configfile, install_marker, jupyterhub_config, links, ports, service, systemd
+from tljh_daemon import configfile, install_marker, jupyterhub_config, links, ports, roles, service, systemd
 from tljh_daemon import plugins as plugin_loading
 from tljh_daemon.paths import Paths, default_prefix
 
@@ -91,6 +91,9 @@ def _prepare(args, paths, progress, passwords, skipped, keep_user_env=False):
         skipped.add(extra.errors)
         if extra.warning():
             print(f"    warning: {extra.warning()}")
+        unreachable = roles.unreachable_services(extra.config)
+        if unreachable:
+            print(f"    note: {roles.access_note(unreachable)}")
     return manager
 
 

@@ -147,7 +147,8 @@ async def test_services_get_the_hub_environment_and_an_oauth_client(start_hub, t
               f" os.replace({str(dump)!r} + '.tmp', {str(dump)!r}); time.sleep(60)")
     hub = await start_hub({"services": {"board": {
         "command": [sys.executable, "-c", script], "url": "http://127.0.0.1:10102",
-        "environment": {"JUPYTERHUB_API_URL": "overridden?", "COLOUR": "red"}}}})
+        "environment": {"JUPYTERHUB_API_URL": "overridden?", "COLOUR": "red"}}},
+        "roles": [{"name": "board-readers", "scopes": ["access:services!service=board"], "groups": ["readers"]}]})
     await hub.wait_for(dump.exists, "the service to start")
     env = json.loads(dump.read_text())
     service = hub.hub.service_manager.services["board"]
@@ -158,9 +159,16 @@ async def test_services_get_the_hub_environment_and_an_oauth_client(start_hub, t
     assert env["JUPYTERHUB_SERVICE_PREFIX"] == "/services/board/"
     assert env["JUPYTERHUB_OAUTH_CALLBACK_URL"] == "/services/board/oauth_callback"
     assert json.loads(env["JUPYTERHUB_OAUTH_ACCESS_SCOPES"]) == ["access:services!service=board"]
-    browser = await hub.browser("alice")
     query = {"client_id": "service-board", "redirect_uri": "/services/board/oauth_callback",
              "response_type": "code", "state": "s"}
+    # A plain user holds no access:services (JupyterHub's `user` role is `self`): refused.
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/api/oauth2/authorize", params=query) as resp:
+        assert resp.status == 403
+    # A member of the group the role goes to is let in, as soon as they join.
+    async with hub.api("POST", "/groups/readers", hub.token("boss", admin=True),
+                       json={"users": ["alice"]}) as resp:
+        assert resp.status == 201, await resp.text()
     async with browser.request("GET", "/hub/api/oauth2/authorize", params=query) as resp:
         assert resp.status == 302
         assert resp.headers["Location"].startswith("/services/board/oauth_callback?code=")

@@ -150,9 +150,12 @@ c.JupyterHub.services = [
     assert manager.services["reporter"].admin is True
     assert "root-ish" in hub.hub.extra.config["users"]["admin"]
     not_applied = hub.hub.extra.not_applied
-    assert any(n.startswith("JupyterHub.load_roles['teachers'].users (roles for users are not supported")
-               and "tljh-config add-item users.admin NAME" in n for n in not_applied), not_applied
-    assert any(n.startswith("JupyterHub.load_roles['teachers'].groups") for n in not_applied)
+    # Roles for users and groups apply: tina and the staff group's members hold admin:users.
+    assert not any(n.startswith("JupyterHub.load_roles['teachers'].users") for n in not_applied), not_applied
+    assert hub.hub.roles.user_roles("tina", False) == ["teachers", "user"]
+    assert "admin:users" in hub.hub.roles.user_scopes("sam", False, ["staff"])
+    assert "admin:users" not in hub.hub.roles.user_scopes("sam", False, [])
+    assert manager.services["launcher"].roles == ("launcher",)
     assert "JupyterHub.load_roles['teachers'].colour" in not_applied
     assert "JupyterHub.load_roles['typo'] (unknown scopes: read:everything)" in not_applied
     assert any(n.startswith("JupyterHub.load_roles['ghost'].services 'nobody' (no such service")

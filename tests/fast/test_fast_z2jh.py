@@ -199,6 +199,8 @@ def test_base_url_pages_services_folders_and_plugin_keys(tmp_path):
         "services": {"launcher": {"api_token": "0123456789abcdef", "scopes": ["servers", "access:servers"]},
                      "dash": {"command": ["python3", "dash.py"], "url": "http://127.0.0.1:10101"}},
         "spawner": {"prewarm": False},
+        "roles": {"graders": {"description": "Graders", "scopes": ["access:services!service=launcher"],
+                              "groups": ["formgrade"]}},
         "simplest_plugin": {"present": True},
     }, plugin_keys={"simplest_plugin": "simplest"}, plugins=[("simplest", "tljh-plugin-simplest")])
     hub = values["hub"]
@@ -211,6 +213,8 @@ def test_base_url_pages_services_folders_and_plugin_keys(tmp_path):
     assert base64.b64decode(hub["extraFiles"]["branding-logo"]["binaryData"]) == b"\x89PNG fake"
     assert hub["services"] == {"launcher": {"apiToken": "0123456789abcdef"}}
     assert hub["loadRoles"]["launcher-service"] == {"scopes": ["servers", "access:servers"], "services": ["launcher"]}
+    assert hub["loadRoles"]["graders"] == {"description": "Graders", "scopes": ["access:services!service=launcher"],
+                                           "groups": ["formgrade"]}
     for key in ("branding.site_name", "shared_folders.course", "services.dash", "simplest_plugin",
                 "plugin simplest (package tljh-plugin-simplest)", "spawner.prewarm"):
         assert key in unmapped, (key, unmapped)

@@ -44,7 +44,8 @@ async def list_groups(request):
     offset, limit, paginated = pagination(request)
     total = db.one("SELECT COUNT(*) FROM groups")[0]
     rows = db.all("SELECT * FROM groups ORDER BY name LIMIT ? OFFSET ?", (limit, offset))
-    return paginated_response(request, [groups.model(db, r) for r in rows], offset, limit, total, paginated)
+    models = [groups.model(db, r, request.app[HUB].roles) for r in rows]
+    return paginated_response(request, models, offset, limit, total, paginated)
 
 
 @routes.post("/hub/api/groups")
@@ -59,13 +60,13 @@ async def create_groups(request):
     with db.transaction():
         for name in names:
             groups.create(db, name)
-    return web.json_response([groups.model(db, groups.get(db, n)) for n in names], status=201)
+    return web.json_response([groups.model(db, groups.get(db, n), request.app[HUB].roles) for n in names], status=201)
 
 
 @routes.get("/hub/api/groups/{name}")
 async def get_group(request):
     row = _group(request, "read:groups")
-    return web.json_response(groups.model(request.app[HUB].db, row))
+    return web.json_response(groups.model(request.app[HUB].db, row, request.app[HUB].roles))
 
 
 @routes.post("/hub/api/groups/{name}")
@@ -80,7 +81,7 @@ async def create_group(request):
     with db.transaction():
         groups.create(db, name, body.get("properties") if isinstance(body.get("properties"), dict) else None)
         groups.add_members(db, name, members)
-    return web.json_response(groups.model(db, groups.get(db, name)), status=201)
+    return web.json_response(groups.model(db, groups.get(db, name), request.app[HUB].roles), status=201)
 
 
 @routes.delete("/hub/api/groups/{name}")
@@ -96,7 +97,7 @@ async def add_group_users(request):
     db = request.app[HUB].db
     names = _existing_users(db, _names(await json_body(request), "users"))
     groups.add_members(db, row["name"], names)
-    return web.json_response(groups.model(db, row))
+    return web.json_response(groups.model(db, row, request.app[HUB].roles))
 
 
 @routes.delete("/hub/api/groups/{name}/users")
@@ -104,7 +105,7 @@ async def remove_group_users(request):
     row = _group(request, "groups")
     db = request.app[HUB].db
     groups.remove_members(db, row["name"], _names(await json_body(request), "users"))
-    return web.json_response(groups.model(db, row))
+    return web.json_response(groups.model(db, row, request.app[HUB].roles))
 
 
 @routes.put("/hub/api/groups/{name}/properties")
@@ -113,4 +114,4 @@ async def set_group_properties(request):
     db = request.app[HUB].db
     properties = await json_body(request)
     db.execute("UPDATE groups SET properties=? WHERE name=?", (json.dumps(properties), row["name"]))
-    return web.json_response(groups.model(db, groups.get(db, row["name"])))
+    return web.json_response(groups.model(db, groups.get(db, row["name"]), request.app[HUB].roles))

@@ -1,4 +1,4 @@
-"""/hub/health, /hub/api/services and /hub/api/shutdown."""
+"""/hub/health, /hub/api/services[/<name>] and /hub/api/shutdown."""
 
 import asyncio
 import logging
@@ -7,10 +7,10 @@ import signal
 
 from aiohttp import web
 
-from .. import systemd
+from .. import scopes, systemd
 from ..hub import HUB
 from ..server_state import ServerState
-from .base import json_body, require
+from .base import authenticated, json_body, require
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -28,12 +28,58 @@ async def health(request):
     return web.json_response({"status": "ok"})
 
 
+#: which fields of a service model each scope lets the holder read (as JupyterHub filters them)
+SERVICE_MODEL_FIELDS = {
+    "read:services": None,  # all
+    "read:services:name": {"kind", "name"},
+    "read:roles:services": {"kind", "name", "roles"},
+}
+
+
+def visible_service(identity, service):
+    """`service`'s model with the fields `identity` may read about it (None: none at all)."""
+    model = service.model()
+    allowed = set()
+    for scope, fields in SERVICE_MODEL_FIELDS.items():
+        if identity.can(scope, service=service.name):
+            if fields is None:
+                return model
+            allowed |= fields
+    return {key: value for key, value in model.items() if key in allowed} if allowed else None
+
+
+def _services(request):
+    return request.app[HUB].service_manager.services
+
+
 @routes.get("/hub/api/services")
 async def list_services(request):
-    require(request, "list:services")
-    hub = request.app[HUB]
-    services = hub.service_manager.services
-    return web.json_response({s.name: s.model() for s in services.values()})
+    """The services the caller may list (`list:services`, or `list:services!service=<name>`),
+    each with the fields its read scopes allow, as JupyterHub answers (e.g. nbgrader's course
+    list: `list:services` and `read:services!service=<course>`)."""
+    identity = authenticated(request)
+    if not scopes.held_anywhere(identity.scopes, "list:services"):
+        raise web.HTTPForbidden(text="Action is not authorized with current scopes; requires any of [list:services]")
+    listed = identity.grant("list:services")
+    models = {}
+    for name, service in _services(request).items():
+        if listed.allows(service=name):
+            models[name] = visible_service(identity, service) or {"kind": "service", "name": name}
+    return web.json_response(models)
+
+
+@routes.get("/hub/api/services/{name}")
+async def get_service(request):
+    identity = authenticated(request)
+    name = request.match_info["name"]
+    service = _services(request).get(name)
+    model = visible_service(identity, service) if service is not None else None
+    if model is None:
+        if service is not None or not any(scopes.held_anywhere(identity.scopes, s) for s in SERVICE_MODEL_FIELDS):
+            raise web.HTTPForbidden(text="Action is not authorized with current scopes; requires any of "
+                                         "[read:services, read:services:name, read:roles:services]")
+        raise web.HTTPNotFound(text=f"No such service: {name}")
+    return web.json_response(model)
 
 
 @routes.post("/hub/api/shutdown")

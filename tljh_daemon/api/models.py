@@ -34,12 +34,13 @@ MODEL_COLUMNS = "name, admin, created, last_activity"
 def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None):
     name = row["name"]
     server = server_model(hub, name, include_stopped, server_row)
+    member_of = groups.names_of_user(hub.db, name) if group_names is None else group_names
     model = {
         "kind": "user",
         "name": name,
         "admin": bool(row["admin"]),
-        "roles": ["admin", "user"] if row["admin"] else ["user"],
-        "groups": groups.names_of_user(hub.db, name) if group_names is None else group_names,
+        "roles": hub.roles.user_roles(name, bool(row["admin"]), member_of),
+        "groups": member_of,
         "server": server["url"] if server and server["ready"] else None,
         "pending": server["pending"] if server else None,
         "created": row["created"],

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import tokens
+from .. import roles, scopes, tokens
 from ..forms import read_form
 from ..hub import HUB
 from ..identity import identify, login_redirect
@@ -70,9 +70,13 @@ async def authorize(request):
             f"{redirect_uri}?" + urlencode({"error": "invalid_request",
                                             "error_description": "only S256 code challenges are supported", **state})
         )
-    granted = granted_scopes(identity, json.loads(client["access_scopes"]))
+    stored = json.loads(client["access_scopes"])
+    access, allowed = (stored["access"], stored["allowed"]) if isinstance(stored, dict) else (stored, [])
+    granted = granted_scopes(identity, access)
     if not granted:
         raise web.HTTPForbidden(text=f"You do not have permission to access {client['description']}")
+    granted += sorted(s for s in roles.resolve_all(allowed, user=identity.name)
+                      if s not in granted and scopes.subset_of([s], identity.scopes))
     code = secrets.token_urlsafe(32)
     hub.db.execute(
         "INSERT INTO oauth_codes (hash, client_id, user, redirect_uri, scopes, code_challenge,"

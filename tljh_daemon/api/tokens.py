@@ -59,7 +59,7 @@ async def list_tokens(request):
 
 def owner_scopes(hub, name):
     owner = users.user_model_row(hub.db, name)
-    return scopes.role_scopes(name, bool(owner["admin"]))
+    return hub.roles.scopes_of_user(hub.db, name, bool(owner["admin"]))
 
 
 #: the longest expiry a token can ask for; a larger one overflowed the timestamps (a 500)

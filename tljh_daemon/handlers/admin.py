@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import groups, limit_changes, scopes, timeutil, usage_chart, users
+from .. import groups, limit_changes, timeutil, usage_chart, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
@@ -102,6 +102,9 @@ async def admin_page(request):
             "url": hub.server_url(r["name"]),
             "last_activity": _when(r["last_activity"], now),
             "groups": memberships.get(r["name"], []),
+            # every user holds `user`: the others are what sets one apart
+            "roles": [name for name in hub.roles.user_roles(r["name"], bool(r["admin"]), memberships.get(r["name"], []))
+                      if name != "user"],
         })
     group_rows = [  # a big group's members would fill the page: the count and the first few names
         {"name": g["name"], "count": g["count"], "users": [m["user"] for m in db.all(
@@ -186,6 +189,6 @@ async def token_page(request):
     db = request.app[HUB].db
     owner = users.user_model_row(db, identity.name)
     return render(request, "token.html", {
-        "own_scopes": sorted(scopes.role_scopes(identity.name, bool(owner["admin"]))),
+        "own_scopes": sorted(request.app[HUB].roles.scopes_of_user(db, identity.name, bool(owner["admin"]))),
         "oauth_apps": authorized_applications(db, identity.name),
     })

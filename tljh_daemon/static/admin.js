@@ -162,7 +162,7 @@
   // -- live rows ---------------------------------------------------------------------------------
   // While a server on this page starts or stops, re-read the page every 2 s and swap the cells
   // that changed; otherwise every 30 s (relative times, servers started elsewhere).
-  var LIVE_CELLS = ["td.state", "td.activity", "td.groups", "td.actions-cell", "td.usage"];
+  var LIVE_CELLS = ["td.state", "td.activity", "td.groups", "td.roles", "td.actions-cell", "td.usage"];
   var timer = null;
   function busy() {
     return rows().some(function (r) { return r.dataset.state === "pending" || r.dataset.state === "stopping"; });
