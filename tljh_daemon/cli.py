@@ -217,22 +217,22 @@ def _stop_servers(paths, timeout):
 
     db = Database(paths.database)
     store = ServerStore(db)
-    rows = store.with_process()
     spawner = ProcessSpawner()  # servers started by another process: found by pid and start time
-    alive = {row.user for row in rows if process_for(ServerHandle(row.pid, row.pid_create_time))}
 
     async def stop_all():
+        rows = await store.with_process()
+        alive = {row.user for row in rows if process_for(ServerHandle(row.pid, row.pid_create_time))}
         await asyncio.gather(*(spawner.stop(row.user, ServerHandle(row.pid, row.pid_create_time), timeout)
                                for row in rows))
-
-    try:
-        asyncio.run(stop_all())
         for row in rows:
-            store.down(row.user, message=row.message, name=row.name)
+            await store.down(row.user, message=row.message, name=row.name)
             if row.user in alive:  # say only what was really stopped
                 click.echo(f"Stopped the server of {row.user}")
             else:
                 click.echo(f"The server of {row.user} had already exited")
+
+    try:
+        asyncio.run(stop_all())
     finally:
         db.close()
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from . import tokens
-from .db import Database
+from .db import SyncDatabase
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,9 @@ def oauth_environment(client: OAuthClient, service_url: str) -> dict[str, str]:
     }
 
 
-def register_oauth_client(db: Database, client: OAuthClient, secret: str) -> None:
-    """Register (or update) `client`; its secret is the program's API token, stored hashed."""
+def register_oauth_client(db: SyncDatabase, client: OAuthClient, secret: str) -> None:
+    """Register (or update) `client`; its secret is the program's API token, stored hashed.
+    On the database thread: `await hub.db.run(register_oauth_client, ...)`."""
     db.execute(
         "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"

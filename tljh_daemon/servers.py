@@ -141,17 +141,18 @@ class ServerManager:
         self.reported_ports: dict[str, asyncio.Future] = {}  # user -> future of the port a batch job's server reports
         self._watcher: Optional[asyncio.Task] = None
         self._oom_kills_seen: dict[str, int] = {}  # user -> OOM kills already logged
+        self._start_lock = asyncio.Lock()
 
     # -- queries ---------------------------------------------------------------
 
-    def row(self, user, server="") -> Optional[ServerRecord]:
-        return self.store.get(user, server)
+    async def row(self, user, server="") -> Optional[ServerRecord]:
+        return await self.store.get(user, server)
 
-    def pending_count(self):
-        return self.store.count(ServerState.PENDING)
+    async def pending_count(self):
+        return await self.store.count(ServerState.PENDING)
 
-    def state(self, user):
-        return self.store.state(user)
+    async def state(self, user):
+        return await self.store.state(user)
 
     @staticmethod
     def handle_of(row: Optional[ServerRecord]):
@@ -161,28 +162,38 @@ class ServerManager:
 
     # -- start -----------------------------------------------------------------
 
-    def start(self, user_row):
+    async def start(self, user_row):
         """Begin a spawn for `user_row` in the background; return its Progress.
 
         Raises ServerBusy when it runs or is starting or stopping, SpawnLimitReached when
         spawner.concurrent_spawn_limit servers are pending (JupyterHub's rule for both the
-        REST API and the browser)."""
+        REST API and the browser). Starts are checked one at a time (the lock), so two
+        requests cannot both pass the checks while the database answers."""
         name = user_row["name"]
-        state = self.state(name)
-        if state == ServerState.RUNNING:
-            raise ServerBusy(f"{name} is already running")
-        if state in (ServerState.PENDING, ServerState.STOPPING):
-            raise ServerBusy(f"{name} is {state}; try again when it is done")
-        if name in self.tasks:
-            raise ServerBusy("a start or stop of this server is already under way")
-        limit = self.settings.concurrent_spawn_limit
-        if limit and self.pending_count() >= limit:
-            raise SpawnLimitReached(limit)
-        progress = Progress()
-        self.progress[name] = progress
-        self.store.pending(name, started=timeutil.isoformat(timeutil.now()))
-        self._run_task(name, self._spawn(user_row, progress))
+        async with self._start_lock:
+            state = await self.state(name)
+            if state == ServerState.RUNNING:
+                raise ServerBusy(f"{name} is already running")
+            if state in (ServerState.PENDING, ServerState.STOPPING):
+                raise ServerBusy(f"{name} is {state}; try again when it is done")
+            if name in self.tasks:
+                raise ServerBusy("a start or stop of this server is already under way")
+            limit = self.settings.concurrent_spawn_limit
+            if limit and await self.pending_count() >= limit:
+                raise SpawnLimitReached(limit)
+            progress = Progress()
+            self.progress[name] = progress
+            await self.store.pending(name, started=timeutil.isoformat(timeutil.now()))
+            self._run_task(name, self._spawn(user_row, progress))
         return progress
+
+    def _new_server_token(self, db, name):
+        """(On the database thread.) A fresh API token for `name`'s server, which is also the
+        secret of its OAuth client."""
+        tokens.revoke(db, user=name, kind="server")
+        api_token = tokens.create(db, name, "server", scopes.server_token_scopes(name), client_id=client_id(name))
+        hub_contract.register_oauth_client(db, self._oauth_client(name), api_token)
+        return api_token
 
     def _run_task(self, name, coro):
         task = asyncio.create_task(coro)
@@ -300,11 +311,7 @@ class ServerManager:
                     f"{self.user_env} (config key user_environment.path)"
                 )
             port = free_port()
-            tokens.revoke(self.db, user=name, kind="server")
-            api_token = tokens.create(
-                self.db, name, "server", scopes.server_token_scopes(name), client_id=client_id(name)
-            )
-            hub_contract.register_oauth_client(self.db, self._oauth_client(name), api_token)  # secret: the token
+            api_token = await self.db.run(self._new_server_token, name)
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
             limits = dict(self.settings.limits)
@@ -323,7 +330,7 @@ class ServerManager:
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
                 limits=limits,
                 port=port,
-                groups=groups.names_of_user(self.db, name),
+                groups=await self.db.run(groups.names_of_user, name),
             )
             reported = self.reported_ports[name] = asyncio.get_running_loop().create_future()
             slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
@@ -334,7 +341,7 @@ class ServerManager:
                 await progress.emit(30, self.spawner.start_message)
                 handle = await self.spawner.start(request)
                 phases.mark("launch")
-                self.store.launched(name, handle.pid, handle.create_time, port,
+                await self.store.launched(name, handle.pid, handle.create_time, port,
                                     limits=limit_changes.encode(self.settings.limits))
                 host, port = await self.spawner.locate(request, handle, progress, reported, phases=phases)
                 await progress.emit(50, "Waiting for the server to respond")
@@ -350,7 +357,7 @@ class ServerManager:
                 await progress.emit(90, f"Routing {prefix}")
                 await route
                 phases.mark("route")
-            self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()))
+            await self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()))
             log.info("Server for %s is ready at %s (pid %s) in %.2fs (%s)", name, prefix, handle.pid,
                      time.perf_counter() - started, phases)
             self._spawn_ended(name, time.perf_counter() - started, True)
@@ -391,8 +398,8 @@ class ServerManager:
             await self.spawner.stop(name, handle, self.settings.stop_timeout)
         try:
             await self.proxy.delete_route(self.prefix(name), wait=False)
-            tokens.revoke(self.db, user=name, kind="server")
-            self.store.down(name, state, message=reason)
+            await self.db.run(tokens.revoke, user=name, kind="server")
+            await self.store.down(name, state, message=reason)
         except Exception as e:
             if not storage.is_storage_fault(e):
                 raise
@@ -432,17 +439,17 @@ class ServerManager:
                 await pending
             except (asyncio.CancelledError, Exception):
                 pass
-        row = self.row(name)
+        row = await self.row(name)
         if row is None or row.state in DOWN:
             return
-        self.store.stopping(name)
-        tokens.revoke(self.db, user=name, kind="server")
+        await self.store.stopping(name)
+        await self.db.run(tokens.revoke, user=name, kind="server")
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
         await self.proxy.delete_route(self.prefix(name))
         handle = self.handle_of(row)
         if handle is not None:
             await self.spawner.stop(name, handle, self.settings.stop_timeout)
-        self.store.down(name)
+        await self.store.down(name)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
 
@@ -450,11 +457,11 @@ class ServerManager:
         """Stop `name`'s server and start it again (e.g. without the admin rights it started
         with: a process keeps its groups). 'restarted', or 'stopped' when it cannot start now."""
         await self.stop(name)
-        row = self.db.one("SELECT * FROM users WHERE name=?", (name,))
+        row = await self.db.one("SELECT * FROM users WHERE name=?", (name,))
         if row is None:
             return "stopped"
         try:
-            self.start(row)
+            await self.start(row)
         except (ServerBusy, SpawnLimitReached) as e:
             log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
             return "stopped"
@@ -466,7 +473,7 @@ class ServerManager:
     async def reconcile(self):
         """After a (re)start: re-adopt live servers, forget dead ones, rewrite all routes."""
         routes = {}
-        for row in self.store.in_states(*ACTIVE):
+        for row in await self.store.in_states(*ACTIVE):
             name = row.user
             handle = self.handle_of(row)
             alive = handle is not None and await self.spawner.poll(name, handle) is None
@@ -476,16 +483,16 @@ class ServerManager:
             elif alive:
                 log.info("Stopping the server of %s left %s by the previous daemon", name, row.state)
                 await self.spawner.stop(name, handle, self.settings.stop_timeout)
-                self._mark_gone(name, "the hub restarted while the server was starting")
+                await self._mark_gone(name, "the hub restarted while the server was starting")
             else:
-                self._mark_gone(name, "the server stopped while the hub was down")
+                await self._mark_gone(name, "the server stopped while the hub was down")
         await self.proxy.set_routes(routes)
         for prefix in routes:
             await self.proxy.wait_for_route(prefix, present=True)
 
-    def _mark_gone(self, name, message):
-        tokens.revoke(self.db, user=name, kind="server")
-        self.store.down(name, message=message)
+    async def _mark_gone(self, name, message):
+        await self.db.run(tokens.revoke, user=name, kind="server")
+        await self.store.down(name, message=message)
 
     def start_watching(self):
         self._watcher = asyncio.create_task(self._watch())
@@ -499,16 +506,16 @@ class ServerManager:
                 log.exception("Checking running servers failed")
 
     async def check_running(self):
-        rows = self.store.in_states(ServerState.RUNNING)
+        rows = await self.store.in_states(ServerState.RUNNING)
         servers = [(row.user, self.handle_of(row)) for row in rows if row.user not in self.tasks]
         for name, ended in (await self.spawner.poll_all(servers)).items():
-            if ended and name not in self.tasks and self.state(name) == ServerState.RUNNING:
+            if ended and name not in self.tasks and await self.state(name) == ServerState.RUNNING:
                 log.warning("The server of %s stopped on its own: %s", name, ended)
                 try:  # as on a stop: the server counts as gone once Traefik has dropped its route
                     await self.proxy.delete_route(self.prefix(name))
                 except TimeoutError as e:
                     log.warning("%s", e)
-                self._mark_gone(name, ended)
+                await self._mark_gone(name, ended)
             elif not ended:
                 self._report_oom_kills(name)
 

@@ -140,7 +140,7 @@ class UsageSampler:
             self._wake.clear()
 
     async def sample_once(self):
-        rows = [r for r in self.hub.servers.store.in_states(ServerState.RUNNING) if r.pid is not None]
+        rows = [r for r in await self.hub.servers.store.in_states(ServerState.RUNNING) if r.pid is not None]
         # A batch job's id is not a process here: its usage is the cluster's to report.
         targets = [Target(r.user, r.pid, r.pid_create_time or 0.0) for r in rows
                    if self.hub.spawner.local_processes]

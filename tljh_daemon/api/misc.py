@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 async def health(request):
     """200 while the hub can serve and save state; 503 with the reason when it cannot
     (e.g. its disk is full), so monitors and load balancers notice."""
-    problem = request.app[HUB].storage.problem()
+    problem = await request.app[HUB].storage.problem()
     if problem:
         return web.json_response(
             {"status": 503, "message": f"The hub cannot save changes: {problem}"}, status=503)
@@ -30,7 +30,7 @@ async def health(request):
 
 @routes.get("/hub/api/services")
 async def list_services(request):
-    require(request, "list:services")
+    await require(request, "list:services")
     hub = request.app[HUB]
     services = hub.service_manager.services if hub.service_manager else {}
     return web.json_response({s.name: s.model() for s in services.values()})
@@ -38,7 +38,7 @@ async def list_services(request):
 
 @routes.post("/hub/api/shutdown")
 async def shutdown(request):
-    require(request, "shutdown")
+    await require(request, "shutdown")
     hub = request.app[HUB]
     body = await json_body(request, required=False)
     stop_servers, stop_proxy = body.get("servers", False), body.get("proxy", True)
@@ -49,7 +49,7 @@ async def shutdown(request):
         await asyncio.sleep(0.2)  # let the 202 reach the client
         if stop_servers:
             await asyncio.gather(*(hub.servers.stop(r.user) for r in
-                                   hub.servers.store.in_states(ServerState.PENDING, ServerState.RUNNING)))
+                                   await hub.servers.store.in_states(ServerState.PENDING, ServerState.RUNNING)))
         if stop_proxy:
             await hub.traefik.close()  # no more restarts
             if hub.mode == "systemd":
