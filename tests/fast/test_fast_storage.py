@@ -5,13 +5,13 @@ import sqlite3
 
 import pytest
 
-from tljh_daemon.db import Database, StorageError
+from tljh_daemon.db import StorageError, SyncDatabase
 
 
 def test_read_only_database_is_a_storage_error(tmp_path):
     path = str(tmp_path / "state.sqlite")
-    Database(path).close()
-    db = Database(path)
+    SyncDatabase(path).close()
+    db = SyncDatabase(path)
     db.conn.close()
     db.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     with pytest.raises(StorageError) as raised:
@@ -27,7 +27,8 @@ def test_read_only_database_is_a_storage_error(tmp_path):
 
 
 class FullDisk:
-    """The hub's database, refusing every write as SQLite does when the disk is full."""
+    """The hub's database connection (on its thread), refusing every write as SQLite does when
+    the disk is full."""
 
     def __init__(self, db):
         self.db = db
@@ -43,7 +44,7 @@ class FullDisk:
 
 async def test_writes_refused_with_a_503_and_reads_work(hub, monkeypatch):
     token = hub.token("alice")
-    monkeypatch.setattr(hub.hub, "db", FullDisk(hub.hub.db))
+    monkeypatch.setattr(hub.hub.db, "_db", FullDisk(hub.hub.db._db))
     async with hub.api("POST", "/users/alice/tokens", token, json={}) as resp:
         assert resp.status == 503
         body = await resp.json()
@@ -56,7 +57,10 @@ async def test_writes_refused_with_a_503_and_reads_work(hub, monkeypatch):
 async def test_health_reports_what_the_storage_check_finds(hub, monkeypatch):
     async with hub.request("GET", "/hub/health") as resp:
         assert resp.status == 200 and await resp.json() == {"status": "ok"}
-    monkeypatch.setattr(hub.hub.storage, "_probe", lambda: "the disk holding its state is full")
+    async def full():
+        return "the disk holding its state is full"
+
+    monkeypatch.setattr(hub.hub.storage, "_probe", full)
     monkeypatch.setattr(hub.hub.storage, "_cached", (float("-inf"), None))
     async with hub.request("GET", "/hub/health") as resp:
         assert resp.status == 503
