@@ -125,7 +125,7 @@ async def admin_page(request):
         return "?" + urlencode({**query, "offset": to, "limit": limit})
 
     return await render(request, "admin.html", {
-        **usage_chart.admin_charts(hub.usage.history, [u["name"] for u in listed], dict(request.query)),
+        **await hub.usage.read(usage_chart.admin_charts, [u["name"] for u in listed], dict(request.query)),
         "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "state": state,
         "sort_choices": SORT_CHOICES, "state_choices": STATE_CHOICES, "total": total,
         "offset": offset, "limit": limit, "https": https, "limits": limits_status(hub),

@@ -135,7 +135,7 @@ async def home(request):
         "home.html",
         {
             "state": state,
-            "usage_charts": usage_chart.home_charts(hub.usage.history, identity.name, state == ServerState.RUNNING),
+            "usage_charts": await hub.usage.read(usage_chart.home_charts, identity.name, state == ServerState.RUNNING),
             "usage_refresh": max(3 * hub.usage.interval, 5),  # seconds between the charts' refreshes
             "message": row.message if row else None,
             "url": hub.server_url(identity.name),
