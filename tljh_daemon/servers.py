@@ -342,7 +342,7 @@ class ServerManager:
                 handle = await self.spawner.start(request)
                 phases.mark("launch")
                 await self.store.launched(name, handle.pid, handle.create_time, port,
-                                    limits=limit_changes.encode(self.settings.limits))
+                                          limits=limit_changes.encode(self.settings.limits))
                 host, port = await self.spawner.locate(request, handle, progress, reported, phases=phases)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
