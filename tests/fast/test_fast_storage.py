@@ -84,10 +84,10 @@ async def test_statements_run_on_one_thread_that_is_not_the_event_loops(tmp_path
         with pytest.raises(sqlite3.IntegrityError):
             await db.transaction(two_rows_then_fail)
         assert (await db.one("SELECT COUNT(*) FROM groups"))[0] == 0, "the transaction was rolled back"
+        with pytest.raises(sqlite3.ProgrammingError, match="thread"):  # none can slip onto the loop's thread
+            db._db.conn.execute("SELECT 1")
     finally:
         db.close()
-    with pytest.raises(sqlite3.ProgrammingError):  # no statement can slip onto the event loop's thread
-        db._db.conn.execute("SELECT 1")
 
 
 async def test_a_locked_database_delays_only_the_requests_that_need_it(hub):
