@@ -9,7 +9,7 @@ import sys
 from ruamel.yaml import YAML
 
 from hubprocess import needs_root
-from tljh_daemon.db import Database
+from tljh_daemon.db import SyncDatabase
 from tljh_daemon.paths import Paths
 
 pytestmark = needs_root
@@ -44,7 +44,7 @@ def test_export_writes_a_private_values_file_and_lists_leftovers(tmp_path):
         f.write('c.Spawner.environment = {"COURSE": "physics"}\nc.Spawner.mem_limit = "3G"\n'
                 'c.JupyterHub.cookie_secret_file = "/elsewhere"\n')
     paths.ensure()
-    db = Database(paths.database)
+    db = SyncDatabase(paths.database)
     db.execute("INSERT INTO users (name, created) VALUES ('ann', '2026-01-01T00:00:00Z')")
     db.execute("INSERT INTO groups (name) VALUES ('class-a')")
     db.execute("INSERT INTO group_members (group_name, user) VALUES ('class-a', 'ann')")

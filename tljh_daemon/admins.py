@@ -22,8 +22,8 @@ async def set_admin(hub, name, admin):
     """Change `name`'s admin flag and their account's admins-group membership; a demoted
     admin's running server is restarted without admin rights. Returns what happened to the
     server (`demoted_server`), or None."""
-    row = hub.db.one("SELECT admin FROM users WHERE name=?", (name,))
-    hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(admin), name))
+    row = await hub.db.one("SELECT admin FROM users WHERE name=?", (name,))
+    await hub.db.execute("UPDATE users SET admin=? WHERE name=?", (int(admin), name))
     await sync_account(hub, name, admin)
     if row is not None and row["admin"] and not admin:
         return await demoted_server(hub, name)
@@ -36,7 +36,7 @@ REASON = "no longer an admin: it ran with the admins group (sudo) and without No
 async def demoted_server(hub, name):
     """A server keeps the groups and privileges it started with, so a demoted admin's running
     or starting server is restarted without them. Returns a sentence for the admin, or None."""
-    if hub.servers.state(name) not in ACTIVE:
+    if await hub.servers.state(name) not in ACTIVE:
         return None
     outcome = await hub.servers.restart(name, REASON)
     if outcome == "restarted":
@@ -64,7 +64,7 @@ async def restart_servers_with_stale_rights(hub):
         admins_gid = grp.getgrnam(accounts.ADMINS_GROUP).gr_gid
     except KeyError:
         return []
-    rows = hub.db.all(
+    rows = await hub.db.all(
         "SELECT s.user, s.spawner_state FROM servers s JOIN users u ON u.name = s.user "
         "WHERE s.state=? AND s.spawner_state IS NOT NULL AND u.admin=0", (ServerState.RUNNING,))
     restarted = []
@@ -112,17 +112,22 @@ async def reconcile(hub):
     """At start-up: apply `users.admin` (names removed since the last start lose admin, listed
     users who exist gain it), then make every account's group membership match the database."""
     listed = valid_names(hub.settings.auth.admin)
-    for name in _load_applied(hub) - listed:
-        if hub.db.one("SELECT admin FROM users WHERE name=?", (name,)):
-            log.info("%s is no longer in users.admin: removing admin rights", name)
-            hub.db.execute("UPDATE users SET admin=0 WHERE name=?", (name,))
-    for name in listed:
-        hub.db.execute("UPDATE users SET admin=1 WHERE name=?", (name,))
+
+    def apply(db):
+        for name in _load_applied(hub) - listed:
+            if db.one("SELECT admin FROM users WHERE name=?", (name,)):
+                log.info("%s is no longer in users.admin: removing admin rights", name)
+                db.execute("UPDATE users SET admin=0 WHERE name=?", (name,))
+        for name in listed:
+            db.execute("UPDATE users SET admin=1 WHERE name=?", (name,))
+        return db.all("SELECT name, admin FROM users")
+
+    rows = await hub.db.run(apply)
     _save_applied(hub, listed)
     auth = hub.authenticator
     wanted = {
         auth.system_username(row["name"]): bool(row["admin"])
-        for row in hub.db.all("SELECT name, admin FROM users")
+        for row in rows
         if auth.creates_accounts or not row["admin"]
     }
     try:

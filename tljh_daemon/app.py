@@ -106,7 +106,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         storage=StorageCheck(paths.state_dir, db),
         roles=Roles(hub_settings.roles),
     )
-    login_switch.at_start(db, login_switch.method_of(hub.authenticator))
+    db.blocking(login_switch.at_start, login_switch.method_of(hub.authenticator))  # start-up: nothing else runs
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors,
                                          middleware.no_encoded_bodies])
     app[HUB] = hub
@@ -169,7 +169,7 @@ async def stop_servers_of_a_former_base_url(hub):
     except FileNotFoundError:
         previous = hub.base_url
     if previous != hub.base_url:
-        running = [r.user for r in hub.servers.store.in_states(ServerState.RUNNING, ServerState.PENDING)]
+        running = [r.user for r in await hub.servers.store.in_states(ServerState.RUNNING, ServerState.PENDING)]
         if running:
             log.warning("base_url changed from %s to %s: stopping the servers started under the old one (%s)",
                         previous, hub.base_url, ", ".join(running))
@@ -207,13 +207,13 @@ async def _lifetime(app):
     try:
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
-        running = hub.servers.store.in_states(ServerState.RUNNING)
+        running = await hub.servers.store.in_states(ServerState.RUNNING)
         await hub.proxy.set_routes({hub.server_url(r.user): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
         if hub.settings.server.shared_folders:
             await asyncio.to_thread(shared_folders.create_all, hub.settings.server.shared_folders)
         if hub.extra.load_groups:
-            groups.load(hub.db, hub.extra.load_groups)
+            await hub.db.run(groups.load, hub.extra.load_groups)
         await admins.reconcile(hub)
         await hub.servers.reconcile()
         await stop_servers_of_a_former_base_url(hub)
@@ -237,4 +237,4 @@ async def _lifetime(app):
         await traefik.close()
         await hub.proxy.close()
         await http.close()
-        hub.db.close()
+        await asyncio.to_thread(hub.db.close)  # after the statements still queued

@@ -216,20 +216,20 @@ def _stop_servers(paths, timeout):
     db = Database(paths.database)
     store = ServerStore(db)
     spawner = ProcessSpawner()  # servers started by another process: found by pid and start time
-    rows = store.with_spawner_state()
-    alive = {row.user for row in rows if process_for(spawner.process_of(row.spawner_state))}
 
     async def stop_all():
+        rows = await store.with_spawner_state()
+        alive = {row.user for row in rows if process_for(spawner.process_of(row.spawner_state))}
         await asyncio.gather(*(spawner.stop(row.user, row.spawner_state, timeout) for row in rows))
-
-    try:
-        asyncio.run(stop_all())
         for row in rows:
-            store.down(row.user, message=row.message, name=row.name)
+            await store.down(row.user, message=row.message, name=row.name)
             if row.user in alive:  # say only what was really stopped
                 click.echo(f"Stopped the server of {row.user}")
             else:
                 click.echo(f"The server of {row.user} had already exited")
+
+    try:
+        asyncio.run(stop_all())
     finally:
         db.close()
 

@@ -51,10 +51,10 @@ class Culler:
             return f"older than {cull.max_age}s"
         return None
 
-    def _idle_temporary_users(self, now):
+    async def _idle_temporary_users(self, now):
         """Temporary users with no running server, idle (or never active) for longer than the timeout."""
         timeout = timedelta(seconds=self.settings.timeout)
-        rows = self.hub.db.all(
+        rows = await self.hub.db.all(
             "SELECT u.name, u.created, u.last_activity FROM users u WHERE u.temporary=1 AND NOT EXISTS "
             f"(SELECT 1 FROM servers s WHERE s.user=u.name AND s.state IN ({sql_list(ACTIVE)}))"
         )
@@ -64,7 +64,7 @@ class Culler:
     async def cull_once(self):
         hub = self.hub
         now = timeutil.now()
-        rows = hub.db.all(
+        rows = await hub.db.all(
             "SELECT s.*, u.admin, u.temporary FROM servers s JOIN users u ON u.name = s.user WHERE s.state=?",
             (ServerState.RUNNING,),
         )
@@ -75,7 +75,7 @@ class Culler:
             reason = self._due(row, now)
             if reason:
                 due.append((row["user"], reason, bool(row["admin"]), bool(row["temporary"])))
-        due += self._idle_temporary_users(now)
+        due += await self._idle_temporary_users(now)
         limit = asyncio.Semaphore(self.settings.concurrency)
 
         async def cull(name, reason, admin, temporary):
@@ -85,7 +85,7 @@ class Culler:
                 if temporary:
                     await remove_temporary_user(hub, name)
                 elif self.settings.users and not admin:
-                    hub.db.execute("DELETE FROM users WHERE name=?", (name,))
+                    await hub.db.execute("DELETE FROM users WHERE name=?", (name,))
                     log.info("Culled user %s", name)
 
         await asyncio.gather(*(cull(*item) for item in due))
@@ -96,7 +96,7 @@ async def remove_temporary_user(hub, name):
     """Remove a temporary user: the hub user (sessions and tokens go with it), then its Unix
     account and home. The row goes first, so nobody can log in or spawn while the account is
     removed; a failing userdel is logged (the name is random and never handed out again)."""
-    hub.db.execute("DELETE FROM users WHERE name=? AND temporary=1", (name,))
+    await hub.db.execute("DELETE FROM users WHERE name=? AND temporary=1", (name,))
     try:
         await hub.remove_account(hub.authenticator.system_username(name))
     except Exception as e:

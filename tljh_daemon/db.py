@@ -4,9 +4,12 @@ The schema version lives in `PRAGMA user_version`; MIGRATIONS[i] takes a
 database from version i to i+1. Append new migrations, never edit old ones.
 """
 
+import asyncio
 import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 
 # SQLite's primary result codes that blame the storage, not the statement, and what to tell people.
 _STORAGE_FAULTS = {
@@ -188,8 +191,11 @@ def statements(script):
             pending = ""
 
 
-class Database:
-    """One connection, used from the event loop thread only (queries are tiny)."""
+class SyncDatabase:
+    """One connection and its calls, all on the thread that opened it (sqlite3 checks that).
+
+    The daemon reaches it only through `Database`, which runs it on a thread of its own; a
+    program without an event loop (the CLI, uninstall) may open one directly."""
 
     def __init__(self, path):
         new = not os.path.exists(path)
@@ -247,3 +253,62 @@ class Database:
 
     def close(self):
         self.conn.close()
+
+
+def _in_transaction(db, fn, *args, **kwargs):
+    with db.transaction():
+        return fn(db, *args, **kwargs)
+
+
+class Database:
+    """The daemon's database: every statement runs on one dedicated thread, never on the event loop.
+
+    A slow or full disk then delays only the requests that need storage; the rest of the hub
+    (pages and API calls that need none, the proxy, progress streams) keeps answering. One
+    thread keeps SQLite's single writer in order and lets a `transaction(fn)` run as a unit:
+    `fn(db, ...)` gets the `SyncDatabase` and runs start to end on that thread, so no other
+    statement lands inside it. `execute` returns the finished cursor (read `rowcount`, not rows).
+    """
+
+    def __init__(self, path):
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        try:  # opened and migrated on its thread (start-up: nothing else runs yet)
+            self._db = self._thread.submit(SyncDatabase, path).result()
+        except BaseException:
+            self._thread.shutdown(wait=False)
+            raise
+
+    async def run(self, fn, *args, **kwargs):
+        """`fn(db, *args, **kwargs)` on the database thread, `db` the `SyncDatabase`; its result.
+        The helpers that take a `db` first (users.ensure_user, tokens.create, ...) run this way."""
+        call = partial(fn, self._db, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+
+    async def transaction(self, fn, *args, **kwargs):
+        """`fn(db, ...)` in one transaction (BEGIN IMMEDIATE ... COMMIT, rolled back if it raises)."""
+        return await self.run(_in_transaction, fn, *args, **kwargs)
+
+    async def execute(self, sql, params=()):
+        return await self.run(SyncDatabase.execute, sql, params)
+
+    async def one(self, sql, params=()):
+        return await self.run(SyncDatabase.one, sql, params)
+
+    async def all(self, sql, params=()):
+        return await self.run(SyncDatabase.all, sql, params)
+
+    def blocking(self, fn, *args, **kwargs):
+        """`fn(db, ...)` on the database thread, waiting for it: for code outside the event loop
+        (start-up before serving, tests). Never call it from a coroutine of the running daemon."""
+        return self._thread.submit(fn, self._db, *args, **kwargs).result()
+
+    @property
+    def version(self):
+        return self.blocking(lambda db: db.version)
+
+    def close(self):
+        """Close the connection once the statements already queued have run."""
+        try:
+            self._thread.submit(self._db.close).result()
+        finally:
+            self._thread.shutdown(wait=True)

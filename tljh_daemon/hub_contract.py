@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 
 from . import tokens
-from .db import Database
+from .db import SyncDatabase
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,11 @@ def oauth_environment(client: OAuthClient, service_url: str) -> dict[str, str]:
     }
 
 
-def register_oauth_client(db: Database, client: OAuthClient, secret: str) -> None:
+def register_oauth_client(db: SyncDatabase, client: OAuthClient, secret: str) -> None:
     """Register (or update) `client`; its secret is the program's API token, stored hashed.
     The access_scopes column holds the list of access scopes, or {"access": [...], "allowed":
-    [...]} for a client with allowed scopes."""
+    [...]} for a client with allowed scopes. On the database thread:
+    `await hub.db.run(register_oauth_client, ...)`."""
     db.execute(
         "INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, access_scopes)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET secret_hash=excluded.secret_hash,"

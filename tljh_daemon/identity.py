@@ -48,7 +48,12 @@ def token_from_request(request):
     return match.group(1) if match else None
 
 
-def identify(request: web.Request) -> Optional[Identity]:
+def _token_and_owner(db, secret):
+    row = tokens.lookup(db, secret)
+    return row, (users.user_model_row(db, row["user"]) if row else None)
+
+
+async def identify(request: web.Request) -> Optional[Identity]:
     """The request's Identity, or None. Cached on the request."""
     if IDENTITY in request:
         return request[IDENTITY]
@@ -59,24 +64,21 @@ def identify(request: web.Request) -> Optional[Identity]:
     if service is not None:
         identity = Identity(service.name, service.admin, service.granted_scopes, "token", kind="service")
     elif secret:
-        row = tokens.lookup(hub.db, secret)
-        user = users.user_model_row(hub.db, row["user"]) if row else None
+        row, user = await hub.db.run(_token_and_owner, secret)
         if user is not None:
             # A token never does more than its owner may do now (an admin's tokens lose their
             # admin scopes when the admin flag goes), as JupyterHub intersects them; `inherit`
             # (a server token under a `server` role that says so) is whatever the owner holds now.
-            owner = hub.roles.scopes_of_user(hub.db, user["name"], bool(user["admin"]))
+            owner = await hub.roles.scopes_of_user_async(hub.db, user["name"], bool(user["admin"]))
             token_scopes = tokens.scopes_of(row)
             held = owner if "inherit" in token_scopes else scopes.within(token_scopes, owner)
             identity = Identity(user["name"], bool(user["admin"]), held, "token", row)
     else:
-        name = hub.sessions.user_for(request.cookies.get(sessions.COOKIE_NAME))
-        user = users.user_model_row(hub.db, name) if name else None
+        name = await hub.sessions.user_for(request.cookies.get(sessions.COOKIE_NAME))
+        user = await hub.db.run(users.user_model_row, name) if name else None
         if user is not None:
-            identity = Identity(
-                user["name"], bool(user["admin"]), hub.roles.scopes_of_user(hub.db, user["name"], bool(user["admin"])),
-                "cookie",
-            )
+            held = await hub.roles.scopes_of_user_async(hub.db, user["name"], bool(user["admin"]))
+            identity = Identity(user["name"], bool(user["admin"]), held, "cookie")
     request[IDENTITY] = identity
     return identity
 

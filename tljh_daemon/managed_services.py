@@ -155,7 +155,7 @@ class ServiceManager:
             service.token = service.api_token or tokens.new_secret()
             self._by_token_hash[tokens.hash_token(service.token)] = service
             if service.url:
-                hub_contract.register_oauth_client(self.hub.db, service.oauth_client, service.token)
+                await self.hub.db.run(hub_contract.register_oauth_client, service.oauth_client, service.token)
                 await self.hub.proxy.add_route(service.prefix, service.url.rstrip("/"), wait=False)
             if service.command:
                 self._tasks.append(asyncio.create_task(self._supervise(service)))

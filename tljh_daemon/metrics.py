@@ -25,12 +25,12 @@ class Metrics:
         self.active_users = Gauge("jupyterhub_active_users", "Users active in the period", ["period"],
                                   registry=self.registry)
 
-    def refresh(self, db):
+    async def refresh(self, db):
         """Gauges are computed at scrape time from the database."""
-        self.running_servers.set(ServerStore(db).count(ServerState.RUNNING))
-        self.total_users.set(db.one("SELECT COUNT(*) FROM users")[0])
+        self.running_servers.set(await ServerStore(db).count(ServerState.RUNNING))
+        self.total_users.set((await db.one("SELECT COUNT(*) FROM users"))[0])
         now = timeutil.now()
         for period, delta in (("24h", timedelta(days=1)), ("7d", timedelta(days=7)), ("30d", timedelta(days=30))):
             since = timeutil.isoformat(now - delta)
             self.active_users.labels(period).set(
-                db.one("SELECT COUNT(*) FROM users WHERE last_activity >= ?", (since,))[0])
+                (await db.one("SELECT COUNT(*) FROM users WHERE last_activity >= ?", (since,)))[0])

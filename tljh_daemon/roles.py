@@ -185,6 +185,13 @@ class Roles:
 
         return self.user_scopes(name, admin, groups.names_of_user(db, name) if self.needs_groups else ())
 
+    async def scopes_of_user_async(self, db, name, admin) -> frozenset:
+        """scopes_of_user from the event loop: the groups are read on the database thread, and
+        only when a role goes to a group."""
+        if not self.needs_groups:
+            return self.user_scopes(name, admin)
+        return await db.run(self.scopes_of_user, name, admin)
+
     def server_scopes(self, name) -> set:
         """What the API token of `name`'s server holds: the `server` role's scopes (reporting
         activity, identifying browsers), or what a redefined `server` role gives (`inherit`,

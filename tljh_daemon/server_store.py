@@ -5,7 +5,7 @@ fit later without a migration). Every change of a server's stored state is one m
 here, named after the transition (`pending`, `launched`, `running`, `stopping`, `down`,
 `touch`), each a single statement without a read first. Reads that join other tables
 (users.py, culler.py, admins.py, the admin page) stay with their queries; they never write.
-Calls run on the caller's thread (the event loop), like the rest of `Database`.
+Every method is a coroutine: the statement runs on the database thread (`Database`).
 """
 
 from __future__ import annotations
@@ -57,73 +57,73 @@ class ServerStore:
 
     # -- reads -----------------------------------------------------------------
 
-    def get(self, user: str, name: str = DEFAULT) -> Optional[ServerRecord]:
-        row = self.db.one(f"SELECT {_COLUMNS} FROM servers WHERE user=? AND name=?", (user, name))
+    async def get(self, user: str, name: str = DEFAULT) -> Optional[ServerRecord]:
+        row = await self.db.one(f"SELECT {_COLUMNS} FROM servers WHERE user=? AND name=?", (user, name))
         return ServerRecord.from_row(row) if row else None
 
-    def state(self, user: str, name: str = DEFAULT) -> ServerState:
-        row = self.db.one("SELECT state FROM servers WHERE user=? AND name=?", (user, name))
+    async def state(self, user: str, name: str = DEFAULT) -> ServerState:
+        row = await self.db.one("SELECT state FROM servers WHERE user=? AND name=?", (user, name))
         return ServerState(row["state"]) if row else ServerState.STOPPED
 
-    def count(self, *states: ServerState) -> int:
-        return self.db.one(f"SELECT COUNT(*) FROM servers WHERE state IN ({sql_list(states)})")[0]
+    async def count(self, *states: ServerState) -> int:
+        return (await self.db.one(f"SELECT COUNT(*) FROM servers WHERE state IN ({sql_list(states)})"))[0]
 
-    def in_states(self, *states: ServerState) -> list[ServerRecord]:
-        rows = self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE state IN ({sql_list(states)})")
+    async def in_states(self, *states: ServerState) -> list[ServerRecord]:
+        rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE state IN ({sql_list(states)})")
         return [ServerRecord.from_row(row) for row in rows]
 
-    def with_spawner_state(self) -> list[ServerRecord]:
+    async def with_spawner_state(self) -> list[ServerRecord]:
         """Servers that have a spawner state (a process, a batch job) recorded, whatever their state."""
-        rows = self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE spawner_state IS NOT NULL")
+        rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE spawner_state IS NOT NULL")
         return [ServerRecord.from_row(row) for row in rows]
 
-    def of_users(self, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
+    async def of_users(self, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
         users = list(users)
         marks = ",".join("?" * len(users))
-        rows = self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE name=? AND user IN ({marks})", (name, *users))
+        rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE name=? AND user IN ({marks})", (name, *users))
         return {row["user"]: ServerRecord.from_row(row) for row in rows}
 
     # -- the transitions (each one statement) ------------------------------------
 
-    def pending(self, user: str, started: str, name: str = DEFAULT) -> None:
+    async def pending(self, user: str, started: str, name: str = DEFAULT) -> None:
         """A start begins: the row is created on a user's first start."""
-        self.db.execute(
+        await self.db.execute(
             "INSERT INTO servers (user, name, state, started) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (user, name) DO UPDATE SET state=excluded.state, message=NULL,"
             " started=excluded.started",
             (user, name, ServerState.PENDING, started),
         )
 
-    def launched(self, user: str, spawner_state: dict[str, Any], port: int, limits: str,
-                 name: str = DEFAULT) -> None:
+    async def launched(self, user: str, spawner_state: dict[str, Any], port: int, limits: str,
+                       name: str = DEFAULT) -> None:
         """The spawner started it: its state is recorded so a stop or a restarted hub finds it."""
-        self.db.execute(
+        await self.db.execute(
             "UPDATE servers SET spawner_state=?, port=?, limits=? WHERE user=? AND name=?",
             (json.dumps(spawner_state), port, limits, user, name),
         )
 
-    def running(self, user: str, host: Optional[str], port: int, last_activity: str,
+    async def running(self, user: str, host: Optional[str], port: int, last_activity: str,
                 name: str = DEFAULT) -> None:
         """It answers and is routed, at `host:port` (where the spawner located it)."""
-        self.db.execute(
+        await self.db.execute(
             "UPDATE servers SET state=?, host=?, port=?, last_activity=? WHERE user=? AND name=?",
             (ServerState.RUNNING, host, port, last_activity, user, name),
         )
 
-    def stopping(self, user: str, name: str = DEFAULT) -> None:
-        self.db.execute("UPDATE servers SET state=? WHERE user=? AND name=?", (ServerState.STOPPING, user, name))
+    async def stopping(self, user: str, name: str = DEFAULT) -> None:
+        await self.db.execute("UPDATE servers SET state=? WHERE user=? AND name=?", (ServerState.STOPPING, user, name))
 
-    def down(self, user: str, state: ServerState = ServerState.STOPPED, message: Optional[str] = None,
+    async def down(self, user: str, state: ServerState = ServerState.STOPPED, message: Optional[str] = None,
              name: str = DEFAULT) -> None:
         """No process any more: stopped, failed or cancelled, `message` saying why (None: asked to)."""
-        self.db.execute(
+        await self.db.execute(
             f"UPDATE servers SET state=?, message=?, {_GONE} WHERE user=? AND name=?",
             (state, message, user, name),
         )
 
-    def touch(self, user: str, last_activity: str, name: str = DEFAULT) -> None:
+    async def touch(self, user: str, last_activity: str, name: str = DEFAULT) -> None:
         """Activity the server reported; an older time than the stored one changes nothing."""
-        self.db.execute(
+        await self.db.execute(
             "UPDATE servers SET last_activity=? WHERE user=? AND name=?"
             " AND (last_activity IS NULL OR last_activity < ?)",
             (last_activity, user, name, last_activity),

@@ -142,42 +142,53 @@ class ServerManager:
         self.tasks: dict[str, asyncio.Task] = {}  # user -> running start/stop task
         self._watcher: Optional[asyncio.Task] = None
         self._oom_kills_seen: dict[str, int] = {}  # user -> OOM kills already logged
+        self._start_lock = asyncio.Lock()
 
     # -- queries ---------------------------------------------------------------
 
-    def row(self, user, server="") -> Optional[ServerRecord]:
-        return self.store.get(user, server)
+    async def row(self, user, server="") -> Optional[ServerRecord]:
+        return await self.store.get(user, server)
 
-    def pending_count(self):
-        return self.store.count(ServerState.PENDING)
+    async def pending_count(self):
+        return await self.store.count(ServerState.PENDING)
 
-    def state(self, user):
-        return self.store.state(user)
+    async def state(self, user):
+        return await self.store.state(user)
 
     # -- start -----------------------------------------------------------------
 
-    def start(self, user_row):
+    async def start(self, user_row):
         """Begin a spawn for `user_row` in the background; return its Progress.
 
         Raises ServerBusy when it runs or is starting or stopping, SpawnLimitReached when
         spawner.concurrent_spawn_limit servers are pending (JupyterHub's rule for both the
-        REST API and the browser)."""
+        REST API and the browser). Starts are checked one at a time (the lock), so two
+        requests cannot both pass the checks while the database answers."""
         name = user_row["name"]
-        state = self.state(name)
-        if state == ServerState.RUNNING:
-            raise ServerBusy(f"{name} is already running")
-        if state in (ServerState.PENDING, ServerState.STOPPING):
-            raise ServerBusy(f"{name} is {state}; try again when it is done")
-        if name in self.tasks:
-            raise ServerBusy("a start or stop of this server is already under way")
-        limit = self.settings.concurrent_spawn_limit
-        if limit and self.pending_count() >= limit:
-            raise SpawnLimitReached(limit)
-        progress = Progress()
-        self.progress[name] = progress
-        self.store.pending(name, started=timeutil.isoformat(timeutil.now()))
-        self._run_task(name, self._spawn(user_row, progress))
+        async with self._start_lock:
+            state = await self.state(name)
+            if state == ServerState.RUNNING:
+                raise ServerBusy(f"{name} is already running")
+            if state in (ServerState.PENDING, ServerState.STOPPING):
+                raise ServerBusy(f"{name} is {state}; try again when it is done")
+            if name in self.tasks:
+                raise ServerBusy("a start or stop of this server is already under way")
+            limit = self.settings.concurrent_spawn_limit
+            if limit and await self.pending_count() >= limit:
+                raise SpawnLimitReached(limit)
+            progress = Progress()
+            self.progress[name] = progress
+            await self.store.pending(name, started=timeutil.isoformat(timeutil.now()))
+            self._run_task(name, self._spawn(user_row, progress))
         return progress
+
+    def _new_server_token(self, db, name):
+        """(On the database thread.) A fresh API token for `name`'s server, which is also the
+        secret of its OAuth client."""
+        tokens.revoke(db, user=name, kind="server")
+        api_token = tokens.create(db, name, "server", self.server_token_scopes(name), client_id=client_id(name))
+        hub_contract.register_oauth_client(db, self._oauth_client(name), api_token)
+        return api_token
 
     def _run_task(self, name, coro):
         task = asyncio.create_task(coro)
@@ -296,11 +307,7 @@ class ServerManager:
                     f"{self.user_env} (config key user_environment.path)"
                 )
             port = free_port()
-            tokens.revoke(self.db, user=name, kind="server")
-            api_token = tokens.create(
-                self.db, name, "server", self.server_token_scopes(name), client_id=client_id(name)
-            )
-            hub_contract.register_oauth_client(self.db, self._oauth_client(name), api_token)  # secret: the token
+            api_token = await self.db.run(self._new_server_token, name)
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
             limits = dict(self.settings.limits)
@@ -319,7 +326,7 @@ class ServerManager:
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
                 limits=limits,
                 port=port,
-                groups=groups.names_of_user(self.db, name),
+                groups=await self.db.run(groups.names_of_user, name),
             )
             capabilities = self.spawner.capabilities
             slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
@@ -330,7 +337,7 @@ class ServerManager:
                 await progress.emit(30, capabilities.start_message)
                 state = await self.spawner.start(request)
                 phases.mark("launch")
-                self.store.launched(name, state, port, limits=limit_changes.encode(self.settings.limits))
+                await self.store.launched(name, state, port, limits=limit_changes.encode(self.settings.limits))
                 host, port = await self._follow_start(request, state, progress, phases)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
@@ -345,7 +352,7 @@ class ServerManager:
                 await progress.emit(90, f"Routing {prefix}")
                 await route
                 phases.mark("route")
-            self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()))
+            await self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()))
             log.info("Server for %s is ready at %s (%s) in %.2fs (%s)", name, prefix, describe_state(state),
                      time.perf_counter() - started, phases)
             self._spawn_ended(name, time.perf_counter() - started, True)
@@ -400,8 +407,8 @@ class ServerManager:
             await self.spawner.stop(name, spawner_state, self.settings.stop_timeout)
         try:
             await self.proxy.delete_route(self.prefix(name), wait=False)
-            tokens.revoke(self.db, user=name, kind="server")
-            self.store.down(name, state, message=reason)
+            await self.db.run(tokens.revoke, user=name, kind="server")
+            await self.store.down(name, state, message=reason)
         except Exception as e:
             if not storage.is_storage_fault(e):
                 raise
@@ -441,16 +448,16 @@ class ServerManager:
                 await pending
             except (asyncio.CancelledError, Exception):
                 pass
-        row = self.row(name)
+        row = await self.row(name)
         if row is None or row.state in DOWN:
             return
-        self.store.stopping(name)
-        tokens.revoke(self.db, user=name, kind="server")
+        await self.store.stopping(name)
+        await self.db.run(tokens.revoke, user=name, kind="server")
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
         await self.proxy.delete_route(self.prefix(name))
         if row.spawner_state is not None:
             await self.spawner.stop(name, row.spawner_state, self.settings.stop_timeout)
-        self.store.down(name)
+        await self.store.down(name)
         self.progress.pop(name, None)
         log.info("Stopped the server of %s", name)
 
@@ -458,11 +465,11 @@ class ServerManager:
         """Stop `name`'s server and start it again (e.g. without the admin rights it started
         with: a process keeps its groups). 'restarted', or 'stopped' when it cannot start now."""
         await self.stop(name)
-        row = self.db.one("SELECT * FROM users WHERE name=?", (name,))
+        row = await self.db.one("SELECT * FROM users WHERE name=?", (name,))
         if row is None:
             return "stopped"
         try:
-            self.start(row)
+            await self.start(row)
         except (ServerBusy, SpawnLimitReached) as e:
             log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
             return "stopped"
@@ -474,7 +481,7 @@ class ServerManager:
     async def reconcile(self):
         """After a (re)start: re-adopt live servers, forget dead ones, rewrite all routes."""
         routes = {}
-        for row in self.store.in_states(*ACTIVE):
+        for row in await self.store.in_states(*ACTIVE):
             name = row.user
             state = row.spawner_state  # what the spawner returned from start (None: nothing started)
             alive = state is not None and await self.spawner.poll(name, state) is None
@@ -484,16 +491,16 @@ class ServerManager:
             elif alive:
                 log.info("Stopping the server of %s left %s by the previous daemon", name, row.state)
                 await self.spawner.stop(name, state, self.settings.stop_timeout)
-                self._mark_gone(name, "the hub restarted while the server was starting")
+                await self._mark_gone(name, "the hub restarted while the server was starting")
             else:
-                self._mark_gone(name, "the server stopped while the hub was down")
+                await self._mark_gone(name, "the server stopped while the hub was down")
         await self.proxy.set_routes(routes)
         for prefix in routes:
             await self.proxy.wait_for_route(prefix, present=True)
 
-    def _mark_gone(self, name, message):
-        tokens.revoke(self.db, user=name, kind="server")
-        self.store.down(name, message=message)
+    async def _mark_gone(self, name, message):
+        await self.db.run(tokens.revoke, user=name, kind="server")
+        await self.store.down(name, message=message)
 
     def start_watching(self):
         self._watcher = asyncio.create_task(self._watch())
@@ -507,16 +514,16 @@ class ServerManager:
                 log.exception("Checking running servers failed")
 
     async def check_running(self):
-        rows = self.store.in_states(ServerState.RUNNING)
+        rows = await self.store.in_states(ServerState.RUNNING)
         servers = [(row.user, row.spawner_state) for row in rows if row.user not in self.tasks]
         for name, ended in (await self.spawner.poll_all(servers)).items():
-            if ended and name not in self.tasks and self.state(name) == ServerState.RUNNING:
+            if ended and name not in self.tasks and await self.state(name) == ServerState.RUNNING:
                 log.warning("The server of %s stopped on its own: %s", name, ended)
                 try:  # as on a stop: the server counts as gone once Traefik has dropped its route
                     await self.proxy.delete_route(self.prefix(name))
                 except TimeoutError as e:
                     log.warning("%s", e)
-                self._mark_gone(name, ended)
+                await self._mark_gone(name, ended)
             elif not ended:
                 self._report_oom_kills(name)
 

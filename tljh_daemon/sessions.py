@@ -31,17 +31,17 @@ class SessionStore:
         self.db = db
         self.signer = URLSafeSerializer(secret, salt="tljh-hub-login")
 
-    def create(self, user):
+    async def create(self, user):
         """A new session for `user`; returns the signed cookie value."""
         session_id = secrets.token_urlsafe(32)
         now = time.time()
-        self.db.execute(
+        await self.db.execute(
             "INSERT INTO sessions (hash, user, created, expires_at) VALUES (?, ?, ?, ?)",
             (tokens.hash_token(session_id), user, now, now + MAX_AGE),
         )
         return self.signer.dumps(session_id)
 
-    def user_for(self, cookie_value):
+    async def user_for(self, cookie_value):
         """The user name behind a cookie value, or None."""
         if not cookie_value:
             return None
@@ -49,17 +49,17 @@ class SessionStore:
             session_id = self.signer.loads(cookie_value)
         except BadSignature:
             return None
-        row = self.db.one("SELECT user, expires_at FROM sessions WHERE hash=?", (tokens.hash_token(session_id),))
+        row = await self.db.one("SELECT user, expires_at FROM sessions WHERE hash=?", (tokens.hash_token(session_id),))
         if row is None or row["expires_at"] < time.time():
             return None
         return row["user"]
 
-    def delete(self, cookie_value):
+    async def delete(self, cookie_value):
         try:
             session_id = self.signer.loads(cookie_value)
         except BadSignature:
             return
-        self.db.execute("DELETE FROM sessions WHERE hash=?", (tokens.hash_token(session_id),))
+        await self.db.execute("DELETE FROM sessions WHERE hash=?", (tokens.hash_token(session_id),))
 
 
 def new_session_id():

@@ -3,9 +3,12 @@
 SQLite in WAL mode keeps answering reads on a full disk and may even fit small writes
 into its existing log, so the question is asked of the file system itself: a small
 write, synced, in the state directory (where the database lives). Results are reused
-for a second so a monitor polling /hub/health cannot turn into a stream of syncs.
+for a second so a monitor polling /hub/health cannot turn into a stream of syncs. The
+probe runs off the event loop (the write in a worker thread, the write lock on the
+database thread): a failing disk slows /hub/health, never the rest of the hub.
 """
 
+import asyncio
 import errno
 import os
 import time
@@ -39,31 +42,35 @@ class StorageCheck:
         self.state_dir = state_dir
         self.db = db
         self._cached = (float("-inf"), None)
+        self._probing = asyncio.Lock()  # callers during a probe wait for its answer
 
-    def problem(self):
+    async def problem(self):
         """None when state can be saved, else why not (a sentence fragment, no paths)."""
-        checked, problem = self._cached
-        if time.monotonic() - checked < CACHE_SECONDS:
+        async with self._probing:
+            checked, problem = self._cached
+            if time.monotonic() - checked < CACHE_SECONDS:
+                return problem
+            problem = await self._probe()
+            self._cached = (time.monotonic(), problem)
             return problem
-        problem = self._probe()
-        self._cached = (time.monotonic(), problem)
-        return problem
 
-    def _probe(self):
-        path = os.path.join(self.state_dir, ".write-probe")
+    async def _probe(self):
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, b"\0" * PROBE_BYTES)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-                os.unlink(path)
-            with self.db.transaction():  # the database's write lock can be taken
-                pass
-            return low_space(os.statvfs(self.state_dir))
+            await asyncio.to_thread(self._write_probe)
+            await self.db.transaction(lambda db: None)  # the database's write lock can be taken
+            return low_space(await asyncio.to_thread(os.statvfs, self.state_dir))
         except (OSError, StorageError) as e:
             return reason_for(e)
+
+    def _write_probe(self):
+        path = os.path.join(self.state_dir, ".write-probe")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"\0" * PROBE_BYTES)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(path)
 
 
 #: below this, the disk counts as full even though the (root) daemon can still write

@@ -48,9 +48,9 @@ def _hub_accounts(paths):
     PAM/LDAP users' own accounts are never the hub's to remove."""
     names = []
     if os.path.exists(paths.database):
-        from .db import Database
+        from .db import SyncDatabase
 
-        db = Database(paths.database)
+        db = SyncDatabase(paths.database)  # no event loop here
         try:
             names = [row["name"] for row in db.all("SELECT name FROM users ORDER BY name")]
         finally:

@@ -64,7 +64,8 @@ class MachineSample:
 
 
 class UsageHistory:
-    """The store. Used from the event loop thread only; every statement is small."""
+    """The store. Used from one thread at a time: the daemon's UsageSampler runs every call on a
+    thread of its own (opened at start-up, before that thread takes over)."""
 
     def __init__(self, path, retention=24 * 3600, *, max_fine_rows=MAX_FINE_ROWS, max_minute_rows=MAX_MINUTE_ROWS):
         self.path = path
@@ -96,7 +97,7 @@ class UsageHistory:
 
     def _connect(self):
         new = not os.path.exists(self.path)
-        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if new:
             os.chmod(self.path, 0o600)
         conn.execute("PRAGMA journal_mode=WAL")

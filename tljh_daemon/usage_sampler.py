@@ -14,7 +14,9 @@ import asyncio
 import logging
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 import psutil
@@ -107,11 +109,15 @@ def machine_sample(servers) -> MachineSample:
 
 
 class UsageSampler:
-    """The sampling loop, its history, and the latest round ({user: ServerSample})."""
+    """The sampling loop, its history, and the latest round ({user: ServerSample}).
+
+    The history's SQLite work runs on a thread of its own, never on the event loop: writes
+    are handed to it, and pages read through `read` (in order with the writes)."""
 
     def __init__(self, hub, history: UsageHistory, interval: float):
         self.hub = hub
         self.history = history
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usage-sqlite")
         self.interval = interval
         self.latest: dict[str, ServerSample] = {}
         self._meter = TreeMeter()
@@ -125,7 +131,12 @@ class UsageSampler:
 
     async def close(self):
         await cancel_and_wait(self._task)
-        self.history.close()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self.history.close)
+        self._thread.shutdown(wait=False)
+
+    async def read(self, fn, *args):
+        """`fn(history, *args)` on the history's thread (usage_chart's functions, the API's reads)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, partial(fn, self.history, *args))
 
     async def _loop(self):
         while True:
@@ -140,7 +151,7 @@ class UsageSampler:
             self._wake.clear()
 
     async def sample_once(self):
-        rows = [r for r in self.hub.servers.store.in_states(ServerState.RUNNING) if r.spawner_state is not None]
+        rows = [r for r in await self.hub.servers.store.in_states(ServerState.RUNNING) if r.spawner_state is not None]
         # The spawner says which process is the server's; a batch job has none here (its usage is
         # the cluster's to report).
         processes = [(r.user, self.hub.spawner.process_of(r.spawner_state)) for r in rows]
@@ -149,15 +160,17 @@ class UsageSampler:
         servers, machine = await asyncio.to_thread(
             lambda: (self._meter.measure(targets, now), machine_sample(len(rows))))
         self.latest = {s.user: s for s in servers}
-        self._store(self.history.record, now, servers, machine)
+        await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._store, self.history.record, now, servers, machine)
 
     def record_spawn(self, user, seconds, ok):
-        """A spawn ended (ServerManager calls this): how long it took, and whether it worked."""
-        self._store(self.history.record_spawn, user, seconds, ok)
+        """A spawn ended (ServerManager calls this): how long it took, and whether it worked.
+        Written on the history's thread; nobody waits for it."""
+        self._thread.submit(self._store, self.history.record_spawn, user, seconds, ok)
         if ok:
             self._wake.set()
 
-    def _store(self, write, *args):
+    def _store(self, write, *args):  # on the history's thread
         try:
             write(*args)
         except sqlite3.Error as e:  # a full disk costs history, never a spawn or the loop

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from tljh_daemon import config as config_mod
 from tljh_daemon import compat, configfile, groups, systemd, users
-from tljh_daemon.db import Database
+from tljh_daemon.db import SyncDatabase
 
 log = logging.getLogger("tljh_installer")
 
@@ -121,7 +121,7 @@ def stop_units(prefix):
 def import_users(paths, found, passwords):
     """Users (with admin flags), groups and first-use passwords into our database."""
     paths.ensure()
-    db = Database(paths.database)
+    db = SyncDatabase(paths.database)
     imported_passwords = []
     try:
         with db.transaction():

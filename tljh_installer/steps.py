@@ -15,7 +15,7 @@ from tljh_daemon.paths import DEFAULT_PREFIX, PROFILE_DIR, SUDOERS_FILE, profile
 from tljh_daemon.ports import free_port
 from tljh_daemon.auth.firstuse import hash_password
 from tljh_daemon.files import write_atomically
-from tljh_daemon.db import Database
+from tljh_daemon.db import SyncDatabase
 
 log = logging.getLogger("tljh_installer")
 
@@ -74,7 +74,7 @@ def preset_admin_passwords(paths, passwords):
     if not passwords:
         return
     paths.ensure()
-    db = Database(paths.database)
+    db = SyncDatabase(paths.database)
     try:
         for name, password in passwords.items():
             row = db.one("SELECT password_hash FROM users WHERE name=?", (name,))

@@ -11,6 +11,8 @@ token, `async with hub.api(method, path, token, json=...) as resp` for a request
 """
 
 import asyncio
+import contextlib
+import inspect
 import os
 import stat
 
@@ -22,6 +24,7 @@ from fakes import FakeAccounts, FakeProxy, FakeProxyRunner, FakeSpawner
 from tljh_daemon import config as config_mod
 from tljh_daemon import scopes, tokens, users
 from tljh_daemon.app import make_app
+from tljh_daemon.db import SyncDatabase
 from tljh_daemon.hub import HUB
 from tljh_daemon.paths import Paths
 
@@ -30,6 +33,11 @@ BASE_CONFIG = {
     "services": {"cull": {"enabled": False}},  # tests call the culler themselves
     "spawner": {"start_timeout": 10, "stop_timeout": 1},
 }
+
+
+async def _value(result):
+    """`result`, awaited if it is awaitable (wait_for's conditions may be async)."""
+    return await result if inspect.isawaitable(result) else result
 
 
 def hub_of(app):
@@ -52,6 +60,40 @@ def fake_user_env(path):
         f.write("#!/bin/sh\nexit 1\n")
     os.chmod(singleuser, stat.S_IRWXU)
     return path
+
+
+class BlockingDB:
+    """`execute`/`one`/`all` of the daemon's `Database`, waiting for the answer (test code only:
+    the daemon itself awaits them). Helpers that take a `db` (users.ensure_user, ...) accept it."""
+
+    def __init__(self, db):
+        self.database = db
+
+    def execute(self, sql, params=()):
+        return self.database.blocking(SyncDatabase.execute, sql, params)
+
+    def one(self, sql, params=()):
+        return self.database.blocking(SyncDatabase.one, sql, params)
+
+    def all(self, sql, params=()):
+        return self.database.blocking(SyncDatabase.all, sql, params)
+
+    def executemany(self, sql, rows):
+        return self.database.blocking(lambda db: db.conn.executemany(sql, rows))
+
+    def run(self, fn, *args, **kwargs):
+        return self.database.blocking(fn, *args, **kwargs)
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """Statements of a sync `with` block: nothing else runs on the event loop in between."""
+        self.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
 
 
 class Browser:
@@ -109,7 +151,8 @@ class FastHub:
 
     @property
     def db(self):
-        return self.hub.db
+        """The hub's database for test code: each call waits for the database thread."""
+        return BlockingDB(self.hub.db)
 
     def add_user(self, name, admin=False):
         return users.ensure_user(self.db, name, admin=admin)
@@ -148,16 +191,23 @@ class FastHub:
         return browser
 
     async def wait_for(self, condition, what, timeout=10):
+        """Until `condition()` (a plain or an async function) is true."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not condition():
+        while not await _value(condition()):
             if loop.time() > deadline:
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.01)
 
     async def wait_for_state(self, name, state, timeout=10):
-        await self.wait_for(lambda: self.hub.servers.state(name) == state,
-                            f"{name}'s server to be {state} (it is {self.hub.servers.state(name)})", timeout)
+        async def reached():
+            return await self.hub.servers.state(name) == state
+
+        try:
+            await self.wait_for(reached, f"{name}'s server to be {state}", timeout)
+        except AssertionError:
+            raise AssertionError(f"timed out waiting for {name}'s server to be {state} "
+                                 f"(it is {await self.hub.servers.state(name)})") from None
 
     async def start_server(self, name, token):
         async with self.api("POST", f"/users/{name}/server", token) as resp:

@@ -67,12 +67,12 @@ async def test_state_filter_search_and_paging_with_5000_users_and_100_running(hu
     hub.add_user("boss", admin=True)
     now = timeutil.isoformat(timeutil.now())
     with hub.db.transaction():
-        hub.db.conn.executemany("INSERT INTO users (name, admin, created, last_activity) VALUES (?, 0, ?, ?)",
+        hub.db.executemany("INSERT INTO users (name, admin, created, last_activity) VALUES (?, 0, ?, ?)",
                                 [(f"user{i:04d}", now, now) for i in range(5000)])
-        hub.db.conn.executemany("INSERT INTO servers (user, name, state, started) VALUES (?, '', 'running', ?)",
+        hub.db.executemany("INSERT INTO servers (user, name, state, started) VALUES (?, '', 'running', ?)",
                                 [(f"user{i:04d}", now) for i in range(0, 5000, 50)])
         hub.db.execute("INSERT INTO groups (name) VALUES ('everyone'), ('nobody')")
-        hub.db.conn.executemany("INSERT INTO group_members (group_name, user) VALUES ('everyone', ?)",
+        hub.db.executemany("INSERT INTO group_members (group_name, user) VALUES ('everyone', ?)",
                                 [(f"user{i:04d}",) for i in range(5000)])
     boss = await hub.browser("boss")
 

@@ -271,7 +271,7 @@ async def test_page_forms_need_xsrf(hub):
     await hub.wait_for_state("alice", "running")
     async with browser.request("POST", "/hub/stop", data={"_xsrf": browser.xsrf}) as r:
         assert r.status == 302
-    assert hub.hub.servers.state("alice") == "stopped"
+    assert (await hub.hub.servers.state("alice")) == "stopped"
 
 
 async def test_xsrf_cookie_is_httponly(hub):
@@ -302,7 +302,7 @@ async def test_injected_authenticator_and_existing_accounts_only(start_hub):
     async with browser.request("GET", "/hub/spawn"):
         pass
     await hub.wait_for_state("alice", "failed")
-    assert "there is no Unix account named 'alice'" in hub.hub.servers.row("alice").message
+    assert "there is no Unix account named 'alice'" in (await hub.hub.servers.row("alice")).message
     assert hub.accounts.calls[-1] == ("alice", False, [], False)  # never asked to create one
     hub.accounts.known.add("alice")
     async with browser.request("GET", "/hub/spawn"):

@@ -48,7 +48,7 @@ class ButtonAuthenticator(Authenticator):
             name = request.query["user"]
             if name not in self.groups:
                 from tljh_daemon.handlers.login import login_refused_page
-                return login_refused_page(request, f"{name} is not allowed")
+                return await login_refused_page(request, f"{name} is not allowed")
             return await finish_login(request, LoggedIn(name, admin="staff" in self.groups[name]), "")
 
         return table

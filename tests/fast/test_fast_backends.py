@@ -111,7 +111,7 @@ async def test_a_plugin_spawner_runs_a_server_with_its_own_state_and_progress(st
     hub = await start_hub(spawner=spawner)
     token = hub.token("toy")
     await hub.start_server("toy", token)
-    state = hub.hub.servers.row("toy").spawner_state
+    state = (await hub.hub.servers.row("toy")).spawner_state
     assert state["size"] == 1 and psutil.Process(state["pid"]).create_time() == state["create_time"]
     async with hub.api("GET", "/users/toy/server/progress", token) as resp:
         events = [json.loads(line[len("data:"):]) for line in (await resp.text()).splitlines()
@@ -126,7 +126,7 @@ async def test_a_plugin_spawner_runs_a_server_with_its_own_state_and_progress(st
     assert hub.hub.usage.latest["toy"].memory_bytes > 0
 
     again = await start_hub(spawner=spawner, prefix=hub.prefix)  # a daemon restart: re-adopted
-    assert again.hub.servers.state("toy") == "running" and "/user/toy/" in again.proxy.routes
+    assert await again.hub.servers.state("toy") == "running" and "/user/toy/" in again.proxy.routes
     async with again.api("DELETE", "/users/toy/server", token) as resp:
         assert resp.status in (202, 204)
     await again.wait_for_state("toy", "stopped")

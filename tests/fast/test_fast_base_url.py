@@ -315,4 +315,4 @@ async def test_servers_of_a_former_base_url_are_stopped_at_start(start_hub):
     await again.start_server("alice", again.token("alice"))
     assert again.spawner.requests[-1].env["JUPYTERHUB_SERVICE_PREFIX"] == "/jupyter/user/alice/"
     third = await start_hub({"base_url": BASE}, spawner=hub.spawner, prefix=hub.prefix)  # unchanged: kept
-    assert third.hub.servers.state("alice") == "running" and list(third.proxy.routes) == ["/jupyter/user/alice/"]
+    assert (await third.hub.servers.state("alice")) == "running" and list(third.proxy.routes) == ["/jupyter/user/alice/"]

@@ -57,7 +57,7 @@ async def test_a_batch_server_reports_its_port_with_its_own_token(start_hub, cap
     assert (await report(hub, token, {"port": request.port}))[0] == 403  # a user's own token is not enough
     assert (await report(hub, server_token, {"port": "8888"}))[0] == 400
     assert (await report(hub, server_token, {"port": 70000}))[0] == 400
-    assert hub.hub.servers.state("ann") == "pending"
+    assert (await hub.hub.servers.state("ann")) == "pending"
     status, body = await report(hub, server_token, {"port": request.port})
     assert status == 201, body
     await hub.wait_for_state("ann", "running")
@@ -75,7 +75,7 @@ async def test_a_batch_server_reports_its_port_with_its_own_token(start_hub, cap
     assert "queued: waiting for resources (job 7)" in text
 
     again = await start_hub(spawner=hub.spawner, prefix=hub.prefix)  # a daemon restart
-    assert again.hub.servers.state("ann") == "running"
+    assert (await again.hub.servers.state("ann")) == "running"
     assert again.proxy.routes["/user/ann/"] == f"http://127.0.0.1:{request.port}"
 
 
@@ -87,7 +87,7 @@ async def test_stopping_a_queued_job_cancels_it(start_hub):
     await hub.wait_for(lambda: hub.spawner.requests, "the job to be submitted")
     async with hub.api("DELETE", "/users/bo/server", token) as resp:
         assert resp.status in (202, 204)
-    await hub.wait_for(lambda: hub.hub.servers.state("bo") == "cancelled", "the start to end as cancelled")
+    await hub.wait_for_state("bo", "cancelled")
     assert hub.spawner.stopped == ["bo"]  # the queued job is cancelled
 
 

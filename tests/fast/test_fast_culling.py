@@ -32,8 +32,8 @@ async def test_idle_servers_are_culled_active_ones_kept(hub):
     culled = await Culler(hub.hub, CULL).cull_once()
     assert culled == ["idle"]
     await hub.wait_for_state("idle", "stopped")
-    assert hub.hub.servers.state("busy") == "running"
-    assert hub.hub.servers.state("fresh") == "running"
+    assert (await hub.hub.servers.state("busy")) == "running"
+    assert (await hub.hub.servers.state("fresh")) == "running"
     assert "/user/idle/" not in hub.proxy.routes
     assert hub.db.one("SELECT COUNT(*) FROM users WHERE name='idle'")[0] == 1  # users kept by default
 

@@ -61,7 +61,7 @@ def test_an_upgrade_renames_e_mail_style_names_oauth_clients(tmp_path):
         old.execute("INSERT INTO oauth_codes (hash, client_id, user, redirect_uri, scopes, expires_at)"
                     " VALUES (?, ?, 'bob', 'r', '[]', 0)", ("code-" + client, client))
     old.close()
-    db = db_mod.Database(path)
+    db = db_mod.SyncDatabase(path)
     try:
         assert db.version == len(db_mod.MIGRATIONS)
         clients = sorted(r["id"] for r in db.all("SELECT id FROM oauth_clients"))

@@ -73,17 +73,17 @@ async def test_a_switch_ends_sessions_and_the_first_start_records_owners(start_h
 
 
 def test_the_installers_admin_password_hands_the_account_to_firstuse(tmp_path):
-    from tljh_daemon.db import Database
+    from tljh_daemon.db import SyncDatabase
     from tljh_daemon.paths import Paths
     from tljh_installer.steps import preset_admin_passwords
 
     paths = Paths(str(tmp_path))
     paths.ensure()
-    db = Database(paths.database)
+    db = SyncDatabase(paths.database)
     db.execute("INSERT INTO users (name, created, login_type) VALUES ('alice', 't', 'ldap')")
     db.conn.close()
     preset_admin_passwords(paths, {"alice": "change-me-42"})  # bootstrap.py --admin alice:change-me-42
-    db = Database(paths.database)
+    db = SyncDatabase(paths.database)
     row = db.one("SELECT admin, login_type, password_hash FROM users WHERE name='alice'")
     db.conn.close()
     assert row["admin"] == 1 and row["login_type"] == "firstuse" and row["password_hash"]

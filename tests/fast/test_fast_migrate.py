@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from tljh_daemon import config as config_mod
-from tljh_daemon.db import Database
+from tljh_daemon.db import SyncDatabase
 from tljh_daemon.paths import Paths
 from tljh_installer import migrate
 
@@ -79,11 +79,11 @@ def test_take_over_imports_once_and_fixes_base_url(tljh_prefix):
     with open(tljh_prefix.config_file) as f:
         assert f.read().startswith("# TLJH's\nbase_url: /jupyter/\n")
     # Importing again (a re-run after a later step failed) changes nothing and keeps passwords.
-    db = Database(tljh_prefix.database)
+    db = SyncDatabase(tljh_prefix.database)
     db.execute("UPDATE users SET password_hash='changed-since' WHERE name='ann'")
     db.close()
     migrate.take_over(tljh_prefix)
-    db = Database(tljh_prefix.database)
+    db = SyncDatabase(tljh_prefix.database)
     try:
         assert [(r["name"], r["admin"]) for r in db.all("SELECT name, admin FROM users ORDER BY name")] == \
             [("ann", 0), ("teacher", 1)]

@@ -150,7 +150,7 @@ async def test_admin_actions_start_stop_promote_delete_others(hub):
         assert r.headers["Location"] == "/user/bob/lab?redirects=1"  # admins may reach others' servers
     async with boss.request("POST", "/hub/stop/bob", data={"_xsrf": boss.xsrf}) as r:
         assert r.headers["Location"] == "/hub/home"
-    assert hub.hub.servers.state("bob") == "stopped"
+    assert (await hub.hub.servers.state("bob")) == "stopped"
     # The admin panel's buttons call the REST API with the cookie and the XSRF header.
     async with boss.api("PATCH", "/users/bob", json={"admin": True}) as r:
         assert r.status == 200 and (await r.json())["admin"] is True
@@ -169,16 +169,19 @@ async def test_restart_readopts_live_servers_and_forgets_dead_ones(hub, start_hu
     hub.spawner.never_answer = True
     async with hub.api("POST", "/users/half/server", hub.token("half")) as resp:
         assert resp.status == 202
-    await hub.wait_for(lambda: hub.hub.servers.row("half").spawner_state, "half's server to be launched")
+    async def launched():
+        return (await hub.hub.servers.row("half")).spawner_state
+
+    await hub.wait_for(launched, "half's server to be launched")
     await hub.spawner.exit("dead")
     # A second hub on the same state directory, as after a daemon restart.
     again = await start_hub(spawner=hub.spawner, prefix=hub.prefix)
     assert again.proxy_runner.started
     assert set(again.proxy.routes) == {"/user/alive/"}
-    assert again.hub.servers.state("alive") == "running"
-    assert again.hub.servers.state("dead") == "stopped"
-    assert "while the hub was down" in again.hub.servers.row("dead").message
-    assert again.hub.servers.state("half") == "stopped"
+    assert (await again.hub.servers.state("alive")) == "running"
+    assert (await again.hub.servers.state("dead")) == "stopped"
+    assert "while the hub was down" in (await again.hub.servers.row("dead")).message
+    assert (await again.hub.servers.state("half")) == "stopped"
     assert "half" in hub.spawner.stopped  # a server left starting is stopped, not adopted
     # Logins and tokens survive the restart.
     async with again.api("GET", "/user", hub.token("alive")) as resp:

@@ -4,50 +4,53 @@ import pathlib
 import re
 
 from tljh_daemon import db as db_mod
-from tljh_daemon.db import Database
+from tljh_daemon.db import Database, SyncDatabase
 from tljh_daemon.server_state import ServerState
 from tljh_daemon.server_store import ServerStore
 
 
-def _store(tmp_path):
+async def _store(tmp_path):
     db = Database(str(tmp_path / "hub.sqlite"))
-    db.execute("INSERT INTO users (name, created) VALUES ('ann', '2026-01-01T00:00:00Z')")
+    await db.execute("INSERT INTO users (name, created) VALUES ('ann', '2026-01-01T00:00:00Z')")
     return db, ServerStore(db)
 
 
 def _statements(db):
+    """The statements SQLite runs from now on (traced on the database thread)."""
     seen = []
-    db.conn.set_trace_callback(seen.append)
+    db.blocking(lambda sync: sync.conn.set_trace_callback(seen.append))
     return seen
 
 
-def test_a_spawn_goes_through_its_states_one_statement_each(tmp_path):
-    db, store = _store(tmp_path)
-    assert store.get("ann") is None and store.state("ann") == ServerState.STOPPED
+async def test_a_spawn_goes_through_its_states_one_statement_each(tmp_path):
+    db, store = await _store(tmp_path)
+    assert await store.get("ann") is None and await store.state("ann") == ServerState.STOPPED
     seen = _statements(db)
-    store.pending("ann", started="t0")
-    store.launched("ann", {"pid": 42, "create_time": 1.5}, 8000, limits="{}")
-    store.running("ann", None, 8001, last_activity="t1")
+    await store.pending("ann", started="t0")
+    await store.launched("ann", {"pid": 42, "create_time": 1.5}, 8000, limits="{}")
+    await store.running("ann", None, 8001, last_activity="t1")
     assert len(seen) == 3 and not any(s.lstrip().upper().startswith("SELECT") for s in seen)
-    record = store.get("ann")
+    record = await store.get("ann")
     assert (record.state, record.spawner_state, record.port, record.host, record.last_activity) == (
         "running", {"pid": 42, "create_time": 1.5}, 8001, None, "t1")
-    assert record.name == "" and store.count(ServerState.RUNNING) == 1
-    assert [r.user for r in store.in_states(ServerState.RUNNING)] == ["ann"]
-    store.down("ann", ServerState.FAILED, message="it broke")
-    record = store.get("ann")
+    assert record.name == "" and await store.count(ServerState.RUNNING) == 1
+    assert [r.user for r in await store.in_states(ServerState.RUNNING)] == ["ann"]
+    await store.down("ann", ServerState.FAILED, message="it broke")
+    record = await store.get("ann")
     assert (record.state, record.message, record.spawner_state, record.port) == ("failed", "it broke", None, None)
-    store.pending("ann", started="t2")  # a second start clears the message, keeps the one row
-    assert (store.get("ann").message, store.get("ann").started) == (None, "t2")
-    assert list(store.of_users(["ann", "bob"])) == ["ann"]
+    await store.pending("ann", started="t2")  # a second start clears the message, keeps the one row
+    record = await store.get("ann")
+    assert (record.message, record.started) == (None, "t2")
+    assert list(await store.of_users(["ann", "bob"])) == ["ann"]
+    db.close()
 
 
-def test_old_handles_become_the_spawners_state(tmp_path, monkeypatch):
+async def test_old_handles_become_the_spawners_state(tmp_path, monkeypatch):
     """A database from before spawner_state: a local server's PID and start time, and a Slurm
     job's id (stored as a PID with start time 0), move into the state its backend reads."""
     path = str(tmp_path / "hub.sqlite")
     monkeypatch.setattr(db_mod, "MIGRATIONS", db_mod.MIGRATIONS[:-1])
-    old = Database(path)
+    old = SyncDatabase(path)
     for user, pid, create_time in (("ann", 4242, 1765043123.45), ("job", 77, 0.0), ("off", None, None)):
         old.execute("INSERT INTO users (name, created) VALUES (?, 't')", (user,))
         old.execute("INSERT INTO servers (user, name, state, pid, pid_create_time) VALUES (?, '', ?, ?, ?)",
@@ -56,19 +59,21 @@ def test_old_handles_become_the_spawners_state(tmp_path, monkeypatch):
     monkeypatch.undo()
     new = Database(path)
     store = ServerStore(new)
-    assert store.get("ann").spawner_state == {"pid": 4242, "create_time": 1765043123.45}
-    assert store.get("job").spawner_state == {"job_id": 77}
-    assert store.get("off").spawner_state is None
-    assert sorted(r.user for r in store.with_spawner_state()) == ["ann", "job"]
-    assert new.one("SELECT COUNT(*) FROM servers WHERE pid IS NOT NULL OR pid_create_time IS NOT NULL")[0] == 0
+    assert (await store.get("ann")).spawner_state == {"pid": 4242, "create_time": 1765043123.45}
+    assert (await store.get("job")).spawner_state == {"job_id": 77}
+    assert (await store.get("off")).spawner_state is None
+    assert sorted(r.user for r in await store.with_spawner_state()) == ["ann", "job"]
+    assert (await new.one("SELECT COUNT(*) FROM servers WHERE pid IS NOT NULL OR pid_create_time IS NOT NULL"))[0] == 0
+    new.close()
 
 
-def test_activity_only_moves_forward(tmp_path):
-    _, store = _store(tmp_path)
-    store.pending("ann", started="t0")
-    store.touch("ann", "2026-01-02T00:00:00Z")
-    store.touch("ann", "2026-01-01T00:00:00Z")
-    assert store.get("ann").last_activity == "2026-01-02T00:00:00Z"
+async def test_activity_only_moves_forward(tmp_path):
+    db, store = await _store(tmp_path)
+    await store.pending("ann", started="t0")
+    await store.touch("ann", "2026-01-02T00:00:00Z")
+    await store.touch("ann", "2026-01-01T00:00:00Z")
+    assert (await store.get("ann")).last_activity == "2026-01-02T00:00:00Z"
+    db.close()
 
 
 def test_only_the_store_writes_the_servers_table():

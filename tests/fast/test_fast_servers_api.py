@@ -23,7 +23,7 @@ async def test_start_stop_and_routes(hub):
     events = await _events(hub, "alice", token)
     assert events[-1]["ready"] is True and events[-1]["url"] == "/user/alice/"
     assert [e["progress"] for e in events] == sorted(e["progress"] for e in events)
-    assert hub.hub.servers.state("alice") == "running"
+    assert (await hub.hub.servers.state("alice")) == "running"
     assert hub.proxy.routes["/user/alice/"].startswith("http://127.0.0.1:")
     async with hub.api("GET", "/users/alice", token) as resp:
         model = await resp.json()
@@ -35,7 +35,7 @@ async def test_start_stop_and_routes(hub):
         assert "already running" in (await resp.json())["message"]
     async with hub.api("DELETE", "/users/alice/server", token) as resp:
         assert resp.status == 204
-    assert hub.hub.servers.state("alice") == "stopped"
+    assert (await hub.hub.servers.state("alice")) == "stopped"
     assert "/user/alice/" not in hub.proxy.routes
     assert hub.spawner.stopped == ["alice"]
     async with hub.api("DELETE", "/users/alice/server", token) as resp:
@@ -98,7 +98,7 @@ async def test_start_while_pending_is_400_and_stop_cancels(hub):
     token = hub.token("alice")
     async with hub.api("POST", "/users/alice/server", token) as resp:
         assert resp.status == 202
-    assert hub.hub.servers.state("alice") == "pending"
+    assert (await hub.hub.servers.state("alice")) == "pending"
     async with hub.api("GET", "/users/alice", token) as resp:
         assert (await resp.json())["pending"] == "spawn"
     async with hub.api("POST", "/users/alice/server", token) as resp:
@@ -135,7 +135,7 @@ async def test_concurrent_spawn_limit_is_429_with_retry_after(start_hub):
         assert resp.status == 429
         assert 5 <= int(resp.headers["Retry-After"]) <= 15
         assert "Too many" in (await resp.json())["message"]
-    assert hub.hub.servers.state("b") == "stopped"
+    assert (await hub.hub.servers.state("b")) == "stopped"
 
 
 async def test_concurrent_spawn_limit_applies_to_the_browser_too(start_hub):
@@ -151,7 +151,7 @@ async def test_concurrent_spawn_limit_applies_to_the_browser_too(start_hub):
             assert resp.status == 429, method
             assert 5 <= int(resp.headers["Retry-After"]) <= 15
             assert resp.content_type == "text/html" and "Too many users" in await resp.text()
-    assert hub.hub.servers.state("b") == "stopped" and [r.user for r in hub.spawner.requests] == ["a"]
+    assert (await hub.hub.servers.state("b")) == "stopped" and [r.user for r in hub.spawner.requests] == ["a"]
     async with a.request("GET", "/hub/spawn") as resp:  # a's own pending spawn is shown, not refused
         assert resp.status == 302 and resp.headers["Location"] == "/hub/spawn-pending/a"
 
@@ -173,7 +173,7 @@ async def test_an_empty_server_name_is_the_default_server(start_hub):
     async with hub.api("GET", "/users/alice/servers//progress", token) as resp:
         events = [line for line in (await resp.text()).splitlines() if line.startswith("data:")]
     assert '"ready": true' in events[-1], events
-    assert hub.hub.servers.state("alice") == "running"
+    assert (await hub.hub.servers.state("alice")) == "running"
     async with hub.api("GET", "/users/alice", token) as resp:
         assert "" in (await resp.json())["servers"]
     async with hub.api("DELETE", "/users/alice/servers/", token) as resp:
@@ -210,7 +210,7 @@ async def test_spawn_failure_is_reported_and_retry_works(hub):
     events = await _events(hub, "alice", token)
     assert events[-1]["failed"] is True
     assert "the quota is exhausted" in events[-1]["message"]
-    assert hub.hub.servers.row("alice").message == "the quota is exhausted"
+    assert (await hub.hub.servers.row("alice")).message == "the quota is exhausted"
     assert hub.proxy.routes == {}
     assert hub.db.one("SELECT COUNT(*) FROM api_tokens WHERE user='alice' AND kind='server'")[0] == 0
     # A failed server is not "running" in the model, and the next start goes through.
@@ -278,8 +278,8 @@ async def test_server_dying_is_noticed(hub):
     await hub.start_server("alice", token)
     await hub.spawner.exit("alice", "killed by signal 9")
     await hub.hub.servers.check_running()
-    assert hub.hub.servers.state("alice") == "stopped"
-    assert hub.hub.servers.row("alice").message == "killed by signal 9"
+    assert (await hub.hub.servers.state("alice")) == "stopped"
+    assert (await hub.hub.servers.row("alice")).message == "killed by signal 9"
     assert "/user/alice/" not in hub.proxy.routes
 
 

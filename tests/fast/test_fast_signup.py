@@ -250,7 +250,7 @@ async def test_password_change_follows_the_rules(start_hub):
 
 async def test_admin_sets_a_password_but_cannot_blank_it(native_hub):
     await signup(await native_hub.browser(), "alice")
-    native_hub.hub.authenticator.decide("alice", "approved", "boss")
+    await native_hub.hub.authenticator.decide("alice", "approved", "boss")
     boss = await native_hub.browser()
     await signup(boss, "boss")
     await login_page(boss, "boss")

@@ -16,13 +16,16 @@ def _ago(seconds):
 
 
 async def visit(browser):
-    """Follow the hub's redirects from / as a browser would, up to the spawn page; the user's name."""
+    """Follow the hub's redirects from / as a browser would, up to the spawn page or (when the
+    server is already up) its URL, which Traefik would route to the server."""
     path = "/hub/"
     for _ in range(6):
         async with browser.request("GET", path) as r:
             if r.status != 302:
                 return r.status, await r.text()
             path = r.headers["Location"]
+            if path.startswith("/user/"):
+                return r.status, path
     raise AssertionError(f"too many redirects, last {path}")
 
 
@@ -97,7 +100,7 @@ async def test_culling_removes_the_user_and_account_and_the_next_visit_is_new(st
 
 async def test_a_temporary_user_without_a_server_is_removed_when_idle(start_hub):
     hub = await start_hub(TMP)
-    name = hub.hub.authenticator.new_user()
+    name = await hub.hub.authenticator.new_user()
     assert await Culler(hub.hub, CULL).cull_once() == []
     hub.db.execute("UPDATE users SET created=? WHERE name=?", (_ago(601), name))
     assert await Culler(hub.hub, CULL).cull_once() == [name]

@@ -243,8 +243,8 @@ async def test_admin_panel_with_5000_users_100_running_and_a_day_of_history(hub)
     names = [f"user{i:04d}" for i in range(5000)]
     running = names[::50]
     with hub.db.transaction():
-        hub.db.conn.executemany("INSERT INTO users (name, admin, created) VALUES (?, 0, ?)", [(n, stamp) for n in names])
-        hub.db.conn.executemany("INSERT INTO servers (user, name, state, started) VALUES (?, '', 'running', ?)",
+        hub.db.executemany("INSERT INTO users (name, admin, created) VALUES (?, 0, ?)", [(n, stamp) for n in names])
+        hub.db.executemany("INSERT INTO servers (user, name, state, started) VALUES (?, '', 'running', ?)",
                                 [(n, stamp) for n in running])
     history = hub.hub.usage.history
     history.conn.execute("PRAGMA synchronous=OFF")  # test speed only

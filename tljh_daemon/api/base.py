@@ -11,9 +11,9 @@ from ..identity import identify
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
-def authenticated(request):
+async def authenticated(request):
     """The caller's Identity; 403 when there is none (JupyterHub answers 403, not 401)."""
-    identity = identify(request)
+    identity = await identify(request)
     if identity is None:
         raise web.HTTPForbidden(text="Missing or invalid credentials")
     if identity.via == "cookie" and request.method not in SAFE_METHODS:
@@ -21,9 +21,9 @@ def authenticated(request):
     return identity
 
 
-def require(request, *needed, user=None, server=None, group=None, user_groups=()):
+async def require(request, *needed, user=None, server=None, group=None, user_groups=()):
     """The caller's Identity if it holds any of the `needed` scopes for the target (JupyterHub's needs_scope)."""
-    identity = authenticated(request)
+    identity = await authenticated(request)
     target = dict(user=user, server=server, group=group, user_groups=user_groups)
     if not any(identity.can(scope, **target) for scope in needed):
         if user is not None and any(scopes.held_anywhere(identity.scopes, scope) for scope in needed):
@@ -58,20 +58,20 @@ async def json_body(request, required=True):
     return data
 
 
-def user_row(request, *needed, server=None):
+async def user_row(request, *needed, server=None):
     """(Identity, users row) for the `{name}` in the URL, checking any of `needed` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
-    identity, row, _ = user_row_and_groups(request, *needed, server=server)
+    identity, row, _ = await user_row_and_groups(request, *needed, server=server)
     return identity, row
 
 
-def user_row_and_groups(request, *needed, server=None):
+async def user_row_and_groups(request, *needed, server=None):
     """user_row, and the names of the user's groups (read for the scope check) for its model."""
     name = request.match_info["name"]
     db = request.app[HUB].db
-    group_names = groups.names_of_user(db, name)
-    identity = require(request, *needed, user=name, server=server, user_groups=group_names)
-    row = users.user_model_row(db, name)
+    group_names = await db.run(groups.names_of_user, name)
+    identity = await require(request, *needed, user=name, server=server, user_groups=group_names)
+    row = await db.run(users.user_model_row, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
     return identity, row, group_names

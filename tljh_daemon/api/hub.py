@@ -19,7 +19,7 @@ async def api_root(request):
 
 @routes.get("/hub/api/info")
 async def api_info(request):
-    require(request, "read:hub")
+    await require(request, "read:hub")
     hub = request.app[HUB]
     return web.json_response(
         {

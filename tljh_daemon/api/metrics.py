@@ -11,7 +11,7 @@ routes = web.RouteTableDef()
 
 @routes.get("/hub/metrics")
 async def metrics(request):
-    require(request, "read:metrics")
+    await require(request, "read:metrics")
     hub = request.app[HUB]
-    hub.metrics.refresh(hub.db)
+    await hub.metrics.refresh(hub.db)
     return web.Response(body=generate_latest(hub.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 async def health(request):
     """200 while the hub can serve and save state; 503 with the reason when it cannot
     (e.g. its disk is full), so monitors and load balancers notice."""
-    problem = request.app[HUB].storage.problem()
+    problem = await request.app[HUB].storage.problem()
     if problem:
         return web.json_response(
             {"status": 503, "message": f"The hub cannot save changes: {problem}"}, status=503)
@@ -57,7 +57,7 @@ async def list_services(request):
     """The services the caller may list (`list:services`, or `list:services!service=<name>`),
     each with the fields its read scopes allow, as JupyterHub answers (e.g. nbgrader's course
     list: `list:services` and `read:services!service=<course>`)."""
-    identity = authenticated(request)
+    identity = await authenticated(request)
     if not scopes.held_anywhere(identity.scopes, "list:services"):
         raise web.HTTPForbidden(text="Action is not authorized with current scopes; requires any of [list:services]")
     listed = identity.grant("list:services")
@@ -70,7 +70,7 @@ async def list_services(request):
 
 @routes.get("/hub/api/services/{name}")
 async def get_service(request):
-    identity = authenticated(request)
+    identity = await authenticated(request)
     name = request.match_info["name"]
     service = _services(request).get(name)
     model = visible_service(identity, service) if service is not None else None
@@ -84,7 +84,7 @@ async def get_service(request):
 
 @routes.post("/hub/api/shutdown")
 async def shutdown(request):
-    require(request, "shutdown")
+    await require(request, "shutdown")
     hub = request.app[HUB]
     body = await json_body(request, required=False)
     stop_servers, stop_proxy = body.get("servers", False), body.get("proxy", True)
@@ -95,7 +95,7 @@ async def shutdown(request):
         await asyncio.sleep(0.2)  # let the 202 reach the client
         if stop_servers:
             await asyncio.gather(*(hub.servers.stop(r.user) for r in
-                                   hub.servers.store.in_states(ServerState.PENDING, ServerState.RUNNING)))
+                                   await hub.servers.store.in_states(ServerState.PENDING, ServerState.RUNNING)))
         if stop_proxy:
             await hub.traefik.close()  # no more restarts
             if hub.mode == "systemd":

@@ -6,10 +6,10 @@ from ..server_state import DOWN, ServerState
 from ..urls import url_name
 
 
-def server_model(hub, name, include_stopped=False, row=...):
+async def server_model(hub, name, include_stopped=False, row=...):
     """The default server of `name`; pass its `row` (None: no row) when already fetched."""
     if row is ...:
-        row = hub.servers.row(name)
+        row = await hub.servers.row(name)
     if row is None or (row.state in DOWN and not include_stopped):
         return None
     pending = {ServerState.PENDING: "spawn", ServerState.STOPPING: "stop"}.get(row.state)
@@ -31,10 +31,10 @@ def server_model(hub, name, include_stopped=False, row=...):
 MODEL_COLUMNS = "name, admin, created, last_activity"
 
 
-def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None):
+async def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None):
     name = row["name"]
-    server = server_model(hub, name, include_stopped, server_row)
-    member_of = groups.names_of_user(hub.db, name) if group_names is None else group_names
+    server = await server_model(hub, name, include_stopped, server_row)
+    member_of = await hub.db.run(groups.names_of_user, name) if group_names is None else group_names
     model = {
         "kind": "user",
         "name": name,
@@ -52,13 +52,13 @@ def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., 
     return model
 
 
-def user_models(hub, rows, include_stopped=False):
+async def user_models(hub, rows, include_stopped=False):
     """Models of a page of users with two queries for all of them (not two per user)."""
     names = [r["name"] for r in rows]
-    servers = hub.servers.store.of_users(names)
-    memberships = groups.names_of_users(hub.db, names)
+    servers = await hub.servers.store.of_users(names)
+    memberships = await hub.db.run(groups.names_of_users, names)
     return [
-        user_model(hub, row, include_stopped=include_stopped, server_row=servers.get(row["name"]),
+        await user_model(hub, row, include_stopped=include_stopped, server_row=servers.get(row["name"]),
                    group_names=memberships.get(row["name"], []))
         for row in rows
     ]

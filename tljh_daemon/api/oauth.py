@@ -48,13 +48,13 @@ def granted_scopes(identity, access_scopes):
 @routes.get("/hub/api/oauth2/authorize")
 async def authorize(request):
     hub = request.app[HUB]
-    identity = identify(request)  # the login cookie, or an API token (as JupyterHub accepts)
+    identity = await identify(request)  # the login cookie, or an API token (as JupyterHub accepts)
     if identity is None:
         raise login_redirect(request)
     if identity.kind != "user":
         raise web.HTTPForbidden(text="Services cannot authorize OAuth clients")
     query = request.query
-    client = hub.db.one("SELECT * FROM oauth_clients WHERE id=?", (query.get("client_id", ""),))
+    client = await hub.db.one("SELECT * FROM oauth_clients WHERE id=?", (query.get("client_id", ""),))
     if client is None:
         raise web.HTTPBadRequest(text="Unknown OAuth client")
     if query.get("redirect_uri") != client["redirect_uri"]:
@@ -78,7 +78,7 @@ async def authorize(request):
     granted += sorted(s for s in roles.resolve_all(allowed, user=identity.name)
                       if s not in granted and scopes.subset_of([s], identity.scopes))
     code = secrets.token_urlsafe(32)
-    hub.db.execute(
+    await hub.db.execute(
         "INSERT INTO oauth_codes (hash, client_id, user, redirect_uri, scopes, code_challenge,"
         " code_challenge_method, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (tokens.hash_token(code), client["id"], identity.name, redirect_uri, json.dumps(granted),
@@ -108,6 +108,14 @@ def _pkce_ok(code_row, verifier):
     return hmac.compare_digest(computed, code_row["code_challenge"])
 
 
+def _take_code(db, code_hash):
+    """(On the database thread.) The code's row, deleted in the same step: a code is used once."""
+    code = db.one("SELECT * FROM oauth_codes WHERE hash=?", (code_hash,))
+    if code is not None:
+        db.execute("DELETE FROM oauth_codes WHERE hash=?", (code["hash"],))
+    return code
+
+
 @routes.post("/hub/api/oauth2/token")
 async def token(request):
     hub = request.app[HUB]
@@ -115,12 +123,10 @@ async def token(request):
     if form.get("grant_type") != "authorization_code":
         return oauth_error("unsupported_grant_type", "only authorization_code is supported")
     client_id, secret = _client_credentials(request, form)
-    client = hub.db.one("SELECT * FROM oauth_clients WHERE id=?", (client_id or "",))
+    client = await hub.db.one("SELECT * FROM oauth_clients WHERE id=?", (client_id or "",))
     if client is None or not secret or not hmac.compare_digest(tokens.hash_token(secret), client["secret_hash"]):
         return oauth_error("invalid_client", "client authentication failed", status=401)
-    code = hub.db.one("SELECT * FROM oauth_codes WHERE hash=?", (tokens.hash_token(form.get("code", "")),))
-    if code is not None:
-        hub.db.execute("DELETE FROM oauth_codes WHERE hash=?", (code["hash"],))  # single use
+    code = await hub.db.run(_take_code, tokens.hash_token(form.get("code", "")))
     if (
         code is None
         or code["client_id"] != client["id"]
@@ -131,8 +137,8 @@ async def token(request):
     if not _pkce_ok(code, form.get("code_verifier")):
         return oauth_error("invalid_grant", "code_verifier does not match the code challenge")
     granted = json.loads(code["scopes"])
-    access_token = tokens.create(
-        hub.db, code["user"], "oauth", granted, client_id=client["id"], expires_in=TOKEN_LIFETIME,
+    access_token = await hub.db.run(
+        tokens.create, code["user"], "oauth", granted, client_id=client["id"], expires_in=TOKEN_LIFETIME,
         note=f"OAuth access for {client['id']}",
     )
     return web.json_response(

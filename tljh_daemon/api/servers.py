@@ -38,12 +38,12 @@ def _parse_time(value, key):
 
 @routes.post("/hub/api/users/{name}/activity")
 async def activity(request):
-    _, row = user_row(request, "users:activity")
+    _, row = await user_row(request, "users:activity")
     hub = request.app[HUB]
     body = await json_body(request)
     name = row["name"]
     if "last_activity" in body:
-        users.touch_activity(hub.db, name, _parse_time(body["last_activity"], "last_activity"))
+        await hub.db.run(users.touch_activity, name, _parse_time(body["last_activity"], "last_activity"))
     servers = body.get("servers", {})
     if not isinstance(servers, dict):
         raise web.HTTPBadRequest(text="servers must be an object of server name to activity")
@@ -51,10 +51,10 @@ async def activity(request):
         if not isinstance(info, dict) or "last_activity" not in info:
             raise web.HTTPBadRequest(text=f"servers.{server_name} needs a last_activity")
         when = _parse_time(info["last_activity"], f"servers.{server_name}.last_activity")
-        if server_name != "" or hub.servers.row(name) is None:
+        if server_name != "" or await hub.servers.row(name) is None:
             raise web.HTTPBadRequest(text=f"No such server {server_name!r} for user {name}")
-        hub.servers.store.touch(name, timeutil.isoformat(when))
-        users.touch_activity(hub.db, name, when)
+        await hub.servers.store.touch(name, timeutil.isoformat(when))
+        await hub.db.run(users.touch_activity, name, when)
     return web.Response(status=200)  # JupyterHub's handler finishes with tornado's default 200, no body
 
 
@@ -63,11 +63,11 @@ async def activity(request):
 @routes.post("/hub/api/users/{name}/server")
 @routes.post("/hub/api/users/{name}/servers/")
 async def start_server(request):
-    _, row = user_row(request, "start:servers", server="")
+    _, row = await user_row(request, "start:servers", server="")
     hub = request.app[HUB]
     await json_body(request, required=False)  # user options: none supported yet
     try:
-        hub.servers.start(row)
+        await hub.servers.start(row)
     except ServerBusy as e:
         raise web.HTTPBadRequest(text=str(e)) from None
     except SpawnLimitReached as e:
@@ -78,9 +78,9 @@ async def start_server(request):
 @routes.delete("/hub/api/users/{name}/server")
 @routes.delete("/hub/api/users/{name}/servers/")
 async def stop_server(request):
-    _, row = user_row(request, "delete:servers", server="")
+    _, row = await user_row(request, "delete:servers", server="")
     hub = request.app[HUB]
-    if hub.servers.state(row["name"]) in DOWN:
+    if await hub.servers.state(row["name"]) in DOWN:
         return web.Response(status=204)
     task = hub.servers.stop(row["name"])
     try:
@@ -97,11 +97,11 @@ def _sse(event):
 @routes.get("/hub/api/users/{name}/server/progress")
 @routes.get("/hub/api/users/{name}/servers//progress")
 async def progress(request):
-    _, row = user_row(request, "read:servers", server="")
+    _, row = await user_row(request, "read:servers", server="")
     hub = request.app[HUB]
     name = row["name"]
-    server = hub.servers.row(name)
-    state = hub.servers.state(name)
+    server = await hub.servers.row(name)
+    state = await hub.servers.state(name)
     tracker = hub.servers.progress.get(name)
     ended = state in (ServerState.FAILED, ServerState.CANCELLED)
     if state == ServerState.STOPPED or (ended and tracker is None and not server.message):
@@ -117,7 +117,7 @@ async def progress(request):
 
 async def _stream_progress(hub, name, server, state, tracker, response):
     if tracker is None:  # nothing in memory (e.g. after a restart): report the outcome only
-        model = server_model(hub, name)
+        model = await server_model(hub, name)
         if state == ServerState.RUNNING:
             event = {"progress": 100, "ready": True, "message": f"Server ready at {model['url']}",
                      "url": model["url"]}
@@ -144,8 +144,8 @@ async def _stream_progress(hub, name, server, state, tracker, response):
 @routes.post("/hub/api/users/{name}/servers/{server}")
 @routes.delete("/hub/api/users/{name}/servers/{server}")
 async def named_server(request):
-    user_row(request, "start:servers" if request.method == "POST" else "delete:servers",
-             server=request.match_info["server"])
+    await user_row(request, "start:servers" if request.method == "POST" else "delete:servers",
+                   server=request.match_info["server"])
     raise web.HTTPBadRequest(text="Named servers are not enabled on this hub; use /users/{name}/server")
 
 
@@ -153,7 +153,7 @@ async def named_server(request):
 async def batch_job_port(request):
     """A batch job's server reports the port it bound (JupyterHub's batchspawner protocol:
     `{"port": N}` with the server's own token). The node comes from the batch system."""
-    identity = authenticated(request)
+    identity = await authenticated(request)
     if identity.token is None or identity.token["kind"] != "server":
         raise web.HTTPForbidden(text="Only a server's own token may report its port")
     data = await json_body(request)

@@ -20,18 +20,18 @@ routes = web.RouteTableDef()
 
 @routes.get("/hub/api/signups")
 async def list_signups(request):
-    require(request, "admin:users")
+    await require(request, "admin:users")
     auth = native(request)
     status = request.query.get("status") or None
     if status is not None and status not in STATUSES:
         raise web.HTTPBadRequest(text=f"status must be one of: {', '.join(STATUSES)}")
-    return web.json_response(auth.list_signups(status))
+    return web.json_response(await auth.list_signups(status))
 
 
 @routes.get("/hub/api/signups/{name}")
 async def get_signup(request):
-    require(request, "admin:users")
-    model = native(request).signup_model(request.match_info["name"])
+    await require(request, "admin:users")
+    model = await native(request).signup_model(request.match_info["name"])
     if model is None:
         raise web.HTTPNotFound(text=f"No sign-up for {request.match_info['name']}")
     return web.json_response(model)
@@ -39,7 +39,7 @@ async def get_signup(request):
 
 @routes.patch("/hub/api/signups/{name}")
 async def decide_signup(request):
-    identity = require(request, "admin:users")
+    identity = await require(request, "admin:users")
     auth = native(request)
     body = await json_body(request)
     unknown = sorted(set(body) - {"status"})
@@ -49,7 +49,7 @@ async def decide_signup(request):
         raise web.HTTPBadRequest(text="status must be \"approved\" or \"refused\"")
     name = request.match_info["name"]
     try:
-        model = auth.decide(name, body["status"], identity.name)
+        model = await auth.decide(name, body["status"], identity.name)
     except SignupNotFound:
         raise web.HTTPNotFound(text=f"No sign-up for {name}") from None
     except SignupRefused as e:
@@ -59,11 +59,11 @@ async def decide_signup(request):
 
 @routes.delete("/hub/api/signups/{name}")
 async def discard_signup(request):
-    require(request, "admin:users")
+    await require(request, "admin:users")
     auth = native(request)
     name = request.match_info["name"]
     try:
-        auth.discard(name)
+        await auth.discard(name)
     except SignupNotFound:
         raise web.HTTPNotFound(text=f"No sign-up for {name}") from None
     except SignupRefused as e:

@@ -41,11 +41,11 @@ def _live_tokens(db, user):
     )
 
 
-def _token_row(request, name):
+async def _token_row(request, name):
     token_id = request.match_info["token_id"]
     if not token_id.startswith("a") or not token_id[1:].isdigit():
         raise web.HTTPNotFound(text=f"No such token: {token_id}")
-    for row in _live_tokens(request.app[HUB].db, name):
+    for row in await request.app[HUB].db.run(_live_tokens, name):
         if row["id"] == int(token_id[1:]):
             return row
     raise web.HTTPNotFound(text=f"No such token: {token_id}")
@@ -53,13 +53,13 @@ def _token_row(request, name):
 
 @routes.get("/hub/api/users/{name}/tokens")
 async def list_tokens(request):
-    _, row = user_row(request, "read:tokens")
-    return web.json_response({"api_tokens": [token_model(t) for t in _live_tokens(request.app[HUB].db, row["name"])]})
+    _, row = await user_row(request, "read:tokens")
+    return web.json_response({"api_tokens": [token_model(t) for t in await request.app[HUB].db.run(_live_tokens, row["name"])]})
 
 
-def owner_scopes(hub, name):
-    owner = users.user_model_row(hub.db, name)
-    return hub.roles.scopes_of_user(hub.db, name, bool(owner["admin"]))
+async def owner_scopes(hub, name):
+    owner = await hub.db.run(users.user_model_row, name)
+    return await hub.db.run(hub.roles.scopes_of_user, name, bool(owner["admin"]))
 
 
 #: the longest expiry a token can ask for; a larger one overflowed the timestamps (a 500)
@@ -68,7 +68,7 @@ MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 
 @routes.post("/hub/api/users/{name}/tokens")
 async def create_token(request):
-    identity, row = user_row(request, "tokens")
+    identity, row = await user_row(request, "tokens")
     hub = request.app[HUB]
     body = await json_body(request, required=False)
     note = body.get("note") or ""
@@ -80,7 +80,7 @@ async def create_token(request):
                                    or not 0 < expires_in <= MAX_EXPIRES_IN):
         raise web.HTTPBadRequest(text=f"expires_in must be a whole number of seconds from 1 to {MAX_EXPIRES_IN} "
                                       f"(10 years); leave it out for a token that does not expire")
-    owner = owner_scopes(hub, row["name"])
+    owner = await owner_scopes(hub, row["name"])
     if requested is None:
         granted = owner
     else:
@@ -94,26 +94,26 @@ async def create_token(request):
         granted = set(requested)
     if body.get("roles"):
         raise web.HTTPBadRequest(text="Roles on tokens are not supported; request scopes instead")
-    secret = tokens.create(hub.db, row["name"], "api", granted, note=note or "Requested via API",
-                           expires_in=expires_in)
-    created = tokens.lookup(hub.db, secret)
+    secret = await hub.db.run(tokens.create, row["name"], "api", granted, note=note or "Requested via API",
+                              expires_in=expires_in)
+    created = await hub.db.run(tokens.lookup, secret)
     return web.json_response({**token_model(created), "token": secret}, status=201)
 
 
 @routes.get("/hub/api/users/{name}/tokens/{token_id}")
 async def get_token(request):
-    _, row = user_row(request, "read:tokens")
-    return web.json_response(token_model(_token_row(request, row["name"])))
+    _, row = await user_row(request, "read:tokens")
+    return web.json_response(token_model(await _token_row(request, row["name"])))
 
 
 @routes.delete("/hub/api/users/{name}/tokens/{token_id}")
 async def delete_token(request):
     """Revoke a token; revoking an OAuth token revokes every token that client holds for the
     user (as in JupyterHub: the application loses its access)."""
-    _, row = user_row(request, "tokens")
-    token = _token_row(request, row["name"])
+    _, row = await user_row(request, "tokens")
+    token = await _token_row(request, row["name"])
     if token["kind"] == "oauth" and token["client_id"]:
-        tokens.revoke(request.app[HUB].db, user=row["name"], kind="oauth", client_id=token["client_id"])
+        await request.app[HUB].db.run(tokens.revoke, user=row["name"], kind="oauth", client_id=token["client_id"])
     else:
-        request.app[HUB].db.execute("DELETE FROM api_tokens WHERE id=?", (token["id"],))
+        await request.app[HUB].db.execute("DELETE FROM api_tokens WHERE id=?", (token["id"],))
     return web.Response(status=204)

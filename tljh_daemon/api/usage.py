@@ -7,7 +7,7 @@ any period. Times are seconds since the epoch (`t` is a bucket's start).
 from aiohttp import web
 
 from ..hub import HUB
-from ..usage_history import MAX_POINTS
+from ..usage_history import MAX_POINTS, UsageHistory
 from .base import require, user_row
 
 routes = web.RouteTableDef()
@@ -41,16 +41,16 @@ def _integer(request, key, default, low, high):
 @routes.get("/hub/api/users/{name}/usage")
 async def user_usage(request):
     """The CPU and memory of the user's server over the last `period` seconds."""
-    _, row = user_row(request, "read:servers")
+    _, row = await user_row(request, "read:servers")
     period, points = window(request)
-    samples = request.app[HUB].usage.history.servers([row["name"]], period, points)[row["name"]]
+    samples = (await request.app[HUB].usage.read(UsageHistory.servers, [row["name"]], period, points))[row["name"]]
     return web.json_response({"name": row["name"], "period": period, "points": points, "samples": samples})
 
 
 @routes.get("/hub/api/usage")
 async def machine_usage(request):
     """The machine's CPU, memory and running servers, and the spawns, over the last `period` seconds."""
-    require(request, "read:metrics")
+    await require(request, "read:metrics")
     period, points = window(request)
     return web.json_response({"period": period, "points": points,
-                              **request.app[HUB].usage.history.machine(period, points)})
+                              **await request.app[HUB].usage.read(UsageHistory.machine, period, points)})

@@ -67,12 +67,12 @@ def paginated_response(request, items, offset, limit, total, paginated):
 
 @routes.get("/hub/api/user")
 async def current_user(request):
-    identity = authenticated(request)
+    identity = await authenticated(request)
     hub = request.app[HUB]
     if identity.kind == "service":
         return web.json_response({**hub.service_manager.services[identity.name].model(), "scopes": sorted(identity.scopes)})
-    row = users.user_model_row(hub.db, identity.name)
-    model = user_model(hub, row)
+    row = await hub.db.run(users.user_model_row, identity.name)
+    model = await user_model(hub, row)
     # Any token may identify its owner (name, groups); the rest follows its scopes.
     reader = dataclasses.replace(identity, scopes=identity.scopes | scopes.identify_scopes(identity.name))
     # As JupyterHub (5.0+): token_id names the asking token, so a client can find (and revoke) it.
@@ -83,7 +83,7 @@ async def current_user(request):
 
 @routes.get("/hub/api/users")
 async def list_users(request):
-    identity = authenticated(request)
+    identity = await authenticated(request)
     hub = request.app[HUB]
     offset, limit, paginated = pagination(request)
     where, params = [], []
@@ -113,14 +113,14 @@ async def list_users(request):
     # and ordering plainly by them lets SQLite walk an index instead of sorting every row.
     nulls = f"({column} {'IS NULL' if direction == 'DESC' else 'IS NOT NULL'}), " if column == "last_activity" else ""
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    total = hub.db.one(f"SELECT COUNT(*) FROM users{clause}", params)[0]
-    rows = hub.db.all(
+    total = (await hub.db.one(f"SELECT COUNT(*) FROM users{clause}", params))[0]
+    rows = await hub.db.all(
         f"SELECT {MODEL_COLUMNS} FROM users{clause} ORDER BY {nulls}{column} {direction} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     stopped = _flag(request, "include_stopped_servers")
     visible = field_filter(identity)
-    items = [visible(model) for model in user_models(hub, rows, include_stopped=stopped)]
+    items = [visible(model) for model in await user_models(hub, rows, include_stopped=stopped)]
     return paginated_response(request, items, offset, limit, total, paginated)
 
 
@@ -141,7 +141,7 @@ def _new_names(names):
 
 @routes.post("/hub/api/users")
 async def create_users(request):
-    require(request, "admin:users")
+    await require(request, "admin:users")
     hub = request.app[HUB]
     body = await json_body(request)
     names = body.get("usernames")
@@ -151,44 +151,45 @@ async def create_users(request):
     if not isinstance(admin, bool):
         raise web.HTTPBadRequest(text="admin must be true or false")
     names = list(dict.fromkeys(_valid_names(names)))
-    new = [n for n in names if users.user_model_row(hub.db, n) is None]
-    if not new:
-        raise web.HTTPConflict(text="All of those users already exist")
-    _new_names(new)
-    with hub.db.transaction():
-        for name in new:
-            users.ensure_user(hub.db, name, admin=admin)
-    created = [user_model(hub, users.user_model_row(hub.db, n)) for n in new]
+
+    def create(db):
+        new = [n for n in names if users.user_model_row(db, n) is None]
+        if not new:
+            raise web.HTTPConflict(text="All of those users already exist")
+        _new_names(new)
+        return [users.ensure_user(db, name, admin=admin) for name in new]
+
+    created = [await user_model(hub, row) for row in await hub.db.transaction(create)]
     return web.json_response(created, status=201)
 
 
 @routes.get("/hub/api/users/{name}")
 async def get_user(request):
-    identity, row, group_names = user_row_and_groups(request, *READ_USER_SCOPES)
+    identity, row, group_names = await user_row_and_groups(request, *READ_USER_SCOPES)
     hub = request.app[HUB]
-    model = user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"), group_names=group_names)
+    model = await user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"), group_names=group_names)
     return web.json_response(visible_fields(identity, model))
 
 
 @routes.post("/hub/api/users/{name}")
 async def create_user(request):
-    require(request, "admin:users")
+    await require(request, "admin:users")
     hub = request.app[HUB]
     body = await json_body(request, required=False)
     (name,) = _valid_names([request.match_info["name"]])
-    if users.user_model_row(hub.db, name) is not None:
+    if await hub.db.run(users.user_model_row, name) is not None:
         raise web.HTTPConflict(text=f"User {name} already exists")
     _new_names([name])
     admin = body.get("admin", False)
     if not isinstance(admin, bool):
         raise web.HTTPBadRequest(text="admin must be true or false")
-    users.ensure_user(hub.db, name, admin=admin)
-    return web.json_response(user_model(hub, users.user_model_row(hub.db, name)), status=201)
+    row = await hub.db.run(users.ensure_user, name, admin=admin)
+    return web.json_response(await user_model(hub, row), status=201)
 
 
 @routes.patch("/hub/api/users/{name}")
 async def modify_user(request):
-    _, row = user_row(request, "admin:users")
+    _, row = await user_row(request, "admin:users")
     hub = request.app[HUB]
     body = await json_body(request)
     unknown = set(body) - {"admin", "name"}
@@ -201,7 +202,7 @@ async def modify_user(request):
         if not isinstance(body["admin"], bool):
             raise web.HTTPBadRequest(text="admin must be true or false")
         note = await admins.set_admin(hub, row["name"], body["admin"])
-    model = user_model(hub, users.user_model_row(hub.db, row["name"]))
+    model = await user_model(hub, await hub.db.run(users.user_model_row, row["name"]))
     if note:  # a demoted admin's server: what became of it (the admin panel shows it)
         model["server_note"] = note
     return web.json_response(model)
@@ -209,12 +210,12 @@ async def modify_user(request):
 
 @routes.delete("/hub/api/users/{name}")
 async def delete_user(request):
-    identity, row = user_row(request, "delete:users")
+    identity, row = await user_row(request, "delete:users")
     hub = request.app[HUB]
     name = row["name"]
     if name == identity.name:
         raise web.HTTPBadRequest(text="You cannot delete yourself")
-    if hub.servers.state(name) not in DOWN:
+    if await hub.servers.state(name) not in DOWN:
         await hub.servers.stop(name)
-    hub.db.execute("DELETE FROM users WHERE name=?", (name,))
+    await hub.db.execute("DELETE FROM users WHERE name=?", (name,))
     return web.Response(status=204)

@@ -35,7 +35,7 @@ class FirstUseAuthenticator(Authenticator):
             raise LoginRefused(f"Passwords must be at most {MAX_BYTES} bytes long")
 
     async def check_password(self, name, password):
-        row = users.user_model_row(self.db, name)
+        row = await self.db.run(users.user_model_row, name)
         refusal = login_switch.refusal(row, "firstuse")
         if refusal is not None:  # an account another sign-in method made: never claimed by typing its name
             raise LoginRefused(refusal)
@@ -47,31 +47,31 @@ class FirstUseAuthenticator(Authenticator):
         if row is None or row["password_hash"] is None:
             self._check_length(password)
             hashed = await asyncio.to_thread(hash_password, password)
-            if self._claim(name, hashed):
+            if await self.db.transaction(self._claim, name, hashed):
                 return True
-            row = users.user_model_row(self.db, name)  # another login claimed it first
+            row = await self.db.run(users.user_model_row, name)  # another login claimed it first
             if row is None or row["password_hash"] is None:
                 return False
         return await asyncio.to_thread(verify_password, password, row["password_hash"])
 
-    def _claim(self, name, hashed):
-        """Store `hashed` as the password of `name` only if it has none; True if this call won."""
-        with self.db.transaction():
-            users.ensure_user(self.db, name, admin=name in self.admins)
-            claimed = self.db.execute(
-                "UPDATE users SET password_hash=?, login_type='firstuse' WHERE name=? AND password_hash IS NULL"
-                f" AND {login_switch.claimable_by_firstuse_sql()}", (hashed, name)
-            )
-            return claimed.rowcount == 1
+    def _claim(self, db, name, hashed):
+        """(In a transaction.) Store `hashed` as the password of `name` only if it has none; True if
+        this call won."""
+        users.ensure_user(db, name, admin=name in self.admins)
+        claimed = db.execute(
+            "UPDATE users SET password_hash=?, login_type='firstuse' WHERE name=? AND password_hash IS NULL"
+            f" AND {login_switch.claimable_by_firstuse_sql()}", (hashed, name)
+        )
+        return claimed.rowcount == 1
 
     async def set_password(self, name, password):
         self._check_length(password)
         hashed = await asyncio.to_thread(hash_password, password)
-        users.ensure_user(self.db, name, admin=name in self.admins)
-        self.db.execute("UPDATE users SET password_hash=?, login_type='firstuse' WHERE name=?", (hashed, name))
+        await self.db.run(users.ensure_user, name, admin=name in self.admins)
+        await self.db.execute("UPDATE users SET password_hash=?, login_type='firstuse' WHERE name=?", (hashed, name))
 
     async def change_password(self, name, old, new):
-        row = users.user_model_row(self.db, name)
+        row = await self.db.run(users.user_model_row, name)
         if row is None or row["password_hash"] is None or not await asyncio.to_thread(
             verify_password, old, row["password_hash"]
         ):
@@ -81,4 +81,4 @@ class FirstUseAuthenticator(Authenticator):
     async def reset_password(self, name):
         """Admin action: the next login of `name` sets a new password (also for an account another
         sign-in method made: the admin hands it over to first use)."""
-        self.db.execute("UPDATE users SET password_hash=NULL, login_type='firstuse' WHERE name=?", (name,))
+        await self.db.execute("UPDATE users SET password_hash=NULL, login_type='firstuse' WHERE name=?", (name,))

@@ -95,7 +95,7 @@ class NativeAuthenticator(Authenticator):
             raise SignupRefused("Sign-up is closed on this hub. Ask its administrator for an account.")
         try:
             name = users.normalize_name(name)
-            if users.user_model_row(self.db, name) is None:
+            if await self.db.run(users.user_model_row, name) is None:
                 users.check_new_name(name)
         except users.InvalidName as e:
             raise SignupRefused(f"That user name cannot be used: {e}.") from None
@@ -112,62 +112,69 @@ class NativeAuthenticator(Authenticator):
         email = (email or "").strip() if self.settings["ask_email_on_signup"] else ""
         if self.settings["ask_email_on_signup"] and ("@" not in email or len(email) > 254 or " " in email):
             raise SignupRefused("Please give a valid email address.")
-        if self._taken(name):
+        if await self.db.run(self._taken, name):
             raise SignupRefused("This user name is already taken. Choose another one.")
         hashed = await hash_async(password)
         status = "approved" if self.pre_approved(name) else "pending"
-        with self.db.transaction():
-            if self._taken(name):  # someone took it while the password was hashed
+
+        def record(db):
+            if self._taken(db, name):  # someone took it while the password was hashed
                 raise SignupRefused("This user name is already taken. Choose another one.")
-            self.db.execute(
+            db.execute(
                 "INSERT INTO signups (name, password_hash, status, email, created) VALUES (?, ?, ?, ?, ?)",
                 (name, hashed, status, email or None, timeutil.isoformat(timeutil.now())))
             if status == "approved":
-                users.ensure_user(self.db, name, admin=name in self.admins)
+                users.ensure_user(db, name, admin=name in self.admins)
+
+        await self.db.transaction(record)
         log.info("Sign-up of %s: %s", name, status)
         return status
 
-    def _taken(self, name):
+    @staticmethod
+    def _taken(db, name):
         """A name is taken by a sign-up, or by a hub user that has one (an admin-made user
         with no sign-up yet may still sign up to choose a password; it then needs approval)."""
-        return self.db.one("SELECT 1 FROM signups WHERE name=?", (name,)) is not None
+        return db.one("SELECT 1 FROM signups WHERE name=?", (name,)) is not None
 
     # -- admin decisions ------------------------------------------------------------------
 
-    def list_signups(self, status=None):
+    async def list_signups(self, status=None):
         sql = "SELECT name, status, email, created, decided, decided_by FROM signups"
         params: tuple[str, ...] = ()
         if status:
             sql, params = sql + " WHERE status=?", (status,)
-        return [dict(r) for r in self.db.all(sql + " ORDER BY created, name", params)]
+        return [dict(r) for r in await self.db.all(sql + " ORDER BY created, name", params)]
 
-    def decide(self, name, status, by):
+    async def decide(self, name, status, by):
         """Approve or refuse a sign-up (again, if the admin changes their mind)."""
         assert status in ("approved", "refused")
-        with self.db.transaction():
-            row = self.db.one("SELECT status FROM signups WHERE name=?", (name,))
+
+        def record(db):
+            row = db.one("SELECT status FROM signups WHERE name=?", (name,))
             if row is None:
                 raise SignupNotFound(name)
             if row["status"] == "approved" and status == "refused":
                 raise SignupRefused(f"{name} is already an approved user: delete the user instead")
-            self.db.execute("UPDATE signups SET status=?, decided=?, decided_by=? WHERE name=?",
-                            (status, timeutil.isoformat(timeutil.now()), by, name))
+            db.execute("UPDATE signups SET status=?, decided=?, decided_by=? WHERE name=?",
+                       (status, timeutil.isoformat(timeutil.now()), by, name))
             if status == "approved":
-                users.ensure_user(self.db, name, admin=name in self.admins)
-        log.info("Sign-up of %s %s by %s", name, status, by)
-        return self.signup_model(name)
+                users.ensure_user(db, name, admin=name in self.admins)
 
-    def discard(self, name):
+        await self.db.transaction(record)
+        log.info("Sign-up of %s %s by %s", name, status, by)
+        return await self.signup_model(name)
+
+    async def discard(self, name):
         """Forget a sign-up (not an approved one: delete that user instead)."""
-        row = self.db.one("SELECT status FROM signups WHERE name=?", (name,))
+        row = await self.db.one("SELECT status FROM signups WHERE name=?", (name,))
         if row is None:
             raise SignupNotFound(name)
         if row["status"] == "approved":
             raise SignupRefused(f"{name} is an approved user: delete the user instead")
-        self.db.execute("DELETE FROM signups WHERE name=?", (name,))
+        await self.db.execute("DELETE FROM signups WHERE name=?", (name,))
 
-    def signup_model(self, name):
-        row = self.db.one("SELECT name, status, email, created, decided, decided_by FROM signups WHERE name=?",
+    async def signup_model(self, name):
+        row = await self.db.one("SELECT name, status, email, created, decided, decided_by FROM signups WHERE name=?",
                           (name,))
         return dict(row) if row else None
 
@@ -192,7 +199,7 @@ class NativeAuthenticator(Authenticator):
         remaining = self._lock_remaining(name)
         if remaining:
             raise LoginRefused(f"Too many failed sign-in attempts. Try again in {int(remaining // 60) + 1} minute(s).")
-        row = self.db.one("SELECT password_hash, status FROM signups WHERE name=?", (name,))
+        row = await self.db.one("SELECT password_hash, status FROM signups WHERE name=?", (name,))
         ok = await verify_async(password, row["password_hash"] if row else DUMMY_HASH)
         if not ok or row is None:
             self._failed(name)
@@ -207,7 +214,7 @@ class NativeAuthenticator(Authenticator):
         return True
 
     async def change_password(self, name, old, new):
-        row = self.db.one("SELECT password_hash FROM signups WHERE name=? AND status='approved'", (name,))
+        row = await self.db.one("SELECT password_hash FROM signups WHERE name=? AND status='approved'", (name,))
         if row is None or not await verify_async(old, row["password_hash"]):
             raise LoginRefused("The current password is not right")
         await self.set_password(name, new)
@@ -217,10 +224,10 @@ class NativeAuthenticator(Authenticator):
         if problem:
             raise LoginRefused(problem)
         hashed = await hash_async(password)
-        changed = self.db.execute("UPDATE signups SET password_hash=? WHERE name=?", (hashed, name)).rowcount
+        changed = (await self.db.execute("UPDATE signups SET password_hash=? WHERE name=?", (hashed, name))).rowcount
         if not changed:
             # An admin-made user with no sign-up: setting a password approves them.
-            self.db.execute(
+            await self.db.execute(
                 "INSERT INTO signups (name, password_hash, status, created, decided) VALUES (?, ?, 'approved', ?, ?)",
                 (name, hashed, *(timeutil.isoformat(timeutil.now()),) * 2))
 

@@ -85,7 +85,7 @@ class TmpAuthenticator(Authenticator):
     async def check_password(self, name, password):
         raise LoginRefused("This hub gives temporary accounts: use the button, no password is needed.")
 
-    def new_user(self, address=""):
+    async def new_user(self, address=""):
         """Create a temporary hub user with a fresh random name (10 hex digits, so its Unix
         account `jupyter-tmp-<hex>` stays short enough to keep TLJH's readable shape).
 
@@ -100,15 +100,15 @@ class TmpAuthenticator(Authenticator):
         cap = self.settings["max_users"] or -1
         while True:
             name = PREFIX + secrets.token_hex(5)
-            inserted = self.db.execute(
+            inserted = (await self.db.execute(
                 "INSERT OR IGNORE INTO users (name, admin, created, temporary) SELECT ?, 0, ?, 1 "
                 "WHERE ? < 0 OR (SELECT COUNT(*) FROM users WHERE temporary=1) < ?",
                 (name, timeutil.isoformat(timeutil.now()), cap, cap),
-            ).rowcount
+            )).rowcount
             if inserted:
                 log.info("New temporary user %s", name)
                 return name
-            if self.db.one("SELECT 1 FROM users WHERE name=?", (name,)) is None:
+            if await self.db.one("SELECT 1 FROM users WHERE name=?", (name,)) is None:
                 log.warning("Workshop full: %s temporary users (auth.TmpAuthenticator.max_users)", cap)
                 raise WorkshopBusy(503, f"This workshop is full: all {cap} places are taken. Places free up "
                                         f"when idle workshop accounts are removed; please try again in a few "

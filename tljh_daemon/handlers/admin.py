@@ -23,8 +23,8 @@ PAGE_SIZE = 50
 GROUP_NAMES_SHOWN = 12
 
 
-def require_admin(request):
-    identity = require_user(request)
+async def require_admin(request):
+    identity = await require_user(request)
     if not identity.admin:
         raise web.HTTPForbidden(text="Only admins can open the admin panel")
     return identity
@@ -51,9 +51,8 @@ def _when(text, now):
 @routes.get("/hub/admin")
 async def admin_page(request):
     """One page of users, searched, filtered by server state and sorted in SQL (5,000 users stay fast)."""
-    require_admin(request)
+    await require_admin(request)
     hub = request.app[HUB]
-    db = hub.db
     search = request.query.get("search", "")
     sort = request.query.get("sort", "name")
     if sort not in dict(SORT_CHOICES):
@@ -81,14 +80,26 @@ async def admin_page(request):
     if state:
         conditions.append(users.ADMIN_STATE_FILTERS[state])
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    total = db.one(f"SELECT COUNT(*) FROM users{where}", params)[0]
-    rows = db.all(
-        "SELECT users.*, s.state AS server_state, s.message AS server_message FROM users"
-        f" LEFT JOIN servers s ON s.user=users.name AND s.name=''"
-        f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
-        (*params, limit, offset),
-    )
-    memberships = groups.names_of_users(db, [r["name"] for r in rows])
+
+    def read(db):  # on the database thread
+        total = db.one(f"SELECT COUNT(*) FROM users{where}", params)[0]
+        rows = db.all(
+            "SELECT users.*, s.state AS server_state, s.message AS server_message FROM users"
+            f" LEFT JOIN servers s ON s.user=users.name AND s.name=''"
+            f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        memberships = groups.names_of_users(db, [r["name"] for r in rows])
+        group_rows = [  # a big group's members would fill the page: the count and the first few names
+            {"name": g["name"], "count": g["count"], "users": [m["user"] for m in db.all(
+                "SELECT user FROM group_members WHERE group_name=? ORDER BY user LIMIT ?",
+                (g["name"], GROUP_NAMES_SHOWN))]}
+            for g in db.all("SELECT g.name, COUNT(m.user) AS count FROM groups g"
+                            " LEFT JOIN group_members m ON m.group_name=g.name GROUP BY g.name ORDER BY g.name")
+        ]
+        return total, rows, memberships, group_rows
+
+    total, rows, memberships, group_rows = await hub.db.run(read)
     now = timeutil.now()
     listed = []
     for r in rows:
@@ -106,28 +117,22 @@ async def admin_page(request):
             "roles": [name for name in hub.roles.user_roles(r["name"], bool(r["admin"]), memberships.get(r["name"], []))
                       if name != "user"],
         })
-    group_rows = [  # a big group's members would fill the page: the count and the first few names
-        {"name": g["name"], "count": g["count"], "users": [m["user"] for m in db.all(
-            "SELECT user FROM group_members WHERE group_name=? ORDER BY user LIMIT ?", (g["name"], GROUP_NAMES_SHOWN))]}
-        for g in db.all("SELECT g.name, COUNT(m.user) AS count FROM groups g"
-                        " LEFT JOIN group_members m ON m.group_name=g.name GROUP BY g.name ORDER BY g.name")
-    ]
     proxy = hub.proxy
     https = certificates.status(hub.settings.proxy, proxy.acme_store, proxy.log_path)
     auth = hub.authenticator
-    signups = ([{**s, "created": _when(s["created"], now)} for s in auth.list_signups() if s["status"] != "approved"]
+    signups = ([{**s, "created": _when(s["created"], now)} for s in await auth.list_signups() if s["status"] != "approved"]
                if isinstance(auth, NativeAuthenticator) else None)
 
     def page_link(to):
         query = {k: v for k, v in (("search", search), ("state", state), ("sort", sort)) if v}
         return "?" + urlencode({**query, "offset": to, "limit": limit})
 
-    return render(request, "admin.html", {
-        **usage_chart.admin_charts(hub.usage.history, [u["name"] for u in listed], dict(request.query)),
+    return await render(request, "admin.html", {
+        **await hub.usage.read(usage_chart.admin_charts, [u["name"] for u in listed], dict(request.query)),
         "users": listed, "groups": group_rows, "signups": signups, "search": search, "sort": sort, "state": state,
         "sort_choices": SORT_CHOICES, "state_choices": STATE_CHOICES, "total": total,
         "offset": offset, "limit": limit, "https": https, "limits": limits_status(hub),
-        "other_limits": servers_with_other_limits(hub),
+        "other_limits": await servers_with_other_limits(hub),
         "prev_url": page_link(max(offset - limit, 0)) if offset else None,
         "next_url": page_link(offset + limit) if offset + limit < total else None,
     })
@@ -136,10 +141,10 @@ async def admin_page(request):
 @routes.get("/hub/admin/usage")
 async def usage(request):
     """The latest sampling round of each running server (usage_sampler.py)."""
-    require_admin(request)
+    await require_admin(request)
     hub = request.app[HUB]
     result = {}
-    for row in hub.servers.store.in_states(ServerState.RUNNING):
+    for row in await hub.servers.store.in_states(ServerState.RUNNING):
         sample = hub.usage.latest.get(row.user)
         if sample is None:
             continue
@@ -148,9 +153,9 @@ async def usage(request):
     return web.json_response(result)
 
 
-def servers_with_other_limits(hub):
+async def servers_with_other_limits(hub):
     """Running servers that keep the limits they started with, which limits.* no longer says."""
-    return limit_changes.with_other_limits(hub.db.all(limit_changes.RUNNING_SQL), hub.settings.server.limits)
+    return limit_changes.with_other_limits(await hub.db.all(limit_changes.RUNNING_SQL), hub.settings.server.limits)
 
 
 def limits_status(hub):
@@ -185,10 +190,10 @@ def authorized_applications(db, name):
 
 @routes.get("/hub/token")
 async def token_page(request):
-    identity = require_user(request)
+    identity = await require_user(request)
     db = request.app[HUB].db
-    owner = users.user_model_row(db, identity.name)
-    return render(request, "token.html", {
-        "own_scopes": sorted(request.app[HUB].roles.scopes_of_user(db, identity.name, bool(owner["admin"]))),
-        "oauth_apps": authorized_applications(db, identity.name),
+    owner = await db.run(users.user_model_row, identity.name)
+    return await render(request, "token.html", {
+        "own_scopes": sorted(await db.run(request.app[HUB].roles.scopes_of_user, identity.name, bool(owner["admin"]))),
+        "oauth_apps": await db.run(authorized_applications, identity.name),
     })

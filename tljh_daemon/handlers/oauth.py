@@ -21,18 +21,18 @@ def origin(request):
     return f"{'https' if is_https(request) else 'http'}://{request.host}"
 
 
-def failure_page(request, error, next_url=""):
+async def failure_page(request, error, next_url=""):
     if error.log_message:
         log.warning("%s", error.log_message)
-    response = login_refused_page(request, str(error), next_url, status=error.status)
+    response = await login_refused_page(request, str(error), next_url, status=error.status)
     response.del_cookie(STATE_COOKIE, path=request.app[HUB].url("/hub/"))
     return response
 
 
-def unexpected_failure(request, auth, next_url=""):
+async def unexpected_failure(request, auth, next_url=""):
     """A bug or a provider answer of a shape nobody foresaw: still the login page, not a 500."""
     log.exception("OAuth: unexpected error during a sign-in with %s", auth.login_service)
-    return failure_page(request, OAuthFailure(
+    return await failure_page(request, OAuthFailure(
         f"Signing in with {auth.login_service} failed unexpectedly. Please try again; if it keeps failing, "
         "tell the hub's administrator.", None, 502), next_url)
 
@@ -46,9 +46,9 @@ def make_routes(auth):
         try:
             url, state = await auth.begin(origin(request), next_url)
         except OAuthFailure as e:
-            return failure_page(request, e, next_url)
+            return await failure_page(request, e, next_url)
         except Exception:
-            return unexpected_failure(request, auth, next_url)
+            return await unexpected_failure(request, auth, next_url)
         response = web.HTTPFound(url)
         set_hub_cookie(request, response, STATE_COOKIE, state, max_age=STATE_TTL)
         raise response
@@ -58,9 +58,9 @@ def make_routes(auth):
         try:
             logged_in, next_url = await auth.complete(request.query, request.cookies.get(STATE_COOKIE))
         except OAuthFailure as e:
-            return failure_page(request, e)
+            return await failure_page(request, e)
         except Exception:
-            return unexpected_failure(request, auth)
+            return await unexpected_failure(request, auth)
         try:
             return await finish_login(request, logged_in, next_url)
         except web.HTTPFound as done:

@@ -47,8 +47,8 @@ def hub_relative_path(request):
     return request.rel_url.raw_path[len(request.app[HUB].base_url) - 1:]
 
 
-def require_user(request):
-    identity = identify(request)
+async def require_user(request):
+    identity = await identify(request)
     if identity is None:
         raise login_redirect(request)
     return identity
@@ -71,8 +71,8 @@ def announcement(hub, template):
     return [part for part in parts if part]
 
 
-def render(request, template, context=None, status=200):
-    identity = identify(request)
+async def render(request, template, context=None, status=200):
+    identity = await identify(request)
     hub = request.app[HUB]
     context = {
         "user": identity,
@@ -80,7 +80,7 @@ def render(request, template, context=None, status=200):
         "auth_type": hub.settings.pages.auth_type,
         "can_change_password": hub.authenticator.can_change_password,
         "can_reset_password": hub.authenticator.can_reset_password,
-        "temporary_notice": temporary_notice(hub, identity),
+        "temporary_notice": await temporary_notice(hub, identity),
         "signup_url": getattr(hub.authenticator, "signup_url", None),
         "announcements": announcement(hub, template),
         **(context or {}),
@@ -88,29 +88,29 @@ def render(request, template, context=None, status=200):
     return aiohttp_jinja2.render_template(template, request, context, status=status)
 
 
-def temporary_notice(hub, identity):
+async def temporary_notice(hub, identity):
     """The banner every page shows a temporary (workshop) user, else None."""
     if identity is None or identity.kind != "user":
         return None
-    row = users.user_model_row(hub.db, identity.name)
+    row = await hub.db.run(users.user_model_row, identity.name)
     if row is None or not row["temporary"]:
         return None
     return getattr(hub.authenticator, "temporary_notice", None) or "This is a temporary account."
 
 
-def target_user(request, identity):
+async def target_user(request, identity):
     """The user a page acts on: yourself, or (admins only) the one named in the URL."""
     name = request.match_info.get("name") or identity.name
     if name != identity.name and not identity.admin:
         raise web.HTTPForbidden(text="You can only manage your own server")
-    row = users.user_model_row(request.app[HUB].db, name)
+    row = await request.app[HUB].db.run(users.user_model_row, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
     return row
 
 
-def default_url(hub, name):
-    return hub.server_url(name) if hub.servers.state(name) == ServerState.RUNNING else hub.url("/hub/spawn")
+async def default_url(hub, name):
+    return hub.server_url(name) if await hub.servers.state(name) == ServerState.RUNNING else hub.url("/hub/spawn")
 
 
 @routes.get("/")
@@ -121,21 +121,21 @@ async def root(request):
 @routes.get("/hub")
 @routes.get("/hub/")
 async def hub_root(request):
-    raise web.HTTPFound(hub_url(request, "/hub/home" if identify(request) else "/hub/login"))
+    raise web.HTTPFound(hub_url(request, "/hub/home" if await identify(request) else "/hub/login"))
 
 
 @routes.get("/hub/home")
 async def home(request):
-    identity = require_user(request)
+    identity = await require_user(request)
     hub = request.app[HUB]
-    row = hub.servers.row(identity.name)
+    row = await hub.servers.row(identity.name)
     state = row.state if row else ServerState.STOPPED
-    return render(
+    return await render(
         request,
         "home.html",
         {
             "state": state,
-            "usage_charts": usage_chart.home_charts(hub.usage.history, identity.name, state == ServerState.RUNNING),
+            "usage_charts": await hub.usage.read(usage_chart.home_charts, identity.name, state == ServerState.RUNNING),
             "usage_refresh": max(3 * hub.usage.interval, 5),  # seconds between the charts' refreshes
             "message": row.message if row else None,
             "url": hub.server_url(identity.name),
@@ -147,9 +147,9 @@ async def home(request):
 async def _start(request, identity, row):
     hub = request.app[HUB]
     name = row["name"]
-    if hub.servers.state(name) != ServerState.RUNNING:
+    if await hub.servers.state(name) != ServerState.RUNNING:
         try:
-            hub.servers.start(row)
+            await hub.servers.start(row)
         except ServerBusy:
             pass  # already starting: just show its progress
         except SpawnLimitReached as e:  # an error page with status 429, as JupyterHub shows
@@ -162,10 +162,10 @@ async def _start(request, identity, row):
 @routes.get("/hub/spawn")
 @routes.get("/hub/spawn/{name}")
 async def spawn(request):
-    identity = require_user(request)
-    row = target_user(request, identity)
+    identity = await require_user(request)
+    row = await target_user(request, identity)
     hub = request.app[HUB]
-    if hub.servers.state(row["name"]) == ServerState.RUNNING:
+    if await hub.servers.state(row["name"]) == ServerState.RUNNING:
         raise raw_redirect(safe_next(request.query.get("next", ""), hub.server_url(row["name"])))
     await _start(request, identity, row)
 
@@ -173,35 +173,35 @@ async def spawn(request):
 @routes.post("/hub/spawn")
 @routes.post("/hub/spawn/{name}")
 async def spawn_submit(request):
-    identity = require_user(request)
+    identity = await require_user(request)
     await xsrf.checked_form(request)
-    await _start(request, identity, target_user(request, identity))
+    await _start(request, identity, await target_user(request, identity))
 
 
 @routes.post("/hub/stop")
 @routes.post("/hub/stop/{name}")
 async def stop_submit(request):
-    identity = require_user(request)
+    identity = await require_user(request)
     await xsrf.checked_form(request)
-    row = target_user(request, identity)
+    row = await target_user(request, identity)
     await request.app[HUB].servers.stop(row["name"])
     raise web.HTTPFound(hub_url(request, "/hub/home"))
 
 
 @routes.get("/hub/spawn-pending/{name}")
 async def spawn_pending(request):
-    identity = require_user(request)
-    row = target_user(request, identity)
+    identity = await require_user(request)
+    row = await target_user(request, identity)
     hub = request.app[HUB]
     name = row["name"]
-    server = hub.servers.row(name)
-    state = hub.servers.state(name)
+    server = await hub.servers.row(name)
+    state = await hub.servers.state(name)
     url = hub.server_url(name)
     next_url = safe_next(request.query.get("next", ""), url)
     if state == ServerState.RUNNING:
         raise raw_redirect(next_url)
     if state == ServerState.FAILED:
-        return render(
+        return await render(
             request,
             "spawn_failed.html",
             {"name": name, "message": server.message, "retry": hub.url(f"/hub/spawn/{url_name(name)}")},
@@ -211,7 +211,7 @@ async def spawn_pending(request):
         raise web.HTTPFound(hub.url("/hub/home"))
     if state != ServerState.PENDING:
         raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}"))
-    return render(
+    return await render(
         request,
         "spawn_pending.html",
         {
@@ -224,7 +224,7 @@ async def spawn_pending(request):
 
 @routes.get("/hub/user-redirect/{tail:.*}")
 async def user_redirect(request):
-    identity = require_user(request)
+    identity = await require_user(request)
     raw_tail = hub_relative_path(request)[len("/hub/user-redirect/"):]
     query = f"?{raw_query(request)}" if raw_query(request) else ""
     raise raw_redirect(request.app[HUB].server_url(identity.name) + raw_tail + query)
@@ -241,17 +241,17 @@ async def user_prefix_redirect(request):
 
 @routes.get("/hub/user/{name}/{tail:.*}")
 async def user_server_fallback(request):
-    identity = require_user(request)
+    identity = await require_user(request)
     name = request.match_info["name"]
     if name != identity.name and not identity.admin:
         raise web.HTTPForbidden(text=f"You are not allowed to use the server of {name}")
     hub = request.app[HUB]
-    if users.user_model_row(hub.db, name) is None:
+    if await hub.db.run(users.user_model_row, name) is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
     target = hub.server_url(name) + hub_relative_path(request).split("/", 4)[4]  # /hub/user/<name>/<tail>
     if raw_query(request):
         target += "?" + raw_query(request)
-    state = hub.servers.state(name)
+    state = await hub.servers.state(name)
     if state == ServerState.RUNNING:
         # Our route is live before we say "ready", so this is a stale request: retry once.
         if request.query.get("redirects"):

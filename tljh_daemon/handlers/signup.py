@@ -17,15 +17,15 @@ def native(request):
 routes = web.RouteTableDef()
 
 
-def _page(request, auth, status=200, **context):
-    return render(request, "signup.html", {
+async def _page(request, auth, status=200, **context):
+    return await render(request, "signup.html", {
         "enabled": auth.settings["enable_signup"], "ask_email": auth.settings["ask_email_on_signup"],
         "minimum": auth.settings["minimum_password_length"], **context}, status=status)
 
 
 @routes.get("/hub/signup")
 async def signup_page(request):
-    return _page(request, native(request))
+    return await _page(request, native(request))
 
 
 @routes.post("/hub/signup")
@@ -37,8 +37,8 @@ async def signup_submit(request):
         status = await auth.signup(name, str(form.get("password", "")), str(form.get("password_confirm", "")),
                                    str(form.get("email", "")))
     except SignupRefused as e:
-        return _page(request, auth, status=400, error=str(e), username=name, email=form.get("email", ""))
-    return _page(request, auth, result=status, username=name.strip().lower())
+        return await _page(request, auth, status=400, error=str(e), username=name, email=form.get("email", ""))
+    return await _page(request, auth, result=status, username=name.strip().lower())
 
 
 @routes.get("/hub/authorize")

@@ -17,7 +17,7 @@ async def tmplogin(request):
     """Always a new user (as upstream): a visit here replaces the browser's session. A full
     workshop or a client over its rate gets a page saying so (503 or 429, with Retry-After)."""
     try:
-        name = request.app[HUB].authenticator.new_user(client_address(request))
+        name = await request.app[HUB].authenticator.new_user(client_address(request))
     except WorkshopBusy as e:
         error = web.HTTPTooManyRequests if e.status == 429 else web.HTTPServiceUnavailable
         raise error(text=str(e), headers={"Retry-After": str(e.retry_after)}) from None
