@@ -303,7 +303,7 @@ def reload(ctx, what):
         _reload_hub(ctx.paths)
     click.echo(f"Reloaded the {what}.")
     if what == "hub":
-        kept = limit_changes.running_with_other_limits(ctx.paths.database, config["limits"])
+        kept = limit_changes.running_with_other_limits(ctx.paths.database, config)
         if kept:
             click.echo(f"Running servers keep the limits they started with until their next start: "
                        f"{', '.join(kept)}. New limits.* apply to servers started from now on; stop and "

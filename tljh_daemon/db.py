@@ -161,6 +161,10 @@ MIGRATIONS = [
         value TEXT NOT NULL
     );
     """,
+    # The user_options a server was started with (JSON, e.g. {"profile": "big"}): see profiles.py.
+    """
+    ALTER TABLE servers ADD COLUMN user_options TEXT;
+    """,
 ]
 
 

@@ -21,7 +21,8 @@ DEFAULT = ""  # the default server's name
 @dataclass(frozen=True)
 class ServerRecord:
     """One stored server. `pid`/`pid_create_time` are the spawner's handle (a batch job's id for
-    Slurm); `host` None is 127.0.0.1; `limits` is the JSON of the limits it started with."""
+    Slurm); `host` None is 127.0.0.1; `limits` is the JSON of the limits it started with;
+    `user_options` the JSON of the options it was started with (its profile)."""
 
     user: str
     name: str
@@ -34,6 +35,7 @@ class ServerRecord:
     message: Optional[str] = None
     host: Optional[str] = None
     limits: Optional[str] = None
+    user_options: Optional[str] = None
 
     @classmethod
     def from_row(cls, row) -> "ServerRecord":
@@ -82,13 +84,13 @@ class ServerStore:
 
     # -- the transitions (each one statement) ------------------------------------
 
-    def pending(self, user: str, started: str, name: str = DEFAULT) -> None:
-        """A start begins: the row is created on a user's first start."""
+    def pending(self, user: str, started: str, user_options: str = "{}", name: str = DEFAULT) -> None:
+        """A start begins, with `user_options` (JSON): the row is created on a user's first start."""
         self.db.execute(
-            "INSERT INTO servers (user, name, state, started) VALUES (?, ?, ?, ?)"
+            "INSERT INTO servers (user, name, state, started, user_options) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (user, name) DO UPDATE SET state=excluded.state, message=NULL,"
-            " started=excluded.started",
-            (user, name, ServerState.PENDING, started),
+            " started=excluded.started, user_options=excluded.user_options",
+            (user, name, ServerState.PENDING, started, user_options),
         )
 
     def launched(self, user: str, pid: int, pid_create_time: float, port: int, limits: str,

@@ -8,6 +8,7 @@ restarted daemon re-adopts running servers instead of killing them.
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -19,7 +20,7 @@ from typing import Optional
 
 import aiohttp
 
-from . import accounts, groups, hub_contract, limit_changes, scopes, shared_folders, storage, timeutil, tokens
+from . import accounts, groups, hub_contract, limit_changes, profiles, scopes, shared_folders, storage, timeutil, tokens
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
@@ -161,13 +162,17 @@ class ServerManager:
 
     # -- start -----------------------------------------------------------------
 
-    def start(self, user_row):
-        """Begin a spawn for `user_row` in the background; return its Progress.
+    def start(self, user_row, user_options=None):
+        """Begin a spawn for `user_row` with `user_options` (a JSON object, e.g. {"profile":
+        "big"}; None: the defaults) in the background; return its Progress.
 
-        Raises ServerBusy when it runs or is starting or stopping, SpawnLimitReached when
-        spawner.concurrent_spawn_limit servers are pending (JupyterHub's rule for both the
-        REST API and the browser)."""
+        Raises profiles.ProfileRefused for options that cannot be had (unknown profile, or one
+        outside the user's groups), ServerBusy when it runs or is starting or stopping,
+        SpawnLimitReached when spawner.concurrent_spawn_limit servers are pending (JupyterHub's
+        rule for both the REST API and the browser)."""
         name = user_row["name"]
+        user_groups = groups.names_of_user(self.db, name)
+        profile = profiles.choose(self.settings.profiles, user_options, user_groups)
         state = self.state(name)
         if state == ServerState.RUNNING:
             raise ServerBusy(f"{name} is already running")
@@ -180,8 +185,9 @@ class ServerManager:
             raise SpawnLimitReached(limit)
         progress = Progress()
         self.progress[name] = progress
-        self.store.pending(name, started=timeutil.isoformat(timeutil.now()))
-        self._run_task(name, self._spawn(user_row, progress))
+        self.store.pending(name, started=timeutil.isoformat(timeutil.now()),
+                           user_options=json.dumps(profiles.user_options_of(profile)))
+        self._run_task(name, self._spawn(user_row, progress, profile, user_groups))
         return progress
 
     def _run_task(self, name, coro):
@@ -269,7 +275,7 @@ class ServerManager:
     def user_env(self):
         return self.settings.user_env
 
-    async def _spawn(self, user_row, progress):
+    async def _spawn(self, user_row, progress, profile=None, user_groups=()):
         name = user_row["name"]
         prefix = self.prefix(name)
         handle = None
@@ -307,7 +313,10 @@ class ServerManager:
             hub_contract.register_oauth_client(self.db, self._oauth_client(name), api_token)  # secret: the token
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
-            limits = dict(self.settings.limits)
+            # limits.*, then limits.groups for the user's groups, then the profile's (profiles.py)
+            configured = profiles.effective_limits(self.settings.limits, self.settings.group_limits,
+                                                   user_groups, profile)
+            limits = dict(configured)
             self.plugins.call_each("tljh_pre_spawn", user=name, env=env, limits=limits)  # one that raises: logged, skipped
             for key, value in hub_contract.limits_environment(limits, self.overrides).items():
                 env.setdefault(key, value)  # the limits as started (after plugins); a plugin's own value stays
@@ -323,7 +332,8 @@ class ServerManager:
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
                 limits=limits,
                 port=port,
-                groups=groups.names_of_user(self.db, name),
+                groups=list(user_groups),
+                profile=profile,
             )
             reported = self.reported_ports[name] = asyncio.get_running_loop().create_future()
             slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
@@ -335,7 +345,7 @@ class ServerManager:
                 handle = await self.spawner.start(request)
                 phases.mark("launch")
                 self.store.launched(name, handle.pid, handle.create_time, port,
-                                    limits=limit_changes.encode(self.settings.limits))
+                                    limits=limit_changes.encode(configured))
                 host, port = await self.spawner.locate(request, handle, progress, reported, phases=phases)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
@@ -453,9 +463,10 @@ class ServerManager:
         row = self.db.one("SELECT * FROM users WHERE name=?", (name,))
         if row is None:
             return "stopped"
+        server = self.row(name)
         try:
-            self.start(row)
-        except (ServerBusy, SpawnLimitReached) as e:
+            self.start(row, json.loads(server.user_options or "{}") if server else None)  # the same profile
+        except (ServerBusy, SpawnLimitReached, profiles.ProfileRefused) as e:
             log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
             return "stopped"
         log.info("Restarting the server of %s: %s", name, reason)
@@ -517,8 +528,10 @@ class ServerManager:
         count = self.spawner.oom_kills(name)
         seen = self._oom_kills_seen.get(name, 0)
         if count and count > seen:
-            log.warning("The kernel killed %d process(es) of %s's server for going over limits.memory (%s)",
-                        count - seen, name, self.settings.limits.get("memory"))
+            row = self.row(name)
+            memory = json.loads(row.limits or "{}").get("memory") if row else None
+            log.warning("The kernel killed %d process(es) of %s's server for going over its memory limit (%s)",
+                        count - seen, name, memory)
         self._oom_kills_seen[name] = count or 0
 
     def report_port(self, name, port):

@@ -15,7 +15,7 @@ from .. import groups, limit_changes, scopes, timeutil, usage_chart, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
-from ..server_state import ServerState
+from ..server_state import ACTIVE, ServerState
 from .pages import render, require_user
 
 routes = web.RouteTableDef()
@@ -83,16 +83,19 @@ async def admin_page(request):
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     total = db.one(f"SELECT COUNT(*) FROM users{where}", params)[0]
     rows = db.all(
-        "SELECT users.*, s.state AS server_state, s.message AS server_message FROM users"
+        "SELECT users.*, s.state AS server_state, s.message AS server_message,"
+        " s.user_options AS server_user_options FROM users"
         f" LEFT JOIN servers s ON s.user=users.name AND s.name=''"
         f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
         (*params, limit, offset),
     )
     memberships = groups.names_of_users(db, [r["name"] for r in rows])
     now = timeutil.now()
+    profile_names = {p.slug: p.display_name for p in hub.settings.server.profiles}
     listed = []
     for r in rows:
         server_state = ServerState(r["server_state"] or ServerState.STOPPED)
+        profile = json.loads(r["server_user_options"] or "{}").get("profile")
         listed.append({
             "name": r["name"],
             "admin": bool(r["admin"]),
@@ -102,6 +105,8 @@ async def admin_page(request):
             "url": hub.server_url(r["name"]),
             "last_activity": _when(r["last_activity"], now),
             "groups": memberships.get(r["name"], []),
+            # the profile a running or starting server was started with (its user_options)
+            "profile": profile_names.get(profile, profile) if server_state in ACTIVE else None,
         })
     group_rows = [  # a big group's members would fill the page: the count and the first few names
         {"name": g["name"], "count": g["count"], "users": [m["user"] for m in db.all(
@@ -146,8 +151,13 @@ async def usage(request):
 
 
 def servers_with_other_limits(hub):
-    """Running servers that keep the limits they started with, which limits.* no longer says."""
-    return limit_changes.with_other_limits(hub.db.all(limit_changes.RUNNING_SQL), hub.settings.server.limits)
+    """Running servers that keep the limits they started with, which the configuration (limits.*,
+    limits.groups, their profile) no longer gives them."""
+    rows = hub.db.all(limit_changes.RUNNING_SQL)
+    server = hub.settings.server
+    expected = limit_changes.expected_limits(server.limits, server.group_limits, server.profiles,
+                                             groups.names_of_users(hub.db, [row["user"] for row in rows]))
+    return limit_changes.with_other_limits(rows, expected)
 
 
 def limits_status(hub):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
+    from ..profiles import Profile
     from ..servers import Phases, Progress
 
 
@@ -29,9 +30,11 @@ class SpawnRequest:
     cmd: list[str]
     env: dict[str, str]
     log_path: str
-    limits: dict[str, object] = field(default_factory=dict)  # the limits.* keys that are set
+    # the limits it gets: limits.*, limits.groups, its profile's (profiles.effective_limits)
+    limits: dict[str, object] = field(default_factory=dict)
     port: int = 0  # where a local server listens (chosen by the hub)
     groups: list[str] = field(default_factory=list)  # the user's hub groups
+    profile: Optional[Profile] = None  # the profile chosen (Slurm reads its partition and options)
 
 
 @dataclass(frozen=True)
