@@ -78,7 +78,7 @@ def test_kernel_over_the_memory_limit_is_killed_and_the_hub_stays_healthy(make_h
     usage = wait_for(lambda: boss.get(boss.url("/hub/admin/usage")).json().get(name, {}).get("oom_kills"),
                      "the hub to report the OOM kill", 30)
     assert usage >= 1
-    wait_for(lambda: "for going over limits.memory" in hub.log(), "the daemon to log the OOM kill", 30)
+    wait_for(lambda: "for going over its memory limit" in hub.log(), "the daemon to log the OOM kill", 30)
     assert requests.get(hub.url + "/hub/health", timeout=10).status_code == 200
     model = client.get(client.url(f"/hub/api/users/{name}")).json()
     assert model["servers"][""]["ready"] is True, "the server must outlive its kernel"

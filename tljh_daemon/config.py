@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from ruamel.yaml import YAML
 
-from . import backends, config_names, environments, roles
+from . import backends, config_names, environments, profiles, roles
 from . import scopes as scopes_mod
 from .files import write_atomically
 from .spawner.slurm_settings import DEFAULTS as SLURM_DEFAULTS
@@ -27,7 +27,8 @@ DEFAULTS = {
         "DummyAuthenticator": {"password": None},
     },
     "users": {"allowed": [], "banned": [], "admin": [], "extra_user_groups": {}},
-    "limits": {"memory": None, "cpu": None},
+    "limits": {"memory": None, "cpu": None, "groups": {}},
+    "profiles": [],
     "user_environment": {"default_app": "jupyterlab", "path": None},
     "environments": {},
     "http": {"port": 80, "address": ""},
@@ -134,8 +135,12 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
                         "pattern": r"^[0-9]+(\.[0-9]+)?[KMGT]?$",
                     },
                     "cpu": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    # {hub group: {memory, cpu}}: override limits.* for members (profiles.py)
+                    "groups": {"type": "object", "additionalProperties": profiles.LIMITS_SCHEMA},
                 }
             ),
+            # KubeSpawner's profile_list: the sizes of server users choose from (profiles.py)
+            "profiles": profiles.SCHEMA,
             "user_environment": _obj(
                 {
                     "default_app": {"enum": ["jupyterlab", "classic", "notebook"]},
@@ -352,6 +357,7 @@ def validate(config, owned=(), names=True):
         check_environments(config)
         check_roles(config)
         check_service_scopes(config)
+        check_profiles(config)
         if names:
             for key, _, reason in config_names.problems(config)[:1]:
                 raise ConfigError(key, reason)
@@ -462,6 +468,13 @@ def check_environments(config):
             environments.python_version(spec)
         except ValueError as e:
             raise ConfigError(f"environments.{name}.python", str(e)) from None
+
+
+def check_profiles(config):
+    """Profile slugs differ and at most one profile is the default."""
+    found = profiles.problem(config["profiles"])
+    if found:
+        raise ConfigError(*found)
 
 
 PORT_KEYS = ("http.port", "https.port", "hub.port", "traefik_api.port")

@@ -179,7 +179,7 @@ def set_(ctx, key, value):
 def limit_enforcement(paths, key):
     """Whether this machine can enforce `key` (a limits.* key), in a sentence for the admin."""
     if config_mod.load_yaml(paths.config_file).get("spawner", {}).get("type") == "slurm":
-        option = "--mem" if key == "limits.memory" else "--cpus-per-task"
+        option = "--mem" if key.endswith(".memory") else "--cpus-per-task"
         return (f"{key} becomes each Slurm job's {option} (unless spawner.slurm sets it); "
                 f"the cluster enforces it as its TaskPlugin is configured.")
     if systemd.booted():
@@ -303,7 +303,7 @@ def reload(ctx, what):
         _reload_hub(ctx.paths)
     click.echo(f"Reloaded the {what}.")
     if what == "hub":
-        kept = limit_changes.running_with_other_limits(ctx.paths.database, config["limits"])
+        kept = limit_changes.running_with_other_limits(ctx.paths.database, config)
         if kept:
             click.echo(f"Running servers keep the limits they started with until their next start: "
                        f"{', '.join(kept)}. New limits.* apply to servers started from now on; stop and "

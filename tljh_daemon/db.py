@@ -175,6 +175,10 @@ MIGRATIONS = [
     END WHERE pid IS NOT NULL;
     UPDATE servers SET pid = NULL, pid_create_time = NULL;
     """,
+    # The user_options a server was started with (JSON, e.g. {"profile": "big"}): see profiles.py.
+    """
+    ALTER TABLE servers ADD COLUMN user_options TEXT;
+    """,
 ]
 
 

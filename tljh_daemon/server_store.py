@@ -23,7 +23,8 @@ DEFAULT = ""  # the default server's name
 class ServerRecord:
     """One stored server. `spawner_state` is what the spawner returned from start (its own
     JSON-serialisable state: a PID, a job id); `host` None is 127.0.0.1; `limits` is the JSON
-    of the limits it started with."""
+    of the limits it started with; `user_options` the JSON of the options it was started with
+    (its profile)."""
 
     user: str
     name: str
@@ -35,6 +36,7 @@ class ServerRecord:
     message: Optional[str] = None
     host: Optional[str] = None
     limits: Optional[str] = None
+    user_options: Optional[str] = None
 
     @classmethod
     def from_row(cls, row) -> "ServerRecord":
@@ -85,13 +87,13 @@ class ServerStore:
 
     # -- the transitions (each one statement) ------------------------------------
 
-    async def pending(self, user: str, started: str, name: str = DEFAULT) -> None:
-        """A start begins: the row is created on a user's first start."""
+    async def pending(self, user: str, started: str, user_options: str = "{}", name: str = DEFAULT) -> None:
+        """A start begins, with `user_options` (JSON): the row is created on a user's first start."""
         await self.db.execute(
-            "INSERT INTO servers (user, name, state, started) VALUES (?, ?, ?, ?)"
+            "INSERT INTO servers (user, name, state, started, user_options) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (user, name) DO UPDATE SET state=excluded.state, message=NULL,"
-            " started=excluded.started",
-            (user, name, ServerState.PENDING, started),
+            " started=excluded.started, user_options=excluded.user_options",
+            (user, name, ServerState.PENDING, started, user_options),
         )
 
     async def launched(self, user: str, spawner_state: dict[str, Any], port: int, limits: str,

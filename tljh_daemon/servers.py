@@ -8,6 +8,7 @@ restarted daemon re-adopts running servers instead of killing them.
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import random
@@ -19,8 +20,8 @@ from typing import Optional
 
 import aiohttp
 
-from . import (accounts, environments, groups, hub_contract, limit_changes, scopes, shared_folders, storage,
-               timeutil, tokens)
+from . import (accounts, environments, groups, hub_contract, limit_changes, profiles, scopes, shared_folders,
+               storage, timeutil, tokens)
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
@@ -157,14 +158,18 @@ class ServerManager:
 
     # -- start -----------------------------------------------------------------
 
-    async def start(self, user_row):
-        """Begin a spawn for `user_row` in the background; return its Progress.
+    async def start(self, user_row, user_options=None):
+        """Begin a spawn for `user_row` with `user_options` (a JSON object, e.g. {"profile":
+        "big"}; None: the defaults) in the background; return its Progress.
 
-        Raises ServerBusy when it runs or is starting or stopping, SpawnLimitReached when
-        spawner.concurrent_spawn_limit servers are pending (JupyterHub's rule for both the
-        REST API and the browser). Starts are checked one at a time (the lock), so two
-        requests cannot both pass the checks while the database answers."""
+        Raises profiles.ProfileRefused for options that cannot be had (unknown profile, or one
+        outside the user's groups), ServerBusy when it runs or is starting or stopping,
+        SpawnLimitReached when spawner.concurrent_spawn_limit servers are pending (JupyterHub's
+        rule for both the REST API and the browser). Starts are checked one at a time (the
+        lock), so two requests cannot both pass the checks while the database answers."""
         name = user_row["name"]
+        user_groups = await self.db.run(groups.names_of_user, name)
+        profile = profiles.choose(self.settings.profiles, user_options, user_groups)
         async with self._start_lock:
             state = await self.state(name)
             if state == ServerState.RUNNING:
@@ -178,8 +183,9 @@ class ServerManager:
                 raise SpawnLimitReached(limit)
             progress = Progress()
             self.progress[name] = progress
-            await self.store.pending(name, started=timeutil.isoformat(timeutil.now()))
-            self._run_task(name, self._spawn(user_row, progress))
+            await self.store.pending(name, started=timeutil.isoformat(timeutil.now()),
+                                     user_options=json.dumps(profiles.user_options_of(profile)))
+            self._run_task(name, self._spawn(user_row, progress, profile, user_groups))
         return progress
 
     def _new_server_token(self, db, name):
@@ -276,7 +282,7 @@ class ServerManager:
     def user_env(self):
         return self.settings.user_env
 
-    async def _spawn(self, user_row, progress):
+    async def _spawn(self, user_row, progress, profile=None, user_groups=()):
         name = user_row["name"]
         prefix = self.prefix(name)
         state = None
@@ -310,7 +316,10 @@ class ServerManager:
             api_token = await self.db.run(self._new_server_token, name)
             env = self._environment(name, account, port, api_token)
             cmd = self._command(singleuser, name, account)
-            limits = dict(self.settings.limits)
+            # limits.*, then limits.groups for the user's groups, then the profile's (profiles.py)
+            configured = profiles.effective_limits(self.settings.limits, self.settings.group_limits,
+                                                   user_groups, profile)
+            limits = dict(configured)
             self.plugins.call_each("tljh_pre_spawn", user=name, env=env, limits=limits)  # one that raises: logged, skipped
             for key, value in hub_contract.limits_environment(limits, self.overrides).items():
                 env.setdefault(key, value)  # the limits as started (after plugins); a plugin's own value stays
@@ -326,7 +335,8 @@ class ServerManager:
                 log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
                 limits=limits,
                 port=port,
-                groups=await self.db.run(groups.names_of_user, name),
+                groups=list(user_groups),
+                profile=profile,
             )
             capabilities = self.spawner.capabilities
             slot = (self.admission.slot(progress, light=self.spawner.light_start(request))
@@ -337,7 +347,7 @@ class ServerManager:
                 await progress.emit(30, capabilities.start_message)
                 state = await self.spawner.start(request)
                 phases.mark("launch")
-                await self.store.launched(name, state, port, limits=limit_changes.encode(self.settings.limits))
+                await self.store.launched(name, state, port, limits=limit_changes.encode(configured))
                 host, port = await self._follow_start(request, state, progress, phases)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
@@ -468,9 +478,10 @@ class ServerManager:
         row = await self.db.one("SELECT * FROM users WHERE name=?", (name,))
         if row is None:
             return "stopped"
+        server = await self.row(name)
         try:
-            await self.start(row)
-        except (ServerBusy, SpawnLimitReached) as e:
+            await self.start(row, json.loads(server.user_options or "{}") if server else None)  # the same profile
+        except (ServerBusy, SpawnLimitReached, profiles.ProfileRefused) as e:
             log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
             return "stopped"
         log.info("Restarting the server of %s: %s", name, reason)
@@ -525,15 +536,17 @@ class ServerManager:
                     log.warning("%s", e)
                 await self._mark_gone(name, ended)
             elif not ended:
-                self._report_oom_kills(name)
+                await self._report_oom_kills(name)
 
-    def _report_oom_kills(self, name):
+    async def _report_oom_kills(self, name):
         """Log when the kernel killed one of a server's processes (a kernel) for memory."""
         count = self.spawner.oom_kills(name)
         seen = self._oom_kills_seen.get(name, 0)
         if count and count > seen:
-            log.warning("The kernel killed %d process(es) of %s's server for going over limits.memory (%s)",
-                        count - seen, name, self.settings.limits.get("memory"))
+            row = await self.row(name)
+            memory = json.loads(row.limits or "{}").get("memory") if row else None
+            log.warning("The kernel killed %d process(es) of %s's server for going over its memory limit (%s)",
+                        count - seen, name, memory)
         self._oom_kills_seen[name] = count or 0
 
     def report_port(self, name, port):

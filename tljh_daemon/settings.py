@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from types import MappingProxyType
 
+from . import profiles as profiles_mod
 from . import roles as roles_mod
 from . import shared_folders
 from .paths import Paths
@@ -59,6 +60,9 @@ class ServerSettings:
     concurrent_starts: int = 1  # spawner.concurrent_starts, 0 (one per CPU) resolved
     concurrent_spawn_limit: int = 100  # 0: no limit
     limits: Mapping[str, Any] = field(default_factory=dict)  # the limits.* keys that are set
+    # limits.groups: {hub group: {memory, cpu}} for members (profiles.effective_limits)
+    group_limits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    profiles: tuple[profiles_mod.Profile, ...] = ()  # `profiles`: what users choose from
     extra_user_groups: Mapping[str, list[str]] = field(default_factory=dict)
     base_url: str = "/"
     public_origin: Optional[str] = None  # e.g. https://hub.example.org, with HTTPS on a known domain
@@ -124,7 +128,10 @@ def server_settings(config: Mapping[str, Any], paths: Paths) -> ServerSettings:
         stop_timeout=spawner["stop_timeout"],
         concurrent_starts=spawner["concurrent_starts"] or os.cpu_count() or 1,
         concurrent_spawn_limit=spawner["concurrent_spawn_limit"],
-        limits={key: value for key, value in config["limits"].items() if value is not None},
+        limits={key: config["limits"][key] for key in profiles_mod.LIMIT_KEYS if config["limits"].get(key) is not None},
+        group_limits=MappingProxyType({group: MappingProxyType(dict(values))
+                                       for group, values in (config["limits"].get("groups") or {}).items()}),
+        profiles=profiles_mod.from_config(config),
         extra_user_groups=dict(config["users"]["extra_user_groups"]),
         base_url=config["base_url"],
         public_origin=public_origin(proxy_settings(config)),

@@ -73,6 +73,7 @@ class Export:
         self._base_url()
         self._auth(groups)
         self._limits()
+        self._profiles()
         self._culling()
         self._https()
         self._singleuser()
@@ -235,6 +236,40 @@ class Export:
                 self.put("singleuser.memory.guarantee", limits["memory"])  # a guarantee above the limit fails
         if limits["cpu"]:
             self.put("singleuser.cpu.limit", limits["cpu"])
+        for group in sorted(limits.get("groups") or {}):
+            self.skip(f"limits.groups.{group}", "KubeSpawner has no per-group limits: offer a profile to the "
+                                                "group instead (profiles.*.groups), or set them in a pre_spawn_hook")
+
+    def _profiles(self):
+        """profiles → singleuser.profileList (KubeSpawner's profile_list): limits become
+        kubespawner_override's mem_limit / cpu_limit."""
+        exported = []
+        for index, profile in enumerate(self.config.get("profiles") or ()):
+            entry = {"display_name": profile["display_name"], "slug": profile["slug"]}
+            if profile.get("description"):
+                entry["description"] = profile["description"]
+            if profile.get("default"):
+                entry["default"] = True
+            override = {}
+            limits = profile.get("limits") or {}
+            if limits.get("memory"):
+                override["mem_limit"] = limits["memory"]
+                if memory_bytes(limits["memory"]) < CHART_MEMORY_GUARANTEE:
+                    override["mem_guarantee"] = limits["memory"]  # a guarantee above the limit fails
+            if limits.get("cpu"):
+                override["cpu_limit"] = limits["cpu"]
+            if override:
+                entry["kubespawner_override"] = override
+            exported.append(entry)
+            if profile.get("groups"):
+                self.skip(f"profiles.{index}.groups",
+                          "singleuser.profileList offers each profile to everyone: restrict it to the groups "
+                          "with a callable c.KubeSpawner.profile_list (hub.extraConfig)")
+            for key in ("partition", "options"):
+                if profile.get(key):
+                    self.skip(f"profiles.{index}.{key}", "a Slurm setting; user pods do not run as Slurm jobs")
+        if exported:
+            self.put("singleuser.profileList", exported)
 
     def _culling(self):
         cull = self.config["services"]["cull"]
@@ -311,7 +346,7 @@ class Export:
 
     # config.yaml keys the steps above consume, map or name; anything else set to other than its
     # default is named by _sweep, so nothing is dropped silently.
-    HANDLED = ("base_url", "auth", "users", "limits", "user_environment", "http.port", "https.enabled",
+    HANDLED = ("base_url", "auth", "users", "limits", "profiles", "user_environment", "http.port", "https.enabled",
                "https.port", "https.tls", "https.letsencrypt.email", "https.letsencrypt.domains",
                "https.letsencrypt.staging", "https.letsencrypt.acme_server", "https.letsencrypt.dns_provider",
                "https.letsencrypt.acme_ca_file", "services", "spawner.start_timeout",

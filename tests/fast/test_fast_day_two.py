@@ -127,6 +127,6 @@ async def test_running_servers_with_other_limits_are_named(start_hub):
     assert 'id="other-limits">1 running\n  server keeps' in page and "next start: alice." in page
     # What `tljh-config reload hub` reads, beside the running daemon.
     database = again.hub.paths.database
-    assert limit_changes.running_with_other_limits(database, {"memory": "2G", "cpu": 1}) == ["alice"]
-    assert limit_changes.running_with_other_limits(database, {"memory": "1G", "cpu": None}) == ["bob"]
-    assert limit_changes.running_with_other_limits(database + ".missing", {}) == []
+    assert limit_changes.running_with_other_limits(database, {"limits": {"memory": "2G", "cpu": 1}}) == ["alice"]
+    assert limit_changes.running_with_other_limits(database, {"limits": {"memory": "1G", "cpu": None}}) == ["bob"]
+    assert limit_changes.running_with_other_limits(database + ".missing", {"limits": {}}) == []

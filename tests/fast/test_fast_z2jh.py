@@ -246,3 +246,26 @@ def test_jupyterhub_config_d_settings_are_exported_or_named(tmp_path):
     assert values["hub"]["config"]["JupyterHub"]["load_groups"] == {"tutors": {"users": ["tara"]}}
     assert "JupyterHub.cookie_secret_file (jupyterhub_config.d)" in unmapped
     assert "/opt/tljh/config/jupyterhub_config.d/20-broken.py failed: NameError: x" in unmapped
+
+
+def test_profiles_become_the_profile_list():
+    values, unmapped = export({
+        "limits": {"memory": "1G", "groups": {"teachers": {"memory": "4G"}}},
+        "profiles": [
+            {"slug": "small", "display_name": "Small", "description": "Exercises", "default": True,
+             "limits": {"memory": "512M", "cpu": 0.5}},
+            {"slug": "big", "display_name": "Big", "limits": {"memory": "4G"}, "groups": ["project"],
+             "partition": "gpu"},
+            {"slug": "plain", "display_name": "Plain"},
+        ],
+    })
+    assert values["singleuser"]["profileList"] == [
+        {"display_name": "Small", "slug": "small", "description": "Exercises", "default": True,
+         "kubespawner_override": {"mem_limit": "512M", "mem_guarantee": "512M", "cpu_limit": 0.5}},
+        {"display_name": "Big", "slug": "big", "kubespawner_override": {"mem_limit": "4G"}},
+        {"display_name": "Plain", "slug": "plain"},
+    ]
+    assert "callable c.KubeSpawner.profile_list" in unmapped["profiles.1.groups"]
+    assert "Slurm" in unmapped["profiles.1.partition"]
+    assert "per-group limits" in unmapped["limits.groups.teachers"]
+    assert not any(key.startswith("profiles.0") or key.startswith("profiles.2") for key in unmapped)

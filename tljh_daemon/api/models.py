@@ -1,5 +1,7 @@
 """JSON models of users and servers, shaped like JupyterHub's REST API."""
 
+import json
+
 from .. import groups
 from ..scopes import USER_MODEL_FIELDS
 from ..server_state import DOWN, ServerState
@@ -23,7 +25,7 @@ async def server_model(hub, name, include_stopped=False, row=...):
         "started": row.started,
         "last_activity": row.last_activity,
         "state": {},
-        "user_options": {},
+        "user_options": json.loads(row.user_options or "{}"),  # e.g. {"profile": "big"}
     }
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .. import timeutil, users
 from ..hub import HUB
+from ..profiles import ProfileRefused
 from ..server_state import DOWN, ServerState
 from ..servers import ServerBusy, SpawnLimitReached
 from .base import authenticated, json_body, user_row
@@ -65,9 +66,12 @@ async def activity(request):
 async def start_server(request):
     _, row = await user_row(request, "start:servers", server="")
     hub = request.app[HUB]
-    await json_body(request, required=False)  # user options: none supported yet
+    user_options = await json_body(request, required=False)  # JupyterHub's user_options, e.g. {"profile": "big"}
     try:
-        await hub.servers.start(row)
+        await hub.servers.start(row, user_options)
+    except ProfileRefused as e:  # an unknown profile (400), or one outside the user's groups (403)
+        error = web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest
+        raise error(text=str(e)) from None
     except ServerBusy as e:
         raise web.HTTPBadRequest(text=str(e)) from None
     except SpawnLimitReached as e:

@@ -15,7 +15,7 @@ from .. import groups, limit_changes, timeutil, usage_chart, users
 from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
-from ..server_state import ServerState
+from ..server_state import ACTIVE, ServerState
 from .pages import render, require_user
 
 routes = web.RouteTableDef()
@@ -84,7 +84,8 @@ async def admin_page(request):
     def read(db):  # on the database thread
         total = db.one(f"SELECT COUNT(*) FROM users{where}", params)[0]
         rows = db.all(
-            "SELECT users.*, s.state AS server_state, s.message AS server_message FROM users"
+            "SELECT users.*, s.state AS server_state, s.message AS server_message,"
+            " s.user_options AS server_user_options FROM users"
             f" LEFT JOIN servers s ON s.user=users.name AND s.name=''"
             f"{where} ORDER BY ({column} IS NULL), {column} {direction} LIMIT ? OFFSET ?",
             (*params, limit, offset),
@@ -101,9 +102,11 @@ async def admin_page(request):
 
     total, rows, memberships, group_rows = await hub.db.run(read)
     now = timeutil.now()
+    profile_names = {p.slug: p.display_name for p in hub.settings.server.profiles}
     listed = []
     for r in rows:
         server_state = ServerState(r["server_state"] or ServerState.STOPPED)
+        profile = json.loads(r["server_user_options"] or "{}").get("profile")
         listed.append({
             "name": r["name"],
             "admin": bool(r["admin"]),
@@ -116,6 +119,8 @@ async def admin_page(request):
             # every user holds `user`: the others are what sets one apart
             "roles": [name for name in hub.roles.user_roles(r["name"], bool(r["admin"]), memberships.get(r["name"], []))
                       if name != "user"],
+            # the profile a running or starting server was started with (its user_options)
+            "profile": profile_names.get(profile, profile) if server_state in ACTIVE else None,
         })
     proxy = hub.proxy
     https = certificates.status(hub.settings.proxy, proxy.acme_store, proxy.log_path)
@@ -154,8 +159,13 @@ async def usage(request):
 
 
 async def servers_with_other_limits(hub):
-    """Running servers that keep the limits they started with, which limits.* no longer says."""
-    return limit_changes.with_other_limits(await hub.db.all(limit_changes.RUNNING_SQL), hub.settings.server.limits)
+    """Running servers that keep the limits they started with, which the configuration (limits.*,
+    limits.groups, their profile) no longer gives them."""
+    rows = await hub.db.all(limit_changes.RUNNING_SQL)
+    server = hub.settings.server
+    memberships = await hub.db.run(groups.names_of_users, [row["user"] for row in rows])
+    expected = limit_changes.expected_limits(server.limits, server.group_limits, server.profiles, memberships)
+    return limit_changes.with_other_limits(rows, expected)
 
 
 def limits_status(hub):

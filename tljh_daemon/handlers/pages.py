@@ -1,5 +1,6 @@
 """HTML pages: home, spawn and its progress, user-redirect (login pages are in login.py)."""
 
+import json
 import os
 import string
 from urllib.parse import quote, urlencode
@@ -8,9 +9,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from yarl import URL
 
-from .. import usage_chart, users, xsrf
+from .. import groups, profiles, usage_chart, users, xsrf
 from ..hub import HUB
 from ..identity import identify, login_redirect
+from ..profiles import ProfileRefused
 from ..server_state import ServerState
 from ..servers import ServerBusy, SpawnLimitReached
 from ..urls import url_name
@@ -140,16 +142,40 @@ async def home(request):
             "message": row.message if row else None,
             "url": hub.server_url(identity.name),
             "name": identity.name,
+            "choose_profile": bool(await profile_choices(hub, identity.name)),
         },
     )
 
 
-async def _start(request, identity, row):
+async def profile_choices(hub, name):
+    """The profiles `name` may choose from (none: no form, the server starts as configured)."""
+    if not hub.settings.server.profiles:
+        return []
+    return profiles.available(hub.settings.server.profiles, await hub.db.run(groups.names_of_user, name))
+
+
+async def spawn_form(request, identity, row, chosen=None, error=None, status=200):
+    """The options form (JupyterHub's spawn page): one radio button per profile."""
+    hub = request.app[HUB]
+    name = row["name"]
+    choices = await profile_choices(hub, name)
+    default = profiles.default_of(choices)
+    next_url = safe_next(request.query.get("next", ""), "")
+    action = hub.url(f"/hub/spawn/{url_name(name)}") + ("?" + urlencode({"next": next_url}) if next_url else "")
+    return await render(request, "spawn.html", {
+        "name": name, "own": name == identity.name, "choices": choices, "action": action, "error": error,
+        "chosen": chosen or (default.slug if default else ""),
+    }, status=status)
+
+
+async def _start(request, identity, row, user_options=None):
     hub = request.app[HUB]
     name = row["name"]
     if await hub.servers.state(name) != ServerState.RUNNING:
         try:
-            await hub.servers.start(row)
+            await hub.servers.start(row, user_options)
+        except ProfileRefused as e:  # a form posted by hand, or a profile gone since the page was shown
+            return await spawn_form(request, identity, row, error=str(e), status=e.status)
         except ServerBusy:
             pass  # already starting: just show its progress
         except SpawnLimitReached as e:  # an error page with status 429, as JupyterHub shows
@@ -167,15 +193,20 @@ async def spawn(request):
     hub = request.app[HUB]
     if await hub.servers.state(row["name"]) == ServerState.RUNNING:
         raise raw_redirect(safe_next(request.query.get("next", ""), hub.server_url(row["name"])))
-    await _start(request, identity, row)
+    if await hub.servers.state(row["name"]) != ServerState.PENDING and await profile_choices(hub, row["name"]):
+        return await spawn_form(request, identity, row)
+    return await _start(request, identity, row)
 
 
 @routes.post("/hub/spawn")
 @routes.post("/hub/spawn/{name}")
 async def spawn_submit(request):
+    """Start with the form's `profile` (none: the default one, e.g. the home page's button)."""
     identity = await require_user(request)
-    await xsrf.checked_form(request)
-    await _start(request, identity, await target_user(request, identity))
+    form = await xsrf.checked_form(request)
+    profile = form.get("profile")
+    return await _start(request, identity, await target_user(request, identity),
+                        {"profile": profile} if profile else None)
 
 
 @routes.post("/hub/stop")
@@ -204,7 +235,9 @@ async def spawn_pending(request):
         return await render(
             request,
             "spawn_failed.html",
-            {"name": name, "message": server.message, "retry": hub.url(f"/hub/spawn/{url_name(name)}")},
+            {"name": name, "message": server.message, "retry": hub.url(f"/hub/spawn/{url_name(name)}"),
+             # a retry keeps the profile the failed start had
+             "profile": json.loads(server.user_options or "{}").get("profile")},
             status=500,
         )
     if state == ServerState.CANCELLED:  # stopped while starting (e.g. by an admin): not restarted by itself

@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 #: What a backend returns from `start` and gets back: JSON-serialisable, stored by the hub.
 State = dict[str, Any]
+
+if TYPE_CHECKING:
+    from ..profiles import Profile
 
 
 class SpawnError(Exception):
@@ -34,9 +37,11 @@ class SpawnRequest:
     cmd: list[str]
     env: dict[str, str]
     log_path: str
-    limits: dict[str, object] = field(default_factory=dict)  # the limits.* keys that are set
+    # the limits it gets: limits.*, limits.groups, its profile's (profiles.effective_limits)
+    limits: dict[str, object] = field(default_factory=dict)
     port: int = 0  # where a local server listens (chosen by the hub)
     groups: list[str] = field(default_factory=list)  # the user's hub groups
+    profile: Optional[Profile] = None  # the profile chosen (Slurm reads its partition and options)
 
 
 @dataclass(frozen=True)

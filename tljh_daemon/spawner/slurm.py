@@ -164,7 +164,7 @@ class SlurmSpawner(Spawner):
         return os.path.join(request.home, ".jupyterhub-slurm.log")
 
     async def start(self, request):
-        settings = job_settings(self.settings, request.limits, request.groups)
+        settings = job_settings(self.settings, request.limits, request.groups, request.profile)
         env = dict(request.env)
         api_url = self.settings.get("hub_api_url")
         if api_url:

@@ -48,13 +48,24 @@ SCHEMA = {
 JOB_KEYS = tuple(_job)
 
 
-def job_settings(slurm, limits, user_groups):
+def job_settings(slurm, limits, user_groups, profile=None):
     """The submission settings for a member of `user_groups`: top level, then each matching
-    `groups.<name>` in config order (later ones win); limits.memory/cpu fill what is unset."""
+    `groups.<name>` in config order (later ones win); limits.memory/cpu fill what is unset.
+
+    A chosen `profile` (profiles.Profile) wins over both: its partition, its limits, and its
+    options added after the others."""
     settings = {key: slurm.get(key) for key in JOB_KEYS}
     for group, override in (slurm.get("groups") or {}).items():
         if group in user_groups:
             settings.update({k: v for k, v in override.items() if v is not None})
+    if profile is not None:
+        if profile.partition:
+            settings["partition"] = profile.partition
+        if profile.limits.get("memory"):
+            settings["memory"] = None  # the profile's limit (in `limits`) becomes --mem
+        if profile.limits.get("cpu"):
+            settings["cpus"] = None
+        settings["options"] = [*(settings["options"] or []), *profile.options]
     if settings["memory"] is None and limits.get("memory"):
         settings["memory"] = slurm_memory(str(limits["memory"]))
     if settings["cpus"] is None and limits.get("cpu"):
