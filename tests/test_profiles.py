@@ -55,7 +55,8 @@ def server_pid(hub, name):
     """The pid the daemon recorded for `name`'s server (its database; the test runs as root)."""
     db = sqlite3.connect(f"file:{os.path.join(hub.prefix, 'state', 'tljh.sqlite')}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT pid FROM servers WHERE user=? AND name=''", (name,)).fetchone()[0]
+        return db.execute("SELECT json_extract(spawner_state, '$.pid') FROM servers WHERE user=? AND name=''",
+                          (name,)).fetchone()[0]
     finally:
         db.close()
 
