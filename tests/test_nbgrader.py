@@ -11,7 +11,6 @@ the students' in their own servers."""
 import ast
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -31,25 +30,11 @@ from waiting import wait_for
 pytestmark = needs_root
 
 COURSES = ("course101", "course123")
+PLUGIN = os.path.join(os.path.dirname(__file__), "..", "plugins", "tljh-nbgrader", "tljh_nbgrader.py")
+
 
 # A student's answer to quickstart's ps1/problem1 (`squares`), put in place of its stub.
 ANSWER = "def squares(n):\n    if n < 1:\n        raise ValueError('n must be >= 1')\n    return [i * i for i in range(1, n + 1)]\n"
-
-# What the admin puts in the user environment: one exchange, courses in its paths, and course
-# membership read from the hub's groups (nbgrader-<course>, formgrade-<course>).
-GLOBAL_CONFIG = """
-from nbgrader.auth import JupyterHubAuthPlugin
-c = get_config()
-c.Exchange.root = {exchange!r}
-c.Exchange.path_includes_course = True
-c.Authenticator.plugin_class = JupyterHubAuthPlugin
-"""
-
-COURSE_CONFIG = """
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.CourseDirectory.course_id = {course!r}
-"""
 
 
 def _uv():
@@ -118,6 +103,12 @@ def nbgrader(client, prefix, *args, cwd=None):
     return ast.literal_eval(run_code(client, prefix, code))
 
 
+def plugin(hub, *args):
+    """The tljh-nbgrader plugin's command (plugins/tljh-nbgrader) for this hub, as root runs it."""
+    return subprocess.run([sys.executable, PLUGIN, "--prefix", hub.prefix, *args], capture_output=True,
+                          text=True, timeout=300)
+
+
 def service_log(hub, name):
     with open(os.path.join(hub.prefix, "state", "logs", f"service-{name}.log"), errors="replace") as f:
         return f.read()[-4000:]
@@ -125,50 +116,33 @@ def service_log(hub, name):
 
 @pytest.fixture(scope="module")
 def courses(make_hub, nbgrader_env, run_id, unix_accounts):
-    """A hub with two courses set up as docs/howto-nbgrader.md does, and its people logged in."""
+    """A hub with two courses set up as docs/howto-nbgrader.md does (the tljh-nbgrader plugin's
+    command), and its people logged in."""
     people = {role: f"{run_id}-{role}" for role in ("admin", "ia", "ib", "s1", "s2")}
+    accounts = {course: f"{run_id}-{course}" for course in COURSES}  # the formgraders' Unix accounts
+    unix_accounts.extend([*accounts.values(), *(f"jupyter-{name}" for name in people.values())])
+    # /srv/nbgrader/exchange in the how-to; here one of this run's (/var/tmp: servers have a private /tmp)
     exchange = tempfile.mkdtemp(prefix="tljh-test-exchange-", dir="/var/tmp")
-    os.chmod(exchange, 0o1777)  # /srv/nbgrader/exchange in the how-to (its private /var/tmp under systemd)
-    env_bin = os.path.join(nbgrader_env, "bin")
-    config_dir = os.path.join(nbgrader_env, "etc", "jupyter")
-    os.makedirs(config_dir, exist_ok=True)
-    with open(os.path.join(config_dir, "nbgrader_config.py"), "w") as f:
-        f.write(GLOBAL_CONFIG.format(exchange=exchange))
-
-    services, roles = {"cull": {"enabled": False}}, {"server": {"scopes": ["inherit"]}}
-    accounts = {}
-    for course in COURSES:
-        account = accounts[course] = f"{run_id}-{course}"  # the Unix account the formgrader runs as
-        unix_accounts.append(account)
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", account], check=True)
-        home = pwd.getpwnam(account).pw_dir
-        as_account = ["runuser", "-u", account, "--", "env", f"HOME={home}", f"PATH={env_bin}:/usr/bin:/bin"]
-        subprocess.run([*as_account, "mkdir", "-p", f"{home}/.jupyter"], check=True)
-        subprocess.run([*as_account, "sh", "-c", f"cat > {home}/.jupyter/nbgrader_config.py"], check=True,
-                       input=COURSE_CONFIG.format(root=f"{home}/{course}", course=course), text=True)
-        subprocess.run([*as_account, "nbgrader", "quickstart", course], cwd=home, check=True, capture_output=True)
-        services[course] = {
-            "command": [os.path.join(env_bin, "jupyterhub-singleuser")],
-            "url": f"http://127.0.0.1:{free_port()}",
-            "user": account,
-            "cwd": home,
-            "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab", "PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin"},
-        }
-        # The formgrader's nbgrader reads the groups of its JUPYTERHUB_USER (the account) with the
-        # service's token: the account is also a hub user (in formgrade-<course>, banned from login).
-        roles[f"{course}-service"] = {"scopes": [f"read:users!user={account}"], "services": [course]}
-        roles[f"formgrade-{course}"] = {"scopes": [f"access:services!service={course}"],
-                                        "groups": [f"formgrade-{course}"]}
-        roles[f"nbgrader-{course}"] = {"scopes": ["list:services", f"read:services!service={course}"],
-                                       "groups": [f"nbgrader-{course}"]}
     hub = make_hub({
         "auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
-        "users": {"admin": [people["admin"]], "banned": list(accounts.values())},
+        "users": {"admin": [people["admin"]]},
         "user_environment": {"path": nbgrader_env},
-        "services": services,
-        "roles": roles,
-    })
-    unix_accounts.extend(f"jupyter-{name}" for name in people.values())
+        "services": {"cull": {"enabled": False}},
+    }, start=False)
+    assert plugin(hub, "setup", "--exchange", exchange).returncode == 0
+    ports = {course: free_port() for course in COURSES}
+    for course, grader, students in (("course101", "ia", ("s1", "s2")), ("course123", "ib", ())):
+        result = plugin(hub, "add-course", course, "--port", str(ports[course]), "--account", accounts[course],
+                        "--grader", people[grader], *(f"--student={people[s]}" for s in students))
+        assert result.returncode == 0, result.stdout + result.stderr
+    # Running it again changes nothing.
+    written = [hub.config_file, os.path.join(hub.prefix, "config", "jupyterhub_config.d", "nbgrader-course101.py")]
+    before = [open(path).read() for path in written]
+    result = plugin(hub, "add-course", "course101", "--port", str(ports["course101"]), "--account",
+                    accounts["course101"], "--student", people["s2"])
+    assert result.returncode == 0, result.stderr
+    assert [open(path).read() for path in written] == before
+    hub.start()
     for course in COURSES:  # jupyterhub-singleuser's /api answers without a login once it is up
         def up(course=course):
             try:
@@ -180,22 +154,15 @@ def courses(make_hub, nbgrader_env, run_id, unix_accounts):
         except AssertionError:
             raise AssertionError(service_log(hub, course)) from None
 
+    # Groups change through the REST API too: s1 joins course123 as a student.
     admin = HubClient(hub.url)
     assert admin.login(people["admin"], "pw").status_code == 302
     xsrf = {"X-XSRFToken": next(c.value for c in admin.cookies if c.name == "_xsrf")}
-    r = admin.post(admin.url("/hub/api/users"), json={"usernames": [*(people[r] for r in ("ia", "ib", "s1", "s2")),
-                                                                  *accounts.values()]},
+    r = admin.post(admin.url("/hub/api/groups/nbgrader-course123/users"), json={"users": [people["s1"]]},
                    headers=xsrf)
-    assert r.status_code == 201, r.text
-    members = {
-        "formgrade-course101": [people["ia"], accounts["course101"]],
-        "nbgrader-course101": [people["ia"], people["s1"], people["s2"]],
-        "formgrade-course123": [people["ib"], accounts["course123"]],
-        "nbgrader-course123": [people["ib"], people["s1"]],
-    }
-    for group, users in members.items():
-        r = admin.post(admin.url(f"/hub/api/groups/{group}"), json={"users": users}, headers=xsrf)
-        assert r.status_code == 201, r.text
+    assert r.status_code == 200, r.text
+    r = admin.get(admin.url(f"/hub/api/users/{people['s1']}"))
+    assert {"nbgrader-course101", "nbgrader-course123"} <= set(r.json()["groups"]), r.json()
 
     clients = {}
     for role in ("ia", "ib", "s1", "s2"):
