@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -247,6 +248,14 @@ def test_each_formgrader_is_for_its_graders_only(courses):
         r = clients["s1"].get(clients["s1"].url(f"/services/{course}/formgrader/api/submissions/ps1"),
                               allow_redirects=False, timeout=60)
         assert r.status_code in (302, 403), r.status_code
+    # nbgrader's course list in the grader's own server finds their course's formgrader only
+    # (their server's token inherits their scopes: the `server` role).
+    name = courses["people"]["ia"]
+    assert clients["ia"].spawn(name)[-1].get("ready") is True
+    r = clients["ia"].get(clients["ia"].url(f"/user/{name}/formgraders"), timeout=60)
+    assert r.status_code == 200 and r.json()["success"] is True, r.text
+    found = [(c["course_id"], urlsplit(c["url"]).path) for c in r.json()["value"] if c["kind"] == "jupyterhub"]
+    assert found == [("course101", "/services/course101/lab")], r.json()
     # Nobody signs in as a course account (a hub user only for nbgrader's group lookup).
     for account in courses["accounts"].values():
         r = HubClient(courses["hub"].url).login(account, "pw")

@@ -134,9 +134,10 @@ def add_course(prefix, course, port, account=None, graders=(), students=()):
         "environment": {"JUPYTERHUB_DEFAULT_URL": "/lab", "PATH": f"{env_bin}:/usr/local/bin:/usr/bin:/bin"},
     })
     roles = {
-        # graders open the course's formgrader
-        f"formgrade-{course}": _merged_role(config, f"formgrade-{course}", [f"access:services!service={course}"],
-                                            [f"formgrade-{course}"]),
+        # graders open the course's formgrader (and their server's course list finds it)
+        f"formgrade-{course}": _merged_role(config, f"formgrade-{course}",
+                                            [f"access:services!service={course}", "list:services",
+                                             f"read:services!service={course}"], [f"formgrade-{course}"]),
         # nbgrader's course list (in students' and graders' servers) finds the course's service
         f"nbgrader-{course}": _merged_role(config, f"nbgrader-{course}",
                                            ["list:services", f"read:services!service={course}"],
