@@ -182,6 +182,10 @@ def test_release_fetch_submit_collect_autograde(courses):
     # The instructor, in course101's formgrader server (as the course account): generate, release.
     status, out, who = nbgrader(instructor, course, "generate_assignment", "ps1")
     assert (status, who) == (0, accounts["course101"]), out
+    # It runs as the account with the account's groups only, not the hub's (root's).
+    groups = ast.literal_eval(run_code(instructor, course, "import os, pwd, grp\n"
+                                       "sorted(grp.getgrgid(g).gr_name for g in os.getgroups())"))
+    assert groups == [accounts["course101"]], groups
     status, out, _ = nbgrader(instructor, course, "release_assignment", "ps1")
     assert status == 0 and "Released as: course101 ps1" in out, out
 
