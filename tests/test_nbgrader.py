@@ -54,12 +54,14 @@ def nbgrader_env():
     os.chmod(top, 0o755)
     path = os.path.join(top, "user")
     python = os.path.join(path, "bin", "python")
-    subprocess.run([_uv(), "venv", "--quiet", "--python", "/usr/bin/python3", path], check=True)
-    subprocess.run([_uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python", python,
-                    "jupyterhub", "jupyterlab", "ipykernel", "nbgrader"], check=True)
-    install_kernel_prewarm([_uv()], python)
-    yield path
-    shutil.rmtree(top, ignore_errors=True)
+    try:
+        subprocess.run([_uv(), "venv", "--quiet", "--python", "/usr/bin/python3", path], check=True)
+        subprocess.run([_uv(), "pip", "install", "--quiet", "--compile-bytecode", "--python", python,
+                        "jupyterhub", "jupyterlab", "ipykernel", "nbgrader"], check=True)
+        install_kernel_prewarm([_uv()], python)
+        yield path
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def run_code(client, prefix, code, timeout=240):
@@ -116,7 +118,7 @@ def service_log(hub, name):
 
 
 @pytest.fixture(scope="module")
-def courses(make_hub, nbgrader_env, run_id, unix_accounts):
+def courses(make_hub, nbgrader_env, run_id, unix_accounts, request):
     """A hub with two courses set up as docs/howto-nbgrader.md does (the tljh-nbgrader plugin's
     command), and its people logged in."""
     people = {role: f"{run_id}-{role}" for role in ("admin", "ia", "ib", "s1", "s2")}
@@ -124,6 +126,7 @@ def courses(make_hub, nbgrader_env, run_id, unix_accounts):
     unix_accounts.extend([*accounts.values(), *(f"jupyter-{name}" for name in people.values())])
     # /srv/nbgrader/exchange in the how-to; here one of this run's (/var/tmp: servers have a private /tmp)
     exchange = tempfile.mkdtemp(prefix="tljh-test-exchange-", dir="/var/tmp")
+    request.addfinalizer(lambda: shutil.rmtree(exchange, ignore_errors=True))  # also when the setup fails
     hub = make_hub({
         "auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
         "users": {"admin": [people["admin"]]},
@@ -169,8 +172,7 @@ def courses(make_hub, nbgrader_env, run_id, unix_accounts):
     for role in ("ia", "ib", "s1", "s2"):
         clients[role] = HubClient(hub.url)
         assert clients[role].login(people[role], "pw").status_code == 302
-    yield {"hub": hub, "people": people, "clients": clients, "accounts": accounts, "exchange": exchange}
-    shutil.rmtree(exchange, ignore_errors=True)
+    return {"hub": hub, "people": people, "clients": clients, "accounts": accounts, "exchange": exchange}
 
 
 def test_release_fetch_submit_collect_autograde(courses):
