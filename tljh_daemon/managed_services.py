@@ -127,9 +127,9 @@ class ServiceManager:
         kwargs: dict[str, Any] = {}
         if service.user:
             entry = pwd.getpwnam(service.user)
-            # extra_groups: the account's own groups, never the hub's (root's) supplementary ones
-            kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir,
-                      "extra_groups": os.getgrouplist(entry.pw_name, entry.pw_gid)}
+            kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir}
+            if os.geteuid() == 0:  # the account's own groups, never the hub's (root's) supplementary ones
+                kwargs["extra_groups"] = os.getgrouplist(entry.pw_name, entry.pw_gid)
         if service.cwd:
             kwargs["cwd"] = service.cwd
         try:
