@@ -113,6 +113,12 @@ class ServiceManager:
         }
         if service.url:
             env.update(hub_contract.oauth_environment(service.oauth_client, service.url))
+        if service.user:
+            # As JupyterHub's service spawner: the account's identity, which jupyterhub-singleuser
+            # run as a service (nbgrader's formgrader) and the programs it starts read.
+            entry = pwd.getpwnam(service.user)
+            env.update({"JUPYTERHUB_USER": service.user, "USER": entry.pw_name, "HOME": entry.pw_dir,
+                        "SHELL": entry.pw_shell or "/bin/sh"})
         return env
 
     def _launch(self, service):
@@ -122,6 +128,8 @@ class ServiceManager:
         if service.user:
             entry = pwd.getpwnam(service.user)
             kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "cwd": entry.pw_dir}
+            if os.geteuid() == 0:  # the account's own groups, never the hub's (root's) supplementary ones
+                kwargs["extra_groups"] = os.getgrouplist(entry.pw_name, entry.pw_gid)
         if service.cwd:
             kwargs["cwd"] = service.cwd
         try:

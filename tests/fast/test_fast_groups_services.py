@@ -172,3 +172,23 @@ async def test_services_get_the_hub_environment_and_an_oauth_client(start_hub, t
     async with browser.request("GET", "/hub/api/oauth2/authorize", params=query) as resp:
         assert resp.status == 302
         assert resp.headers["Location"].startswith("/services/board/oauth_callback?code=")
+
+
+async def test_a_service_with_a_user_gets_its_identity(start_hub, tmp_path):
+    """As JupyterHub's service spawner: JUPYTERHUB_USER (the service's `user`), USER, HOME, SHELL;
+    nbgrader's formgrader asks the hub for JUPYTERHUB_USER's groups. (The running user stands in
+    for the account, so this runs unprivileged too.)"""
+    import os
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid())
+    dump = tmp_path / "env.json"
+    script = (f"import json, os, time; json.dump(dict(os.environ), open({str(dump)!r} + '.tmp', 'w'));"
+              f" os.replace({str(dump)!r} + '.tmp', {str(dump)!r}); time.sleep(60)")
+    hub = await start_hub({"services": {"grader": {
+        "command": [sys.executable, "-c", script], "user": me.pw_name, "cwd": str(tmp_path),
+        "environment": {"HOME": "/nowhere"}}}})
+    await hub.wait_for(dump.exists, "the service to start")
+    env = json.loads(dump.read_text())
+    assert env["JUPYTERHUB_USER"] == env["USER"] == me.pw_name
+    assert env["HOME"] == me.pw_dir and env["SHELL"] == (me.pw_shell or "/bin/sh")
