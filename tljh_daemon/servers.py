@@ -464,9 +464,13 @@ class ServerManager:
         if row is None:
             return "stopped"
         server = self.row(name)
+        options = json.loads(server.user_options or "{}") if server else None
         try:
-            self.start(row, json.loads(server.user_options or "{}") if server else None)  # the same profile
-        except (ServerBusy, SpawnLimitReached, profiles.ProfileRefused) as e:
+            try:
+                self.start(row, options)  # the same profile
+            except profiles.ProfileRefused:  # that profile is gone (or no longer open to the user)
+                self.start(row)
+        except (ServerBusy, SpawnLimitReached) as e:
             log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
             return "stopped"
         log.info("Restarting the server of %s: %s", name, reason)
