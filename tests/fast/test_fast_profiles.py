@@ -296,3 +296,11 @@ async def test_a_restart_for_a_demotion_keeps_the_profile(start_hub):
         assert resp.status == 200 and "restarted" in (await resp.json())["server_note"]
     await hub.wait_for_state("alice", "running")
     assert [(r.admin, r.profile.slug) for r in hub.spawner.requests] == [(True, "big"), (False, "big")]
+
+
+async def test_a_profile_posted_to_a_hub_without_profiles_is_a_clear_400(hub):
+    browser = await hub.browser("alice")
+    async with browser.request("POST", "/hub/spawn", data={"_xsrf": browser.xsrf, "profile": "big"}) as resp:
+        assert resp.status == 400
+        assert "no profiles are configured on this hub" in await resp.text()
+    assert hub.hub.servers.state("alice") == "stopped"
