@@ -12,15 +12,15 @@ starts with are worked out here, once, for every spawner:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .cgroups import memory_bytes
+
 LIMIT_KEYS = ("memory", "cpu")
 SLUG = r"^[a-z0-9]([a-z0-9_-]{0,62})$"
 MEMORY = r"^[0-9]+(\.[0-9]+)?[KMGT]?$"
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 _limits_schema = {
     "memory": {"type": ["string", "null"], "pattern": MEMORY},
@@ -146,11 +146,6 @@ def choose(profiles: tuple[Profile, ...], user_options: Any, user_groups: Iterab
 def user_options_of(profile: Optional[Profile]) -> dict[str, str]:
     """The user_options recorded for a server started with `profile`."""
     return {"profile": profile.slug} if profile else {}
-
-
-def memory_bytes(value) -> float:
-    number, unit = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([KMGT]?)", str(value).strip()).groups()
-    return float(number) * _UNITS[unit]
 
 
 def _larger(key: str, a, b):

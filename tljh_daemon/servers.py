@@ -479,9 +479,13 @@ class ServerManager:
         if row is None:
             return "stopped"
         server = await self.row(name)
+        options = json.loads(server.user_options or "{}") if server else None
         try:
-            await self.start(row, json.loads(server.user_options or "{}") if server else None)  # the same profile
-        except (ServerBusy, SpawnLimitReached, profiles.ProfileRefused) as e:
+            try:
+                await self.start(row, options)  # the same profile
+            except profiles.ProfileRefused:  # that profile is gone (or no longer open to the user)
+                await self.start(row)
+        except (ServerBusy, SpawnLimitReached) as e:
             log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
             return "stopped"
         log.info("Restarting the server of %s: %s", name, reason)

@@ -178,6 +178,7 @@ async def test_a_groups_profile_is_open_to_its_members_and_admins_start_others_w
     assert (status, message) == (403, "profile 'grading' is only for members of the groups teachers"), \
         "the profile must fit the server's user, whoever starts it"
     assert await start(hub, "bob", admin, json={"profile": "big"}) == (202, None)
+    await hub.wait_for_state("bob", "running")  # not left starting when the test ends
 
 
 async def test_without_profiles_a_profile_is_refused_and_none_is_fine(hub):
@@ -283,3 +284,23 @@ def test_slurm_takes_the_profiles_partition_options_and_limits():
     assert slurm_settings.sbatch_options(job) == ["--partition=gpu", "--mem=16G", "--qos=normal", "--gres=gpu:1"]
     plain = slurm_settings.job_settings(settings, {"memory": "1G"}, [], profiles.Profile("s", "S"))
     assert slurm_settings.sbatch_options(plain) == ["--partition=cpu", "--mem=2G", "--qos=normal"]
+
+
+async def test_a_restart_for_a_demotion_keeps_the_profile(start_hub):
+    hub = await start_hub(COURSE)
+    boss = hub.token("boss", admin=True)
+    alice = hub.token("alice", admin=True)
+    assert await start(hub, "alice", alice, json={"profile": "big"}) == (202, None)
+    await hub.wait_for_state("alice", "running")
+    async with hub.api("PATCH", "/users/alice", boss, json={"admin": False}) as resp:
+        assert resp.status == 200 and "restarted" in (await resp.json())["server_note"]
+    await hub.wait_for_state("alice", "running")
+    assert [(r.admin, r.profile.slug) for r in hub.spawner.requests] == [(True, "big"), (False, "big")]
+
+
+async def test_a_profile_posted_to_a_hub_without_profiles_is_a_clear_400(hub):
+    browser = await hub.browser("alice")
+    async with browser.request("POST", "/hub/spawn", data={"_xsrf": browser.xsrf, "profile": "big"}) as resp:
+        assert resp.status == 400
+        assert "no profiles are configured on this hub" in await resp.text()
+    assert await hub.hub.servers.state("alice") == "stopped"

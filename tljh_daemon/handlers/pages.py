@@ -159,6 +159,8 @@ async def spawn_form(request, identity, row, chosen=None, error=None, status=200
     hub = request.app[HUB]
     name = row["name"]
     choices = await profile_choices(hub, name)
+    if not choices:  # a profile posted where none can be chosen: nothing to offer instead
+        raise web.HTTPBadRequest(text=error or "No profiles can be chosen here")
     default = profiles.default_of(choices)
     next_url = safe_next(request.query.get("next", ""), "")
     action = hub.url(f"/hub/spawn/{url_name(name)}") + ("?" + urlencode({"next": next_url}) if next_url else "")
