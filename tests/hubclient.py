@@ -90,22 +90,28 @@ class HubClient(requests.Session):
         }))
         return msg_id
 
+    @classmethod
+    def execute_on(cls, ws, name, code, timeout=60, where=""):
+        """Run `code` on an open kernel websocket; text/plain of its result (None for a statement
+        without a value). RuntimeError with the kernel's error, prefixed with `where`."""
+        msg_id = cls.send_execute(ws, name, code)
+        deadline, result = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "execute_result":
+                result = msg["content"]["data"]["text/plain"]
+            elif msg["msg_type"] == "error":
+                raise RuntimeError(f"{where}{msg['content']['evalue']}")
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return result
+        raise TimeoutError(f"the kernel {where}did not finish")
+
     def execute(self, name, kernel_id, code, timeout=60):
         """Run `code` over the kernel websocket (through the proxy); return text/plain of the result."""
         ws = self.kernel_socket(name, kernel_id, timeout)
         try:
-            msg_id = self.send_execute(ws, name, code)
-            deadline, result = time.monotonic() + timeout, None
-            while time.monotonic() < deadline:
-                msg = json.loads(ws.recv())
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                if msg["msg_type"] == "execute_result":
-                    result = msg["content"]["data"]["text/plain"]
-                elif msg["msg_type"] == "error":
-                    raise RuntimeError(msg["content"]["evalue"])
-                elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                    return result  # None for a statement without a value
-            raise TimeoutError("the kernel did not finish")
+            return self.execute_on(ws, name, code, timeout)
         finally:
             ws.close()

@@ -9,13 +9,11 @@ the instructor's in the course's formgrader service (as the course account, like
 the students' in their own servers."""
 
 import ast
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -79,19 +77,7 @@ def run_code(client, prefix, code, timeout=240):
     ws = websocket.create_connection(client.url(f"{prefix}api/kernels/{kernel}/channels").replace("http", "ws", 1),
                                      cookie=cookie, timeout=timeout)
     try:
-        msg_id = HubClient.send_execute(ws, "test", code)
-        deadline, result = time.monotonic() + timeout, None
-        while time.monotonic() < deadline:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "execute_result":
-                result = msg["content"]["data"]["text/plain"]
-            elif msg["msg_type"] == "error":
-                raise RuntimeError(f"{prefix}: {msg['content']['evalue']}")
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return result
-        raise TimeoutError(f"the kernel at {prefix} did not finish")
+        return HubClient.execute_on(ws, "test", code, timeout, where=f"{prefix}: ")
     finally:
         ws.close()
         client.delete(client.url(f"{prefix}api/kernels/{kernel}"), headers={"X-XSRFToken": xsrf}, timeout=30)
