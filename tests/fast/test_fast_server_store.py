@@ -49,7 +49,8 @@ async def test_old_handles_become_the_spawners_state(tmp_path, monkeypatch):
     """A database from before spawner_state: a local server's PID and start time, and a Slurm
     job's id (stored as a PID with start time 0), move into the state its backend reads."""
     path = str(tmp_path / "hub.sqlite")
-    monkeypatch.setattr(db_mod, "MIGRATIONS", db_mod.MIGRATIONS[:-1])
+    before = next(i for i, m in enumerate(db_mod.MIGRATIONS) if "ADD COLUMN spawner_state" in m)
+    monkeypatch.setattr(db_mod, "MIGRATIONS", db_mod.MIGRATIONS[:before])
     old = SyncDatabase(path)
     for user, pid, create_time in (("ann", 4242, 1765043123.45), ("job", 77, 0.0), ("off", None, None)):
         old.execute("INSERT INTO users (name, created) VALUES (?, 't')", (user,))

@@ -1,0 +1,176 @@
+"""Sharing (JupyterHub 5's /shares, /share-codes, /users/{name}/shared): shapes, codes, and the
+shared-with user getting into the owner's server through OAuth, until the share is revoked."""
+
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from tljh_daemon import tokens
+
+SHARING = {"sharing": {"enabled": True}}
+ACCESS = "access:servers!server=alice/"
+
+
+@pytest.fixture
+async def hub(start_hub):
+    return await start_hub(SHARING)
+
+
+def own_token(hub, name):
+    """A token holding whatever `name` holds (their roles and their shares), as a browser session."""
+    hub.add_user(name)
+    return tokens.create(hub.db, name, "api", ["inherit"])
+
+
+async def _json(resp):
+    return resp.status, await resp.json() if resp.content_type.endswith("json") else None
+
+
+async def test_share_grant_list_revoke(hub):
+    alice, bob = own_token(hub, "alice"), own_token(hub, "bob")
+    async with hub.api("POST", "/shares/alice/", alice, json={"user": "bob"}) as resp:
+        status, share = await _json(resp)
+    assert status == 200, share
+    assert share["scopes"] == [ACCESS]
+    assert share["user"] == {"name": "bob"} and share["group"] is None and share["kind"] == "user"
+    assert share["server"] == {"user": {"name": "alice"}, "name": "", "url": "/user/alice/", "full_url": None,
+                               "ready": False}
+    assert share["created_at"].endswith("Z")
+    async with hub.api("GET", "/user", bob) as resp:
+        assert ACCESS in (await resp.json())["scopes"]
+    for path, token in (("/shares/alice/", alice), ("/shares/alice", alice), ("/users/bob/shared", bob)):
+        async with hub.api("GET", path, token) as resp:
+            status, page = await _json(resp)
+        assert status == 200, (path, page)
+        assert [s["user"]["name"] for s in page["items"]] == ["bob"], path
+        assert page["_pagination"]["total"] == 1
+    async with hub.api("GET", "/users/bob/shared/alice/", bob) as resp:
+        assert (await resp.json())["scopes"] == [ACCESS]
+    # bob cannot see alice's share list, nor share her server
+    async with hub.api("GET", "/shares/alice/", bob) as resp:
+        assert resp.status == 404
+    async with hub.api("POST", "/shares/alice/", bob, json={"user": "carol"}) as resp:
+        assert resp.status == 404
+    # revoking (PATCH without scopes) deletes the share: bob holds nothing of alice's any more
+    async with hub.api("PATCH", "/shares/alice/", alice, json={"user": "bob"}) as resp:
+        assert await _json(resp) == (200, {})
+    async with hub.api("GET", "/user", bob) as resp:
+        assert ACCESS not in (await resp.json())["scopes"]
+    async with hub.api("GET", "/users/bob/shared/alice/", bob) as resp:
+        assert resp.status == 404
+
+
+async def test_share_with_group_and_leave(hub):
+    admin = hub.token("boss", admin=True)
+    alice, bob = own_token(hub, "alice"), own_token(hub, "bob")
+    async with hub.api("POST", "/groups/class", admin, json={"users": ["bob"]}) as resp:
+        assert resp.status == 201
+    async with hub.api("POST", "/shares/alice/", alice, json={"group": "class"}) as resp:
+        status, share = await _json(resp)
+    assert status == 200 and share["group"] == {"name": "class"} and share["kind"] == "group"
+    async with hub.api("GET", "/user", bob) as resp:
+        assert ACCESS in (await resp.json())["scopes"]
+    async with hub.api("GET", "/users/bob/shared", bob) as resp:
+        assert [s["group"] for s in (await resp.json())["items"]] == [{"name": "class"}]
+    async with hub.api("GET", "/groups/class/shared", admin) as resp:
+        body = await resp.json()
+        assert body.get("_pagination", {}).get("total") == 1, body
+    async with hub.api("DELETE", "/groups/class/shared/alice/", admin) as resp:
+        assert resp.status == 204
+    async with hub.api("GET", "/user", bob) as resp:
+        assert ACCESS not in (await resp.json())["scopes"]
+    # a user leaves a share made with them
+    async with hub.api("POST", "/shares/alice/", alice, json={"user": "bob"}) as resp:
+        assert resp.status == 200
+    async with hub.api("DELETE", "/users/bob/shared/alice/", bob) as resp:
+        assert resp.status == 204
+    async with hub.api("GET", "/shares/alice/", alice) as resp:
+        assert (await resp.json())["items"] == []
+
+
+async def test_share_bad_requests(hub):
+    alice = own_token(hub, "alice")
+    own_token(hub, "bob")
+    bad = [{}, {"user": "bob", "group": "g"}, {"user": 3}, {"user": "bob", "scopes": "x"},
+           {"user": "bob", "scopes": ["nonsense"]}, {"user": "bob", "scopes": ["access:servers!server=bob/"]},
+           {"user": "bob", "extra": 1}, {"user": "ghost"}, {"group": "nogroup"}, {"user": "alice"}]
+    for body in bad:
+        async with hub.api("POST", "/shares/alice/", alice, json=body) as resp:
+            status, answer = await _json(resp)
+        assert status == 400, (body, answer)
+        assert answer["message"]
+    # a scope alice does not hold on her own server cannot be shared
+    async with hub.api("POST", "/shares/alice/", alice, json={"user": "bob", "scopes": ["admin:servers"]}) as resp:
+        assert resp.status == 403
+    async with hub.api("POST", "/shares/alice/nosuch", alice, json={"user": "bob"}) as resp:
+        assert resp.status == 404
+    async with hub.api("POST", "/shares/alice", alice, json={"user": "bob"}) as resp:
+        assert resp.status == 405
+    async with hub.api("GET", "/shares/ghost/", hub.token("boss", admin=True)) as resp:
+        assert resp.status == 404
+
+
+async def test_sharing_off_gives_users_no_shares_scope(start_hub):
+    hub = await start_hub()
+    alice = own_token(hub, "alice")
+    hub.add_user("bob")
+    async with hub.api("POST", "/shares/alice/", alice, json={"user": "bob"}) as resp:
+        assert resp.status == 403
+
+
+async def test_share_codes(hub):
+    alice, bob = own_token(hub, "alice"), own_token(hub, "bob")
+    async with hub.api("POST", "/share-codes/alice/", alice, json={"expires_in": 3600}) as resp:
+        status, code = await _json(resp)
+    assert status == 200, code
+    assert code["id"].startswith("sc_") and code["code"] and code["exchange_count"] == 0
+    assert code["accept_url"] == f"/hub/accept-share?code={code['code']}"
+    async with hub.api("GET", "/share-codes/alice/", alice) as resp:
+        page = await resp.json()
+    assert [c["id"] for c in page["items"]] == [code["id"]] and "code" not in page["items"][0]
+    for body in ({"expires_in": 10}, {"expires_in": "x"}, {"expires_in": 10**9}, {"user": "bob"}):
+        async with hub.api("POST", "/share-codes/alice/", alice, json=body) as resp:
+            assert resp.status == 400, body
+    # bob accepts the code on the page: he now holds access to alice's server
+    browser = await hub.browser("bob")
+    async with browser.request("GET", code["accept_url"]) as resp:
+        assert resp.status == 200
+        assert "alice" in await resp.text()
+    async with browser.request("POST", "/hub/accept-share", data={"code": code["code"], "_xsrf": browser.xsrf}) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"] == "/hub/home"  # her server is not running
+    async with hub.api("GET", "/user", bob) as resp:
+        assert ACCESS in (await resp.json())["scopes"]
+    async with hub.api("GET", "/share-codes/alice/", alice) as resp:
+        assert (await resp.json())["items"][0]["exchange_count"] == 1
+    # revoked by id: the code no longer works
+    async with hub.api("DELETE", f"/share-codes/alice/?id={code['id']}", alice) as resp:
+        assert resp.status == 204
+    async with hub.api("DELETE", f"/share-codes/alice/?id={code['id']}", alice) as resp:
+        assert resp.status == 404
+    carol = await hub.browser("carol")
+    async with carol.request("GET", "/hub/home"):
+        pass
+    async with carol.request("POST", "/hub/accept-share", data={"code": code["code"], "_xsrf": carol.xsrf}) as resp:
+        assert resp.status == 400
+
+
+async def test_shared_user_gets_into_the_server_until_revoked(hub):
+    alice = own_token(hub, "alice")
+    await hub.start_server("alice", alice)
+    own_token(hub, "bob")
+    browser = await hub.browser("bob")
+    query = {"client_id": "jupyterhub-user-alice", "redirect_uri": "/user/alice/oauth_callback",
+             "response_type": "code", "state": "s"}
+    url = "/hub/api/oauth2/authorize?" + urlencode(query)
+    async with browser.request("GET", url) as resp:
+        assert resp.status == 403  # not shared yet
+    async with hub.api("POST", "/shares/alice/", alice, json={"user": "bob"}) as resp:
+        assert (await resp.json())["server"]["ready"] is True
+    async with browser.request("GET", url) as resp:
+        assert resp.status == 302
+        assert parse_qs(urlsplit(resp.headers["Location"]).query)["code"]
+    async with hub.api("DELETE", "/shares/alice/", alice) as resp:
+        assert resp.status == 204
+    async with browser.request("GET", url) as resp:
+        assert resp.status == 403
