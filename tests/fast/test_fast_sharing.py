@@ -174,3 +174,24 @@ async def test_shared_user_gets_into_the_server_until_revoked(hub):
         assert resp.status == 204
     async with browser.request("GET", url) as resp:
         assert resp.status == 403
+
+
+async def test_home_page_share_panel_only_when_sharing_is_on(hub, start_hub):
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert 'id="share-panel"' in page and "static/share.js" in page and 'name="xsrf"' in page
+    off = await start_hub()
+    browser = await off.browser("alice")
+    async with browser.request("GET", "/hub/home") as resp:
+        assert 'id="share-panel"' not in await resp.text()
+
+
+async def test_accept_share_page_for_an_unknown_code(hub):
+    browser = await hub.browser("bob")
+    async with browser.request("GET", "/hub/accept-share?code=sc_nonsense") as resp:
+        assert resp.status == 404
+        assert "unknown or has expired" in await resp.text()
+    anonymous = await hub.browser()
+    async with anonymous.request("GET", "/hub/accept-share?code=x") as resp:
+        assert resp.status == 302 and "/hub/login" in resp.headers["Location"]

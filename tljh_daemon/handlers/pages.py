@@ -140,6 +140,8 @@ async def home(request):
             "message": row.message if row else None,
             "url": hub.server_url(identity.name),
             "name": identity.name,
+            # the Share panel: sharing is on and this user may share their server
+            "sharing": hub.settings.sharing and identity.can("shares", user=identity.name, server=""),
         },
     )
 
