@@ -22,6 +22,7 @@
       var tbody = document.querySelector("#shares tbody");
       tbody.textContent = "";
       document.getElementById("no-shares").hidden = page.items.length > 0;
+      document.getElementById("shares-table").hidden = page.items.length === 0;
       page.items.forEach(function (share) {
         var who = share.user ? share.user.name : "group " + share.group.name;
         var row = document.createElement("tr");
@@ -43,6 +44,7 @@
       var tbody = document.querySelector("#codes tbody");
       tbody.textContent = "";
       document.getElementById("no-codes").hidden = page.items.length > 0;
+      document.getElementById("codes-table").hidden = page.items.length === 0;
       page.items.forEach(function (code, i) {
         var row = document.createElement("tr");
         row.dataset.code = code.id;
