@@ -1,11 +1,13 @@
 """Sharing (JupyterHub 5's /shares, /share-codes, /users/{name}/shared): shapes, codes, and the
 shared-with user getting into the owner's server through OAuth, until the share is revoked."""
 
+import json
+import os
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from tljh_daemon import tokens
+from tljh_daemon import collaboration, tokens
 
 SHARING = {"sharing": {"enabled": True}}
 ACCESS = "access:servers!server=alice/"
@@ -195,3 +197,27 @@ async def test_accept_share_page_for_an_unknown_code(hub):
     anonymous = await hub.browser()
     async with anonymous.request("GET", "/hub/accept-share?code=x") as resp:
         assert resp.status == 302 and "/hub/login" in resp.headers["Location"]
+
+
+async def test_collaboration_off_disables_its_extensions_in_servers(start_hub):
+    """collaboration.enabled off (the default): servers get our config dir that turns
+    jupyter-collaboration's extensions off; on: nothing (installed means on)."""
+    for enabled in (False, True):
+        hub = await start_hub({"collaboration": {"enabled": enabled}})
+        await hub.start_server("alice", hub.token("alice"))
+        env = hub.spawner.requests[-1].env
+        assert (env.get("JUPYTER_CONFIG_PATH") == collaboration.OFF_CONFIG_DIR) is not enabled
+    server_config = os.path.join(collaboration.OFF_CONFIG_DIR, "jupyter_server_config.d", "tljh-collaboration-off.json")
+    with open(server_config) as f:
+        assert json.load(f)["ServerApp"]["jpserver_extensions"]["jupyter_server_ydoc"] is False
+    with open(os.path.join(collaboration.OFF_CONFIG_DIR, "labconfig", "page_config.json")) as f:
+        assert json.load(f)["disabledExtensions"]["@jupyter/docprovider-extension"] is True
+
+
+def test_sharing_and_collaboration_keys_are_validated():
+    from tljh_daemon import config as config_mod
+
+    for key in ("sharing", "collaboration"):
+        with pytest.raises(config_mod.ConfigError, match=f"{key}.enabled"):
+            config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {key: {"enabled": "yes"}}))
+        config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {key: {"enabled": True}}))
