@@ -93,7 +93,7 @@ async def test_share_with_group_and_leave(hub):
 async def test_share_bad_requests(hub):
     alice = own_token(hub, "alice")
     own_token(hub, "bob")
-    bad = [{}, {"user": "bob", "group": "g"}, {"user": 3}, {"user": "bob", "scopes": "x"},
+    bad = [{}, {"user": "bob", "group": "g"}, {"user": 3}, {"group": ""}, {"user": ""}, {"user": "bob", "scopes": "x"},
            {"user": "bob", "scopes": ["nonsense"]}, {"user": "bob", "scopes": ["access:servers!server=bob/"]},
            {"user": "bob", "extra": 1}, {"user": "ghost"}, {"group": "nogroup"}, {"user": "alice"}]
     for body in bad:

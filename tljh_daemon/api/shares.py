@@ -82,8 +82,8 @@ def _request(body, *, allowed, who=True):
     if who:
         user, group = body.get("user"), body.get("group")
         for key, value in (("user", user), ("group", group)):
-            if value is not None and not isinstance(value, str):
-                raise web.HTTPBadRequest(text=f"{key} must be a string")
+            if value is not None and (not isinstance(value, str) or not value):
+                raise web.HTTPBadRequest(text=f"{key} must be a name (a non-empty string)")
         if user and group:
             raise web.HTTPBadRequest(text="Expected exactly one of `user` or `group`, not both.")
         if user is None and group is None:
