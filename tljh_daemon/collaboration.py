@@ -18,3 +18,8 @@ PACKAGES = ("jupyter-collaboration>=4,<6",)
 def spawn_environment(enabled):
     """What a server's environment gets: nothing when collaboration is on, else our config dir."""
     return {} if enabled else {"JUPYTER_CONFIG_PATH": OFF_CONFIG_DIR}
+
+
+def installer_packages(config):
+    """What the installer adds to the user environment for a validated config.yaml mapping."""
+    return list(PACKAGES) if config["collaboration"]["enabled"] else []

@@ -70,9 +70,8 @@ def _prepare(args, paths, progress, passwords, skipped, keep_user_env=False):
         steps.preset_admin_passwords(paths, passwords)
         steps.secure_private_dirs(paths)
     with progress.step("Building the user environment"):
-        extra_packages = plugins.collected(manager, "tljh_extra_user_pip_packages", skipped)
-        if config_mod.load(paths.config_file)["collaboration"]["enabled"]:
-            extra_packages = [*extra_packages, *collaboration.PACKAGES]
+        extra_packages = [*plugins.collected(manager, "tljh_extra_user_pip_packages", skipped),
+                          *collaboration.installer_packages(config_mod.load(paths.config_file))]
         steps.build_user_env(paths, extra_packages, requirements_url=args.user_requirements_txt_url,
                              keep=keep_user_env)
         conda = plugins.collected(manager, "tljh_extra_user_conda_packages", skipped)

@@ -214,6 +214,14 @@ async def test_collaboration_off_disables_its_extensions_in_servers(start_hub):
         assert json.load(f)["disabledExtensions"]["@jupyter/docprovider-extension"] is True
 
 
+def test_installer_adds_jupyter_collaboration_only_when_on():
+    from tljh_daemon import config as config_mod
+
+    on = config_mod.merge(config_mod.DEFAULTS, {"collaboration": {"enabled": True}})
+    assert collaboration.installer_packages(on) == ["jupyter-collaboration>=4,<6"]
+    assert collaboration.installer_packages(config_mod.DEFAULTS) == []
+
+
 def test_sharing_and_collaboration_keys_are_validated():
     from tljh_daemon import config as config_mod
 
