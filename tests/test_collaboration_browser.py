@@ -88,6 +88,8 @@ def test_two_people_edit_one_file(browser, make_hub, collab_env, run_id, unix_ac
     editor = ".jp-FileEditor .cm-content"
     for p in (page, friend_page):
         p.goto(f"{hub.url}/user/{owner}/lab/tree/together.txt")
+        if p is friend_page:  # another user's server: authorize access once
+            p.get_by_role("button", name="Authorize").click()
         p.locator(editor).wait_for(timeout=120_000)
     page.locator(editor).click()
     page.keyboard.type("typed by the teacher")

@@ -48,8 +48,14 @@ def screenshot(page, name, selector):
 
 
 def opens_lab(page, hub, owner):
-    """`page` gets into `owner`'s JupyterLab (through Traefik and the server's OAuth)."""
+    """`page` gets into `owner`'s JupyterLab (through Traefik and the server's OAuth): the first
+    time, the hub asks to authorize access (as JupyterHub does for another user's server)."""
     page.goto(f"{hub.url}/user/{owner}/lab")
+    page.locator("#oauth-consent").wait_for()
+    assert f"access:servers!server={owner}/" in page.locator("#oauth-consent").inner_text()
+    assert_accessible(page)
+    screenshot(page, "share-authorize.png", "#oauth-consent")
+    page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(f"**/user/{owner}/lab**", timeout=60_000)
     page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
 

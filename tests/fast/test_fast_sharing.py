@@ -169,9 +169,26 @@ async def test_shared_user_gets_into_the_server_until_revoked(hub):
         assert resp.status == 403  # not shared yet
     async with hub.api("POST", "/shares/alice/", alice, json={"user": "bob"}) as resp:
         assert (await resp.json())["server"]["ready"] is True
+    async with browser.request("GET", url) as resp:  # another user's server: a consent page first
+        assert resp.status == 200
+        assert "Authorize access" in await resp.text()
+    async with browser.request("POST", url, data={"_xsrf": browser.xsrf}) as resp:
+        assert resp.status == 302
+        code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+    async with browser.request("POST", url, data={"_xsrf": "wrong"}) as resp:
+        assert resp.status == 403
+    # once bob's browser holds a token for the server, he is not asked again
+    secret = hub.spawner.requests[-1].env["JUPYTERHUB_API_TOKEN"]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": query["redirect_uri"],
+            "client_id": query["client_id"], "client_secret": secret}
+    async with hub.request("POST", "/hub/api/oauth2/token", data=form) as resp:
+        assert resp.status == 200
     async with browser.request("GET", url) as resp:
         assert resp.status == 302
-        assert parse_qs(urlsplit(resp.headers["Location"]).query)["code"]
+    # alice is never asked about her own server
+    alice_browser = await hub.browser("alice")
+    async with alice_browser.request("GET", url) as resp:
+        assert resp.status == 302
     async with hub.api("DELETE", "/shares/alice/", alice) as resp:
         assert resp.status == 204
     async with browser.request("GET", url) as resp:
