@@ -246,3 +246,22 @@ def test_sharing_and_collaboration_keys_are_validated():
         with pytest.raises(config_mod.ConfigError, match=f"{key}.enabled"):
             config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {key: {"enabled": "yes"}}))
         config_mod.validate(config_mod.merge(config_mod.DEFAULTS, {key: {"enabled": True}}))
+
+
+def test_reload_says_when_collaboration_is_on_but_not_installed(tmp_path, as_root_for_tljh_config, monkeypatch):
+    from click.testing import CliRunner
+
+    from tljh_daemon import config_cli
+
+    monkeypatch.setattr(config_cli, "_reload_hub", lambda paths: None)  # no hub here to restart
+
+    def tljh_config(*args):
+        return CliRunner().invoke(config_cli.main, ["--prefix", str(tmp_path), *args])
+
+    assert tljh_config("set", "collaboration.enabled", "true").exit_code == 0
+    result = tljh_config("reload", "hub")
+    assert result.exit_code == 0, result.output
+    assert "has no jupyter-collaboration" in result.output
+    (tmp_path / "user" / "lib" / "python3.11" / "site-packages" / "jupyter_server_ydoc").mkdir(parents=True)
+    assert "jupyter-collaboration" not in tljh_config("reload", "hub").output
+    assert tljh_config("set", "collaboration.enabled", "nope").exit_code != 0
