@@ -125,9 +125,11 @@ def shares_with_group(db, group, offset=0, limit=None):
 
 
 def _page(db, table, where, params, offset, limit):
-    extra = "" if table == "shares" else f" AND expires_at > {time.time()!r}"
-    total = db.one(f"SELECT COUNT(*) AS n FROM {table} WHERE ({where}){extra}", params)["n"]
-    rows = db.all(f"SELECT * FROM {table} WHERE ({where}){extra} ORDER BY id LIMIT ? OFFSET ?",
+    """(rows, total) of `table` (shares, or share_codes not expired) matching `where`, oldest first."""
+    if table == "share_codes":
+        where, params = f"({where}) AND expires_at > ?", (*params, time.time())
+    total = db.one(f"SELECT COUNT(*) AS n FROM {table} WHERE {where}", params)["n"]
+    rows = db.all(f"SELECT * FROM {table} WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
                   (*params, -1 if limit is None else limit, offset))
     return rows, total
 
@@ -135,6 +137,7 @@ def _page(db, table, where, params, offset, limit):
 def new_code(db, owner, server, granted, expires_in):
     """(row, code) of a new share code; the code itself is shown once and stored hashed."""
     code = CODE_PREFIX + secrets.token_urlsafe(24)
+    db.execute("DELETE FROM share_codes WHERE expires_at <= ?", (time.time(),))  # expired ones go here
     cursor = db.execute(
         "INSERT INTO share_codes (owner, server, hash, scopes, created, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
         (owner, server, tokens.hash_token(code), json.dumps(granted), timeutil.isoformat(timeutil.now()),

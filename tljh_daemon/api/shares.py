@@ -50,7 +50,7 @@ def code_model(hub, db, row, code=None):
     return model
 
 
-def _list(request, fn, *args, model=share_model):
+async def _list(request, fn, *args, model=share_model):
     """A paginated list (always: JupyterHub's share lists are) of `fn(db, *args, offset, limit)`."""
     hub = request.app[HUB]
     offset, limit = _page(request)
@@ -59,11 +59,8 @@ def _list(request, fn, *args, model=share_model):
         rows, total = fn(db, *args, offset=offset, limit=limit)
         return [model(hub, db, r) for r in rows], total
 
-    async def respond():
-        items, total = await hub.db.run(read)
-        return paginated_response(request, items, offset, limit, total, True)
-
-    return respond()
+    items, total = await hub.db.run(read)
+    return paginated_response(request, items, offset, limit, total, True)
 
 
 async def _require_server(request, owner, server):
