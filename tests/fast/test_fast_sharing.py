@@ -265,3 +265,24 @@ def test_reload_says_when_collaboration_is_on_but_not_installed(tmp_path, as_roo
     (tmp_path / "user" / "lib" / "python3.11" / "site-packages" / "jupyter_server_ydoc").mkdir(parents=True)
     assert "jupyter-collaboration" not in tljh_config("reload", "hub").output
     assert tljh_config("set", "collaboration.enabled", "nope").exit_code != 0
+
+
+async def test_expired_codes_and_deleted_users(hub):
+    alice = own_token(hub, "alice")
+    hub.add_user("bob")
+    async with hub.api("POST", "/share-codes/alice/", alice, json={}) as resp:
+        code = await resp.json()
+    assert code["expires_at"] > code["created_at"]  # a day by default
+    hub.db.execute("UPDATE share_codes SET expires_at = 1")
+    async with hub.api("GET", "/share-codes/alice/", alice) as resp:
+        assert (await resp.json())["items"] == []
+    browser = await hub.browser("bob")
+    async with browser.request("POST", "/hub/accept-share", data={"code": code["code"], "_xsrf": browser.xsrf}) as resp:
+        assert resp.status == 400
+    # a share goes with the user it was made with
+    async with hub.api("POST", "/shares/alice/", alice, json={"user": "bob"}) as resp:
+        assert resp.status == 200
+    async with hub.api("DELETE", "/users/bob", hub.token("boss", admin=True)) as resp:
+        assert resp.status == 204
+    async with hub.api("GET", "/shares/alice/", alice) as resp:
+        assert (await resp.json())["items"] == []
