@@ -11,7 +11,7 @@ import os
 import pytest
 import requests
 
-from a11y import DESKTOP, assert_accessible, console_errors
+from a11y import DESKTOP, PHONE, assert_accessible, assert_no_horizontal_overflow, console_errors
 from hubprocess import needs_root
 
 pytestmark = [
@@ -129,6 +129,10 @@ def test_share_open_revoke_and_share_link(browser, hub):
     page.reload()
     page.locator(f'#shares tr[data-who="{friend}"]').wait_for()
     assert page.locator("#codes tbody tr").first.locator("td").nth(2).inner_text() == "1 time"
+    page.set_viewport_size(PHONE)  # the panel with both lists filled fits a phone
+    assert_no_horizontal_overflow(page)
+    assert_accessible(page)
+    page.set_viewport_size(DESKTOP)
     friend_context.close()
 
     # Revoking the link: it cannot be used any more.
