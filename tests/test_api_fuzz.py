@@ -59,7 +59,7 @@ def hub(make_hub, run_id):
     empty_env = tempfile.mkdtemp(prefix="tljh-test-empty-env-", dir="/var/tmp")
     admin = f"{run_id}-fuzzadmin"
     hub = make_hub({"auth": {"type": "dummy"}, "users": {"admin": [admin]},
-                    "user_environment": {"path": empty_env}})
+                    "user_environment": {"path": empty_env}, "sharing": {"enabled": True}})
     client = HubClient(hub.url)
     assert client.login(admin, "any").status_code == 302
     xsrf = next(c.value for c in client.cookies if c.name == "_xsrf")

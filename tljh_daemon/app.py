@@ -19,6 +19,7 @@ from . import config as config_mod
 from . import settings
 from .roles import Roles
 from .api import groups as api_groups
+from .api import shares as api_shares
 from .api import hub as api_hub
 from .api import metrics as api_metrics
 from .api import misc as api_misc
@@ -32,6 +33,7 @@ from .culler import Culler
 from .db import Database
 from .handlers import admin as admin_pages
 from .handlers import login as login_pages
+from .handlers import sharing as sharing_pages
 from .handlers import middleware, pages
 from .hub import HUB, Hub
 from .managed_services import ServiceManager
@@ -104,7 +106,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
         plugins=plugins,
         extra=extra,
         storage=StorageCheck(paths.state_dir, db),
-        roles=Roles(hub_settings.roles),
+        roles=Roles(hub_settings.roles, sharing=hub_settings.sharing),
     )
     db.blocking(login_switch.at_start, login_switch.method_of(hub.authenticator))  # start-up: nothing else runs
     app = web.Application(middlewares=[middleware.measure, middleware.hub_headers, middleware.errors,
@@ -129,8 +131,8 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     app.add_routes(urls.prefixed_routes(backend_routes.routes_for(hub.authenticator), hub.base_url))
     env.globals.update(extra.template_vars)
     env.globals["site_name"] = hub_settings.pages.site_name
-    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
-                   api_usage, admin_pages, login_pages, pages):
+    for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_shares, api_misc,
+                   api_metrics, api_usage, admin_pages, login_pages, pages, sharing_pages):
         app.add_routes(urls.prefixed_routes(module.routes, hub.base_url))
     app.add_routes(urls.outside_routes(hub.base_url))
     app.cleanup_ctx.append(_lifetime)

@@ -64,6 +64,8 @@ DEFAULTS = {
     "usage": {"interval": 10, "retention_hours": 24},
     "roles": [],  # JupyterHub's load_roles (a list), or {name: role}; see roles.py
     "kernels": {"prewarm": True},
+    "sharing": {"enabled": False},  # sharing.py: users may share their servers (shares!user)
+    "collaboration": {"enabled": False},  # jupyter-collaboration in the user environment, on in servers
     "services": {
         "cull": {
             "enabled": True,
@@ -232,6 +234,8 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
             },
             # kernels of the user environment forked from a per-server zygote (tljh_kernel_prewarm)
             "kernels": _obj({"prewarm": {"type": "boolean"}}),
+            "sharing": _obj({"enabled": {"type": "boolean"}}),
+            "collaboration": _obj({"enabled": {"type": "boolean"}}),
             # usage_sampler.py: seconds between samples, hours of history kept
             "usage": _obj(
                 {

@@ -14,7 +14,7 @@ import click
 import psutil
 
 from . import config as config_mod
-from . import cgroups, configfile, environments, limit_changes, pidfile, service, systemd
+from . import cgroups, collaboration, configfile, environments, limit_changes, pidfile, service, systemd
 from .files import write_atomically
 from .paths import Paths
 from .paths import default_prefix as install_prefix
@@ -312,6 +312,9 @@ def reload(ctx, what):
         if unbuilt:
             click.echo(f"Not built yet: environments {', '.join(unbuilt)}. The installer builds them: run it "
                        f"again as you installed (see docs/howto-environments.md).")
+        note = collaboration.missing_note(config, ctx.paths.user_env)
+        if note:
+            click.echo(note)
 
 
 def _reload_hub(paths):

@@ -179,6 +179,36 @@ MIGRATIONS = [
     """
     ALTER TABLE servers ADD COLUMN user_options TEXT;
     """,
+    # Sharing (sharing.py, as JupyterHub 5): a share grants one user or one group scopes on one
+    # server of its owner; a share code (stored hashed) is exchanged for a share by whoever opens it.
+    """
+    CREATE TABLE shares (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        server TEXT NOT NULL DEFAULT '',
+        user TEXT REFERENCES users(name) ON DELETE CASCADE,
+        group_name TEXT REFERENCES groups(name) ON DELETE CASCADE,
+        scopes TEXT NOT NULL,
+        created TEXT NOT NULL,
+        CHECK ((user IS NULL) != (group_name IS NULL))
+    );
+    CREATE UNIQUE INDEX shares_user ON shares(owner, server, user) WHERE user IS NOT NULL;
+    CREATE UNIQUE INDEX shares_group ON shares(owner, server, group_name) WHERE group_name IS NOT NULL;
+    CREATE INDEX shares_with_user ON shares(user);
+    CREATE INDEX shares_with_group ON shares(group_name);
+    CREATE TABLE share_codes (
+        id INTEGER PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        server TEXT NOT NULL DEFAULT '',
+        hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        exchange_count INTEGER NOT NULL DEFAULT 0,
+        last_exchanged TEXT
+    );
+    CREATE INDEX share_codes_owner ON share_codes(owner, server);
+    """,
 ]
 
 

@@ -48,6 +48,9 @@ DEFAULTS = (
 )
 
 
+#: what sharing.enabled adds to the `user` role (as JupyterHub's sharing docs configure it)
+SHARING_SCOPES = ("shares!user", "read:users:name", "read:groups:name")
+
 #: why the admin role takes no groups
 ADMIN_GROUPS = ("the admin role cannot go to a group: an admin is a user with the admin flag (sudo, the admin "
                 "panel), so list them in users.admin (or the admin role's users)")
@@ -123,7 +126,7 @@ def _resolve(scope, *, user=None, service=None):
 class Roles:
     """The roles in force: the defaults, changed and extended by the configured ones."""
 
-    def __init__(self, configured: Iterable[Role] = ()):
+    def __init__(self, configured: Iterable[Role] = (), sharing: bool = False):
         roles = {role.name: role for role in DEFAULTS}
         for role in configured:
             base = roles.get(role.name)
@@ -134,6 +137,12 @@ class Roles:
             roles[role.name] = Role(role.name, role.description or base.description, keep,
                                     _union(base.users, role.users), _union(base.groups, role.groups),
                                     _union(base.services, role.services))
+        if sharing:  # sharing.enabled: every user may share their own servers, with users and groups by name
+            user = roles["user"]
+            roles["user"] = Role(user.name, user.description, _union(user.scopes, SHARING_SCOPES), user.users,
+                                 user.groups, user.services)
+        #: sharing.enabled: shares (sharing.py) add to their receivers' scopes
+        self.sharing = sharing
         self.roles = roles
         self._by_user: dict[str, list[Role]] = {}
         self._by_group: dict[str, list[Role]] = {}
@@ -180,15 +189,17 @@ class Roles:
         return frozenset(result)
 
     def scopes_of_user(self, db, name, admin) -> frozenset:
-        """user_scopes with the user's groups read from `db` (only when a role goes to a group)."""
-        from . import groups
+        """user_scopes with the user's groups read from `db` (only when a role goes to a group),
+        and what shares give them when sharing is on."""
+        from . import groups, sharing
 
-        return self.user_scopes(name, admin, groups.names_of_user(db, name) if self.needs_groups else ())
+        held = self.user_scopes(name, admin, groups.names_of_user(db, name) if self.needs_groups else ())
+        return held | sharing.held_by(db, name) if self.sharing else held
 
     async def scopes_of_user_async(self, db, name, admin) -> frozenset:
-        """scopes_of_user from the event loop: the groups are read on the database thread, and
-        only when a role goes to a group."""
-        if not self.needs_groups:
+        """scopes_of_user from the event loop: the groups and shares are read on the database
+        thread, and only when a role goes to a group or sharing is on."""
+        if not self.needs_groups and not self.sharing:
             return self.user_scopes(name, admin)
         return await db.run(self.scopes_of_user, name, admin)
 

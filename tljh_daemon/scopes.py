@@ -29,7 +29,7 @@ IMPLIES = {
     "read:services": {"read:services:name"},
     "users:shares": {"read:users:shares"},
     "groups:shares": {"read:groups:shares"},
-    "shares": {"read:shares"},
+    "shares": {"access:servers", "read:shares", "users:shares", "groups:shares"},
 }
 
 #: every scope name this hub knows (a token cannot be given anything else)

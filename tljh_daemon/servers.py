@@ -20,8 +20,8 @@ from typing import Optional
 
 import aiohttp
 
-from . import (accounts, environments, groups, hub_contract, limit_changes, profiles, scopes, shared_folders,
-               storage, timeutil, tokens)
+from . import (accounts, collaboration, environments, groups, hub_contract, limit_changes, profiles, scopes,
+               shared_folders, storage, timeutil, tokens)
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
@@ -230,6 +230,7 @@ class ServerManager:
             # tljh_kernel_prewarm (in the user environment) forks this server's kernels; it takes
             # the variable out of the server's environment, so kernels never see it.
             **({KERNEL_PREWARM_ENV: "1"} if self.settings.kernel_prewarm else {}),
+            **collaboration.spawn_environment(self.settings.collaboration),  # collaboration.enabled
         })
 
     def _apply_overrides(self, env):

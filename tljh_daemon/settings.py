@@ -69,6 +69,7 @@ class ServerSettings:
     # shared_folders.*: (name, path, readers group, writers group), linked into homes at spawn
     shared_folders: tuple[tuple[str, str, str, str], ...] = ()
     kernel_prewarm: bool = True  # kernels.prewarm: the server's kernels forked from its zygote
+    collaboration: bool = False  # collaboration.enabled: jupyter-collaboration's extensions on
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ def server_settings(config: Mapping[str, Any], paths: Paths) -> ServerSettings:
         public_origin=public_origin(proxy_settings(config)),
         shared_folders=tuple(shared_folders.folders(config)),
         kernel_prewarm=config["kernels"]["prewarm"],
+        collaboration=config["collaboration"]["enabled"],
     )
 
 
@@ -233,6 +235,7 @@ class Settings:
     pages: PageSettings
     usage: UsageSettings = UsageSettings()
     roles: tuple[roles_mod.Role, ...] = ()  # roles.* (and jupyterhub_config.d's load_roles)
+    sharing: bool = False  # sharing.enabled: every user holds shares!user (sharing.py)
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -297,4 +300,5 @@ def from_config(config: Mapping[str, Any], paths: Paths) -> Settings:
         pages=page_settings(config),
         usage=usage_settings(config),
         roles=roles_mod.from_config(config.get("roles") or []),
+        sharing=config["sharing"]["enabled"],
     )

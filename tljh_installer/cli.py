@@ -7,7 +7,7 @@ import sys
 import time
 
 from tljh_daemon import config as config_mod
-from tljh_daemon import configfile, install_marker, jupyterhub_config, links, ports, roles, service, systemd
+from tljh_daemon import collaboration, configfile, install_marker, jupyterhub_config, links, ports, roles, service, systemd
 from tljh_daemon import plugins as plugin_loading
 from tljh_daemon.paths import Paths, default_prefix
 
@@ -70,8 +70,10 @@ def _prepare(args, paths, progress, passwords, skipped, keep_user_env=False):
         steps.preset_admin_passwords(paths, passwords)
         steps.secure_private_dirs(paths)
     with progress.step("Building the user environment"):
-        steps.build_user_env(paths, plugins.collected(manager, "tljh_extra_user_pip_packages", skipped),
-                             requirements_url=args.user_requirements_txt_url, keep=keep_user_env)
+        extra_packages = [*plugins.collected(manager, "tljh_extra_user_pip_packages", skipped),
+                          *collaboration.installer_packages(config_mod.load(paths.config_file))]
+        steps.build_user_env(paths, extra_packages, requirements_url=args.user_requirements_txt_url,
+                             keep=keep_user_env)
         conda = plugins.collected(manager, "tljh_extra_user_conda_packages", skipped)
         if conda:
             print(f"    warning: the user environment has no conda; not installed: {', '.join(conda)}")

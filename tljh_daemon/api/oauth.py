@@ -8,12 +8,14 @@ import secrets
 import time
 from urllib.parse import urlencode
 
+import aiohttp_jinja2
 from aiohttp import web
 
-from .. import roles, scopes, tokens
+from .. import roles, scopes, tokens, xsrf
 from ..forms import read_form
 from ..hub import HUB
 from ..identity import identify, login_redirect
+from ..servers import CLIENT_ID_PREFIX, client_id
 
 routes = web.RouteTableDef()
 
@@ -45,12 +47,33 @@ def granted_scopes(identity, access_scopes):
     return granted
 
 
+def _needs_consent(db, user, client, granted):
+    """(On the database thread.) Does `user` have to confirm before `client` gets `granted`?
+    As in JupyterHub: yes for another user's server (one shared with them), unless a token
+    they gave that client already holds those scopes; never for their own servers. Services
+    are approved without asking, as before."""
+    if not client.startswith(CLIENT_ID_PREFIX):
+        return False
+    own = {client_id(user)} | {client_id(user, r["name"]) for r in db.all("SELECT name FROM servers WHERE user=?", (user,))}
+    if client in own:
+        return False
+    held = set()
+    for row in db.all("SELECT scopes FROM api_tokens WHERE user=? AND client_id=? AND (expires_at IS NULL OR"
+                      " expires_at > ?)", (user, client, time.time())):
+        held |= set(json.loads(row["scopes"]))
+    return not set(granted) <= held
+
+
 @routes.get("/hub/api/oauth2/authorize")
+@routes.post("/hub/api/oauth2/authorize")  # the consent page's Authorize button
 async def authorize(request):
     hub = request.app[HUB]
     identity = await identify(request)  # the login cookie, or an API token (as JupyterHub accepts)
     if identity is None:
         raise login_redirect(request)
+    consented = request.method == "POST"
+    if consented:
+        await xsrf.checked_form(request)
     if identity.kind != "user":
         raise web.HTTPForbidden(text="Services cannot authorize OAuth clients")
     query = request.query
@@ -77,6 +100,12 @@ async def authorize(request):
         raise web.HTTPForbidden(text=f"You do not have permission to access {client['description']}")
     granted += sorted(s for s in roles.resolve_all(allowed, user=identity.name)
                       if s not in granted and scopes.subset_of([s], identity.scopes))
+    # Admins are not asked (they reach every server anyway; JupyterHub asks them too).
+    if not consented and not identity.admin and await hub.db.run(_needs_consent, identity.name, client["id"],
+                                                                   granted):
+        context = {"user": identity, "xsrf": xsrf.token(request), "client": client["description"] or client["id"],
+                   "scopes": granted, "action": request.raw_path}
+        return aiohttp_jinja2.render_template("oauth_consent.html", request, context)  # XSRF cookie: middleware
     code = secrets.token_urlsafe(32)
     await hub.db.execute(
         "INSERT INTO oauth_codes (hash, client_id, user, redirect_uri, scopes, code_challenge,"

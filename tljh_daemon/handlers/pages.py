@@ -143,6 +143,8 @@ async def home(request):
             "url": hub.server_url(identity.name),
             "name": identity.name,
             "choose_profile": bool(await profile_choices(hub, identity.name)),
+            # the Share panel: sharing is on and this user may share their server
+            "sharing": hub.settings.sharing and identity.can("shares", user=identity.name, server=""),
         },
     )
 
