@@ -4,12 +4,12 @@ The schema version lives in `PRAGMA user_version`; MIGRATIONS[i] takes a
 database from version i to i+1. Append new migrations, never edit old ones.
 """
 
-import asyncio
 import os
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
+
+from .db_thread import CallThread
 
 # SQLite's primary result codes that blame the storage, not the statement, and what to tell people.
 _STORAGE_FAULTS = {
@@ -305,18 +305,17 @@ class Database:
     """
 
     def __init__(self, path):
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._thread = CallThread("sqlite")
         try:  # opened and migrated on its thread (start-up: nothing else runs yet)
-            self._db = self._thread.submit(SyncDatabase, path).result()
+            self._db = self._thread.submit(partial(SyncDatabase, path)).result()
         except BaseException:
-            self._thread.shutdown(wait=False)
+            self._thread.stop()
             raise
 
     async def run(self, fn, *args, **kwargs):
         """`fn(db, *args, **kwargs)` on the database thread, `db` the `SyncDatabase`; its result.
         The helpers that take a `db` first (users.ensure_user, tokens.create, ...) run this way."""
-        call = partial(fn, self._db, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        return await self._thread.call(partial(fn, self._db, *args, **kwargs))
 
     async def transaction(self, fn, *args, **kwargs):
         """`fn(db, ...)` in one transaction (BEGIN IMMEDIATE ... COMMIT, rolled back if it raises)."""
@@ -334,7 +333,7 @@ class Database:
     def blocking(self, fn, *args, **kwargs):
         """`fn(db, ...)` on the database thread, waiting for it: for code outside the event loop
         (start-up before serving, tests). Never call it from a coroutine of the running daemon."""
-        return self._thread.submit(fn, self._db, *args, **kwargs).result()
+        return self._thread.submit(partial(fn, self._db, *args, **kwargs)).result()
 
     @property
     def version(self):
@@ -345,4 +344,4 @@ class Database:
         try:
             self._thread.submit(self._db.close).result()
         finally:
-            self._thread.shutdown(wait=True)
+            self._thread.stop()

@@ -1,6 +1,7 @@
 """HTML pages (home, spawn, progress, failure, redirects), the admin panel and its actions,
 and re-adoption of servers when the hub restarts."""
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -163,6 +164,26 @@ async def test_admin_actions_start_stop_promote_delete_others(hub):
     assert hub.db.one("SELECT COUNT(*) FROM users WHERE name='bob'")[0] == 1
 
 
+class _WritesNothing:
+    """A server store that writes nothing (a daemon that died)."""
+
+    def __getattr__(self, name):
+        async def nothing(*args, **kwargs):
+            return None
+        return nothing
+
+
+async def crash(fast_hub):
+    """As if the daemon died: its starts in flight end without storing anything, so the next
+    daemon finds the servers as this one left them (else this one's late "failed" races it)."""
+    manager = fast_hub.hub.servers
+    manager.store = _WritesNothing()
+    tasks = list(manager.tasks.values())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_restart_readopts_live_servers_and_forgets_dead_ones(hub, start_hub):
     for name in ("alive", "dead"):
         await hub.start_server(name, hub.token(name))
@@ -174,6 +195,7 @@ async def test_restart_readopts_live_servers_and_forgets_dead_ones(hub, start_hu
 
     await hub.wait_for(launched, "half's server to be launched")
     await hub.spawner.exit("dead")
+    await crash(hub)
     # A second hub on the same state directory, as after a daemon restart.
     again = await start_hub(spawner=hub.spawner, prefix=hub.prefix)
     assert again.proxy_runner.started
