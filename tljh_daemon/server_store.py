@@ -53,6 +53,21 @@ _COLUMNS = ", ".join(f.name for f in _FIELDS)
 _GONE = "spawner_state=NULL, port=NULL, host=NULL"
 
 
+def record(db, user: str, name: str = DEFAULT) -> Optional[ServerRecord]:
+    """(On the database thread, `db` a SyncDatabase.) One server, for reads that join others in
+    one trip to the database thread; ServerStore.get from the event loop."""
+    row = db.one(f"SELECT {_COLUMNS} FROM servers WHERE user=? AND name=?", (user, name))
+    return ServerRecord.from_row(row) if row else None
+
+
+def records_of_users(db, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
+    """(On the database thread.) {user: their server `name`} for those that have one."""
+    users = list(users)
+    marks = ",".join("?" * len(users))
+    rows = db.all(f"SELECT {_COLUMNS} FROM servers WHERE name=? AND user IN ({marks})", (name, *users))
+    return {row["user"]: ServerRecord.from_row(row) for row in rows}
+
+
 class ServerStore:
     def __init__(self, db):
         self.db = db
@@ -60,8 +75,7 @@ class ServerStore:
     # -- reads -----------------------------------------------------------------
 
     async def get(self, user: str, name: str = DEFAULT) -> Optional[ServerRecord]:
-        row = await self.db.one(f"SELECT {_COLUMNS} FROM servers WHERE user=? AND name=?", (user, name))
-        return ServerRecord.from_row(row) if row else None
+        return await self.db.run(record, user, name)
 
     async def state(self, user: str, name: str = DEFAULT) -> ServerState:
         row = await self.db.one("SELECT state FROM servers WHERE user=? AND name=?", (user, name))
@@ -80,10 +94,7 @@ class ServerStore:
         return [ServerRecord.from_row(row) for row in rows]
 
     async def of_users(self, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
-        users = list(users)
-        marks = ",".join("?" * len(users))
-        rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE name=? AND user IN ({marks})", (name, *users))
-        return {row["user"]: ServerRecord.from_row(row) for row in rows}
+        return await self.db.run(records_of_users, list(users), name)
 
     # -- the transitions (each one statement) ------------------------------------
 

@@ -4,7 +4,7 @@ import json
 
 from aiohttp import web
 
-from .. import groups, scopes, users, xsrf
+from .. import groups, scopes, server_store, users, xsrf
 from ..hub import HUB
 from ..identity import identify
 
@@ -61,17 +61,21 @@ async def json_body(request, required=True):
 async def user_row(request, *needed, server=None):
     """(Identity, users row) for the `{name}` in the URL, checking any of `needed` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
-    identity, row, _ = await user_row_and_groups(request, *needed, server=server)
+    identity, row, _, _ = await target_user(request, *needed, server=server)
     return identity, row
 
 
-async def user_row_and_groups(request, *needed, server=None):
-    """user_row, and the names of the user's groups (read for the scope check) for its model."""
+def _read_target(db, name):
+    """(On the database thread.) What a handler about user `name` reads, in one trip there."""
+    return groups.names_of_user(db, name), users.user_model_row(db, name), server_store.record(db, name)
+
+
+async def target_user(request, *needed, server=None):
+    """(Identity, users row, group names, default server record or None) for the `{name}` in the
+    URL, checking any of `needed` on that user (or its `server`) as user_row does."""
     name = request.match_info["name"]
-    db = request.app[HUB].db
-    group_names = await db.run(groups.names_of_user, name)
+    group_names, row, record = await request.app[HUB].db.run(_read_target, name)
     identity = await require(request, *needed, user=name, server=server, user_groups=group_names)
-    row = await db.run(users.user_model_row, name)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
-    return identity, row, group_names
+    return identity, row, group_names, record

@@ -2,7 +2,7 @@
 
 import json
 
-from .. import groups
+from .. import groups, server_store
 from ..scopes import USER_MODEL_FIELDS
 from ..server_state import DOWN, ServerState
 from ..urls import url_name
@@ -54,11 +54,16 @@ async def user_model(hub, row, *, scopes=None, include_stopped=False, server_row
     return model
 
 
-async def user_models(hub, rows, include_stopped=False):
-    """Models of a page of users with two queries for all of them (not two per user)."""
+def models_data(db, rows):
+    """(On the database thread.) What user_models needs besides the rows: (servers, memberships)."""
     names = [r["name"] for r in rows]
-    servers = await hub.servers.store.of_users(names)
-    memberships = await hub.db.run(groups.names_of_users, names)
+    return server_store.records_of_users(db, names), groups.names_of_users(db, names)
+
+
+async def user_models(hub, rows, include_stopped=False, data=None):
+    """Models of a page of users with two queries for all of them (not two per user); `data` is
+    models_data's result when the caller read it with the rows."""
+    servers, memberships = data if data is not None else await hub.db.run(models_data, rows)
     return [
         await user_model(hub, row, include_stopped=include_stopped, server_row=servers.get(row["name"]),
                    group_names=memberships.get(row["name"], []))

@@ -8,8 +8,8 @@ from .. import admins, scopes, users
 from ..hub import HUB
 from ..server_state import DOWN
 from ..users import PAGE_MAX_LIMIT, SORTS, STATE_FILTERS, InvalidName, normalize_name
-from .base import authenticated, json_body, require, user_row, user_row_and_groups
-from .models import MODEL_COLUMNS, field_filter, user_model, user_models, visible_fields
+from .base import authenticated, json_body, require, target_user, user_row
+from .models import MODEL_COLUMNS, field_filter, models_data, user_model, user_models, visible_fields
 
 routes = web.RouteTableDef()
 
@@ -113,14 +113,19 @@ async def list_users(request):
     # and ordering plainly by them lets SQLite walk an index instead of sorting every row.
     nulls = f"({column} {'IS NULL' if direction == 'DESC' else 'IS NOT NULL'}), " if column == "last_activity" else ""
     clause = f" WHERE {' AND '.join(where)}" if where else ""
-    total = (await hub.db.one(f"SELECT COUNT(*) FROM users{clause}", params))[0]
-    rows = await hub.db.all(
-        f"SELECT {MODEL_COLUMNS} FROM users{clause} ORDER BY {nulls}{column} {direction} LIMIT ? OFFSET ?",
-        (*params, limit, offset),
-    )
+
+    def read(db):  # one trip to the database thread for the page
+        total = db.one(f"SELECT COUNT(*) FROM users{clause}", params)[0]
+        rows = db.all(
+            f"SELECT {MODEL_COLUMNS} FROM users{clause} ORDER BY {nulls}{column} {direction} LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return total, rows, models_data(db, rows)
+
+    total, rows, data = await hub.db.run(read)
     stopped = _flag(request, "include_stopped_servers")
     visible = field_filter(identity)
-    items = [visible(model) for model in await user_models(hub, rows, include_stopped=stopped)]
+    items = [visible(model) for model in await user_models(hub, rows, include_stopped=stopped, data=data)]
     return paginated_response(request, items, offset, limit, total, paginated)
 
 
@@ -165,9 +170,10 @@ async def create_users(request):
 
 @routes.get("/hub/api/users/{name}")
 async def get_user(request):
-    identity, row, group_names = await user_row_and_groups(request, *READ_USER_SCOPES)
+    identity, row, group_names, record = await target_user(request, *READ_USER_SCOPES)
     hub = request.app[HUB]
-    model = await user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"), group_names=group_names)
+    model = await user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"), server_row=record,
+                             group_names=group_names)
     return web.json_response(visible_fields(identity, model))
 
 
