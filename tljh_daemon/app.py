@@ -38,7 +38,7 @@ from .managed_services import ServiceManager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
 from .server_state import ServerState
-from .servers import ServerManager, target_of
+from .servers import ServerManager, describe, target_of
 from .sessions import SessionStore, load_or_create_secret
 from .storage import StorageCheck
 from .tasks import cancel_and_wait
@@ -169,11 +169,12 @@ async def stop_servers_of_a_former_base_url(hub):
     except FileNotFoundError:
         previous = hub.base_url
     if previous != hub.base_url:
-        running = [r.user for r in await hub.servers.store.in_states(ServerState.RUNNING, ServerState.PENDING)]
+        running = [(r.user, r.name) for r in await hub.servers.store.in_states(ServerState.RUNNING,
+                                                                                ServerState.PENDING)]
         if running:
             log.warning("base_url changed from %s to %s: stopping the servers started under the old one (%s)",
-                        previous, hub.base_url, ", ".join(running))
-            await asyncio.gather(*(hub.servers.stop(name) for name in running))
+                        previous, hub.base_url, ", ".join(describe(*key) for key in running))
+            await asyncio.gather(*(hub.servers.stop(*key) for key in running))
     if previous != hub.base_url or not os.path.exists(path):
         with open(path, "w") as f:
             f.write(hub.base_url + "\n")
@@ -208,7 +209,7 @@ async def _lifetime(app):
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
         running = await hub.servers.store.in_states(ServerState.RUNNING)
-        await hub.proxy.set_routes({hub.server_url(r.user): target_of(r) for r in running})
+        await hub.proxy.set_routes({hub.server_url(r.user, r.name): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
         if hub.settings.server.shared_folders:
             await asyncio.to_thread(shared_folders.create_all, hub.settings.server.shared_folders)

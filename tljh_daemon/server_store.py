@@ -79,11 +79,32 @@ class ServerStore:
         rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE spawner_state IS NOT NULL")
         return [ServerRecord.from_row(row) for row in rows]
 
+    async def of_user(self, user: str) -> dict[str, ServerRecord]:
+        """Every server of `user`, by server name (the default one under '')."""
+        rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE user=? ORDER BY name", (user,))
+        return {row["name"]: ServerRecord.from_row(row) for row in rows}
+
+    async def names(self, user: str) -> list[str]:
+        """The names of `user`'s named servers (not the default one)."""
+        rows = await self.db.all("SELECT name FROM servers WHERE user=? AND name != ? ORDER BY name", (user, DEFAULT))
+        return [row["name"] for row in rows]
+
     async def of_users(self, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
         users = list(users)
         marks = ",".join("?" * len(users))
         rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE name=? AND user IN ({marks})", (name, *users))
         return {row["user"]: ServerRecord.from_row(row) for row in rows}
+
+    async def named_of_users(self, users: Iterable[str]) -> dict[str, dict[str, ServerRecord]]:
+        """{user: {server name: row}} of the named servers of `users` (one query for a page)."""
+        users = list(users)
+        marks = ",".join("?" * len(users))
+        rows = await self.db.all(
+            f"SELECT {_COLUMNS} FROM servers WHERE name != ? AND user IN ({marks}) ORDER BY name", (DEFAULT, *users))
+        named: dict[str, dict[str, ServerRecord]] = {}
+        for row in rows:
+            named.setdefault(row["user"], {})[row["name"]] = ServerRecord.from_row(row)
+        return named
 
     # -- the transitions (each one statement) ------------------------------------
 
@@ -122,6 +143,11 @@ class ServerStore:
             f"UPDATE servers SET state=?, message=?, {_GONE} WHERE user=? AND name=?",
             (state, message, user, name),
         )
+
+    async def remove(self, user: str, name: str) -> None:
+        """A named server is deleted (JupyterHub's DELETE with {"remove": true}); the default
+        server's row stays."""
+        await self.db.execute("DELETE FROM servers WHERE user=? AND name=? AND name != ?", (user, name, DEFAULT))
 
     async def touch(self, user: str, last_activity: str, name: str = DEFAULT) -> None:
         """Activity the server reported; an older time than the stored one changes nothing."""

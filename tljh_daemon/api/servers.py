@@ -11,7 +11,7 @@ from .. import timeutil, users
 from ..hub import HUB
 from ..profiles import ProfileRefused
 from ..server_state import DOWN, ServerState
-from ..servers import ServerBusy, SpawnLimitReached
+from ..servers import NamedServerRefused, ServerBusy, SpawnLimitReached
 from .base import authenticated, json_body, user_row
 from .models import server_model
 
@@ -52,9 +52,9 @@ async def activity(request):
         if not isinstance(info, dict) or "last_activity" not in info:
             raise web.HTTPBadRequest(text=f"servers.{server_name} needs a last_activity")
         when = _parse_time(info["last_activity"], f"servers.{server_name}.last_activity")
-        if server_name != "" or await hub.servers.row(name) is None:
+        if await hub.servers.row(name, server_name) is None:
             raise web.HTTPBadRequest(text=f"No such server {server_name!r} for user {name}")
-        await hub.servers.store.touch(name, timeutil.isoformat(when))
+        await hub.servers.store.touch(name, timeutil.isoformat(when), name=server_name)
         await hub.db.run(users.touch_activity, name, when)
     return web.Response(status=200)  # JupyterHub's handler finishes with tornado's default 200, no body
 
@@ -63,12 +63,16 @@ async def activity(request):
 # /users/<name>/servers/ is /users/<name>/server (JupyterHub's start/stop example uses it).
 @routes.post("/hub/api/users/{name}/server")
 @routes.post("/hub/api/users/{name}/servers/")
+@routes.post("/hub/api/users/{name}/servers/{server}")
 async def start_server(request):
-    _, row = await user_row(request, "start:servers", server="")
+    server = request.match_info.get("server", "")
+    _, row = await user_row(request, "start:servers", server=server)
     hub = request.app[HUB]
     user_options = await json_body(request, required=False)  # JupyterHub's user_options, e.g. {"profile": "big"}
     try:
-        await hub.servers.start(row, user_options)
+        await hub.servers.start(row, user_options, server)
+    except NamedServerRefused as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
     except ProfileRefused as e:  # an unknown profile (400), or one outside the user's groups (403)
         error = web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest
         raise error(text=str(e)) from None
@@ -81,12 +85,29 @@ async def start_server(request):
 
 @routes.delete("/hub/api/users/{name}/server")
 @routes.delete("/hub/api/users/{name}/servers/")
+@routes.delete("/hub/api/users/{name}/servers/{server}")
 async def stop_server(request):
-    _, row = await user_row(request, "delete:servers", server="")
+    """Stop a server; a named one with {"remove": true} is deleted too (JupyterHub's rules)."""
+    server = request.match_info.get("server", "")
+    _, row = await user_row(request, "delete:servers", server=server)
     hub = request.app[HUB]
-    if await hub.servers.state(row["name"]) in DOWN:
+    name = row["name"]
+    remove = (await json_body(request, required=False)).get("remove", False)
+    if not isinstance(remove, bool):
+        raise web.HTTPBadRequest(text="remove must be true or false")
+    if server:
+        if not hub.servers.settings.named_servers:
+            raise web.HTTPBadRequest(text="Named servers are not enabled.")
+        if await hub.servers.row(name, server) is None:
+            raise web.HTTPNotFound(text=f"{name} has no server named '{server}'")
+    elif remove:
+        raise web.HTTPBadRequest(text="Cannot delete the default server")
+    if remove:
+        task = asyncio.create_task(hub.servers.remove(name, server))
+    elif await hub.servers.state(name, server) in DOWN:
         return web.Response(status=204)
-    task = hub.servers.stop(row["name"])
+    else:
+        task = hub.servers.stop(name, server)
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout=5)
     except asyncio.TimeoutError:
@@ -100,13 +121,17 @@ def _sse(event):
 
 @routes.get("/hub/api/users/{name}/server/progress")
 @routes.get("/hub/api/users/{name}/servers//progress")
+@routes.get("/hub/api/users/{name}/servers/{server}/progress")
 async def progress(request):
-    _, row = await user_row(request, "read:servers", server="")
+    server_name = request.match_info.get("server", "")
+    _, row = await user_row(request, "read:servers", server=server_name)
     hub = request.app[HUB]
     name = row["name"]
-    server = await hub.servers.row(name)
-    state = await hub.servers.state(name)
-    tracker = hub.servers.progress.get(name)
+    server = await hub.servers.row(name, server_name)
+    if server_name and server is None:
+        raise web.HTTPNotFound(text=f"{name} has no server named '{server_name}'")
+    state = await hub.servers.state(name, server_name)
+    tracker = hub.servers.progress.get((name, server_name))
     ended = state in (ServerState.FAILED, ServerState.CANCELLED)
     if state == ServerState.STOPPED or (ended and tracker is None and not server.message):
         raise web.HTTPBadRequest(text=f"{name} is not running")
@@ -121,7 +146,7 @@ async def progress(request):
 
 async def _stream_progress(hub, name, server, state, tracker, response):
     if tracker is None:  # nothing in memory (e.g. after a restart): report the outcome only
-        model = await server_model(hub, name)
+        model = await server_model(hub, name, row=server, server=server.name)
         if state == ServerState.RUNNING:
             event = {"progress": 100, "ready": True, "message": f"Server ready at {model['url']}",
                      "url": model["url"]}
@@ -143,14 +168,6 @@ async def _stream_progress(hub, name, server, state, tracker, response):
             return
         if not batch:
             await response.write(b":keepalive\n\n")
-
-
-@routes.post("/hub/api/users/{name}/servers/{server}")
-@routes.delete("/hub/api/users/{name}/servers/{server}")
-async def named_server(request):
-    await user_row(request, "start:servers" if request.method == "POST" else "delete:servers",
-                   server=request.match_info["server"])
-    raise web.HTTPBadRequest(text="Named servers are not enabled on this hub; use /users/{name}/server")
 
 
 @routes.post("/hub/api/batchspawner")

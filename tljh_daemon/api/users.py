@@ -215,7 +215,8 @@ async def delete_user(request):
     name = row["name"]
     if name == identity.name:
         raise web.HTTPBadRequest(text="You cannot delete yourself")
-    if await hub.servers.state(name) not in DOWN:
-        await hub.servers.stop(name)
+    for server, server_row in (await hub.servers.store.of_user(name)).items():
+        if server_row.state not in DOWN:
+            await hub.servers.stop(name, server)
     await hub.db.execute("DELETE FROM users WHERE name=?", (name,))
     return web.Response(status=204)
