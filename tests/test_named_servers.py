@@ -1,0 +1,115 @@
+"""Named servers with JupyterHub's REST semantics, through Traefik with real jupyterhub-singleuser
+servers: start, reach /user/<name>/<server>/, the limit, stop, delete with remove."""
+
+import json
+
+import pytest
+import requests
+
+from hubclient import HubClient
+from hubprocess import needs_root
+from waiting import wait_for
+
+pytestmark = needs_root
+
+
+@pytest.fixture(scope="module")
+def me(run_id, unix_accounts):
+    name = f"{run_id}-named"
+    unix_accounts.append(f"jupyter-{name}")
+    return name
+
+
+@pytest.fixture(scope="module")
+def hub(make_hub, user_env):
+    return make_hub({
+        "auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+        "user_environment": {"path": user_env},
+        "named_servers": {"enabled": True, "limit_per_user": 1},
+    })
+
+
+@pytest.fixture(scope="module")
+def browser(hub, me):
+    client = HubClient(hub.url)
+    assert client.login(me, "pw").status_code == 302
+    return client
+
+
+@pytest.fixture(scope="module")
+def api(hub, me, browser):
+    xsrf = next(c.value for c in browser.cookies if c.name == "_xsrf")
+    r = browser.post(browser.url(f"/hub/api/users/{me}/tokens"), json={}, headers={"X-XSRFToken": xsrf})
+    assert r.status_code == 201, r.text
+    headers = {"Authorization": f"token {r.json()['token']}"}
+
+    def call(method, path, **kwargs):
+        return requests.request(method, hub.url + "/hub/api" + path, headers=headers, timeout=60, **kwargs)
+    return call
+
+
+def _server_log(hub, me, server):
+    import glob
+    import os
+    found = glob.glob(os.path.join(hub.prefix, "**", f"jupyter-{me}-{server}.log"), recursive=True)
+    return open(found[0]).read()[-3000:] if found else "no log"
+
+
+def _progress(api, path):
+    events = []
+    with api("GET", path, stream=True) as r:
+        assert r.status_code == 200, r.text
+        for line in r.iter_lines(decode_unicode=True):
+            if line and line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+    return events
+
+
+def test_named_server_lifecycle_through_traefik(hub, api, browser, me):
+    r = api("POST", f"/users/{me}/servers/proj")
+    assert r.status_code == 202, r.text
+    events = _progress(api, f"/users/{me}/servers/proj/progress")
+    assert events[-1].get("ready") is True, events
+    assert events[-1]["url"] == f"/user/{me}/proj/"
+
+    # Reached through Traefik (the OAuth flow of its own client included).
+    lab = browser.get(browser.url(f"/user/{me}/proj/lab"))
+    assert lab.status_code == 200 and lab.url.endswith(f"/user/{me}/proj/lab"), lab.url
+    status = browser.get(browser.url(f"/user/{me}/proj/api/status"))
+    assert status.status_code == 200, _server_log(hub, me, "proj")
+    assert "started" in status.json()
+
+    model = api("GET", f"/users/{me}").json()
+    assert model["server"] is None and list(model["servers"]) == ["proj"]
+    assert model["servers"]["proj"]["ready"] is True
+
+    # The limit (1) counts it: a second named server is refused with JupyterHub's message.
+    r = api("POST", f"/users/{me}/servers/second")
+    assert r.status_code == 400
+    assert r.json()["message"].startswith(f"User {me} already has the maximum of 1 named servers.")
+
+    # The default server runs beside it; each answers under its own prefix.
+    assert api("POST", f"/users/{me}/server").status_code == 202
+    assert browser.progress_events(me)[-1]["ready"] is True
+    assert browser.get(browser.url(f"/user/{me}/lab")).status_code == 200
+    assert browser.get(browser.url(f"/user/{me}/api/status")).status_code == 200
+    assert browser.get(browser.url(f"/user/{me}/proj/api/status")).status_code == 200
+
+    # Stop keeps it (stopped, listed with include_stopped_servers); the default keeps running.
+    r = api("DELETE", f"/users/{me}/servers/proj")
+    assert r.status_code in (202, 204)
+    wait_for(lambda: "proj" not in api("GET", f"/users/{me}").json()["servers"], "proj to stop", timeout=60)
+    stopped = api("GET", f"/users/{me}", params={"include_stopped_servers": "1"}).json()["servers"]
+    assert stopped["proj"]["stopped"] is True and stopped[""]["ready"] is True
+    gone = browser.get(browser.url(f"/user/{me}/proj/api/status"), allow_redirects=False)
+    assert gone.status_code != 200
+    assert browser.get(browser.url(f"/user/{me}/api/status")).status_code == 200
+
+    # Remove deletes it; then a new name fits under the limit.
+    r = api("DELETE", f"/users/{me}/servers/proj", json={"remove": True})
+    assert r.status_code == 204
+    assert "proj" not in api("GET", f"/users/{me}", params={"include_stopped_servers": "1"}).json()["servers"]
+    assert api("DELETE", f"/users/{me}/servers/proj").status_code == 404
+    assert api("DELETE", f"/users/{me}/server").status_code in (202, 204)
+    log = hub.log()
+    assert "Traceback" not in log, log
