@@ -32,6 +32,7 @@ from .culler import Culler
 from .db import Database
 from .handlers import admin as admin_pages
 from .handlers import login as login_pages
+from .handlers import named as named_pages
 from .handlers import middleware, pages
 from .hub import HUB, Hub
 from .managed_services import ServiceManager
@@ -130,7 +131,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     env.globals.update(extra.template_vars)
     env.globals["site_name"] = hub_settings.pages.site_name
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_misc, api_metrics,
-                   api_usage, admin_pages, login_pages, pages):
+                   api_usage, admin_pages, login_pages, named_pages, pages):
         app.add_routes(urls.prefixed_routes(module.routes, hub.base_url))
     app.add_routes(urls.outside_routes(hub.base_url))
     app.cleanup_ctx.append(_lifetime)

@@ -19,6 +19,17 @@ from .server_state import ServerState, sql_list
 DEFAULT = ""  # the default server's name
 
 
+def spawner_key(user: str, server: str = DEFAULT) -> str:
+    """Who a server is to its backend: the user for the default server, `<user>-<server>` for a
+    named one (its unit `jupyter-<user>-<server>`, its cgroup, its job), as JupyterHub names them."""
+    return f"{user}-{server}" if server else user
+
+
+def describe(user: str, server: str = DEFAULT) -> str:
+    """A server for log lines, usage samples and messages: `alice`, or `alice/project`."""
+    return f"{user}/{server}" if server else user
+
+
 @dataclass(frozen=True)
 class ServerRecord:
     """One stored server. `spawner_state` is what the spawner returned from start (its own

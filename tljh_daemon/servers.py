@@ -26,7 +26,7 @@ from . import (accounts, environments, groups, hub_contract, limit_changes, prof
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
-from .server_store import ServerRecord, ServerStore
+from .server_store import ServerRecord, ServerStore, describe, spawner_key
 from .settings import ServerSettings
 from .spawner import SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -100,17 +100,6 @@ class Phases:
 
     def __str__(self):
         return ", ".join(f"{step} {seconds:.2f}s" for step, seconds in self.spent)
-
-
-def spawner_key(user, server=""):
-    """Who a server is to its backend: the user for the default server, `<user>-<server>` for a
-    named one (its unit `jupyter-<user>-<server>`, its cgroup, its job), as JupyterHub names them."""
-    return f"{user}-{server}" if server else user
-
-
-def describe(user, server=""):
-    """A server for log lines and messages: `alice`, or `alice/project` for a named one."""
-    return f"{user}/{server}" if server else user
 
 
 # JupyterHub 6's rule for new server names: [a-z0-9] and single hyphens, starting with a letter,

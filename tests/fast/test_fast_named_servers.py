@@ -182,3 +182,45 @@ async def test_the_culler_removes_idle_named_servers_when_told(start_hub):
     await hub.hub.db.execute("UPDATE servers SET last_activity='2000-01-01T00:00:00Z' WHERE name='keep'")
     await Culler(hub.hub, CullSettings(timeout=600)).cull_once()
     assert (await hub.hub.servers.row("alice", "keep")).state == "stopped"  # stopped, kept
+
+
+async def test_home_page_lists_starts_stops_and_deletes_named_servers(start_hub):
+    hub = await start_hub({"named_servers": {"enabled": True, "limit_per_user": 1}})
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert 'id="named-servers"' in page and 'name="server_name"' in page and "up to 1" in page
+    form = {"_xsrf": browser.xsrf, "server_name": "Bad Name"}
+    async with browser.request("POST", "/hub/named-servers", data=form) as resp:
+        assert resp.status == 400 and "Invalid server_name: Bad Name" in await resp.text()
+    form["server_name"] = "ml"
+    async with browser.request("POST", "/hub/named-servers", data=form) as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/hub/spawn-pending/alice/ml"
+    await _wait_state(hub, "alice", "ml", "running")
+    async with browser.request("GET", "/hub/spawn-pending/alice/ml") as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/user/alice/ml/"
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert 'id="named-ml"' in page and 'href="/user/alice/ml/"' in page and 'action="/hub/stop/alice/ml"' in page
+    assert 'name="server_name"' not in page  # the limit is reached: no name field
+    assert 'id="server-status">Stopped' in page  # the default server is its own
+    async with browser.request("POST", "/hub/stop/alice/ml", data={"_xsrf": browser.xsrf}) as resp:
+        assert resp.status == 302
+    assert await hub.hub.servers.state("alice", "ml") == "stopped"
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert 'action="/hub/delete/alice/ml"' in page and 'action="/hub/spawn/alice/ml"' in page
+    async with browser.request("POST", "/hub/delete/alice/ml", data={"_xsrf": browser.xsrf}) as resp:
+        assert resp.status == 302
+    assert await hub.hub.servers.row("alice", "ml") is None
+    # Another user's servers are not yours to manage.
+    other = await hub.browser("bob")
+    async with other.request("POST", "/hub/spawn/alice/ml", data={"_xsrf": other.xsrf}) as resp:
+        assert resp.status == 403
+
+
+async def test_home_page_has_no_named_servers_when_off(start_hub):
+    hub = await start_hub()
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/home") as resp:
+        assert 'id="named-servers"' not in await resp.text()

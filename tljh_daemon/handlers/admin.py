@@ -16,6 +16,7 @@ from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
 from ..server_state import ACTIVE, ServerState
+from ..server_store import describe, spawner_key
 from .pages import render, require_user
 
 routes = web.RouteTableDef()
@@ -150,11 +151,12 @@ async def usage(request):
     hub = request.app[HUB]
     result = {}
     for row in await hub.servers.store.in_states(ServerState.RUNNING):
-        sample = hub.usage.latest.get(row.user)
+        key = describe(row.user, row.name)  # `user`, or `user/server` for a named server
+        sample = hub.usage.latest.get(key)
         if sample is None:
             continue
-        result[row.user] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
-                            "oom_kills": hub.spawner.oom_kills(row.user)}
+        result[key] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
+                       "oom_kills": hub.spawner.oom_kills(spawner_key(row.user, row.name))}
     return web.json_response(result)
 
 

@@ -128,6 +128,8 @@ async def hub_root(request):
 
 @routes.get("/hub/home")
 async def home(request):
+    from .named import home_context  # named.py builds on this module's helpers
+
     identity = await require_user(request)
     hub = request.app[HUB]
     row = await hub.servers.row(identity.name)
@@ -143,6 +145,7 @@ async def home(request):
             "url": hub.server_url(identity.name),
             "name": identity.name,
             "choose_profile": bool(await profile_choices(hub, identity.name)),
+            **await home_context(hub, identity.name),  # named_servers.html
         },
     )
 
