@@ -224,3 +224,15 @@ async def test_home_page_has_no_named_servers_when_off(start_hub):
     browser = await hub.browser("alice")
     async with browser.request("GET", "/hub/home") as resp:
         assert 'id="named-servers"' not in await resp.text()
+
+
+async def test_admin_panel_shows_named_servers(start_hub):
+    hub = await start_hub(NAMED)
+    async with hub.api("POST", "/users/alice/servers/ml", hub.token("alice")) as resp:
+        assert resp.status == 202
+    await _wait_state(hub, "alice", "ml", "running")
+    browser = await hub.browser("root")
+    hub.db.execute("UPDATE users SET admin=1 WHERE name='root'")
+    async with browser.request("GET", "/hub/admin") as resp:
+        page = await resp.text()
+    assert 'Named: <a href="/user/alice/ml/">ml</a> (running)' in page

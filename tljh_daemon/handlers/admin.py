@@ -102,6 +102,7 @@ async def admin_page(request):
         return total, rows, memberships, group_rows
 
     total, rows, memberships, group_rows = await hub.db.run(read)
+    named = await hub.servers.store.named_of_users([r["name"] for r in rows])  # named_servers.enabled
     now = timeutil.now()
     profile_names = {p.slug: p.display_name for p in hub.settings.server.profiles}
     listed = []
@@ -122,6 +123,8 @@ async def admin_page(request):
                       if name != "user"],
             # the profile a running or starting server was started with (its user_options)
             "profile": profile_names.get(profile, profile) if server_state in ACTIVE else None,
+            "named": [{"name": server, "state": s.state, "url": hub.server_url(r["name"], server)}
+                      for server, s in named.get(r["name"], {}).items()],
         })
     proxy = hub.proxy
     https = certificates.status(hub.settings.proxy, proxy.acme_store, proxy.log_path)
