@@ -520,20 +520,22 @@ class ServerManager:
         self.progress.pop((name, server), None)
         log.info("Stopped the server of %s", describe(name, server))
 
-    async def restart(self, name, reason):
+    async def restart(self, name, reason, server=""):
         """Stop `name`'s server and start it again (e.g. without the admin rights it started
         with: a process keeps its groups). 'restarted', or 'stopped' when it cannot start now."""
-        await self.stop(name)
+        await self.stop(name, server)
         row = await self.db.one("SELECT * FROM users WHERE name=?", (name,))
         if row is None:
             return "stopped"
-        server = await self.row(name)
+        record = await self.row(name, server)
+        options = json.loads(record.user_options or "{}") if record else None  # the same profile
         try:
-            await self.start(row, json.loads(server.user_options or "{}") if server else None)  # the same profile
-        except (ServerBusy, SpawnLimitReached, profiles.ProfileRefused) as e:
-            log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
+            await self.start(row, options, server)
+        except (ServerBusy, SpawnLimitReached, profiles.ProfileRefused, NamedServerRefused) as e:
+            log.warning("Stopped the server of %s (%s) but could not start it again: %s",
+                        describe(name, server), reason, e)
             return "stopped"
-        log.info("Restarting the server of %s: %s", name, reason)
+        log.info("Restarting the server of %s: %s", describe(name, server), reason)
         return "restarted"
 
     # -- restart recovery and watching -------------------------------------------

@@ -236,3 +236,23 @@ async def test_admin_panel_shows_named_servers(start_hub):
     async with browser.request("GET", "/hub/admin") as resp:
         page = await resp.text()
     assert 'Named: <a href="/user/alice/ml/">ml</a> (running)' in page
+
+
+async def test_a_demoted_admins_named_servers_restart_too(start_hub):
+    from tljh_daemon import admins
+
+    hub = await start_hub(NAMED)
+    token = hub.token("root", admin=True)
+    for path in ("/users/root/server", "/users/root/servers/ml"):
+        async with hub.api("POST", path, token) as resp:
+            assert resp.status == 202
+    await _wait_state(hub, "root", "ml", "running")
+    await hub.wait_for_state("root", "running")
+    started = len(hub.spawner.requests)
+    message = await admins.demoted_server(hub.hub, "root")
+    assert "restarted without admin rights" in message
+
+    async def both_started():
+        return sorted(r.user for r in hub.spawner.requests[started:]) == ["root", "root-ml"]
+
+    await hub.wait_for(both_started, "the default and the named server to start again")

@@ -1,4 +1,4 @@
-"""Pages for named servers (named_servers.enabled): the home page's list, and start, progress,
+"""Pages for named servers (named_servers.enabled): start, progress,
 stop and delete of one named server from a browser form (JupyterHub's /hub/spawn/<user>/<server>
 and /hub/spawn-pending/<user>/<server>)."""
 
@@ -13,22 +13,6 @@ from ..urls import url_name
 from .pages import raw_redirect, render, require_user, target_user
 
 routes = web.RouteTableDef()
-
-
-async def home_context(hub, name):
-    """What the home page shows of `name`'s named servers (nothing when they are off)."""
-    settings = hub.servers.settings
-    if not settings.named_servers:
-        return {"named_enabled": False}
-    rows = await hub.servers.store.of_user(name)
-    servers = [
-        {"name": server, "state": row.state, "url": hub.server_url(name, server), "message": row.message,
-         "path": f"{url_name(name)}/{url_name(server)}"}
-        for server, row in rows.items() if server
-    ]
-    limit = settings.named_server_limit
-    return {"named_enabled": True, "named_servers": servers, "named_limit": limit,
-            "named_full": bool(limit) and len(servers) >= limit}
 
 
 async def _server_of(request):

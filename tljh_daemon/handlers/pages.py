@@ -128,8 +128,6 @@ async def hub_root(request):
 
 @routes.get("/hub/home")
 async def home(request):
-    from .named import home_context  # named.py builds on this module's helpers
-
     identity = await require_user(request)
     hub = request.app[HUB]
     row = await hub.servers.row(identity.name)
@@ -145,9 +143,25 @@ async def home(request):
             "url": hub.server_url(identity.name),
             "name": identity.name,
             "choose_profile": bool(await profile_choices(hub, identity.name)),
-            **await home_context(hub, identity.name),  # named_servers.html
+            **await named_servers_context(hub, identity.name),  # named_servers.html
         },
     )
+
+
+async def named_servers_context(hub, name):
+    """What the home page shows of `name`'s named servers (nothing when they are off)."""
+    settings = hub.servers.settings
+    if not settings.named_servers:
+        return {"named_enabled": False}
+    rows = await hub.servers.store.of_user(name)
+    servers = [
+        {"name": server, "state": row.state, "url": hub.server_url(name, server), "message": row.message,
+         "path": f"{url_name(name)}/{url_name(server)}"}
+        for server, row in rows.items() if server
+    ]
+    limit = settings.named_server_limit
+    return {"named_enabled": True, "named_servers": servers, "named_limit": limit,
+            "named_full": bool(limit) and len(servers) >= limit}
 
 
 async def profile_choices(hub, name):
