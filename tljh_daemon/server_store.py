@@ -155,6 +155,12 @@ class ServerStore:
             (state, message, user, name),
         )
 
+    async def create(self, user: str, name: str, user_options: str = "{}") -> None:
+        """A named server made without starting it (stopped); an existing one stays as it is."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO servers (user, name, state, user_options) VALUES (?, ?, ?, ?)",
+            (user, name, ServerState.STOPPED, user_options))
+
     async def remove(self, user: str, name: str) -> None:
         """A named server is deleted (JupyterHub's DELETE with {"remove": true}); the default
         server's row stays."""

@@ -222,6 +222,19 @@ class ServerManager:
         if not valid_server_name(server):
             raise NamedServerRefused(f"Invalid server_name: {server}")
 
+    async def create(self, user_row, server, user_options=None):
+        """JupyterHub 6's PUT: make the named server `server` without starting it; False when it
+        exists. Raises NamedServerRefused or profiles.ProfileRefused as `start` does."""
+        name = user_row["name"]
+        user_groups = await self.db.run(groups.names_of_user, name)
+        profile = profiles.choose(self.settings.profiles, user_options, user_groups)
+        async with self._start_lock:
+            if await self.row(name, server) is not None:
+                return False
+            await self.check_named(name, server)
+            await self.store.create(name, server, json.dumps(profiles.user_options_of(profile)))
+            return True
+
     def _revoke_server_token(self, db, name, server):
         """(On the database thread.) The API tokens of this one server (not the user's others)."""
         tokens.revoke(db, user=name, kind="server", client_id=client_id(name, server))

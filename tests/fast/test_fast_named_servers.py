@@ -256,3 +256,30 @@ async def test_a_demoted_admins_named_servers_restart_too(start_hub):
         return sorted(r.user for r in hub.spawner.requests[started:]) == ["root", "root-ml"]
 
     await hub.wait_for(both_started, "the default and the named server to start again")
+
+
+async def test_get_and_put_a_named_server_as_jupyterhub_6_does(start_hub):
+    hub = await start_hub(NAMED)
+    token = hub.token("alice")
+    async with hub.api("GET", "/users/alice/servers/ml", token) as resp:
+        assert resp.status == 404
+    async with hub.api("PUT", "/users/alice/servers/ml", token, json={}) as resp:
+        assert resp.status == 201
+        model = await resp.json()
+    assert model["name"] == "ml" and model["stopped"] is True and model["ready"] is False
+    assert hub.spawner.requests == []  # made, not started
+    async with hub.api("PUT", "/users/alice/servers/ml", token) as resp:
+        assert resp.status == 409
+    async with hub.api("PUT", "/users/alice/servers/Bad", token) as resp:
+        assert resp.status == 400
+    async with hub.api("PUT", "/users/alice/servers/ok", token, json={"user_options": 3}) as resp:
+        assert resp.status == 400
+    async with hub.api("GET", "/users/alice/servers/ml", token) as resp:
+        assert resp.status == 200 and (await resp.json())["url"] == "/user/alice/ml/"
+    async with hub.api("POST", "/users/alice/servers/ml", token) as resp:
+        assert resp.status == 202
+    await _wait_state(hub, "alice", "ml", "running")
+    async with hub.api("PUT", "/users/alice/servers/two", token) as resp:
+        assert resp.status == 201
+    async with hub.api("PUT", "/users/alice/servers/three", token) as resp:
+        assert resp.status == 400 and "maximum of 2" in (await resp.json())["message"]

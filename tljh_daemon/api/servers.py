@@ -83,6 +83,40 @@ async def start_server(request):
     return web.Response(status=202)
 
 
+@routes.get("/hub/api/users/{name}/servers/{server}")
+async def get_server(request):
+    """JupyterHub 6: one server's model, stopped or not; 404 when there is no such server."""
+    server = request.match_info["server"]
+    _, row = await user_row(request, "read:servers", server=server)
+    hub = request.app[HUB]
+    model = await server_model(hub, row["name"], include_stopped=True, server=server)
+    if model is None:
+        raise web.HTTPNotFound(text=f"{row['name']} has no server named '{server}'")
+    return web.json_response(model)
+
+
+@routes.put("/hub/api/users/{name}/servers/{server}")
+async def create_server(request):
+    """JupyterHub 6: make a named server without starting it (409 when it exists)."""
+    server = request.match_info["server"]
+    _, row = await user_row(request, "start:servers", server=server)
+    hub = request.app[HUB]
+    body = await json_body(request, required=False)
+    options = body.get("user_options") if ("user_options" in body or "display_name" in body) else body
+    if options is not None and not isinstance(options, dict):
+        raise web.HTTPBadRequest(text="user_options must be an object")
+    try:
+        created = await hub.servers.create(row, server, options or None)
+    except NamedServerRefused as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    except ProfileRefused as e:
+        raise (web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest)(text=str(e)) from None
+    if not created:
+        raise web.HTTPConflict(text=f"{row['name']} already has a server named '{server}'")
+    model = await server_model(hub, row["name"], include_stopped=True, server=server)
+    return web.json_response(model, status=201)
+
+
 @routes.delete("/hub/api/users/{name}/server")
 @routes.delete("/hub/api/users/{name}/servers/")
 @routes.delete("/hub/api/users/{name}/servers/{server}")
