@@ -283,3 +283,26 @@ async def test_get_and_put_a_named_server_as_jupyterhub_6_does(start_hub):
         assert resp.status == 201
     async with hub.api("PUT", "/users/alice/servers/three", token) as resp:
         assert resp.status == 400 and "maximum of 2" in (await resp.json())["message"]
+
+
+async def test_a_link_to_a_stopped_named_server_starts_it(start_hub):
+    hub = await start_hub(NAMED)
+    token = hub.token("alice")
+    async with hub.api("PUT", "/users/alice/servers/ml", token) as resp:
+        assert resp.status == 201
+    browser = await hub.browser("alice")
+    # Traefik sends /user/alice/ml/... to the hub while ml has no route.
+    async with browser.request("GET", "/hub/user/alice/ml/lab/tree/a.ipynb") as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"] == "/hub/spawn/alice/ml?next=/user/alice/ml/lab/tree/a.ipynb"
+    async with browser.request("GET", resp.headers["Location"]) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"].startswith("/hub/spawn-pending/alice/ml?next=")
+    await _wait_state(hub, "alice", "ml", "running")
+    async with browser.request("GET", "/hub/spawn-pending/alice/ml?next=%2Fuser%2Falice%2Fml%2Flab") as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/user/alice/ml/lab"
+    async with browser.request("GET", "/hub/spawn/alice/ml") as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/user/alice/ml/"
+    # A path under the default server that names no named server stays the default's.
+    async with browser.request("GET", "/hub/user/alice/lab") as resp:
+        assert resp.status == 302 and resp.headers["Location"].startswith("/hub/spawn/alice?")

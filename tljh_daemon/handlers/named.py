@@ -2,6 +2,8 @@
 stop and delete of one named server from a browser form (JupyterHub's /hub/spawn/<user>/<server>
 and /hub/spawn-pending/<user>/<server>)."""
 
+from urllib.parse import urlencode
+
 from aiohttp import web
 
 from .. import xsrf
@@ -10,7 +12,7 @@ from ..profiles import ProfileRefused
 from ..server_state import ServerState
 from ..servers import NamedServerRefused, ServerBusy, SpawnLimitReached
 from ..urls import url_name
-from .pages import raw_redirect, render, require_user, target_user
+from .pages import raw_redirect, render, require_user, safe_next, target_user
 
 routes = web.RouteTableDef()
 
@@ -21,7 +23,7 @@ async def _server_of(request):
     return identity, row, request.match_info["server"]
 
 
-async def _start(request, row, server):
+async def _start(request, row, server, next_url=""):
     hub = request.app[HUB]
     name = row["name"]
     if await hub.servers.state(name, server) != ServerState.RUNNING:
@@ -33,7 +35,20 @@ async def _start(request, row, server):
             pass  # already starting: show its progress
         except SpawnLimitReached as e:
             raise web.HTTPTooManyRequests(text=str(e), headers={"Retry-After": str(e.retry_after)}) from None
-    raise web.HTTPFound(hub.url(f"/hub/spawn-pending/{url_name(name)}/{url_name(server)}"))
+    query = "?" + urlencode({"next": next_url}) if next_url else ""
+    raise web.HTTPFound(hub.url(f"/hub/spawn-pending/{url_name(name)}/{url_name(server)}{query}"))
+
+
+@routes.get("/hub/spawn/{name}/{server}")
+async def spawn_named_get(request):
+    """As JupyterHub's GET /hub/spawn/<user>/<server>: open it when it runs, else start it
+    (a link to a stopped named server lands here, with `next` where it pointed)."""
+    _, row, server = await _server_of(request)
+    hub = request.app[HUB]
+    next_url = safe_next(request.query.get("next", ""), "")
+    if await hub.servers.state(row["name"], server) == ServerState.RUNNING:
+        raise raw_redirect(next_url or hub.server_url(row["name"], server))
+    await _start(request, row, server, next_url)
 
 
 @routes.post("/hub/spawn/{name}/{server}")
@@ -60,14 +75,15 @@ async def spawn_pending_named(request):
     hub = request.app[HUB]
     name = row["name"]
     state = await hub.servers.state(name, server)
+    next_url = safe_next(request.query.get("next", ""), hub.server_url(name, server))
     if state == ServerState.RUNNING:
-        raise raw_redirect(hub.server_url(name, server))
+        raise raw_redirect(next_url)
     if state != ServerState.PENDING:  # failed, stopped or gone: the home page says which
         raise web.HTTPFound(hub.url("/hub/home"))
     return await render(request, "spawn_pending.html", {
         "name": name,
         "progress_url": hub.url(f"/hub/api/users/{url_name(name)}/servers/{url_name(server)}/progress"),
-        "next": hub.server_url(name, server),
+        "next": next_url,
     })
 
 

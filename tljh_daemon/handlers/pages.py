@@ -301,7 +301,10 @@ async def user_server_fallback(request):
     target = hub.server_url(name) + hub_relative_path(request).split("/", 4)[4]  # /hub/user/<name>/<tail>
     if raw_query(request):
         target += "?" + raw_query(request)
-    state = await hub.servers.state(name)
+    server = await _named_server_in(hub, name, request.match_info["tail"])
+    state = await hub.servers.state(name, server)
+    if server and state != ServerState.RUNNING:  # a named server that is not running: start it
+        raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}/{url_name(server)}?") + urlencode({"next": target}))
     if state == ServerState.RUNNING:
         # Our route is live before we say "ready", so this is a stale request: retry once.
         if request.query.get("redirects"):
@@ -309,6 +312,14 @@ async def user_server_fallback(request):
         sep = "&" if raw_query(request) else "?"
         raise raw_redirect(target + sep + "redirects=1")
     raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}?") + urlencode({"next": target}))
+
+
+async def _named_server_in(hub, name, tail):
+    """The named server a /user/<name>/<tail> path is under ('' for the default server)."""
+    first = tail.split("/", 1)[0]
+    if not first or not hub.settings.server.named_servers:
+        return ""
+    return first if await hub.servers.row(name, first) is not None else ""
 
 
 routes.static("/hub/static", STATIC_DIR)
