@@ -113,3 +113,24 @@ def test_named_server_lifecycle_through_traefik(hub, api, browser, me):
     assert api("DELETE", f"/users/{me}/server").status_code in (202, 204)
     log = hub.log()
     assert "Traceback" not in log, log
+
+
+def test_daemon_stop_stops_named_servers(hub, api, me):
+    """`tljh-daemon stop` (process mode) stops a named server's own process (its backend key)."""
+    import os
+    import sqlite3
+    import subprocess
+
+    import psutil
+
+    assert api("POST", f"/users/{me}/servers/cli").status_code == 202
+    assert _progress(api, f"/users/{me}/servers/cli/progress")[-1].get("ready") is True
+    with sqlite3.connect(os.path.join(hub.prefix, "state", "tljh.sqlite")) as db:
+        (state,) = db.execute("SELECT spawner_state FROM servers WHERE user=? AND name='cli'", (me,)).fetchone()
+    pid = json.loads(state)["pid"]
+    assert psutil.pid_exists(pid)
+    result = subprocess.run(hub.command("stop"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"Stopped the server of {me}/cli" in result.stdout, result.stdout
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+             "the named server's process to end", timeout=30)
