@@ -134,3 +134,52 @@ def test_daemon_stop_stops_named_servers(hub, api, me):
     assert f"Stopped the server of {me}/cli" in result.stdout, result.stdout
     wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
              "the named server's process to end", timeout=30)
+
+
+def test_real_idle_culler_removes_an_idle_named_server(make_hub, user_env, run_id, unix_accounts):
+    """jupyterhub-idle-culler --remove-named-servers (a managed service with its README's scopes)
+    deletes an idle named server through DELETE .../servers/<server> with {"remove": true}."""
+    import os
+
+    name = f"{run_id}-namedc"
+    unix_accounts.append(f"jupyter-{name}")
+    culler = [os.path.join(user_env, "bin", "python"), "-m", "jupyterhub_idle_culler",
+              "--timeout=4", "--cull-every=1", "--remove-named-servers=true"]
+    hub = make_hub({
+        "auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
+        "users": {"admin": [name]},
+        "user_environment": {"path": user_env},
+        "named_servers": {"enabled": True},
+        "services": {"cull": {"enabled": False},
+                     "idle-culler": {"command": culler,
+                                     "scopes": ["list:users", "read:users:activity", "read:servers",
+                                                "delete:servers"]}},
+    })
+    client = HubClient(hub.url)
+    assert client.login(name, "pw").status_code == 302
+    xsrf = next(c.value for c in client.cookies if c.name == "_xsrf")
+    token = client.post(client.url(f"/hub/api/users/{name}/tokens"), json={},
+                        headers={"X-XSRFToken": xsrf}).json()["token"]
+    headers = {"Authorization": f"token {token}"}
+    api = hub.url + "/hub/api"
+    assert requests.post(f"{api}/users/{name}/servers/idle", headers=headers, timeout=60).status_code == 202
+
+    def removed():
+        model = requests.get(f"{api}/users/{name}", params={"include_stopped_servers": "1"}, headers=headers,
+                             timeout=10).json()
+        return "idle" not in model["servers"]
+
+    wait_for(lambda: requests.get(f"{api}/users/{name}/servers/idle", headers=headers, timeout=10).json()
+             .get("ready"), "the named server to start", timeout=120)
+    log_path = os.path.join(hub.prefix, "state", "logs", "service-idle-culler.log")
+
+    def culler_log():
+        with open(log_path) as f:
+            return f.read()
+
+    try:
+        wait_for(removed, "the culler to remove the idle named server", timeout=60)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{culler_log()[-3000:]}") from None
+    log = culler_log()
+    assert f"Culling server {name}/idle" in log and "Traceback" not in log and " 400 " not in log, log
