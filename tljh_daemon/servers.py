@@ -617,10 +617,11 @@ class ServerManager:
                         count - seen, describe(name, server), memory)
         self._oom_kills_seen[(name, server)] = count or 0
 
-    def report_port(self, name, port):
+    def report_port(self, name, port, token_client_id=None):
         """A starting batch job's server says where it listens; False when no start awaits it.
-        (The default server's: a batch job's token names only its user.)"""
-        return (name, "") in self.tasks and self.spawner.port_reported(name, port)
+        Which of the user's servers it is comes from its token's OAuth client id."""
+        server = next((s for user, s in self.tasks if user == name and client_id(name, s) == token_client_id), "")
+        return (name, server) in self.tasks and self.spawner.port_reported(spawner_key(name, server), port)
 
     async def close(self):
         """Stop watching and cancel starts and stops under way (a cancelled start cleans up)."""

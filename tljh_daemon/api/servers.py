@@ -215,6 +215,6 @@ async def batch_job_port(request):
     port = data.get("port")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise web.HTTPBadRequest(text="port must be an integer from 1 to 65535")
-    if not request.app[HUB].servers.report_port(identity.name, port):
+    if not request.app[HUB].servers.report_port(identity.name, port, identity.token["client_id"]):
         raise web.HTTPBadRequest(text=f"No server of {identity.name} is waiting to report its port")
     return web.json_response({"message": f"port {port} recorded"}, status=201)
