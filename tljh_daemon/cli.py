@@ -250,14 +250,15 @@ def _stop_units(servers):
 @click.argument("name")
 @click.option("-n", "--lines", type=click.IntRange(min=0), help="Only the last N lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep showing new output.")
-def logs(prefix, name, lines, follow):
+@click.option("--server", default="", help="A named server of the user (named_servers.enabled).")
+def logs(prefix, name, lines, follow, server):
     """Show the output of user NAME's server: from the journal under systemd (its
     jupyter-<name> service or scope), from state/logs/ in process mode."""
     from . import server_logs
     from .users import InvalidName
 
     try:
-        cmd = server_logs.command(Paths(os.path.abspath(prefix)), name, lines, follow)
+        cmd = server_logs.command(Paths(os.path.abspath(prefix)), name, lines, follow, server)
     except (InvalidName, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     sys.stdout.flush()

@@ -11,12 +11,23 @@ Every method is a coroutine: the statement runs on the database thread (`Databas
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Optional
 
 from .server_state import ServerState, sql_list
 
 DEFAULT = ""  # the default server's name
+
+
+# JupyterHub 6's rule for new server names: [a-z0-9] and single hyphens, starting with a letter,
+# ending with a letter or digit, at most 30 characters.
+_SERVER_NAME = re.compile(r"[a-z](?:-?[a-z0-9])*")
+SERVER_NAME_MAX = 30
+
+
+def valid_server_name(server: str) -> bool:
+    return len(server) <= SERVER_NAME_MAX and _SERVER_NAME.fullmatch(server) is not None
 
 
 def spawner_key(user: str, server: str = DEFAULT) -> str:

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from . import (accounts, environments, groups, hub_contract, limit_changes, prof
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
-from .server_store import ServerRecord, ServerStore, describe, spawner_key
+from .server_store import ServerRecord, ServerStore, describe, spawner_key, valid_server_name
 from .settings import ServerSettings
 from .spawner import SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -100,16 +99,6 @@ class Phases:
 
     def __str__(self):
         return ", ".join(f"{step} {seconds:.2f}s" for step, seconds in self.spent)
-
-
-# JupyterHub 6's rule for new server names: [a-z0-9] and single hyphens, starting with a letter,
-# ending with a letter or digit, at most 30 characters.
-_SERVER_NAME = re.compile(r"[a-z](?:-?[a-z0-9])*")
-SERVER_NAME_MAX = 30
-
-
-def valid_server_name(server):
-    return len(server) <= SERVER_NAME_MAX and _SERVER_NAME.fullmatch(server) is not None
 
 
 class NamedServerRefused(Exception):
