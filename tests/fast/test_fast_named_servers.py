@@ -306,3 +306,26 @@ async def test_a_link_to_a_stopped_named_server_starts_it(start_hub):
     # A path under the default server that names no named server stays the default's.
     async with browser.request("GET", "/hub/user/alice/lab") as resp:
         assert resp.status == 302 and resp.headers["Location"].startswith("/hub/spawn/alice?")
+
+
+async def test_a_new_named_server_gets_the_profile_chosen_beside_its_name(start_hub):
+    hub = await start_hub({**NAMED, "profiles": [
+        {"slug": "small", "display_name": "Small", "limits": {"memory": "1G"}},
+        {"slug": "big", "display_name": "Big", "default": True, "limits": {"memory": "4G"}}]})
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert '<select id="server-profile" name="profile">' in page and '<option value="big" selected>' in page
+    form = {"_xsrf": browser.xsrf, "server_name": "ml", "profile": "small"}
+    async with browser.request("POST", "/hub/named-servers", data=form) as resp:
+        assert resp.status == 302
+    await _wait_state(hub, "alice", "ml", "running")
+    assert hub.spawner.requests[-1].limits == {"memory": "1G"}
+    async with browser.request("POST", "/hub/stop/alice/ml", data={"_xsrf": browser.xsrf}) as resp:
+        assert resp.status == 302
+    async with browser.request("POST", "/hub/spawn/alice/ml", data={"_xsrf": browser.xsrf}) as resp:
+        assert resp.status == 302
+    await _wait_state(hub, "alice", "ml", "running")
+    assert hub.spawner.requests[-1].limits == {"memory": "1G"}  # started again with its profile
+    async with hub.api("GET", "/users/alice/servers/ml", hub.token("alice")) as resp:
+        assert (await resp.json())["user_options"] == {"profile": "small"}

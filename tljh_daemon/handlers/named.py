@@ -2,6 +2,7 @@
 stop and delete of one named server from a browser form (JupyterHub's /hub/spawn/<user>/<server>
 and /hub/spawn-pending/<user>/<server>)."""
 
+import json
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -23,12 +24,15 @@ async def _server_of(request):
     return identity, row, request.match_info["server"]
 
 
-async def _start(request, row, server, next_url=""):
+async def _start(request, row, server, next_url="", options=None):
     hub = request.app[HUB]
     name = row["name"]
     if await hub.servers.state(name, server) != ServerState.RUNNING:
+        record = await hub.servers.row(name, server)
+        if options is None and record is not None:  # a start again: the profile it had
+            options = json.loads(record.user_options or "{}") or None
         try:
-            await hub.servers.start(row, None, server)
+            await hub.servers.start(row, options, server)
         except (NamedServerRefused, ProfileRefused) as e:
             raise web.HTTPBadRequest(text=str(e)) from None
         except ServerBusy:
@@ -66,7 +70,8 @@ async def new_named(request):
     server = (form.get("server_name") or "").strip()
     if not server:
         raise web.HTTPBadRequest(text="Give the new server a name")
-    await _start(request, await target_user(request, identity), server)
+    profile = form.get("profile")
+    await _start(request, await target_user(request, identity), server, options={"profile": profile} if profile else None)
 
 
 @routes.get("/hub/spawn-pending/{name}/{server}")

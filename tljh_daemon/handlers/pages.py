@@ -160,8 +160,12 @@ async def named_servers_context(hub, name):
         for server, row in rows.items() if server
     ]
     limit = settings.named_server_limit
+    choices = await profile_choices(hub, name)
+    default = profiles.default_of(choices)
     return {"named_enabled": True, "named_servers": servers, "named_limit": limit,
-            "named_full": bool(limit) and len(servers) >= limit}
+            "named_full": bool(limit) and len(servers) >= limit,
+            # a new named server's profile (its user_options), chosen beside its name
+            "named_profiles": choices, "named_default_profile": default.slug if default else ""}
 
 
 async def profile_choices(hub, name):
