@@ -2,10 +2,11 @@
 real code path (the spawner only is fake)."""
 
 import json
+from datetime import timedelta
 
 import pytest
 
-from tljh_daemon import tokens
+from tljh_daemon import timeutil, tokens
 from tljh_daemon.servers import spawner_key, valid_server_name
 
 NAMED = {"named_servers": {"enabled": True, "limit_per_user": 2}}
@@ -66,6 +67,16 @@ async def test_start_reach_stop_and_remove_a_named_server(start_hub):
     body = {"servers": {"project": {"last_activity": "2030-01-01T00:00:00Z"}}}
     async with hub.api("POST", "/users/alice/activity", env["JUPYTERHUB_API_TOKEN"], json=body) as resp:
         assert resp.status == 400  # an hour in the future is refused, as in JupyterHub
+    body = {"servers": {"project": {"last_activity": "2025-01-01T00:00:00Z"}}}
+    before = (await hub.hub.servers.row("alice", "project")).last_activity
+    async with hub.api("POST", "/users/alice/activity", env["JUPYTERHUB_API_TOKEN"], json=body) as resp:
+        assert resp.status == 200
+    assert (await hub.hub.servers.row("alice", "project")).last_activity == before  # older: not moved back
+    soon = timeutil.isoformat(timeutil.now() + timedelta(minutes=1))
+    body = {"servers": {"project": {"last_activity": soon}}}
+    async with hub.api("POST", "/users/alice/activity", env["JUPYTERHUB_API_TOKEN"], json=body) as resp:
+        assert resp.status == 200
+    assert (await hub.hub.servers.row("alice", "project")).last_activity == soon
     body = {"servers": {"nope": {"last_activity": "2020-01-01T00:00:00Z"}}}
     async with hub.api("POST", "/users/alice/activity", env["JUPYTERHUB_API_TOKEN"], json=body) as resp:
         assert resp.status == 400 and "No such server" in (await resp.json())["message"]
