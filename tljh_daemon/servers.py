@@ -141,7 +141,7 @@ class ServerManager:
         self.metrics = metrics
         self.ensure_account = ensure_account
         self.record_spawn = record_spawn  # (user, seconds, ok) of each spawn that ended: the usage history
-        self.server_token_scopes = scopes.server_token_scopes  # name -> what a server's token holds (roles)
+        self.server_token_scopes = scopes.server_token_scopes  # (name, server) -> what its token holds (roles)
         self.admission = Admission(settings.concurrent_starts)
         # keyed by (user, server name); the default server's name is ''
         self.progress: dict[tuple[str, str], Progress] = {}  # Progress of the latest spawn
