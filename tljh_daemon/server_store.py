@@ -111,6 +111,14 @@ class ServerStore:
         rows = await self.db.all("SELECT name FROM servers WHERE user=? AND name != ? ORDER BY name", (user, DEFAULT))
         return [row["name"] for row in rows]
 
+    async def key_taken(self, key: str) -> bool:
+        """Does another server (a user's default one, or a named one) have the backend key `key`
+        (`spawner_key`: user `a-b`'s default server and user `a`'s server `b` would share one)?"""
+        row = await self.db.one(
+            "SELECT 1 FROM users WHERE name=? UNION ALL SELECT 1 FROM servers WHERE name != '' AND"
+            " user || '-' || name = ? LIMIT 1", (key, key))
+        return row is not None
+
     async def of_users(self, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
         users = list(users)
         marks = ",".join("?" * len(users))

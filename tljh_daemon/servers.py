@@ -210,6 +210,9 @@ class ServerManager:
                                      "  One must be deleted before a new server can be created")
         if not valid_server_name(server):
             raise NamedServerRefused(f"Invalid server_name: {server}")
+        if await self.store.key_taken(spawner_key(name, server)):
+            raise NamedServerRefused(f"Server name {server} is not available: its unit jupyter-{spawner_key(name, server)}"
+                                     " would be another server's")
 
     async def create(self, user_row, server, user_options=None):
         """JupyterHub 6's PUT: make the named server `server` without starting it; False when it

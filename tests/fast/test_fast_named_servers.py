@@ -340,3 +340,14 @@ async def test_a_new_named_server_gets_the_profile_chosen_beside_its_name(start_
     assert hub.spawner.requests[-1].limits == {"memory": "1G"}  # started again with its profile
     async with hub.api("GET", "/users/alice/servers/ml", hub.token("alice")) as resp:
         assert (await resp.json())["user_options"] == {"profile": "small"}
+
+
+async def test_a_named_server_may_not_share_another_servers_unit(start_hub):
+    hub = await start_hub(NAMED)
+    hub.token("a-b")  # user a-b: its default server is jupyter-a-b
+    async with hub.api("POST", "/users/a/servers/b", hub.token("a")) as resp:
+        assert resp.status == 400 and "not available" in (await resp.json())["message"]
+    async with hub.api("PUT", "/users/a/servers/c-d", hub.token("a")) as resp:
+        assert resp.status == 201
+    async with hub.api("PUT", "/users/a-c/servers/d", hub.token("a-c")) as resp:
+        assert resp.status == 400  # jupyter-a-c-d is a/c-d's
