@@ -59,7 +59,9 @@ def hub(make_hub, run_id):
     empty_env = tempfile.mkdtemp(prefix="tljh-test-empty-env-", dir="/var/tmp")
     admin = f"{run_id}-fuzzadmin"
     hub = make_hub({"auth": {"type": "dummy"}, "users": {"admin": [admin]},
-                    "user_environment": {"path": empty_env}, "sharing": {"enabled": True}})
+                    "user_environment": {"path": empty_env}, "sharing": {"enabled": True},
+                    # the named-server paths reach their handlers (random names: mostly refused)
+                    "named_servers": {"enabled": True, "limit_per_user": 3}})
     client = HubClient(hub.url)
     assert client.login(admin, "any").status_code == 302
     xsrf = next(c.value for c in client.cookies if c.name == "_xsrf")
@@ -91,7 +93,7 @@ def existing(hub, session):
     session.post(f"{api}/groups/{GROUP}", headers=auth, timeout=10)
     r = session.post(f"{api}/users/{USER}/tokens", json={"note": "fuzzed"}, headers=auth, timeout=10)
     assert r.status_code == 201, r.text
-    KNOWN.update(name=USER, owner=USER, token_id=r.json()["id"], server_name="")
+    KNOWN.update(name=USER, owner=USER, token_id=r.json()["id"], server_name="fuzz")  # a valid named server
 
 
 SEEN = collections.defaultdict(collections.Counter)  # operation -> Counter of status codes

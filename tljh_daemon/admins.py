@@ -36,10 +36,11 @@ REASON = "no longer an admin: it ran with the admins group (sudo) and without No
 async def demoted_server(hub, name):
     """A server keeps the groups and privileges it started with, so a demoted admin's running
     or starting server is restarted without them. Returns a sentence for the admin, or None."""
-    if await hub.servers.state(name) not in ACTIVE:
+    active = [server for server, row in (await hub.servers.store.of_user(name)).items() if row.state in ACTIVE]
+    if not active:
         return None
-    outcome = await hub.servers.restart(name, REASON)
-    if outcome == "restarted":
+    outcomes = [await hub.servers.restart(name, REASON, server) for server in active]  # named ones too
+    if all(outcome == "restarted" for outcome in outcomes):
         return f"{name}'s running server was restarted without admin rights (sudo)."
     return f"{name}'s server was stopped (it had admin rights); it could not be started again right now."
 
@@ -69,6 +70,8 @@ async def restart_servers_with_stale_rights(hub):
         "WHERE s.state=? AND s.spawner_state IS NOT NULL AND u.admin=0", (ServerState.RUNNING,))
     restarted = []
     for row in rows:
+        if row["user"] in restarted:
+            continue  # demoted_server restarted all of this user's servers
         process = hub.spawner.process_of(json.loads(row["spawner_state"]))  # None: not on this machine
         groups = _groups_of(process.pid) if process is not None else None
         if groups and admins_gid in groups:

@@ -34,13 +34,14 @@ from .db import Database
 from .handlers import admin as admin_pages
 from .handlers import login as login_pages
 from .handlers import sharing as sharing_pages
+from .handlers import named as named_pages
 from .handlers import middleware, pages
 from .hub import HUB, Hub
 from .managed_services import ServiceManager
 from .proxy.supervisor import TraefikSupervisor, TraefikUnit
 from .proxy.traefik import TraefikProxy
 from .server_state import ServerState
-from .servers import ServerManager, target_of
+from .servers import ServerManager, describe, target_of
 from .sessions import SessionStore, load_or_create_secret
 from .storage import StorageCheck
 from .tasks import cancel_and_wait
@@ -132,7 +133,7 @@ def make_app(config, paths, mode="process", *, authenticator=None, proxy=None, p
     env.globals.update(extra.template_vars)
     env.globals["site_name"] = hub_settings.pages.site_name
     for module in (api_hub, api_oauth, api_users, api_servers, api_tokens, api_groups, api_shares, api_misc,
-                   api_metrics, api_usage, admin_pages, login_pages, pages, sharing_pages):
+                   api_metrics, api_usage, admin_pages, login_pages, named_pages, pages, sharing_pages):
         app.add_routes(urls.prefixed_routes(module.routes, hub.base_url))
     app.add_routes(urls.outside_routes(hub.base_url))
     app.cleanup_ctx.append(_lifetime)
@@ -171,11 +172,12 @@ async def stop_servers_of_a_former_base_url(hub):
     except FileNotFoundError:
         previous = hub.base_url
     if previous != hub.base_url:
-        running = [r.user for r in await hub.servers.store.in_states(ServerState.RUNNING, ServerState.PENDING)]
+        running = [(r.user, r.name) for r in await hub.servers.store.in_states(ServerState.RUNNING,
+                                                                                ServerState.PENDING)]
         if running:
             log.warning("base_url changed from %s to %s: stopping the servers started under the old one (%s)",
-                        previous, hub.base_url, ", ".join(running))
-            await asyncio.gather(*(hub.servers.stop(name) for name in running))
+                        previous, hub.base_url, ", ".join(describe(*key) for key in running))
+            await asyncio.gather(*(hub.servers.stop(*key) for key in running))
     if previous != hub.base_url or not os.path.exists(path):
         with open(path, "w") as f:
             f.write(hub.base_url + "\n")
@@ -210,7 +212,7 @@ async def _lifetime(app):
         await hub.spawner.open()  # the launcher imports while Traefik starts
         changed = hub.proxy.write_static_config()
         running = await hub.servers.store.in_states(ServerState.RUNNING)
-        await hub.proxy.set_routes({hub.server_url(r.user): target_of(r) for r in running})
+        await hub.proxy.set_routes({hub.server_url(r.user, r.name): target_of(r) for r in running})
         await traefik.start(config_changed=changed)
         if hub.settings.server.shared_folders:
             await asyncio.to_thread(shared_folders.create_all, hub.settings.server.shared_folders)

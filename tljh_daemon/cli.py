@@ -209,7 +209,7 @@ def _stop_servers(paths, timeout):
     """Every server gets SIGTERM at once and `timeout` seconds (spawner.stop_timeout) to exit,
     then SIGKILL: stopping 16 servers takes about as long as stopping one."""
     from .db import Database
-    from .server_store import ServerStore
+    from .server_store import ServerStore, describe, spawner_key
     from .spawner import ProcessSpawner
     from .spawner.process import process_for
 
@@ -219,14 +219,15 @@ def _stop_servers(paths, timeout):
 
     async def stop_all():
         rows = await store.with_spawner_state()
-        alive = {row.user for row in rows if process_for(spawner.process_of(row.spawner_state))}
-        await asyncio.gather(*(spawner.stop(row.user, row.spawner_state, timeout) for row in rows))
+        alive = {(row.user, row.name) for row in rows if process_for(spawner.process_of(row.spawner_state))}
+        await asyncio.gather(*(spawner.stop(spawner_key(row.user, row.name), row.spawner_state, timeout)
+                               for row in rows))
         for row in rows:
             await store.down(row.user, message=row.message, name=row.name)
-            if row.user in alive:  # say only what was really stopped
-                click.echo(f"Stopped the server of {row.user}")
+            if (row.user, row.name) in alive:  # say only what was really stopped
+                click.echo(f"Stopped the server of {describe(row.user, row.name)}")
             else:
-                click.echo(f"The server of {row.user} had already exited")
+                click.echo(f"The server of {describe(row.user, row.name)} had already exited")
 
     try:
         asyncio.run(stop_all())
@@ -249,14 +250,15 @@ def _stop_units(servers):
 @click.argument("name")
 @click.option("-n", "--lines", type=click.IntRange(min=0), help="Only the last N lines.")
 @click.option("-f", "--follow", is_flag=True, help="Keep showing new output.")
-def logs(prefix, name, lines, follow):
+@click.option("--server", default="", help="A named server of the user (named_servers.enabled).")
+def logs(prefix, name, lines, follow, server):
     """Show the output of user NAME's server: from the journal under systemd (its
     jupyter-<name> service or scope), from state/logs/ in process mode."""
     from . import server_logs
     from .users import InvalidName
 
     try:
-        cmd = server_logs.command(Paths(os.path.abspath(prefix)), name, lines, follow)
+        cmd = server_logs.command(Paths(os.path.abspath(prefix)), name, lines, follow, server)
     except (InvalidName, FileNotFoundError) as e:
         raise click.ClickException(str(e)) from None
     sys.stdout.flush()

@@ -29,6 +29,8 @@ DEFAULTS = {
     "users": {"allowed": [], "banned": [], "admin": [], "extra_user_groups": {}},
     "limits": {"memory": None, "cpu": None, "groups": {}},
     "profiles": [],
+    # JupyterHub's allow_named_servers and named_server_limit_per_user (0: no limit)
+    "named_servers": {"enabled": False, "limit_per_user": 0},
     "user_environment": {"default_app": "jupyterlab", "path": None},
     "environments": {},
     "http": {"port": 80, "address": ""},
@@ -232,6 +234,9 @@ def _schema(auth_types, auth_sections, spawner_types, spawner_sections):
                 "additionalProperties": {"type": ["object", "null"], "properties": _role_fields,
                                          "additionalProperties": False},
             },
+            "named_servers": _obj(
+                {"enabled": {"type": "boolean"}, "limit_per_user": {"type": "integer", "minimum": 0}}
+            ),
             # kernels of the user environment forked from a per-server zygote (tljh_kernel_prewarm)
             "kernels": _obj({"prewarm": {"type": "boolean"}}),
             "sharing": _obj({"enabled": {"type": "boolean"}}),
@@ -456,12 +461,11 @@ def check_service_scopes(config):
 
 
 def check_cull(config):
-    """TLJH's services.cull.remove_named_servers is accepted only as false: this hub runs one
-    server per user, so there are no named servers to remove (true would silently do nothing)."""
-    if config["services"]["cull"]["remove_named_servers"]:
+    """services.cull.remove_named_servers needs named servers (true would silently do nothing)."""
+    if config["services"]["cull"]["remove_named_servers"] and not config["named_servers"]["enabled"]:
         raise ConfigError("services.cull.remove_named_servers",
-                          "this hub has no named servers (one server per user), so there is nothing "
-                          "to remove; set it to false")
+                          "there are no named servers to remove: set named_servers.enabled to true first, "
+                          "or this to false")
 
 
 def check_environments(config):

@@ -58,8 +58,8 @@ class Culler:
             "SELECT u.name, u.created, u.last_activity FROM users u WHERE u.temporary=1 AND NOT EXISTS "
             f"(SELECT 1 FROM servers s WHERE s.user=u.name AND s.state IN ({sql_list(ACTIVE)}))"
         )
-        return [(r["name"], f"temporary, idle with no server for more than {self.settings.timeout}s", False, True)
-                for r in rows if now - timeutil.parse(r["last_activity"] or r["created"]) > timeout]
+        return [(r["name"], None, f"temporary, idle with no server for more than {self.settings.timeout}s", False,
+                 True) for r in rows if now - timeutil.parse(r["last_activity"] or r["created"]) > timeout]
 
     async def cull_once(self):
         hub = self.hub
@@ -74,14 +74,22 @@ class Culler:
                 continue
             reason = self._due(row, now)
             if reason:
-                due.append((row["user"], reason, bool(row["admin"]), bool(row["temporary"])))
+                due.append((row["user"], row["name"], reason, bool(row["admin"]), bool(row["temporary"])))
         due += await self._idle_temporary_users(now)
         limit = asyncio.Semaphore(self.settings.concurrency)
 
-        async def cull(name, reason, admin, temporary):
+        async def cull(name, server, reason, admin, temporary):
             async with limit:
-                log.info("Culling the server of %s: %s", name, reason)
-                await hub.servers.stop(name)
+                if server:  # a named server: stopped, or deleted (remove_named_servers); its user stays
+                    log.info("Culling the server %s/%s: %s", name, server, reason)
+                    if self.settings.remove_named_servers:
+                        await hub.servers.remove(name, server)
+                    else:
+                        await hub.servers.stop(name, server)
+                    return
+                if server is not None:
+                    log.info("Culling the server of %s: %s", name, reason)
+                    await hub.servers.stop(name)
                 if temporary:
                     await remove_temporary_user(hub, name)
                 elif self.settings.users and not admin:

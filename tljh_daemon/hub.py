@@ -92,8 +92,8 @@ class Hub:
         """`path` (e.g. '/hub/login') as served, under base_url."""
         return urls.join(self.base_url, path)
 
-    def server_url(self, name):
-        return urls.server_prefix(name, base_url=self.base_url)
+    def server_url(self, name, server=""):
+        return urls.server_prefix(name, server, base_url=self.base_url)
 
 
 def _started(value: Optional[T], name: str) -> T:

@@ -203,13 +203,13 @@ class Roles:
             return self.user_scopes(name, admin)
         return await db.run(self.scopes_of_user, name, admin)
 
-    def server_scopes(self, name) -> set:
+    def server_scopes(self, name, server="") -> set:
         """What the API token of `name`'s server holds: the `server` role's scopes (reporting
         activity, identifying browsers), or what a redefined `server` role gives (`inherit`,
         as nbgrader's demo sets it: whatever the owner holds at each request; see identity.py)."""
         role = self.roles["server"]
         if role.scopes == DEFAULTS[2].scopes:
-            return scopes.server_token_scopes(name)
+            return scopes.server_token_scopes(name, server)
         return resolve_all(role.scopes, user=name) | ({"inherit"} if "inherit" in role.scopes else set())
 
     def service_roles(self, name, admin=False) -> list[str]:

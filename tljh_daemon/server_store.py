@@ -11,12 +11,34 @@ Every method is a coroutine: the statement runs on the database thread (`Databas
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Optional
 
 from .server_state import ServerState, sql_list
 
 DEFAULT = ""  # the default server's name
+
+
+# JupyterHub 6's rule for new server names: [a-z0-9] and single hyphens, starting with a letter,
+# ending with a letter or digit, at most 30 characters.
+_SERVER_NAME = re.compile(r"[a-z](?:-?[a-z0-9])*")
+SERVER_NAME_MAX = 30
+
+
+def valid_server_name(server: str) -> bool:
+    return len(server) <= SERVER_NAME_MAX and _SERVER_NAME.fullmatch(server) is not None
+
+
+def spawner_key(user: str, server: str = DEFAULT) -> str:
+    """Who a server is to its backend: the user for the default server, `<user>-<server>` for a
+    named one (its unit `jupyter-<user>-<server>`, its cgroup, its job), as JupyterHub names them."""
+    return f"{user}-{server}" if server else user
+
+
+def describe(user: str, server: str = DEFAULT) -> str:
+    """A server for log lines, usage samples and messages: `alice`, or `alice/project`."""
+    return f"{user}/{server}" if server else user
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,18 @@ def records_of_users(db, users: Iterable[str], name: str = DEFAULT) -> dict[str,
     return {row["user"]: ServerRecord.from_row(row) for row in rows}
 
 
+def named_records_of_users(db, users: Iterable[str]) -> dict[str, dict[str, ServerRecord]]:
+    """(On the database thread.) {user: {server name: record}} of the named servers of `users`."""
+    users = list(users)
+    marks = ",".join("?" * len(users))
+    rows = db.all(f"SELECT {_COLUMNS} FROM servers WHERE name != ? AND user IN ({marks}) ORDER BY name",
+                  (DEFAULT, *users))
+    named: dict[str, dict[str, ServerRecord]] = {}
+    for row in rows:
+        named.setdefault(row["user"], {})[row["name"]] = ServerRecord.from_row(row)
+    return named
+
+
 class ServerStore:
     def __init__(self, db):
         self.db = db
@@ -93,8 +127,30 @@ class ServerStore:
         rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE spawner_state IS NOT NULL")
         return [ServerRecord.from_row(row) for row in rows]
 
+    async def of_user(self, user: str) -> dict[str, ServerRecord]:
+        """Every server of `user`, by server name (the default one under '')."""
+        rows = await self.db.all(f"SELECT {_COLUMNS} FROM servers WHERE user=? ORDER BY name", (user,))
+        return {row["name"]: ServerRecord.from_row(row) for row in rows}
+
+    async def names(self, user: str) -> list[str]:
+        """The names of `user`'s named servers (not the default one)."""
+        rows = await self.db.all("SELECT name FROM servers WHERE user=? AND name != ? ORDER BY name", (user, DEFAULT))
+        return [row["name"] for row in rows]
+
+    async def key_taken(self, key: str) -> bool:
+        """Does another server (a user's default one, or a named one) have the backend key `key`
+        (`spawner_key`: user `a-b`'s default server and user `a`'s server `b` would share one)?"""
+        row = await self.db.one(
+            "SELECT 1 FROM users WHERE name=? UNION ALL SELECT 1 FROM servers WHERE name != '' AND"
+            " user || '-' || name = ? LIMIT 1", (key, key))
+        return row is not None
+
     async def of_users(self, users: Iterable[str], name: str = DEFAULT) -> dict[str, ServerRecord]:
         return await self.db.run(records_of_users, list(users), name)
+
+    async def named_of_users(self, users: Iterable[str]) -> dict[str, dict[str, ServerRecord]]:
+        """{user: {server name: row}} of the named servers of `users` (one query for a page)."""
+        return await self.db.run(named_records_of_users, list(users))
 
     # -- the transitions (each one statement) ------------------------------------
 
@@ -133,6 +189,17 @@ class ServerStore:
             f"UPDATE servers SET state=?, message=?, {_GONE} WHERE user=? AND name=?",
             (state, message, user, name),
         )
+
+    async def create(self, user: str, name: str, user_options: str = "{}") -> None:
+        """A named server made without starting it (stopped); an existing one stays as it is."""
+        await self.db.execute(
+            "INSERT OR IGNORE INTO servers (user, name, state, user_options) VALUES (?, ?, ?, ?)",
+            (user, name, ServerState.STOPPED, user_options))
+
+    async def remove(self, user: str, name: str) -> None:
+        """A named server is deleted (JupyterHub's DELETE with {"remove": true}); the default
+        server's row stays."""
+        await self.db.execute("DELETE FROM servers WHERE user=? AND name=? AND name != ?", (user, name, DEFAULT))
 
     async def touch(self, user: str, last_activity: str, name: str = DEFAULT) -> None:
         """Activity the server reported; an older time than the stored one changes nothing."""

@@ -25,7 +25,7 @@ from . import (accounts, collaboration, environments, groups, hub_contract, limi
 from .admission import Admission
 from .ports import free_port
 from .server_state import ACTIVE, DOWN, ServerState
-from .server_store import ServerRecord, ServerStore
+from .server_store import ServerRecord, ServerStore, describe, spawner_key, valid_server_name
 from .settings import ServerSettings
 from .spawner import SpawnError, SpawnRequest
 from .tasks import cancel_and_wait
@@ -101,6 +101,10 @@ class Phases:
         return ", ".join(f"{step} {seconds:.2f}s" for step, seconds in self.spent)
 
 
+class NamedServerRefused(Exception):
+    """A named server that cannot be had (not enabled, a bad name, over the limit): a 400."""
+
+
 class ServerBusy(Exception):
     """A start or stop is already under way (or the server already runs)."""
 
@@ -137,12 +141,13 @@ class ServerManager:
         self.metrics = metrics
         self.ensure_account = ensure_account
         self.record_spawn = record_spawn  # (user, seconds, ok) of each spawn that ended: the usage history
-        self.server_token_scopes = scopes.server_token_scopes  # name -> what a server's token holds (roles)
+        self.server_token_scopes = scopes.server_token_scopes  # (name, server) -> what its token holds (roles)
         self.admission = Admission(settings.concurrent_starts)
-        self.progress: dict[str, Progress] = {}  # user -> Progress of the latest spawn
-        self.tasks: dict[str, asyncio.Task] = {}  # user -> running start/stop task
+        # keyed by (user, server name); the default server's name is ''
+        self.progress: dict[tuple[str, str], Progress] = {}  # Progress of the latest spawn
+        self.tasks: dict[tuple[str, str], asyncio.Task] = {}  # running start/stop task
         self._watcher: Optional[asyncio.Task] = None
-        self._oom_kills_seen: dict[str, int] = {}  # user -> OOM kills already logged
+        self._oom_kills_seen: dict[tuple[str, str], int] = {}  # OOM kills already logged
         self._start_lock = asyncio.Lock()
 
     # -- queries ---------------------------------------------------------------
@@ -153,61 +158,101 @@ class ServerManager:
     async def pending_count(self):
         return await self.store.count(ServerState.PENDING)
 
-    async def state(self, user):
-        return await self.store.state(user)
+    async def state(self, user, server=""):
+        return await self.store.state(user, server)
 
     # -- start -----------------------------------------------------------------
 
-    async def start(self, user_row, user_options=None):
+    async def start(self, user_row, user_options=None, server=""):
         """Begin a spawn for `user_row` with `user_options` (a JSON object, e.g. {"profile":
         "big"}; None: the defaults) in the background; return its Progress.
 
         Raises profiles.ProfileRefused for options that cannot be had (unknown profile, or one
         outside the user's groups), ServerBusy when it runs or is starting or stopping,
         SpawnLimitReached when spawner.concurrent_spawn_limit servers are pending (JupyterHub's
-        rule for both the REST API and the browser). Starts are checked one at a time (the
+        rule for both the REST API and the browser), NamedServerRefused for a named `server`
+        that cannot be had (named_servers.*). Starts are checked one at a time (the
         lock), so two requests cannot both pass the checks while the database answers."""
         name = user_row["name"]
         user_groups = await self.db.run(groups.names_of_user, name)
         profile = profiles.choose(self.settings.profiles, user_options, user_groups)
+        key = (name, server)
         async with self._start_lock:
-            state = await self.state(name)
+            if server:
+                await self.check_named(name, server)
+            state = await self.state(name, server)
             if state == ServerState.RUNNING:
-                raise ServerBusy(f"{name} is already running")
+                raise ServerBusy(f"{describe(name, server)} is already running")
             if state in (ServerState.PENDING, ServerState.STOPPING):
-                raise ServerBusy(f"{name} is {state}; try again when it is done")
-            if name in self.tasks:
+                raise ServerBusy(f"{describe(name, server)} is {state}; try again when it is done")
+            if key in self.tasks:
                 raise ServerBusy("a start or stop of this server is already under way")
             limit = self.settings.concurrent_spawn_limit
             if limit and await self.pending_count() >= limit:
                 raise SpawnLimitReached(limit)
             progress = Progress()
-            self.progress[name] = progress
+            self.progress[key] = progress
             await self.store.pending(name, started=timeutil.isoformat(timeutil.now()),
-                                     user_options=json.dumps(profiles.user_options_of(profile)))
-            self._run_task(name, self._spawn(user_row, progress, profile, user_groups))
+                                     user_options=json.dumps(profiles.user_options_of(profile)), name=server)
+            self._run_task(key, self._spawn(user_row, progress, profile, user_groups, server))
         return progress
 
-    def _new_server_token(self, db, name):
+    async def check_named(self, name, server):
+        """JupyterHub's rules for starting the named server `server` of `name`: named servers
+        are on; a new one needs a valid name and room under named_servers.limit_per_user."""
+        if not self.settings.named_servers:
+            raise NamedServerRefused("Named servers are not enabled.")
+        if await self.row(name, server) is not None:
+            return  # an existing server may start whatever its name
+        limit = self.settings.named_server_limit
+        if limit and len(await self.store.names(name)) >= limit:
+            raise NamedServerRefused(f"User {name} already has the maximum of {limit} named servers."
+                                     "  One must be deleted before a new server can be created")
+        if not valid_server_name(server):
+            raise NamedServerRefused(f"Invalid server_name: {server}")
+        if await self.store.key_taken(spawner_key(name, server)):
+            raise NamedServerRefused(f"Server name {server} is not available: its unit jupyter-{spawner_key(name, server)}"
+                                     " would be another server's")
+
+    async def create(self, user_row, server, user_options=None):
+        """JupyterHub 6's PUT: make the named server `server` without starting it; False when it
+        exists. Raises NamedServerRefused or profiles.ProfileRefused as `start` does."""
+        name = user_row["name"]
+        user_groups = await self.db.run(groups.names_of_user, name)
+        profile = profiles.choose(self.settings.profiles, user_options, user_groups)
+        async with self._start_lock:
+            if await self.row(name, server) is not None:
+                return False
+            await self.check_named(name, server)
+            await self.store.create(name, server, json.dumps(profiles.user_options_of(profile)))
+            return True
+
+    def _revoke_server_token(self, db, name, server):
+        """(On the database thread.) The API tokens of this one server (not the user's others)."""
+        tokens.revoke(db, user=name, kind="server", client_id=client_id(name, server))
+
+    def _new_server_token(self, db, name, server=""):
         """(On the database thread.) A fresh API token for `name`'s server, which is also the
         secret of its OAuth client."""
-        tokens.revoke(db, user=name, kind="server")
-        api_token = tokens.create(db, name, "server", self.server_token_scopes(name), client_id=client_id(name))
-        hub_contract.register_oauth_client(db, self._oauth_client(name), api_token)
+        self._revoke_server_token(db, name, server)
+        api_token = tokens.create(db, name, "server", self.server_token_scopes(name, server),
+                                  client_id=client_id(name, server))
+        hub_contract.register_oauth_client(db, self._oauth_client(name, server), api_token)
         return api_token
 
-    def _run_task(self, name, coro):
+    def _run_task(self, key, coro):
         task = asyncio.create_task(coro)
-        self.tasks[name] = task
-        task.add_done_callback(lambda t: self.tasks.pop(name, None) if self.tasks.get(name) is t else None)
+        self.tasks[key] = task
+        task.add_done_callback(lambda t: self.tasks.pop(key, None) if self.tasks.get(key) is t else None)
         return task
 
-    def _oauth_client(self, name):
-        prefix = self.prefix(name)
-        return hub_contract.OAuthClient(client_id(name), prefix, f"Server at {prefix}", scopes.access_scopes(name))
+    def _oauth_client(self, name, server=""):
+        prefix = self.prefix(name, server)
+        return hub_contract.OAuthClient(client_id(name, server), prefix, f"Server at {prefix}",
+                                        scopes.access_scopes(name, server))
 
-    def _environment(self, name, account, port, api_token):
-        client = self._oauth_client(name)
+    def _environment(self, name, account, port, api_token, server=""):
+        client = self._oauth_client(name, server)
         app = self.settings.default_app
         env_bin = os.path.join(self.user_env, "bin")
         return self._apply_overrides({
@@ -222,7 +267,7 @@ class ServerManager:
             "JPY_API_TOKEN": api_token,
             "JUPYTERHUB_ACTIVITY_URL": f"{self.hub_api_url}/users/{url_name(name)}/activity",
             "JUPYTERHUB_USER": name,
-            "JUPYTERHUB_SERVER_NAME": "",
+            "JUPYTERHUB_SERVER_NAME": server,
             "JUPYTERHUB_DEFAULT_URL": DEFAULT_URLS[app],
             "JUPYTERHUB_ADMIN_ACCESS": "1",
             **self._public_urls(client.prefix),
@@ -270,9 +315,9 @@ class ServerManager:
     def base_url(self):
         return self.settings.base_url
 
-    def prefix(self, name):
+    def prefix(self, name, server=""):
         """The URL path of `name`'s server (under base_url), as routed by Traefik."""
-        return server_prefix(name, base_url=self.base_url)
+        return server_prefix(name, server, base_url=self.base_url)
 
     def _extra_groups(self, name):
         """users.extra_user_groups: {group: [user, ...]} as in TLJH."""
@@ -283,9 +328,10 @@ class ServerManager:
     def user_env(self):
         return self.settings.user_env
 
-    async def _spawn(self, user_row, progress, profile=None, user_groups=()):
+    async def _spawn(self, user_row, progress, profile=None, user_groups=(), server=""):
         name = user_row["name"]
-        prefix = self.prefix(name)
+        prefix = self.prefix(name, server)
+        backend_key = spawner_key(name, server)
         state = None
         started = time.perf_counter()
         phases = Phases(started)
@@ -314,8 +360,8 @@ class ServerManager:
                     f"{self.user_env} (config key user_environment.path)"
                 )
             port = free_port()
-            api_token = await self.db.run(self._new_server_token, name)
-            env = self._environment(name, account, port, api_token)
+            api_token = await self.db.run(self._new_server_token, name, server)
+            env = self._environment(name, account, port, api_token, server)
             cmd = self._command(singleuser, name, account)
             # limits.*, then limits.groups for the user's groups, then the profile's (profiles.py)
             configured = profiles.effective_limits(self.settings.limits, self.settings.group_limits,
@@ -325,7 +371,7 @@ class ServerManager:
             for key, value in hub_contract.limits_environment(limits, self.overrides).items():
                 env.setdefault(key, value)  # the limits as started (after plugins); a plugin's own value stays
             request = SpawnRequest(
-                user=name,
+                user=backend_key,
                 username=account.pw_name,
                 uid=account.pw_uid,
                 gid=account.pw_gid,
@@ -333,7 +379,7 @@ class ServerManager:
                 admin=bool(user_row["admin"]),
                 cmd=cmd,
                 env=env,
-                log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}.log"),
+                log_path=os.path.join(self.paths.logs_dir, f"{account.pw_name}{'-' + server if server else ''}.log"),
                 limits=limits,
                 port=port,
                 groups=list(user_groups),
@@ -348,14 +394,14 @@ class ServerManager:
                 await progress.emit(30, capabilities.start_message)
                 state = await self.spawner.start(request)
                 phases.mark("launch")
-                await self.store.launched(name, state, port, limits=limit_changes.encode(configured))
+                await self.store.launched(name, state, port, limits=limit_changes.encode(configured), name=server)
                 host, port = await self._follow_start(request, state, progress, phases)
                 await progress.emit(50, "Waiting for the server to respond")
                 # Traefik's reload overlaps the server's own start-up.
                 target = target_url(host, port)
                 route = asyncio.create_task(self.proxy.add_route(prefix, target))
                 try:
-                    await self._wait_ready(name, state, f"{target}{prefix}api", request.log_path)
+                    await self._wait_ready(backend_key, state, f"{target}{prefix}api", request.log_path)
                 except BaseException:
                     route.cancel()
                     raise
@@ -363,8 +409,9 @@ class ServerManager:
                 await progress.emit(90, f"Routing {prefix}")
                 await route
                 phases.mark("route")
-            await self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()))
-            log.info("Server for %s is ready at %s (%s) in %.2fs (%s)", name, prefix, describe_state(state),
+            await self.store.running(name, host, port, last_activity=timeutil.isoformat(timeutil.now()), name=server)
+            log.info("Server for %s is ready at %s (%s) in %.2fs (%s)", describe(name, server), prefix,
+                     describe_state(state),
                      time.perf_counter() - started, phases)
             self._spawn_ended(name, time.perf_counter() - started, True)
             await progress.emit(
@@ -375,7 +422,7 @@ class ServerManager:
                 url=prefix,
             )
         except asyncio.CancelledError:
-            await self._cleanup_failed(name, state, "the start was cancelled", ServerState.CANCELLED)
+            await self._cleanup_failed(name, server, state, "the start was cancelled", ServerState.CANCELLED)
             # Whoever watches the progress stream learns the outcome (and stops waiting).
             await progress.emit(100, "The start was cancelled", failed=True, cancelled=True)
             raise
@@ -386,9 +433,9 @@ class ServerManager:
                 reason = f"the hub cannot save changes: {storage.reason_for(e)}"
             else:
                 reason = f"{type(e).__name__}: {e}"
-                log.exception("Spawn for %s failed unexpectedly", name)
-            log.warning("Spawn for %s failed: %s", name, reason)
-            await self._cleanup_failed(name, state, reason)
+                log.exception("Spawn for %s failed unexpectedly", describe(name, server))
+            log.warning("Spawn for %s failed: %s", describe(name, server), reason)
+            await self._cleanup_failed(name, server, state, reason)
             self._spawn_ended(name, time.perf_counter() - started, False)
             await progress.emit(100, f"Spawn failed: {reason}", failed=True)
 
@@ -413,27 +460,27 @@ class ServerManager:
         if self.record_spawn is not None:
             self.record_spawn(name, seconds, ok)
 
-    async def _cleanup_failed(self, name, spawner_state, reason, state=ServerState.FAILED):
+    async def _cleanup_failed(self, name, server, spawner_state, reason, state=ServerState.FAILED):
         if spawner_state is not None:
-            await self.spawner.stop(name, spawner_state, self.settings.stop_timeout)
+            await self.spawner.stop(spawner_key(name, server), spawner_state, self.settings.stop_timeout)
         try:
-            await self.proxy.delete_route(self.prefix(name), wait=False)
-            await self.db.run(tokens.revoke, user=name, kind="server")
-            await self.store.down(name, state, message=reason)
+            await self.proxy.delete_route(self.prefix(name, server), wait=False)
+            await self.db.run(self._revoke_server_token, name, server)
+            await self.store.down(name, state, message=reason, name=server)
         except Exception as e:
             if not storage.is_storage_fault(e):
                 raise
             # The failure is still reported (progress); the row says pending until the next start.
-            log.error("Could not record the failed spawn of %s: %s", name, e)
+            log.error("Could not record the failed spawn of %s: %s", describe(name, server), e)
 
-    async def _wait_ready(self, name, state, url, log_path):
+    async def _wait_ready(self, key, state, url, log_path):
         loop = asyncio.get_running_loop()
         timeout = self.settings.start_timeout
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            ended = await self.spawner.poll(name, state)
+            ended = await self.spawner.poll(key, state)
             if ended:
-                tail = await self.spawner.output_tail(name, state, log_path)
+                tail = await self.spawner.output_tail(key, state, log_path)
                 last = ("Last output: " + " | ".join(tail)) if tail else ""
                 raise SpawnError(f"{ended} before answering. {last}".strip())
             try:
@@ -447,49 +494,57 @@ class ServerManager:
 
     # -- stop ------------------------------------------------------------------
 
-    def stop(self, name):
+    def stop(self, name, server=""):
         """Stop `name`'s server in the background (cancelling a pending start)."""
-        pending = self.tasks.get(name)
-        return self._run_task(name, self._stop(name, pending))
+        pending = self.tasks.get((name, server))
+        return self._run_task((name, server), self._stop(name, pending, server))
 
-    async def _stop(self, name, pending=None):
+    async def remove(self, name, server):
+        """Stop a named server and delete its row (JupyterHub's DELETE with {"remove": true})."""
+        await self.stop(name, server)
+        await self.store.remove(name, server)
+        self.progress.pop((name, server), None)
+        log.info("Removed the server %s", describe(name, server))
+
+    async def _stop(self, name, pending=None, server=""):
         if pending is not None and not pending.done():
             pending.cancel()
             try:
                 await pending
             except (asyncio.CancelledError, Exception):
                 pass
-        row = await self.row(name)
+        row = await self.row(name, server)
         if row is None or row.state in DOWN:
             return
-        await self.store.stopping(name)
-        await self.db.run(tokens.revoke, user=name, kind="server")
+        await self.store.stopping(name, server)
+        await self.db.run(self._revoke_server_token, name, server)
         # Browsers' OAuth tokens stay valid (as in JupyterHub): open tabs reconnect after a restart.
-        await self.proxy.delete_route(self.prefix(name))
+        await self.proxy.delete_route(self.prefix(name, server))
         if row.spawner_state is not None:
-            await self.spawner.stop(name, row.spawner_state, self.settings.stop_timeout)
-        await self.store.down(name)
-        self.progress.pop(name, None)
-        log.info("Stopped the server of %s", name)
+            await self.spawner.stop(spawner_key(name, server), row.spawner_state, self.settings.stop_timeout)
+        await self.store.down(name, name=server)
+        self.progress.pop((name, server), None)
+        log.info("Stopped the server of %s", describe(name, server))
 
-    async def restart(self, name, reason):
+    async def restart(self, name, reason, server=""):
         """Stop `name`'s server and start it again (e.g. without the admin rights it started
         with: a process keeps its groups). 'restarted', or 'stopped' when it cannot start now."""
-        await self.stop(name)
+        await self.stop(name, server)
         row = await self.db.one("SELECT * FROM users WHERE name=?", (name,))
         if row is None:
             return "stopped"
-        server = await self.row(name)
-        options = json.loads(server.user_options or "{}") if server else None
+        record = await self.row(name, server)
+        options = json.loads(record.user_options or "{}") if record else None  # the same profile
         try:
             try:
-                await self.start(row, options)  # the same profile
+                await self.start(row, options, server)
             except profiles.ProfileRefused:  # that profile is gone (or no longer open to the user)
-                await self.start(row)
-        except (ServerBusy, SpawnLimitReached) as e:
-            log.warning("Stopped the server of %s (%s) but could not start it again: %s", name, reason, e)
+                await self.start(row, None, server)
+        except (ServerBusy, SpawnLimitReached, profiles.ProfileRefused, NamedServerRefused) as e:
+            log.warning("Stopped the server of %s (%s) but could not start it again: %s",
+                        describe(name, server), reason, e)
             return "stopped"
-        log.info("Restarting the server of %s: %s", name, reason)
+        log.info("Restarting the server of %s: %s", describe(name, server), reason)
         return "restarted"
 
     # -- restart recovery and watching -------------------------------------------
@@ -498,25 +553,25 @@ class ServerManager:
         """After a (re)start: re-adopt live servers, forget dead ones, rewrite all routes."""
         routes = {}
         for row in await self.store.in_states(*ACTIVE):
-            name = row.user
+            name, server, key = row.user, row.name, spawner_key(row.user, row.name)
             state = row.spawner_state  # what the spawner returned from start (None: nothing started)
-            alive = state is not None and await self.spawner.poll(name, state) is None
+            alive = state is not None and await self.spawner.poll(key, state) is None
             if alive and row.state == ServerState.RUNNING:
-                routes[self.prefix(name)] = target_of(row)
-                log.info("Re-adopted the running server of %s (%s)", name, describe_state(state))
+                routes[self.prefix(name, server)] = target_of(row)
+                log.info("Re-adopted the running server of %s (%s)", describe(name, server), describe_state(state))
             elif alive:
-                log.info("Stopping the server of %s left %s by the previous daemon", name, row.state)
-                await self.spawner.stop(name, state, self.settings.stop_timeout)
-                await self._mark_gone(name, "the hub restarted while the server was starting")
+                log.info("Stopping the server of %s left %s by the previous daemon", describe(name, server), row.state)
+                await self.spawner.stop(key, state, self.settings.stop_timeout)
+                await self._mark_gone(name, "the hub restarted while the server was starting", server)
             else:
-                await self._mark_gone(name, "the server stopped while the hub was down")
+                await self._mark_gone(name, "the server stopped while the hub was down", server)
         await self.proxy.set_routes(routes)
         for prefix in routes:
             await self.proxy.wait_for_route(prefix, present=True)
 
-    async def _mark_gone(self, name, message):
-        await self.db.run(tokens.revoke, user=name, kind="server")
-        await self.store.down(name, message=message)
+    async def _mark_gone(self, name, message, server=""):
+        await self.db.run(self._revoke_server_token, name, server)
+        await self.store.down(name, message=message, name=server)
 
     def start_watching(self):
         self._watcher = asyncio.create_task(self._watch())
@@ -531,32 +586,38 @@ class ServerManager:
 
     async def check_running(self):
         rows = await self.store.in_states(ServerState.RUNNING)
-        servers = [(row.user, row.spawner_state) for row in rows if row.user not in self.tasks]
-        for name, ended in (await self.spawner.poll_all(servers)).items():
-            if ended and name not in self.tasks and await self.state(name) == ServerState.RUNNING:
-                log.warning("The server of %s stopped on its own: %s", name, ended)
+        keys = {spawner_key(row.user, row.name): (row.user, row.name) for row in rows
+                if (row.user, row.name) not in self.tasks}
+        servers = [(spawner_key(row.user, row.name), row.spawner_state) for row in rows
+                   if (row.user, row.name) not in self.tasks]
+        for key, ended in (await self.spawner.poll_all(servers)).items():
+            name, server = keys[key]
+            if ended and (name, server) not in self.tasks and await self.state(name, server) == ServerState.RUNNING:
+                log.warning("The server of %s stopped on its own: %s", describe(name, server), ended)
                 try:  # as on a stop: the server counts as gone once Traefik has dropped its route
-                    await self.proxy.delete_route(self.prefix(name))
+                    await self.proxy.delete_route(self.prefix(name, server))
                 except TimeoutError as e:
                     log.warning("%s", e)
-                await self._mark_gone(name, ended)
+                await self._mark_gone(name, ended, server)
             elif not ended:
-                await self._report_oom_kills(name)
+                await self._report_oom_kills(name, server)
 
-    async def _report_oom_kills(self, name):
+    async def _report_oom_kills(self, name, server=""):
         """Log when the kernel killed one of a server's processes (a kernel) for memory."""
-        count = self.spawner.oom_kills(name)
-        seen = self._oom_kills_seen.get(name, 0)
+        count = self.spawner.oom_kills(spawner_key(name, server))
+        seen = self._oom_kills_seen.get((name, server), 0)
         if count and count > seen:
-            row = await self.row(name)
+            row = await self.row(name, server)
             memory = json.loads(row.limits or "{}").get("memory") if row else None
             log.warning("The kernel killed %d process(es) of %s's server for going over its memory limit (%s)",
-                        count - seen, name, memory)
-        self._oom_kills_seen[name] = count or 0
+                        count - seen, describe(name, server), memory)
+        self._oom_kills_seen[(name, server)] = count or 0
 
-    def report_port(self, name, port):
-        """A starting batch job's server says where it listens; False when no start awaits it."""
-        return name in self.tasks and self.spawner.port_reported(name, port)
+    def report_port(self, name, port, token_client_id=None):
+        """A starting batch job's server says where it listens; False when no start awaits it.
+        Which of the user's servers it is comes from its token's OAuth client id."""
+        server = next((s for user, s in self.tasks if user == name and client_id(name, s) == token_client_id), "")
+        return (name, server) in self.tasks and self.spawner.port_reported(spawner_key(name, server), port)
 
     async def close(self):
         """Stop watching and cancel starts and stops under way (a cancelled start cleans up)."""

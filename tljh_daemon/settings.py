@@ -32,6 +32,7 @@ class CullSettings:
     concurrency: int = 5
     max_age: float = 0  # seconds since start; 0: no age limit
     users: bool = False  # also delete culled non-admin users
+    remove_named_servers: bool = False  # delete culled named servers, not only stop them
     exempt_admins: bool = False
 
 
@@ -70,6 +71,8 @@ class ServerSettings:
     shared_folders: tuple[tuple[str, str, str, str], ...] = ()
     kernel_prewarm: bool = True  # kernels.prewarm: the server's kernels forked from its zygote
     collaboration: bool = False  # collaboration.enabled: jupyter-collaboration's extensions on
+    named_servers: bool = False  # named_servers.enabled (JupyterHub's allow_named_servers)
+    named_server_limit: int = 0  # named_servers.limit_per_user (0: no limit)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ def cull_settings(config: Mapping[str, Any]) -> CullSettings:
     return CullSettings(
         enabled=cull["enabled"], timeout=cull["timeout"], every=cull["every"], concurrency=cull["concurrency"],
         max_age=cull["max_age"], users=cull["users"], exempt_admins=cull["exempt_admins"],
+        remove_named_servers=cull["remove_named_servers"],
     )
 
 
@@ -139,6 +143,8 @@ def server_settings(config: Mapping[str, Any], paths: Paths) -> ServerSettings:
         shared_folders=tuple(shared_folders.folders(config)),
         kernel_prewarm=config["kernels"]["prewarm"],
         collaboration=config["collaboration"]["enabled"],
+        named_servers=config["named_servers"]["enabled"],
+        named_server_limit=config["named_servers"]["limit_per_user"],
     )
 
 

@@ -22,6 +22,7 @@ from typing import Optional
 import psutil
 
 from .server_state import ServerState
+from .server_store import describe
 from .tasks import cancel_and_wait
 from .usage_history import MachineSample, ServerSample, UsageHistory
 
@@ -154,7 +155,8 @@ class UsageSampler:
         rows = [r for r in await self.hub.servers.store.in_states(ServerState.RUNNING) if r.spawner_state is not None]
         # The spawner says which process is the server's; a batch job has none here (its usage is
         # the cluster's to report).
-        processes = [(r.user, self.hub.spawner.process_of(r.spawner_state)) for r in rows]
+        # A named server is sampled as `user/server` (servers.describe), the default one as `user`.
+        processes = [(describe(r.user, r.name), self.hub.spawner.process_of(r.spawner_state)) for r in rows]
         targets = [Target(user, p.pid, p.create_time) for user, p in processes if p is not None]
         now = time.time()
         servers, machine = await asyncio.to_thread(

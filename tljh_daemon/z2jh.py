@@ -75,6 +75,7 @@ class Export:
         self._limits()
         self._profiles()
         self._culling()
+        self._named_servers()
         self._https()
         self._singleuser()
         self._pages()
@@ -283,6 +284,14 @@ class Export:
         self.put("cull.removeNamedServers", bool(cull["remove_named_servers"]))
         self.put("cull.adminUsers", not cull["exempt_admins"])
 
+    def _named_servers(self):
+        """named_servers.* → the chart's hub.allowNamedServers and hub.namedServerLimitPerUser."""
+        named = self.config["named_servers"]
+        if named["enabled"]:
+            self.put("hub.allowNamedServers", True)
+            if named["limit_per_user"]:
+                self.put("hub.namedServerLimitPerUser", named["limit_per_user"])
+
     def _https(self):
         https = self.config["https"]
         tls, le = https["tls"], https["letsencrypt"]
@@ -351,7 +360,7 @@ class Export:
                "https.letsencrypt.staging", "https.letsencrypt.acme_server", "https.letsencrypt.dns_provider",
                "https.letsencrypt.acme_ca_file", "services", "spawner.start_timeout",
                "spawner.concurrent_spawn_limit", "spawner.type", "usage", "announcement", "branding",
-               "shared_folders", "roles")
+               "shared_folders", "roles", "named_servers")
 
     def _sweep(self):
         done = set(self.HANDLED) | {key for key, _ in self.unmapped} | set(self.plugin_keys)

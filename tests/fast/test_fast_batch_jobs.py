@@ -142,3 +142,22 @@ async def test_slurm_reads_only_its_own_state(monkeypatch):
     await spawner.stop("ann", local, 1)
     assert spawner.process_of({"job_id": 12}) is None
     assert spawner.port_reported("ann", 8000) is False  # no start of ann's waits for a port
+
+
+async def test_a_named_batch_server_reports_its_port_with_its_token(start_hub):
+    hub = await start_hub({"named_servers": {"enabled": True}}, spawner=BatchFakeSpawner())
+    token = hub.token("ann")
+    for path in ("/users/ann/server", "/users/ann/servers/gpu"):
+        async with hub.api("POST", path, token) as resp:
+            assert resp.status == 202
+    await hub.wait_for(lambda: len(hub.spawner.requests) == 2, "both jobs to be submitted")
+    named = next(r for r in hub.spawner.requests if r.user == "ann-gpu")
+    status, body = await report(hub, named.env["JUPYTERHUB_API_TOKEN"], {"port": named.port})
+    assert status == 201, body
+
+    async def named_running():
+        return await hub.hub.servers.state("ann", "gpu") == "running"
+
+    await hub.wait_for(named_running, "the named job's server to run")
+    assert hub.proxy.routes["/user/ann/gpu/"] == f"http://127.0.0.1:{named.port}"
+    assert await hub.hub.servers.state("ann") == "pending"  # the default job still waits for its own

@@ -107,11 +107,17 @@ def test_logs_of_a_process_mode_server_are_its_file(tmp_path):
     assert server_logs.command(paths, ANN, lines=5, follow=True) == ["tail", "-n", "5", "-f", str(log)]
     with pytest.raises(InvalidName):
         server_logs.command(paths, "a/b")
+    named = log.parent / f"{system_username(ANN)}-ml.log"  # a named server's own file
+    named.write_text("two\n")
+    assert server_logs.command(paths, ANN, server="ml") == ["tail", "-n", "+1", str(named)]
+    with pytest.raises(InvalidName):
+        server_logs.command(paths, ANN, server="../x")
 
 
 def test_logs_under_systemd_ask_for_the_scope_and_the_service():
     assert server_logs.journal_units(ANN) == ["jupyter-ann\\x40example.org.service",
                                               "jupyter-ann\\x40example.org.scope"]
+    assert server_logs.journal_units("bob", "ml") == ["jupyter-bob-ml.service", "jupyter-bob-ml.scope"]
 
 
 async def test_running_servers_with_other_limits_are_named(start_hub):

@@ -269,3 +269,13 @@ def test_profiles_become_the_profile_list():
     assert "Slurm" in unmapped["profiles.1.partition"]
     assert "per-group limits" in unmapped["limits.groups.teachers"]
     assert not any(key.startswith("profiles.0") or key.startswith("profiles.2") for key in unmapped)
+
+
+def test_named_servers_map_to_the_charts_hub_keys():
+    values, unmapped = export({"named_servers": {"enabled": True, "limit_per_user": 3},
+                               "services": {"cull": {"remove_named_servers": True}}})
+    assert values["hub"]["allowNamedServers"] is True and values["hub"]["namedServerLimitPerUser"] == 3
+    assert values["cull"]["removeNamedServers"] is True
+    assert not any(key.startswith("named_servers") for key in unmapped)
+    values, _ = export({})
+    assert "allowNamedServers" not in values.get("hub", {})

@@ -61,21 +61,23 @@ async def json_body(request, required=True):
 async def user_row(request, *needed, server=None):
     """(Identity, users row) for the `{name}` in the URL, checking any of `needed` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
-    identity, row, _, _ = await target_user(request, *needed, server=server)
+    identity, row, *_ = await target_user(request, *needed, server=server)
     return identity, row
 
 
 def _read_target(db, name):
     """(On the database thread.) What a handler about user `name` reads, in one trip there."""
-    return groups.names_of_user(db, name), users.user_model_row(db, name), server_store.record(db, name)
+    return (groups.names_of_user(db, name), users.user_model_row(db, name), server_store.record(db, name),
+            server_store.named_records_of_users(db, [name]).get(name, {}))
 
 
 async def target_user(request, *needed, server=None):
-    """(Identity, users row, group names, default server record or None) for the `{name}` in the
-    URL, checking any of `needed` on that user (or its `server`) as user_row does."""
+    """(Identity, users row, group names, default server record or None, {name: record} of its
+    named servers) for the `{name}` in the URL, checking any of `needed` on that user (or its
+    `server`) as user_row does."""
     name = request.match_info["name"]
-    group_names, row, record = await request.app[HUB].db.run(_read_target, name)
+    group_names, row, record, named = await request.app[HUB].db.run(_read_target, name)
     identity = await require(request, *needed, user=name, server=server, user_groups=group_names)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
-    return identity, row, group_names, record
+    return identity, row, group_names, record, named

@@ -94,7 +94,7 @@ async def shutdown(request):
     async def later():
         await asyncio.sleep(0.2)  # let the 202 reach the client
         if stop_servers:
-            await asyncio.gather(*(hub.servers.stop(r.user) for r in
+            await asyncio.gather(*(hub.servers.stop(r.user, r.name) for r in
                                    await hub.servers.store.in_states(ServerState.PENDING, ServerState.RUNNING)))
         if stop_proxy:
             await hub.traefik.close()  # no more restarts

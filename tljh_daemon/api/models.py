@@ -8,20 +8,23 @@ from ..server_state import DOWN, ServerState
 from ..urls import url_name
 
 
-async def server_model(hub, name, include_stopped=False, row=...):
-    """The default server of `name`; pass its `row` (None: no row) when already fetched."""
+async def server_model(hub, name, include_stopped=False, row=..., server=""):
+    """The server `server` ('' the default) of `name`; pass its `row` (None: no row) when
+    already fetched."""
     if row is ...:
-        row = await hub.servers.row(name)
+        row = await hub.servers.row(name, server)
     if row is None or (row.state in DOWN and not include_stopped):
         return None
     pending = {ServerState.PENDING: "spawn", ServerState.STOPPING: "stop"}.get(row.state)
+    progress = f"servers/{url_name(server)}/progress" if server else "server/progress"
     return {
-        "name": "",
+        "name": server,
+        "display_name": server,
         "ready": row.state == ServerState.RUNNING,
         "pending": pending,
         "stopped": row.state in DOWN,
-        "url": hub.server_url(name),
-        "progress_url": hub.url(f"/hub/api/users/{url_name(name)}/server/progress"),
+        "url": hub.server_url(name, server),
+        "progress_url": hub.url(f"/hub/api/users/{url_name(name)}/{progress}"),
         "started": row.started,
         "last_activity": row.last_activity,
         "state": {},
@@ -33,9 +36,18 @@ async def server_model(hub, name, include_stopped=False, row=...):
 MODEL_COLUMNS = "name, admin, created, last_activity"
 
 
-async def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None):
+async def user_model(hub, row, *, scopes=None, include_stopped=False, server_row=..., group_names=None,
+                     named_rows=None):
+    """`named_rows`: {server name: row} of the user's named servers (None: read them)."""
     name = row["name"]
     server = await server_model(hub, name, include_stopped, server_row)
+    servers = {"": server} if server else {}
+    if named_rows is None:
+        named_rows = {k: v for k, v in (await hub.servers.store.of_user(name)).items() if k}
+    for server_name, named_row in named_rows.items():
+        named = await server_model(hub, name, include_stopped, named_row, server_name)
+        if named:
+            servers[server_name] = named
     member_of = await hub.db.run(groups.names_of_user, name) if group_names is None else group_names
     model = {
         "kind": "user",
@@ -47,7 +59,7 @@ async def user_model(hub, row, *, scopes=None, include_stopped=False, server_row
         "pending": server["pending"] if server else None,
         "created": row["created"],
         "last_activity": row["last_activity"],
-        "servers": {"": server} if server else {},
+        "servers": servers,
     }
     if scopes is not None:
         model["scopes"] = sorted(scopes)
@@ -55,18 +67,20 @@ async def user_model(hub, row, *, scopes=None, include_stopped=False, server_row
 
 
 def models_data(db, rows):
-    """(On the database thread.) What user_models needs besides the rows: (servers, memberships)."""
+    """(On the database thread.) What user_models needs besides the rows: (default servers,
+    named servers, memberships)."""
     names = [r["name"] for r in rows]
-    return server_store.records_of_users(db, names), groups.names_of_users(db, names)
+    return (server_store.records_of_users(db, names), server_store.named_records_of_users(db, names),
+            groups.names_of_users(db, names))
 
 
 async def user_models(hub, rows, include_stopped=False, data=None):
-    """Models of a page of users with two queries for all of them (not two per user); `data` is
-    models_data's result when the caller read it with the rows."""
-    servers, memberships = data if data is not None else await hub.db.run(models_data, rows)
+    """Models of a page of users with three queries for all of them (not three per user); `data`
+    is models_data's result when the caller read it with the rows."""
+    servers, named, memberships = data if data is not None else await hub.db.run(models_data, rows)
     return [
         await user_model(hub, row, include_stopped=include_stopped, server_row=servers.get(row["name"]),
-                   group_names=memberships.get(row["name"], []))
+                   group_names=memberships.get(row["name"], []), named_rows=named.get(row["name"], {}))
         for row in rows
     ]
 

@@ -11,7 +11,7 @@ from .. import timeutil, users
 from ..hub import HUB
 from ..profiles import ProfileRefused
 from ..server_state import DOWN, ServerState
-from ..servers import ServerBusy, SpawnLimitReached
+from ..servers import NamedServerRefused, ServerBusy, SpawnLimitReached
 from .base import authenticated, json_body, user_row
 from .models import server_model
 
@@ -52,9 +52,9 @@ async def activity(request):
         if not isinstance(info, dict) or "last_activity" not in info:
             raise web.HTTPBadRequest(text=f"servers.{server_name} needs a last_activity")
         when = _parse_time(info["last_activity"], f"servers.{server_name}.last_activity")
-        if server_name != "" or await hub.servers.row(name) is None:
+        if await hub.servers.row(name, server_name) is None:
             raise web.HTTPBadRequest(text=f"No such server {server_name!r} for user {name}")
-        await hub.servers.store.touch(name, timeutil.isoformat(when))
+        await hub.servers.store.touch(name, timeutil.isoformat(when), name=server_name)
         await hub.db.run(users.touch_activity, name, when)
     return web.Response(status=200)  # JupyterHub's handler finishes with tornado's default 200, no body
 
@@ -63,12 +63,16 @@ async def activity(request):
 # /users/<name>/servers/ is /users/<name>/server (JupyterHub's start/stop example uses it).
 @routes.post("/hub/api/users/{name}/server")
 @routes.post("/hub/api/users/{name}/servers/")
+@routes.post("/hub/api/users/{name}/servers/{server}")
 async def start_server(request):
-    _, row = await user_row(request, "start:servers", server="")
+    server = request.match_info.get("server", "")
+    _, row = await user_row(request, "start:servers", server=server)
     hub = request.app[HUB]
     user_options = await json_body(request, required=False)  # JupyterHub's user_options, e.g. {"profile": "big"}
     try:
-        await hub.servers.start(row, user_options)
+        await hub.servers.start(row, user_options, server)
+    except NamedServerRefused as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
     except ProfileRefused as e:  # an unknown profile (400), or one outside the user's groups (403)
         error = web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest
         raise error(text=str(e)) from None
@@ -79,14 +83,65 @@ async def start_server(request):
     return web.Response(status=202)
 
 
+@routes.get("/hub/api/users/{name}/servers/{server}")
+async def get_server(request):
+    """JupyterHub 6: one server's model, stopped or not; 404 when there is no such server."""
+    server = request.match_info["server"]
+    _, row = await user_row(request, "read:servers", server=server)
+    hub = request.app[HUB]
+    model = await server_model(hub, row["name"], include_stopped=True, server=server)
+    if model is None:
+        raise web.HTTPNotFound(text=f"{row['name']} has no server named '{server}'")
+    return web.json_response(model)
+
+
+@routes.put("/hub/api/users/{name}/servers/{server}")
+async def create_server(request):
+    """JupyterHub 6: make a named server without starting it (409 when it exists)."""
+    server = request.match_info["server"]
+    _, row = await user_row(request, "start:servers", server=server)
+    hub = request.app[HUB]
+    body = await json_body(request, required=False)
+    options = body.get("user_options") if ("user_options" in body or "display_name" in body) else body
+    if options is not None and not isinstance(options, dict):
+        raise web.HTTPBadRequest(text="user_options must be an object")
+    try:
+        created = await hub.servers.create(row, server, options or None)
+    except NamedServerRefused as e:
+        raise web.HTTPBadRequest(text=str(e)) from None
+    except ProfileRefused as e:
+        raise (web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest)(text=str(e)) from None
+    if not created:
+        raise web.HTTPConflict(text=f"{row['name']} already has a server named '{server}'")
+    model = await server_model(hub, row["name"], include_stopped=True, server=server)
+    return web.json_response(model, status=201)
+
+
 @routes.delete("/hub/api/users/{name}/server")
 @routes.delete("/hub/api/users/{name}/servers/")
+@routes.delete("/hub/api/users/{name}/servers/{server}")
 async def stop_server(request):
-    _, row = await user_row(request, "delete:servers", server="")
+    """Stop a server; a named one with {"remove": true} is deleted too (JupyterHub's rules)."""
+    server = request.match_info.get("server", "")
+    _, row = await user_row(request, "delete:servers", server=server)
     hub = request.app[HUB]
-    if await hub.servers.state(row["name"]) in DOWN:
+    name = row["name"]
+    remove = (await json_body(request, required=False)).get("remove", False)
+    if not isinstance(remove, bool):
+        raise web.HTTPBadRequest(text="remove must be true or false")
+    if server:
+        if not hub.servers.settings.named_servers:
+            raise web.HTTPBadRequest(text="Named servers are not enabled.")
+        if await hub.servers.row(name, server) is None:
+            raise web.HTTPNotFound(text=f"{name} has no server named '{server}'")
+    elif remove:
+        raise web.HTTPBadRequest(text="Cannot delete the default server")
+    if remove:
+        task = asyncio.create_task(hub.servers.remove(name, server))
+    elif await hub.servers.state(name, server) in DOWN:
         return web.Response(status=204)
-    task = hub.servers.stop(row["name"])
+    else:
+        task = hub.servers.stop(name, server)
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout=5)
     except asyncio.TimeoutError:
@@ -100,13 +155,17 @@ def _sse(event):
 
 @routes.get("/hub/api/users/{name}/server/progress")
 @routes.get("/hub/api/users/{name}/servers//progress")
+@routes.get("/hub/api/users/{name}/servers/{server}/progress")
 async def progress(request):
-    _, row = await user_row(request, "read:servers", server="")
+    server_name = request.match_info.get("server", "")
+    _, row = await user_row(request, "read:servers", server=server_name)
     hub = request.app[HUB]
     name = row["name"]
-    server = await hub.servers.row(name)
-    state = await hub.servers.state(name)
-    tracker = hub.servers.progress.get(name)
+    server = await hub.servers.row(name, server_name)
+    if server_name and server is None:
+        raise web.HTTPNotFound(text=f"{name} has no server named '{server_name}'")
+    state = await hub.servers.state(name, server_name)
+    tracker = hub.servers.progress.get((name, server_name))
     ended = state in (ServerState.FAILED, ServerState.CANCELLED)
     if state == ServerState.STOPPED or (ended and tracker is None and not server.message):
         raise web.HTTPBadRequest(text=f"{name} is not running")
@@ -121,7 +180,7 @@ async def progress(request):
 
 async def _stream_progress(hub, name, server, state, tracker, response):
     if tracker is None:  # nothing in memory (e.g. after a restart): report the outcome only
-        model = await server_model(hub, name)
+        model = await server_model(hub, name, row=server, server=server.name)
         if state == ServerState.RUNNING:
             event = {"progress": 100, "ready": True, "message": f"Server ready at {model['url']}",
                      "url": model["url"]}
@@ -145,14 +204,6 @@ async def _stream_progress(hub, name, server, state, tracker, response):
             await response.write(b":keepalive\n\n")
 
 
-@routes.post("/hub/api/users/{name}/servers/{server}")
-@routes.delete("/hub/api/users/{name}/servers/{server}")
-async def named_server(request):
-    await user_row(request, "start:servers" if request.method == "POST" else "delete:servers",
-                   server=request.match_info["server"])
-    raise web.HTTPBadRequest(text="Named servers are not enabled on this hub; use /users/{name}/server")
-
-
 @routes.post("/hub/api/batchspawner")
 async def batch_job_port(request):
     """A batch job's server reports the port it bound (JupyterHub's batchspawner protocol:
@@ -164,6 +215,6 @@ async def batch_job_port(request):
     port = data.get("port")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise web.HTTPBadRequest(text="port must be an integer from 1 to 65535")
-    if not request.app[HUB].servers.report_port(identity.name, port):
+    if not request.app[HUB].servers.report_port(identity.name, port, identity.token["client_id"]):
         raise web.HTTPBadRequest(text=f"No server of {identity.name} is waiting to report its port")
     return web.json_response({"message": f"port {port} recorded"}, status=201)

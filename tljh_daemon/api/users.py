@@ -170,10 +170,10 @@ async def create_users(request):
 
 @routes.get("/hub/api/users/{name}")
 async def get_user(request):
-    identity, row, group_names, record = await target_user(request, *READ_USER_SCOPES)
+    identity, row, group_names, record, named = await target_user(request, *READ_USER_SCOPES)
     hub = request.app[HUB]
     model = await user_model(hub, row, include_stopped=_flag(request, "include_stopped_servers"), server_row=record,
-                             group_names=group_names)
+                             group_names=group_names, named_rows=named)
     return web.json_response(visible_fields(identity, model))
 
 
@@ -221,7 +221,8 @@ async def delete_user(request):
     name = row["name"]
     if name == identity.name:
         raise web.HTTPBadRequest(text="You cannot delete yourself")
-    if await hub.servers.state(name) not in DOWN:
-        await hub.servers.stop(name)
+    for server, server_row in (await hub.servers.store.of_user(name)).items():
+        if server_row.state not in DOWN:
+            await hub.servers.stop(name, server)
     await hub.db.execute("DELETE FROM users WHERE name=?", (name,))
     return web.Response(status=204)

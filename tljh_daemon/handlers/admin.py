@@ -16,6 +16,7 @@ from ..auth.native import NativeAuthenticator
 from ..hub import HUB
 from ..proxy import certificates
 from ..server_state import ACTIVE, ServerState
+from ..server_store import describe, spawner_key
 from .pages import render, require_user
 
 routes = web.RouteTableDef()
@@ -101,6 +102,7 @@ async def admin_page(request):
         return total, rows, memberships, group_rows
 
     total, rows, memberships, group_rows = await hub.db.run(read)
+    named = await hub.servers.store.named_of_users([r["name"] for r in rows])  # named_servers.enabled
     now = timeutil.now()
     profile_names = {p.slug: p.display_name for p in hub.settings.server.profiles}
     listed = []
@@ -121,6 +123,8 @@ async def admin_page(request):
                       if name != "user"],
             # the profile a running or starting server was started with (its user_options)
             "profile": profile_names.get(profile, profile) if server_state in ACTIVE else None,
+            "named": [{"name": server, "state": s.state, "url": hub.server_url(r["name"], server)}
+                      for server, s in named.get(r["name"], {}).items()],
         })
     proxy = hub.proxy
     https = certificates.status(hub.settings.proxy, proxy.acme_store, proxy.log_path)
@@ -150,11 +154,12 @@ async def usage(request):
     hub = request.app[HUB]
     result = {}
     for row in await hub.servers.store.in_states(ServerState.RUNNING):
-        sample = hub.usage.latest.get(row.user)
+        key = describe(row.user, row.name)  # `user`, or `user/server` for a named server
+        sample = hub.usage.latest.get(key)
         if sample is None:
             continue
-        result[row.user] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
-                            "oom_kills": hub.spawner.oom_kills(row.user)}
+        result[key] = {"memory_bytes": sample.memory_bytes, "cpu_percent": sample.cpu_percent,
+                       "oom_kills": hub.spawner.oom_kills(spawner_key(row.user, row.name))}
     return web.json_response(result)
 
 

@@ -145,8 +145,29 @@ async def home(request):
             "choose_profile": bool(await profile_choices(hub, identity.name)),
             # the Share panel: sharing is on and this user may share their server
             "sharing": hub.settings.sharing and identity.can("shares", user=identity.name, server=""),
+            **await named_servers_context(hub, identity.name),  # named_servers.html
         },
     )
+
+
+async def named_servers_context(hub, name):
+    """What the home page shows of `name`'s named servers (nothing when they are off)."""
+    settings = hub.servers.settings
+    if not settings.named_servers:
+        return {"named_enabled": False}
+    rows = await hub.servers.store.of_user(name)
+    servers = [
+        {"name": server, "state": row.state, "url": hub.server_url(name, server), "message": row.message,
+         "path": f"{url_name(name)}/{url_name(server)}"}
+        for server, row in rows.items() if server
+    ]
+    limit = settings.named_server_limit
+    choices = await profile_choices(hub, name)
+    default = profiles.default_of(choices)
+    return {"named_enabled": True, "named_servers": servers, "named_limit": limit,
+            "named_full": bool(limit) and len(servers) >= limit,
+            # a new named server's profile (its user_options), chosen beside its name
+            "named_profiles": choices, "named_default_profile": default.slug if default else ""}
 
 
 async def profile_choices(hub, name):
@@ -288,7 +309,10 @@ async def user_server_fallback(request):
     target = hub.server_url(name) + hub_relative_path(request).split("/", 4)[4]  # /hub/user/<name>/<tail>
     if raw_query(request):
         target += "?" + raw_query(request)
-    state = await hub.servers.state(name)
+    server = await _named_server_in(hub, name, request.match_info["tail"])
+    state = await hub.servers.state(name, server)
+    if server and state != ServerState.RUNNING:  # a named server that is not running: start it
+        raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}/{url_name(server)}?") + urlencode({"next": target}))
     if state == ServerState.RUNNING:
         # Our route is live before we say "ready", so this is a stale request: retry once.
         if request.query.get("redirects"):
@@ -296,6 +320,14 @@ async def user_server_fallback(request):
         sep = "&" if raw_query(request) else "?"
         raise raw_redirect(target + sep + "redirects=1")
     raise web.HTTPFound(hub.url(f"/hub/spawn/{url_name(name)}?") + urlencode({"next": target}))
+
+
+async def _named_server_in(hub, name, tail):
+    """The named server a /user/<name>/<tail> path is under ('' for the default server)."""
+    first = tail.split("/", 1)[0]
+    if not first or not hub.settings.server.named_servers:
+        return ""
+    return first if await hub.servers.row(name, first) is not None else ""
 
 
 routes.static("/hub/static", STATIC_DIR)
