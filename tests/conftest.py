@@ -10,19 +10,13 @@ import pytest
 
 from hubprocess import HubProcess
 from labpage import chromium
+from userenvs import python_for_users
 from tljh_daemon.accounts import delete_account
+from tljh_daemon.users import system_username
 from tljh_installer.steps import KERNEL_PREWARM_SOURCE, install_kernel_prewarm
 
 # jupyterhub-idle-culler rides along so the culling test can run the real one as a managed service.
 USER_ENV_PACKAGES = ["jupyterhub", "jupyterlab", "ipykernel", "jupyterhub-idle-culler"]
-
-def _python_for_users():
-    # The user environment must use an interpreter every Unix user can execute.
-    for candidate in ("/usr/bin/python3", shutil.which("python3")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise RuntimeError("no python3 found")
-
 
 def kernel_prewarm_current(env):
     """Does `env` hold this checkout's tljh-kernel-prewarm (as the installer would put it there)?
@@ -48,7 +42,7 @@ def user_env():
     top = tempfile.mkdtemp(prefix="tljh-test-userenv-", dir="/var/tmp")
     os.chmod(top, 0o755)
     path = os.path.join(top, "user")
-    subprocess.run(["uv", "venv", "--quiet", "--python", _python_for_users(), path], check=True)
+    subprocess.run(["uv", "venv", "--quiet", "--python", python_for_users(), path], check=True)
     subprocess.run(["uv", "pip", "install", "--quiet", "--compile-bytecode",
                     "--python", os.path.join(path, "bin", "python"), *USER_ENV_PACKAGES], check=True)
     install_kernel_prewarm(["uv"], os.path.join(path, "bin", "python"))
@@ -68,11 +62,17 @@ def unix_accounts():
     names = []
     yield names
     for name in names:
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            continue
-        delete_account(name)
+        # `jupyter-<hub name>`, as most tests write it, is the account only for short names: a
+        # long one gets the hub's hashed account name (users.system_username).
+        candidates = [name]
+        if name.startswith("jupyter-"):
+            candidates.append(system_username(name[len("jupyter-"):]))
+        for account in candidates:
+            try:
+                pwd.getpwnam(account)
+            except KeyError:
+                continue
+            delete_account(account)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import tempfile
 import pytest
 
 from a11y import DESKTOP
-from conftest import _python_for_users
+from userenvs import python_for_users
 from hubprocess import needs_root
 from tljh_daemon import collaboration
 from tljh_installer.steps import USER_ENV_PACKAGES, install_kernel_prewarm
@@ -32,7 +32,7 @@ def collab_env():
     os.chmod(top, 0o755)
     path = os.path.join(top, "user")
     uv = shutil.which("uv") or os.path.join(os.path.dirname(sys.executable), "uv")
-    subprocess.run([uv, "venv", "--quiet", "--python", _python_for_users(), path], check=True)
+    subprocess.run([uv, "venv", "--quiet", "--python", python_for_users(), path], check=True)
     subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python",
                     os.path.join(path, "bin", "python"), *USER_ENV_PACKAGES, *collaboration.PACKAGES], check=True)
     install_kernel_prewarm([uv], os.path.join(path, "bin", "python"))
