@@ -9,6 +9,7 @@ a user environment that has the package, e.g. from an admin's `pip install`, the
 
 import glob
 import os
+import shutil
 
 #: a Jupyter config directory (jupyter_server_config.d, labconfig) that turns collaboration off
 OFF_CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jupyter_config", "collaboration-off")
@@ -16,9 +17,30 @@ OFF_CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jupyt
 PACKAGES = ("jupyter-collaboration>=4,<6",)
 
 
-def spawn_environment(enabled):
-    """What a server's environment gets: nothing when collaboration is on, else our config dir."""
-    return {} if enabled else {"JUPYTER_CONFIG_PATH": OFF_CONFIG_DIR}
+def spawn_environment(enabled, paths=None):
+    """What a server's environment gets: nothing when collaboration is on, else our config dir
+    (its copy under the install prefix, given `paths`: see off_config_dir)."""
+    if enabled:
+        return {}
+    return {"JUPYTER_CONFIG_PATH": off_config_dir(paths) if paths is not None else OFF_CONFIG_DIR}
+
+
+_copied: set[str] = set()
+
+
+def off_config_dir(paths):
+    """OFF_CONFIG_DIR copied to `<prefix>/share/jupyter-config/collaboration-off` (readable by
+    everyone), once per daemon: the servers must read it, and the daemon's own files may sit
+    where a server cannot see them (a checkout under /tmp, which servers get a private one of)."""
+    target = os.path.join(paths.prefix, "share", "jupyter-config", "collaboration-off")
+    if target not in _copied:
+        shutil.copytree(OFF_CONFIG_DIR, target, dirs_exist_ok=True)
+        for directory, _, files in os.walk(os.path.join(paths.prefix, "share", "jupyter-config")):
+            os.chmod(directory, 0o755)
+            for name in files:
+                os.chmod(os.path.join(directory, name), 0o644)
+        _copied.add(target)
+    return target
 
 
 def installer_packages(config):

@@ -275,7 +275,7 @@ class ServerManager:
             # tljh_kernel_prewarm (in the user environment) forks this server's kernels; it takes
             # the variable out of the server's environment, so kernels never see it.
             **({KERNEL_PREWARM_ENV: "1"} if self.settings.kernel_prewarm else {}),
-            **collaboration.spawn_environment(self.settings.collaboration),  # collaboration.enabled
+            **collaboration.spawn_environment(self.settings.collaboration, self.paths),  # collaboration.enabled
         })
 
     def _apply_overrides(self, env):

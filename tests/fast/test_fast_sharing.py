@@ -219,15 +219,19 @@ async def test_accept_share_page_for_an_unknown_code(hub):
 async def test_collaboration_off_disables_its_extensions_in_servers(start_hub):
     """collaboration.enabled off (the default): servers get our config dir that turns
     jupyter-collaboration's extensions off; on: nothing (installed means on)."""
+    seen = {}
     for enabled in (False, True):
         hub = await start_hub({"collaboration": {"enabled": enabled}})
         await hub.start_server("alice", hub.token("alice"))
-        env = hub.spawner.requests[-1].env
-        assert (env.get("JUPYTER_CONFIG_PATH") == collaboration.OFF_CONFIG_DIR) is not enabled
-    server_config = os.path.join(collaboration.OFF_CONFIG_DIR, "jupyter_server_config.d", "tljh-collaboration-off.json")
+        seen[enabled] = hub.spawner.requests[-1].env.get("JUPYTER_CONFIG_PATH")
+    # a copy under the install prefix, readable by every server (the checkout may be under /tmp)
+    off = seen[False]
+    assert seen[True] is None and off.endswith(os.path.join("share", "jupyter-config", "collaboration-off"))
+    assert os.stat(off).st_mode & 0o005 == 0o005
+    server_config = os.path.join(off, "jupyter_server_config.d", "tljh-collaboration-off.json")
     with open(server_config) as f:
         assert json.load(f)["ServerApp"]["jpserver_extensions"]["jupyter_server_ydoc"] is False
-    with open(os.path.join(collaboration.OFF_CONFIG_DIR, "labconfig", "page_config.json")) as f:
+    with open(os.path.join(off, "labconfig", "page_config.json")) as f:
         assert json.load(f)["disabledExtensions"]["@jupyter/docprovider-extension"] is True
 
 
