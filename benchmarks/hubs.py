@@ -151,6 +151,7 @@ class Ours(Hub):
             "user_environment": {"path": user_env},
             "services": {"cull": {"enabled": False}},
             "spawner": {"prewarm": prewarm},
+            "named_servers": {"enabled": True},  # B1's named-server row
         }
         with open(os.path.join(self.prefix, "config", "config.yaml"), "w") as f:
             json.dump(config, f, indent=2)  # JSON is YAML
@@ -226,6 +227,7 @@ c.DummyAuthenticator.password = {password!r}
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{{admin!r}}}
 c.JupyterHub.spawner_class = "localprocess"
+c.JupyterHub.allow_named_servers = True
 c.Spawner.cmd = ["{user_env}/bin/jupyterhub-singleuser"]
 c.Spawner.environment = {{"PATH": "{user_env}/bin:/usr/local/bin:/usr/bin:/bin"}}
 {timeouts}

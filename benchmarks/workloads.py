@@ -86,26 +86,33 @@ class Api:
             if status not in (201, 409):
                 raise RuntimeError(f"POST /users: {status} {body[:200]}")
 
-    async def stop_server(self, name, timeout=120):
-        await self.call("DELETE", f"/users/{name}/server")
+    async def stop_server(self, name, timeout=120, server=""):
+        await self.call("DELETE", server_path(name, server))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status, body = await self.call("GET", f"/users/{name}")
             model = json.loads(body)
-            if status == 200 and not model.get("servers") and not model.get("pending"):
+            if server and status == 200 and server not in model.get("servers", {}):
+                return
+            if not server and status == 200 and not model.get("servers") and not model.get("pending"):
                 return
             await asyncio.sleep(0.1)
         raise TimeoutError(f"the server of {name} did not stop in {timeout}s")
 
 
-async def start_and_wait(hub, http, name, *, start_headers, admin_headers, timeout):
-    """POST the start, follow the progress stream, confirm through the proxy.
-    Returns (seconds from the start request to ready, failure message or None)."""
+def server_path(name, server=""):
+    """The REST path of `name`'s default server, or of their named server `server`."""
+    return f"/users/{name}/servers/{server}" if server else f"/users/{name}/server"
+
+
+async def start_and_wait(hub, http, name, *, start_headers, admin_headers, timeout, server=""):
+    """POST the start (of the named server `server`, if given), follow the progress stream,
+    confirm through the proxy. Returns (seconds from the start request to ready, failure or None)."""
     t0 = time.perf_counter()
-    post = asyncio.create_task(fetch(http, "POST", f"{hub.url}/hub/api/users/{name}/server", json={},
+    post = asyncio.create_task(fetch(http, "POST", f"{hub.url}/hub/api{server_path(name, server)}", json={},
                                      headers=start_headers, timeout=aiohttp.ClientTimeout(total=timeout)))
     try:
-        return await asyncio.wait_for(_wait_ready(hub, http, name, post, admin_headers, t0), timeout)
+        return await asyncio.wait_for(_wait_ready(hub, http, name, post, admin_headers, t0, server), timeout)
     except TimeoutError:
         return time.perf_counter() - t0, f"not ready after {timeout}s"
     finally:
@@ -113,8 +120,8 @@ async def start_and_wait(hub, http, name, *, start_headers, admin_headers, timeo
             post.cancel()
 
 
-async def _wait_ready(hub, http, name, post, headers, t0):
-    progress_url = f"{hub.url}/hub/api/users/{name}/server/progress"
+async def _wait_ready(hub, http, name, post, headers, t0, server=""):
+    progress_url = f"{hub.url}/hub/api{server_path(name, server)}/progress"
     ready = False
     while not ready:
         if post.done():
@@ -137,7 +144,7 @@ async def _wait_ready(hub, http, name, post, headers, t0):
                 if event.get("ready"):
                     ready = True
                     break
-    status_url = f"{hub.url}/user/{name}/api/status"
+    status_url = f"{hub.url}/user/{name}/{server + '/' if server else ''}api/status"
     while True:
         try:
             async with http.get(status_url, headers=headers, allow_redirects=False) as r:
@@ -154,9 +161,10 @@ async def _wait_ready(hub, http, name, post, headers, t0):
 async def b1_spawns(api, name, count, bare, timeout=300):
     """One warm-up spawn (creates the Unix account, warms caches), then `count` rounds of:
     stop, one bare start (`bare()`, while the hub has nothing running), one timed spawn.
-    Returns {"spawn": [s], "server": [s], "bare": [s]}, where "server" is when the spawned
-    server itself first answered on its port; leaves the last server running (for B5)."""
-    out = {"spawn": [], "server": [], "bare": []}
+    Returns {"spawn": [s], "server": [s], "bare": [s], "named": [s]}, where "server" is when the
+    spawned server itself first answered on its port, "named" the same spawn of a named server;
+    leaves the last default server running (for B5)."""
+    out = {"spawn": [], "server": [], "bare": [], "named": []}
     account = api.hub.account(name)
     for i in range(count + 1):
         if i:
@@ -173,7 +181,23 @@ async def b1_spawns(api, name, count, bare, timeout=300):
         if i:
             out["spawn"].append(seconds)
             out["server"].append(server)
+    out["named"] = await named_spawns(api, name, count, timeout) if count else []
     return out
+
+
+async def named_spawns(api, name, count, timeout):
+    """`count` timed starts of the named server `b1` of `name` (beside the running default
+    server; stopped between rounds), after one warm-up; stopped at the end."""
+    times = []
+    for i in range(count + 1):
+        seconds, failure = await start_and_wait(api.hub, api.http, name, start_headers=api.headers,
+                                                admin_headers=api.headers, timeout=timeout, server="b1")
+        if failure:
+            raise RuntimeError(f"B1 named spawn of {name}/b1 failed: {failure}")
+        if i:
+            times.append(seconds)
+        await api.stop_server(name, server="b1")
+    return times
 
 
 # -- B6/B7: click Start → first output; kernel start → first output ------------------------

@@ -29,7 +29,8 @@ ADOPTED = "adopted"
 
 
 def environments(user_env):
-    return {NAME: {"packages": [ONLY_THERE], "display_name": "Extra course"},
+    # jupyterhub and jupyterlab: a profile can run its server from it (the last test)
+    return {NAME: {"packages": [ONLY_THERE, "jupyterhub", "jupyterlab"], "display_name": "Extra course"},
             ADOPTED: {"path": user_env, "display_name": "Adopted"}}
 
 
@@ -151,3 +152,38 @@ def test_a_second_installer_run_upgrades_in_place(built, user_env):
     assert os.stat(python).st_ino == before  # not made again
     assert took < 60, took
     print(f"\nre-run (upgrade) took {took:.1f}s")
+
+
+def test_a_profile_runs_its_server_from_an_environment(built, user_env, run_id, unix_accounts):
+    """A profile's `environment`: the server (started fresh, not pre-warmed) is that
+    environment's jupyterhub-singleuser, so its default kernel is that environment's Python."""
+    built_prefix, _, _ = built
+    prefix = tempfile.mkdtemp(prefix="tljh-test-profile-env-", dir="/var/tmp")
+    os.chmod(prefix, 0o755)
+    hub = HubProcess(prefix, {
+        "auth": {"type": "dummy", "DummyAuthenticator": {"password": PASSWORD}},
+        "user_environment": {"path": user_env},
+        "environments": {NAME: {"path": os.path.join(built_prefix, "envs", NAME)}},
+        "profiles": [{"slug": "plain", "display_name": "Plain", "default": True},
+                     {"slug": "course", "display_name": "Extra course", "environment": NAME}],
+    })
+    name = f"{run_id}-prof"
+    unix_accounts.append(f"jupyter-{name}")
+    hub.start()
+    try:
+        client = HubClient(hub.url)
+        assert client.login(name, PASSWORD).status_code == 302
+        form = client.get(client.url(f"/hub/spawn/{name}"))
+        assert form.status_code == 200 and 'value="course"' in form.text
+        chosen = client.post(client.url(f"/hub/spawn/{name}"), allow_redirects=False,
+                             data={"_xsrf": client.xsrf_from(form.text), "profile": "course"})
+        assert chosen.status_code == 302, chosen.text
+        assert client.progress_events(name)[-1]["ready"] is True
+        assert client.get(client.url(f"/user/{name}/lab")).status_code == 200
+        kernel = client.start_kernel(name)
+        prefix_seen = ast.literal_eval(client.execute(name, kernel, "__import__('sys').prefix", timeout=120))
+        assert os.path.realpath(prefix_seen) == os.path.realpath(os.path.join(built_prefix, "envs", NAME))
+        assert client.execute(name, kernel, f"__import__({ONLY_THERE!r}).__name__") == repr(ONLY_THERE)
+    finally:
+        hub.stop_all()
+        shutil.rmtree(prefix, ignore_errors=True)

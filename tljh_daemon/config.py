@@ -480,7 +480,7 @@ def check_environments(config):
 
 def check_profiles(config):
     """Profile slugs differ and at most one profile is the default."""
-    found = profiles.problem(config["profiles"])
+    found = profiles.problem(config["profiles"], config["environments"])
     if found:
         raise ConfigError(*found)
 

@@ -41,6 +41,8 @@ PROFILE_SCHEMA = {
         # Slurm only: the job's partition, and sbatch options added to spawner.slurm.options
         "partition": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_.,-]+$"},
         "options": {"type": "array", "items": {"type": "string", "pattern": "^-"}},
+        # the server runs from environments.<name> (its jupyterhub-singleuser), not the user environment
+        "environment": {"type": ["string", "null"], "minLength": 1},
     },
 }
 SCHEMA = {"type": "array", "items": PROFILE_SCHEMA}
@@ -64,6 +66,7 @@ class Profile:
     groups: tuple[str, ...] = ()  # who may choose it; empty: everyone
     partition: Optional[str] = None  # Slurm
     options: tuple[str, ...] = ()  # Slurm: extra sbatch options
+    environment: Optional[str] = None  # environments.<name> the server runs from (None: the user environment)
 
     def allowed(self, user_groups: Iterable[str]) -> bool:
         return not self.groups or bool(set(self.groups) & set(user_groups))
@@ -76,18 +79,24 @@ def from_config(config: Mapping[str, Any]) -> tuple[Profile, ...]:
             default=p.get("default", False),
             limits={k: v for k, v in (p.get("limits") or {}).items() if v is not None},
             groups=tuple(p.get("groups") or ()), partition=p.get("partition"),
-            options=tuple(p.get("options") or ()),
+            options=tuple(p.get("options") or ()), environment=p.get("environment") or None,
         )
         for p in config.get("profiles") or ()
     )
 
 
-def problem(profiles_config) -> Optional[tuple[str, str]]:
+def problem(profiles_config, environments=None) -> Optional[tuple[str, str]]:
     """(dotted key, reason) for what the schema cannot say about `profiles`, else None:
-    slugs are unique and at most one profile is the default."""
+    slugs are unique, at most one profile is the default, and an `environment` is one of
+    `environments` (the environments.* section)."""
     seen: dict[str, int] = {}
     default = None
     for index, spec in enumerate(profiles_config or ()):
+        environment = spec.get("environment")
+        if environment and environment not in (environments or {}):
+            known = ", ".join(sorted(environments or {})) or "none is configured"
+            return (f"profiles.{index}.environment",
+                    f"{environment!r} is not one of environments.* ({known})")
         slug = spec["slug"]
         if slug in seen:
             return f"profiles.{index}.slug", f"{slug!r} is already the slug of profiles.{seen[slug]}; slugs must differ"

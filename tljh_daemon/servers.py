@@ -288,6 +288,25 @@ class ServerManager:
             env["JUPYTERHUB_DEFAULT_URL"] = self.overrides["default_url"]
         return env
 
+    def _server_from(self, profile):
+        """(jupyterhub-singleuser, PATH or None) to start with: the user environment's, or that
+        of the environment the chosen profile names (started fresh: the pre-warm launcher
+        serves the user environment only)."""
+        if profile is not None and profile.environment:
+            try:
+                where = environments.server_from(self.paths, self.settings.environments, profile.environment,
+                                                 self.user_env)
+            except environments.EnvironmentProblem as e:
+                raise SpawnError(f"profile {profile.slug!r}: {e}") from None
+            return where.singleuser, where.path
+        singleuser = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
+        if not os.access(singleuser, os.X_OK):
+            raise SpawnError(
+                f"jupyterhub-singleuser was not found in the user environment "
+                f"{self.user_env} (config key user_environment.path)"
+            )
+        return singleuser, None
+
     def _command(self, singleuser, name, account):
         """jupyterhub-singleuser, or Spawner.cmd (a bare name is looked up in the user environment
         first), then Spawner.args and Spawner.notebook_dir (`~` and {username} expanded)."""
@@ -353,15 +372,12 @@ class ServerManager:
             if self.settings.shared_folders:
                 await asyncio.to_thread(shared_folders.link_into_home, self.settings.shared_folders, account)
             phases.mark("account")
-            singleuser = os.path.join(self.user_env, "bin", "jupyterhub-singleuser")
-            if not os.access(singleuser, os.X_OK):
-                raise SpawnError(
-                    f"jupyterhub-singleuser was not found in the user environment "
-                    f"{self.user_env} (config key user_environment.path)"
-                )
+            singleuser, path = self._server_from(profile)
             port = free_port()
             api_token = await self.db.run(self._new_server_token, name, server)
             env = self._environment(name, account, port, api_token, server)
+            if path:
+                env["PATH"] = path  # the profile's environment first
             cmd = self._command(singleuser, name, account)
             # limits.*, then limits.groups for the user's groups, then the profile's (profiles.py)
             configured = profiles.effective_limits(self.settings.limits, self.settings.group_limits,

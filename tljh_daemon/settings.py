@@ -73,6 +73,8 @@ class ServerSettings:
     collaboration: bool = False  # collaboration.enabled: jupyter-collaboration's extensions on
     named_servers: bool = False  # named_servers.enabled (JupyterHub's allow_named_servers)
     named_server_limit: int = 0  # named_servers.limit_per_user (0: no limit)
+    # environments.*: what a profile's `environment` names (environments.server_from)
+    environments: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ def server_settings(config: Mapping[str, Any], paths: Paths) -> ServerSettings:
         shared_folders=tuple(shared_folders.folders(config)),
         kernel_prewarm=config["kernels"]["prewarm"],
         collaboration=config["collaboration"]["enabled"],
+        environments=MappingProxyType(dict(config["environments"])),
         named_servers=config["named_servers"]["enabled"],
         named_server_limit=config["named_servers"]["limit_per_user"],
     )

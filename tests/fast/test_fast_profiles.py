@@ -56,6 +56,8 @@ async def start(hub, name, token, **kwargs):
     ("profiles:\n- slug: a\n  display_name: A\n  default: true\n- slug: b\n  display_name: B\n  default: true\n",
      "profiles.1.default", "only one profile"),
     ("profiles:\n  slug: a\n", "profiles", "not of type 'array'"),
+    ("profiles:\n- slug: a\n  display_name: A\n  environment: ml\n", "profiles.0.environment",
+     "'ml' is not one of environments.* (none is configured)"),
     ("limits:\n  groups:\n    teachers:\n      memory: lots\n", "limits.groups.teachers.memory", "does not match"),
     ("limits:\n  groups:\n    teachers:\n      gpu: 1\n", "limits.groups.teachers.gpu", "unknown key"),
     ("limits:\n  groups:\n    teachers: 4G\n", "limits.groups.teachers", "not of type 'object'"),
@@ -304,3 +306,48 @@ async def test_a_profile_posted_to_a_hub_without_profiles_is_a_clear_400(hub):
         assert resp.status == 400
         assert "no profiles are configured on this hub" in await resp.text()
     assert await hub.hub.servers.state("alice") == "stopped"
+
+
+def environment_with_a_server(path):
+    """An environment directory with an executable (never run) jupyterhub-singleuser."""
+    singleuser = path / "bin" / "jupyterhub-singleuser"
+    singleuser.parent.mkdir(parents=True)
+    singleuser.write_text("#!/bin/sh\nexit 1\n")
+    singleuser.chmod(0o700)
+    return str(path)
+
+
+async def test_a_profiles_environment_runs_the_server_from_it(start_hub, tmp_path):
+    """The profile's environment's jupyterhub-singleuser, with its bin first on PATH; the default
+    profile keeps the user environment's (a fresh start: the launcher serves that one only)."""
+    ml = environment_with_a_server(tmp_path / "ml-env")
+    hub = await start_hub({
+        "environments": {"ml": {"path": ml}},
+        "profiles": [{"slug": "plain", "display_name": "Plain", "default": True},
+                     {"slug": "ml", "display_name": "Machine learning", "environment": "ml"}],
+    })
+    token = hub.token("alice")
+    assert await start(hub, "alice", token, json={"profile": "ml"}) == (202, None)
+    await hub.wait_for_state("alice", "running")
+    request = hub.spawner.requests[-1]
+    assert request.cmd[0] == os.path.join(ml, "bin", "jupyterhub-singleuser")
+    assert request.env["PATH"].split(":")[0] == os.path.join(ml, "bin")
+    async with hub.api("DELETE", "/users/alice/server", token) as resp:
+        assert resp.status == 204
+    assert await start(hub, "alice", token, json={}) == (202, None)
+    await hub.wait_for_state("alice", "running")
+    assert not hub.spawner.requests[-1].cmd[0].startswith(ml)
+
+
+async def test_a_profiles_environment_without_a_server_fails_the_start_and_says_why(start_hub, tmp_path):
+    bare = tmp_path / "bare-env"
+    bare.mkdir()
+    hub = await start_hub({
+        "environments": {"bare": {"path": str(bare)}},
+        "profiles": [{"slug": "bare", "display_name": "Bare", "environment": "bare"}],
+    })
+    token = hub.token("alice")
+    assert await start(hub, "alice", token, json={"profile": "bare"}) == (202, None)
+    await hub.wait_for_state("alice", "failed")
+    record = await hub.hub.servers.row("alice")
+    assert "profile 'bare'" in record.message and "no jupyterhub-singleuser" in record.message
