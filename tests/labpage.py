@@ -25,12 +25,25 @@ def chromium():
 def logged_in_page(browser, hub, name, password="pw"):
     """A new page signed in as `name` (through the login form), on the home page."""
     page = browser.new_page()
+    _log_in(page, hub, name, password)
+    return page
+
+
+def person(browser, hub, name, password="pw"):
+    """(context, page): a browser context of its own (its own cookies: a person) at desktop
+    size, signed in as `name`, on the home page."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    _log_in(page, hub, name, password)
+    return context, page
+
+
+def _log_in(page, hub, name, password):
     page.goto(f"{hub.url}/hub/login?next=/hub/home")
     page.fill("input[name=username]", name)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/hub/home")
-    return page
 
 
 def run_code_in_a_new_notebook(page, code):

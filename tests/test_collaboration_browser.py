@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from a11y import DESKTOP
+from labpage import person
 from userenvs import python_for_users
 from hubprocess import needs_root
 from tljh_daemon import collaboration
@@ -40,17 +40,6 @@ def collab_env():
     shutil.rmtree(top, ignore_errors=True)
 
 
-def signed_in(browser, hub, name):
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    page.goto(f"{hub.url}/hub/login?next=/hub/home")
-    page.fill("#username", name)
-    page.fill("#password", "pw")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/hub/home")
-    return context, page
-
-
 def start_server(page, hub, name):
     page.goto(f"{hub.url}/hub/home")
     page.click("#start")
@@ -74,8 +63,8 @@ def test_two_people_edit_one_file(browser, make_hub, collab_env, run_id, unix_ac
                     "sharing": {"enabled": True}, "collaboration": {"enabled": True}})
     owner, friend = f"{run_id}-teacher", f"{run_id}-student"
     unix_accounts.extend([f"jupyter-{owner}", f"jupyter-{friend}"])
-    friend_context, friend_page = signed_in(browser, hub, friend)
-    owner_context, page = signed_in(browser, hub, owner)
+    friend_context, friend_page = person(browser, hub, friend)
+    owner_context, page = person(browser, hub, owner)
     start_server(page, hub, owner)
     assert server_api(page, "PUT", f"/user/{owner}/api/contents/together.txt",
                       {"type": "file", "format": "text", "content": ""}) in (200, 201)
@@ -107,7 +96,7 @@ def test_off_means_servers_run_without_it(browser, make_hub, collab_env, run_id,
                     "user_environment": {"path": collab_env}})
     name = f"{run_id}-solo"
     unix_accounts.append(f"jupyter-{name}")
-    context, page = signed_in(browser, hub, name)
+    context, page = person(browser, hub, name)
     start_server(page, hub, name)
     session = f"/user/{name}/api/collaboration/session/x.txt"
     assert server_api(page, "PUT", session, {"format": "text", "type": "file"}) == 404

@@ -13,6 +13,7 @@ import requests
 
 from a11y import DESKTOP, PHONE, assert_accessible, assert_no_horizontal_overflow, console_errors
 from hubprocess import needs_root
+from labpage import person
 
 pytestmark = [
     needs_root,
@@ -27,18 +28,6 @@ def hub(make_hub, user_env, run_id, unix_accounts):
     hub.owner, hub.friend = f"{run_id}-owner", f"{run_id}-friend"
     unix_accounts.extend([f"jupyter-{hub.owner}", f"jupyter-{hub.friend}"])
     return hub
-
-
-def person(browser, hub, name):
-    """A browser context of its own (its own cookies: a person), signed in as `name`."""
-    context = browser.new_context(viewport=DESKTOP)
-    page = context.new_page()
-    page.goto(f"{hub.url}/hub/login?next=/hub/home")
-    page.fill("#username", name)
-    page.fill("#password", "pw")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/hub/home")
-    return context, page
 
 
 def screenshot(page, name, selector):
