@@ -61,22 +61,26 @@ async def json_body(request, required=True):
 async def user_row(request, *needed, server=None):
     """(Identity, users row) for the `{name}` in the URL, checking any of `needed` on that user
     (or on that user's `server`, so `!server=<user>/<server>` filters apply)."""
-    identity, row, *_ = await target_user(request, *needed, server=server)
+    identity, row, *_ = await target_user(request, *needed, server=server, with_servers=False)
     return identity, row
 
 
-def _read_target(db, name):
-    """(On the database thread.) What a handler about user `name` reads, in one trip there."""
-    return (groups.names_of_user(db, name), users.user_model_row(db, name), server_store.record(db, name),
+def _read_target(db, name, with_servers):
+    """(On the database thread.) What a handler about user `name` reads, in one trip there: its
+    groups and row, and with `with_servers` its default server's record and its named servers'."""
+    group_names, row = groups.names_of_user(db, name), users.user_model_row(db, name)
+    if not with_servers:
+        return group_names, row, None, {}
+    return (group_names, row, server_store.record(db, name),
             server_store.named_records_of_users(db, [name]).get(name, {}))
 
 
-async def target_user(request, *needed, server=None):
+async def target_user(request, *needed, server=None, with_servers=True):
     """(Identity, users row, group names, default server record or None, {name: record} of its
     named servers) for the `{name}` in the URL, checking any of `needed` on that user (or its
-    `server`) as user_row does."""
+    `server`) as user_row does. Without `with_servers` the last two are not read (None, {})."""
     name = request.match_info["name"]
-    group_names, row, record, named = await request.app[HUB].db.run(_read_target, name)
+    group_names, row, record, named = await request.app[HUB].db.run(_read_target, name, with_servers)
     identity = await require(request, *needed, user=name, server=server, user_groups=group_names)
     if row is None:
         raise web.HTTPNotFound(text=f"No such user: {name}")
