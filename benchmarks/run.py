@@ -189,9 +189,9 @@ async def bench_hub(hub, args, names, bare, storm_only=False, spawns_only=False)
             r["b6"] = await w.b6_first_output(api, solo, args.first_outputs)
             await api.stop_server(solo)
         if wanted("b2") or (wanted("b4") and not wanted("b3")):
-            results, elapsed = await w.b2_storm(api, storm, timeout=900)
+            results, elapsed, health = await w.b2_storm(api, storm, timeout=900)
             r["b2"] = {"times": [t for t, f in results if not f], "failures": [f for _, f in results if f],
-                       "elapsed": elapsed}
+                       "elapsed": elapsed, "health": health}
             r["b4_running"] = {"hub": hubs.rss(hub.hub_pid), "proxy": hubs.rss(hub.proxy_pid),
                                "servers": len(r["b2"]["times"])}
             r["b4_per_server"] = [hubs.account_memory(hub.account(n)) for n in storm]
@@ -239,6 +239,9 @@ def summarize(raw):
         s["b2_first"] = min(b2["times"], default=None)
         s["b2_median"] = p50(b2["times"]) if b2["times"] else None
         s["b2_slowest"] = max(b2["times"], default=None)
+        if b2.get("health"):
+            s["b2_health_p99"] = w.percentile(b2["health"], 99) * 1000
+            s["b2_health_max"] = max(b2["health"]) * 1000
         s["b2_n"] = n
     for key in ("b3_list", "b3_get"):
         if key in raw:
@@ -295,6 +298,8 @@ def rows(args):
         ("b2_median", f"B2 storm, {n} users: median wait (s)", "{:.1f}", "low"),
         ("b2_slowest", f"B2 storm, {n} users: slowest user's wait (s)", "{:.1f}", "low"),
         ("b2_failures", f"B2 storm, {n} users: failed spawns", "{:d}", None),
+        ("b2_health_p99", "B2 GET /hub/health during the storm, every 100 ms: p99 (ms)", "{:.0f}", "low"),
+        ("b2_health_max", "B2 GET /hub/health during the storm: slowest (ms)", "{:.0f}", "low"),
         ("b2d_failures", f"B2 storm at JupyterHub's default timeouts: failed spawns of {n}", "{:d}", None),
         ("b3_list_rps", f"B3 GET /users pages (limit 50/100), {m} users: req/s", "{:.0f}", "high"),
         ("b3_list_p99", "B3 GET /users pages: p99 (ms)", "{:.0f}", "low"),
@@ -345,8 +350,11 @@ def targets(ours, others, fresh=None):
         v["b1_named_p50"] = f"as fast as a default server's (≤ 1.1×): {word(named <= 1.1 * ours['b1_p50'])}"
     v["b2_failures"] = f"zero failures: {word(ours.get('b2_failures') == 0)}"
     mine = ours.get("b2_all") or inf
-    v["b2_all"] = f"≤ 20 s: {word(mine <= 20)}; no later than JupyterHub's: " + versus(
+    # A class of 30 within 20 s; up to 100 (TLJH's upper range) within 30 s.
+    limit = 20 if ours.get("b2_n", 0) <= 30 else 30
+    v["b2_all"] = f"≤ {limit} s: {word(mine <= limit)}; no later than JupyterHub's: " + versus(
         "b2_all", lambda o: mine <= (o["b2_all"] or inf))
+    v["b2_health_p99"] = f"≤ 1 s: {word(ours.get('b2_health_p99', inf) <= 1000)}"
     v["b2_first"] = f"≤ 2 s: {word((ours.get('b2_first') or inf) <= 2)}"
     b6, b7 = ours.get("b6_p50", inf), ours.get("b7_p50", inf)
     v["b6_p50"] = "≤ 0.08× JupyterHub's: " + versus("b6_p50", lambda o: b6 <= 0.08 * o["b6_p50"])

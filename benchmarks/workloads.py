@@ -367,17 +367,39 @@ def terminate(proc):
 async def b2_storm(api, names, timeout):
     """All `names` log in (each with its own cookie jar), then all start at once with their
     own cookie + XSRF token, like pressing the start button. Returns per-user (seconds,
-    failure) and the time until every user was ready or had failed."""
+    failure), the time until every user was ready or had failed, and the latencies of
+    `GET /hub/health` polled throughout (one request at a time, every 100 ms)."""
     async with contextlib.AsyncExitStack() as stack:
         clients = [await stack.enter_async_context(session()) for _ in names]
         xsrfs = await asyncio.gather(*(login(http, api.hub, n) for http, n in zip(clients, names)))
+        health = []
+        prober = asyncio.create_task(_probe_health(api.hub, health))
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(
-            start_and_wait(api.hub, http, n, timeout=timeout, admin_headers=api.headers,
-                           start_headers={"X-XSRFToken": xsrf})
-            for http, n, xsrf in zip(clients, names, xsrfs)), return_exceptions=True)
-        elapsed = time.perf_counter() - t0
-    return [r if not isinstance(r, BaseException) else (elapsed, repr(r)) for r in results], elapsed
+        try:
+            results = await asyncio.gather(*(
+                start_and_wait(api.hub, http, n, timeout=timeout, admin_headers=api.headers,
+                               start_headers={"X-XSRFToken": xsrf})
+                for http, n, xsrf in zip(clients, names, xsrfs)), return_exceptions=True)
+            elapsed = time.perf_counter() - t0
+        finally:
+            prober.cancel()
+    return [r if not isinstance(r, BaseException) else (elapsed, repr(r)) for r in results], elapsed, health
+
+
+async def _probe_health(hub, latencies, interval=0.1, give_up=10.0):
+    """Append the latency of each `GET /hub/health` through the proxy; a failure or no
+    answer within `give_up` seconds counts as `give_up`."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=give_up)) as http:
+        while True:
+            t = time.perf_counter()
+            try:
+                async with http.get(hub.url + "/hub/health") as r:
+                    await r.read()
+                    ok = r.status == 200
+            except (TimeoutError, aiohttp.ClientError):
+                ok = False
+            latencies.append(time.perf_counter() - t if ok else give_up)
+            await asyncio.sleep(interval)
 
 
 # -- B3 and B5: request load -----------------------------------------------------------
