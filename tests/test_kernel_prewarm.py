@@ -12,11 +12,14 @@ that is gone means one log line and a fresh kernel. A server stopped ends its zy
 """
 
 import ast
+import concurrent.futures
 import json
 import os
 import pwd
 import re
 import signal
+import time
+import uuid
 
 import psutil
 import pytest
@@ -31,6 +34,7 @@ PASSWORD = "kernel-prewarm-password"
 ZYGOTE_MODULE = "tljh_kernel_prewarm.zygote"
 FALLBACK_LINE = "Kernel pre-warm: starting kernel"
 READY_LINE = "Kernel pre-warm: the kernel zygote"
+WAIT_LINE = "Kernel pre-warm: a kernel waits"
 
 # What a kernel reports about itself (a JSON string as the cell's value).
 PROBE = r'''
@@ -131,6 +135,39 @@ def probe(c, name, kernel_id):
     return json.loads(ast.literal_eval(result))
 
 
+def debugger_session(c, name, kernel_id, timeout=60):
+    """What JupyterLab's debugger panel does first (initialize, attach, debugInfo on the control
+    channel): each command's success, and whether the debugger reports itself started."""
+    ws = c.kernel_socket(name, kernel_id, timeout)
+    out = {}
+    try:
+        for seq, (command, arguments) in enumerate([
+                ("initialize", {"clientID": "jupyterlab", "clientName": "JupyterLab", "adapterID": "python",
+                                "pathFormat": "path", "linesStartAt1": True, "columnsStartAt1": True,
+                                "supportsVariableType": True, "supportsVariablePaging": True,
+                                "supportsRunInTerminalRequest": True, "locale": "en-us"}),
+                ("attach", {}), ("debugInfo", {})], start=1):
+            msg_id = uuid.uuid4().hex
+            ws.send(json.dumps({
+                "header": {"msg_id": msg_id, "msg_type": "debug_request", "username": name,
+                           "session": uuid.uuid4().hex, "date": "", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "control", "buffers": [],
+                "content": {"type": "request", "seq": seq, "command": command, "arguments": arguments}}))
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg["msg_type"] == "debug_reply" and msg["parent_header"].get("msg_id") == msg_id:
+                    out[command] = msg["content"].get("success")
+                    if command == "debugInfo":
+                        out["isStarted"] = msg["content"].get("body", {}).get("isStarted")
+                    break
+            else:
+                raise TimeoutError(f"no debug_reply to {command}")
+    finally:
+        ws.close()
+    return out
+
+
 def log_lines(hub, name, text):
     with open(os.path.join(hub.prefix, "state", "logs", f"jupyter-{name}.log"), errors="replace") as f:
         return [line for line in f if text in line]
@@ -174,7 +211,10 @@ def normalised(report):
     out["env"].pop("JPY_SESSION_NAME", None)
     # Which descriptor number a kernel's zmq threads get first is a race, and how many TCP
     # connections its zmq sockets hold depends on the server's clients: compare what else is open.
-    out["fds"] = sorted(kind for kind in map(fd_kind, out["fds"].values()) if kind != "socket:[N]")
+    # zmq's eventfds neither: a fresh kernel has one more, the zmq socket its output thread makes
+    # when it forwards debugpy's import-time warning (a forked kernel's zygote wrote that).
+    out["fds"] = sorted(kind for kind in map(fd_kind, out["fds"].values())
+                        if kind not in ("socket:[N]", "anon_inode:[eventfd]"))
     return out
 
 
@@ -201,7 +241,8 @@ def test_a_forked_kernel_reports_what_a_fresh_kernel_of_its_server_does(hub, ali
     lab_cookies(alice, name)  # JupyterLab's page
     zygote_ready(hub, name)
     assert len(zygotes(server)) == 1
-    forked_report = probe(alice, name, start_kernel(alice, name))
+    forked_id = start_kernel(alice, name)
+    forked_report = probe(alice, name, forked_id)
     assert forked(forked_report, server)
     # The user's own kernelspec, with the very command of the environment's: it starts fresh.
     spec_dir = os.path.join(account.pw_dir, ".local", "share", "jupyter", "kernels", "mine")
@@ -212,7 +253,8 @@ def test_a_forked_kernel_reports_what_a_fresh_kernel_of_its_server_does(hub, ali
     for path in (".local", ".local/share", ".local/share/jupyter", ".local/share/jupyter/kernels",
                  ".local/share/jupyter/kernels/mine", ".local/share/jupyter/kernels/mine/kernel.json"):
         os.chown(os.path.join(account.pw_dir, path), account.pw_uid, account.pw_gid)
-    fresh_report = probe(alice, name, start_kernel(alice, name, "mine"))
+    fresh_id = start_kernel(alice, name, "mine")
+    fresh_report = probe(alice, name, fresh_id)
     assert not forked(fresh_report, server)
 
     for report in (forked_report, fresh_report):
@@ -234,6 +276,9 @@ def test_a_forked_kernel_reports_what_a_fresh_kernel_of_its_server_does(hub, ali
         assert mine & held <= log, mine & held
     for fd in ("0", "1", "2"):
         assert fd_kind(forked_report["fds"][fd]) == fd_kind(fresh_report["fds"][fd])
+    # The forked kernel imported debugpy in the zygote; its debugger starts as a fresh kernel's.
+    sessions = [debugger_session(alice, name, k) for k in (forked_id, fresh_id)]
+    assert sessions[0] == sessions[1] == {"initialize": True, "attach": True, "debugInfo": True, "isStarted": True}
     assert forked_report["random"] != fresh_report["random"]
     a, b = normalised(forked_report), normalised(fresh_report)
     differences = [f"{k}: forked {a.get(k)!r} vs fresh {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
@@ -280,8 +325,8 @@ def test_a_forked_kernel_interrupts_restarts_and_shuts_down(hub, alice, names):
 def test_two_users_kernels_have_their_own_random_and_hash_seeds(hub, alice, names):
     bob = client(hub, names["bob"])
     assert bob.spawn(names["bob"])[-1]["ready"] is True
-    # A kernel started while the zygote still imports starts fresh (one line) rather than wait:
-    # the test holds the zygote (SIGSTOP) right after the page load started it.
+    # A kernel started while the zygote imports waits for it, a few seconds at most, then starts
+    # fresh (one line): the test holds the zygote (SIGSTOP) right after the page load started it.
     lab_cookies(bob, names["bob"])
     zygote = wait_for(lambda: zygotes(server_pid(hub, names["bob"])), "bob's zygote", interval=0.01)[0]
     zygote.suspend()
@@ -289,9 +334,15 @@ def test_two_users_kernels_have_their_own_random_and_hash_seeds(hub, alice, name
     first = probe(bob, names["bob"], start_kernel(bob, names["bob"]))
     assert not forked(first, server_pid(hub, names["bob"]))
     lines = log_lines(hub, names["bob"], FALLBACK_LINE)
-    assert len(lines) == 1 and "still importing" in lines[0], lines
-    zygote.resume()
+    assert len(lines) == 1 and "still importing after" in lines[0], lines
+    # The next one waits too; the zygote finishes its imports meanwhile, so it is forked.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        second = pool.submit(lambda: probe(bob, names["bob"], start_kernel(bob, names["bob"])))
+        wait_for(lambda: len(log_lines(hub, names["bob"], WAIT_LINE)) == 2, "the second kernel to wait")
+        zygote.resume()
+        assert forked(second.result(timeout=60), server_pid(hub, names["bob"]))
     zygote_ready(hub, names["bob"])
+    assert len(log_lines(hub, names["bob"], FALLBACK_LINE)) == 1
     a1, a2 = (probe(alice, names["alice"], start_kernel(alice, names["alice"])) for _ in range(2))
     b = probe(bob, names["bob"], start_kernel(bob, names["bob"]))
     assert all(forked(r, server_pid(hub, n)) for r, n in ((a1, names["alice"]), (a2, names["alice"]), (b, names["bob"])))

@@ -29,11 +29,14 @@ import threading
 import types
 
 # What a fresh kernel has imported by the time it answers (so nothing here is extra in a forked
-# kernel's sys.modules). Not debugpy: pydevd keeps its importer's pid in module globals and warns
-# on stderr when imported, so each kernel imports it itself (~0.1 s).
-PRELOAD = ["ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "IPython.core.completerlib",
-           "IPython.core.debugger", "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
-           "sqlite3", "psutil", "tornado.platform.asyncio"]
+# kernel's sys.modules). `ipykernel.debugger` imports debugpy and pydevd (~0.2 s, the largest
+# part): pydevd's debug-log prefix holds its importer's pid (`refresh_pids` gives the kernel its
+# own), and its warning about frozen modules goes to the server's log once, from the zygote.
+PRELOAD = ["ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
+           "IPython.core.completerlib", "IPython.core.debugger", "IPython.core.oinspect", "IPython.core.logger",
+           "IPython.extensions.storemagic", "sqlite3", "psutil", "tornado.platform.asyncio"]
+# Module globals set to the importing process's pid at import: (module, pid attribute, its text form).
+PID_GLOBALS = [("_pydevd_bundle._debug_adapter.pydevd_schema_log", "_pid", "_pid_msg")]
 LAUNCHER_MODULE = "ipykernel_launcher"
 MAX_MESSAGE = 1 << 20
 
@@ -46,8 +49,9 @@ def send(sock, message):
 
 
 class Zygote:
-    def __init__(self, control):
+    def __init__(self, control, import_environment):
         self.control = control
+        self.import_environment = import_environment  # name -> value (None: the imports removed it)
         self.children = {}  # pid -> reply socket
         self.retired = False
         # SIGCHLD wakes the poll loop through a socket (signal.set_wakeup_fd).
@@ -161,6 +165,11 @@ class Zygote:
             os.chdir(request["cwd"])
             os.environ.clear()
             os.environ.update(request["env"])
+            for name, value in self.import_environment.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
             keep = reply.fileno()
             for name in os.listdir("/proc/self/fd"):
                 fd = int(name)
@@ -169,6 +178,7 @@ class Zygote:
                         os.close(fd)  # nothing the zygote had open reaches the kernel
                     except OSError:
                         pass  # listdir's own descriptor
+            refresh_pids()
             kernel = Kernel(request["argv"], self.main_dunders)
         except Exception as e:
             send(reply, {"error": f"{type(e).__name__}: {e}"})
@@ -176,6 +186,16 @@ class Zygote:
         send(reply, {"pid": os.getpid()})
         reply.close()
         return kernel
+
+
+def refresh_pids():
+    """In a forked kernel: module globals that recorded the zygote's pid at import get the kernel's."""
+    pid = os.getpid()
+    for module_name, attribute, text in PID_GLOBALS:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attribute):
+            setattr(module, attribute, pid)
+            setattr(module, text, f"{pid}: ")
 
 
 class Kernel:
@@ -211,6 +231,7 @@ class Kernel:
 
 def main():
     control = socket.socket(fileno=int(sys.argv[1]))
+    environment = dict(os.environ)
     for name in PRELOAD:
         try:
             importlib.import_module(name)
@@ -219,7 +240,10 @@ def main():
     # The imported objects stay out of the kernels' garbage collection, so their pages stay shared.
     gc.collect()
     gc.freeze()
-    zygote = Zygote(control)
+    # What the imports did to the environment (debugpy sets PYDEVD_USE_FRAME_EVAL), redone in
+    # each kernel over the environment it is given, as its own imports would have done.
+    zygote = Zygote(control, {k: os.environ.get(k) for k in set(environment) | set(os.environ)
+                              if os.environ.get(k) != environment.get(k)})
     control.send(json.dumps({"ready": os.getpid()}).encode())
     kernel = zygote.serve()
     if kernel is None:
