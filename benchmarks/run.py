@@ -58,6 +58,8 @@ def parse_args():
                    help="run only these benchmarks, e.g. b5 or b3,b5 (b4 comes with b2 and b3; b5 and b3 "
                         "alone spawn one server without timing it)")
     p.add_argument("--json", help="also write the raw results to this file")
+    p.add_argument("--report", metavar="JSON",
+                   help="run nothing: print the table of a run saved with --json (give the sizes it ran with)")
     args = p.parse_args()
     unknown = (args.only or set()) - {"b1", "b2", "b3", "b4", "b5", "b6"}
     if unknown:
@@ -230,7 +232,7 @@ def summarize(raw):
         overheads = [(a - b) * 1000 for a, b in zip(b1["spawn"], b1["server"])]
         s["b1_overhead"], s["b1_overhead_p90"] = p50(overheads), w.percentile(overheads, 90)
     if "b6" in raw:
-        for key in ("b6", "b7", "b7_first"):
+        for key in [k for k in ("b6", "b7", "b7_first") if k in raw["b6"]]:
             s[f"{key}_p50"], s[f"{key}_p90"] = p50(raw["b6"][key]), w.percentile(raw["b6"][key], 90)
     if "b2" in raw:
         b2, n = raw["b2"], len(raw["b2"]["times"]) + len(raw["b2"]["failures"])
@@ -328,9 +330,10 @@ def rows(args):
     ]
 
 
-def targets(ours, others, fresh=None):
+def targets(ours, others, fresh=None, chp=None):
     """{row key: verdict} for the targets, judged against every JupyterHub column that ran
-    (and, for memory per server, against our own fresh spawns)."""
+    (and, for memory per server, against our own fresh spawns; for the proxy's memory, against
+    JupyterHub's default proxy, CHP)."""
     def word(ok):
         return "n/a (no JupyterHub numbers)" if ok is None else ("MET" if ok else "NOT MET")
 
@@ -375,14 +378,18 @@ def targets(ours, others, fresh=None):
     for key in ("b4_idle_hub", "b4_running_hub"):
         rss = ours.get(key) or inf
         v[key] = "≤ 50% of JupyterHub's: " + versus(key, lambda o, k=key, rss=rss: rss <= 0.5 * (o[k] or 0))
+    for key in ("b4_idle_proxy", "b4_running_proxy"):
+        if chp and chp.get(key) and ours.get(key):
+            v[key] = f"≤ CHP's: {word(ours[key] <= chp[key])}"
     return v
 
 
 def table(args, summaries, labels):
     ours, others = summaries[0], summaries[1:]
     fresh = next((o for o, label in zip(others, labels[1:]) if label.startswith("ours")), None)
+    chp = next((o for o, label in zip(others, labels[1:]) if label == "JupyterHub+CHP"), None)
     verdicts = targets(ours, [o for o, label in zip(others, labels[1:]) if o and label.startswith("JupyterHub")],
-                       fresh)
+                       fresh, chp)
     head = ["metric", labels[0]]
     for label in labels[1:]:
         head += [label, "ours / it"]
@@ -419,8 +426,22 @@ def machine():
             f"{platform.system()} {platform.release()}")
 
 
+def report(args):
+    """The table of a saved run, judged by this version's targets."""
+    with open(args.report) as f:
+        saved = json.load(f)
+    labels = list(saved["summaries"])
+    summaries = [summarize(saved["raw"][label]) for label in labels]
+    defaults = [label for label in saved["raw"] if "default" in label]
+    if defaults and len(summaries) > 1:
+        summaries[1]["b2d_failures"] = summarize(saved["raw"][defaults[0]]).get("b2_failures")
+    print_report(args, saved["versions"], labels, summaries, saved["errors"], saved.get("run"))
+
+
 def main():
     args = parse_args()
+    if args.report:
+        return report(args)
     if os.geteuid() != 0:
         sys.exit("run as root (user servers run as their own Unix accounts): sudo .venv/bin/python benchmarks/run.py")
     signal.signal(signal.SIGTERM, _sigterm)
@@ -480,7 +501,7 @@ def main():
         print_report(args, versions, labels, summaries, errors)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"versions": versions, "raw": raw, "summaries": dict(zip(labels, summaries)),
+                json.dump({"run": header(), "versions": versions, "raw": raw, "summaries": dict(zip(labels, summaries)),
                            "errors": errors}, f, indent=1, default=str)
     finally:
         print("# cleaning up ...", file=sys.stderr)
@@ -488,11 +509,19 @@ def main():
     sys.exit(1 if errors else 0)
 
 
-def print_report(args, versions, labels, summaries, errors):
-    print(f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
-    print(f"machine: {machine()}; load average at the start {LOAD_AT_START[0]:.2f}, at the end {os.getloadavg()[0]:.2f}")
+def header():
+    """When, where and how this run ran (the first lines of the report)."""
+    return {"date": f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+            "machine": f"{machine()}; load average at the start {LOAD_AT_START[0]:.2f}, at the end {os.getloadavg()[0]:.2f}",
+            "command": " ".join(["benchmarks/run.py", *sys.argv[1:]])}
+
+
+def print_report(args, versions, labels, summaries, errors, run=None):
+    run = run or header()
+    print(f"date: {run['date']}")
+    print(f"machine: {run['machine']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    print("command: " + " ".join(["benchmarks/run.py", *sys.argv[1:]]))
+    print(f"command: {run['command']}")
     print(f"sizes: {args.spawns} spawns (B1), {args.users}-user storm (B2), {args.api_users} users and "
           f"{args.concurrency} clients × {args.duration:g} s (B3), {args.concurrency} clients × {args.duration:g} s (B5)")
     print()
