@@ -5,12 +5,12 @@ import json
 import os
 import re
 
-from cryptography import x509
-
 ACME_ERROR = re.compile(r"Unable to obtain ACME certificate.*|acme: error.*")
 
 
 def _describe(pem):
+    from cryptography import x509  # ~7 MiB the hub holds only where HTTPS is on and an admin looks
+
     cert = x509.load_pem_x509_certificates(pem)[0]
     return {
         "subject": cert.subject.rfc4514_string(),
