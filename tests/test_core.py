@@ -257,6 +257,9 @@ def test_traefik_keeps_only_the_pages_it_serves_with(hub, alice, names):
     assert released, "the daemon released Traefik's start-up pages"
     # Its binary's resident part: ~80-110 of ~90-120 MiB as started; ~30 MiB with the release.
     assert private_mib_of_executable(pid) < int(released.group(1)) / 2
+    # Go's soft memory limit keeps its heap near what is live (traefik.py, GO_MEMORY_LIMIT).
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        assert b"GOMEMLIMIT=40MiB" in f.read().split(b"\0")
 
 
 def test_traefik_restarted_when_it_dies(hub, alice, names):
@@ -273,7 +276,7 @@ def test_traefik_restarted_when_it_dies(hub, alice, names):
             pass
         time.sleep(0.2)
     else:
-        pytest.fail("Traefik did not come back")
+        pytest.fail("Traefik did not come back\n" + hub.log()[-3000:])
     with open(f"{hub.prefix}/state/traefik/traefik.pid") as f:
         assert json.load(f)["pid"] != old
 
