@@ -166,11 +166,9 @@ class TraefikProxy:
         return os.path.join(self.paths.traefik_dir, "traefik.env")
 
     def environment(self):
-        """Go's soft memory limit (unless the daemon's own environment sets one) and what
+        """Go's soft memory limit (the daemon's own GOMEMLIMIT where it has one) and what
         Traefik's ACME client (lego) needs: a private CA, DNS provider credentials."""
-        env = {}
-        if "GOMEMLIMIT" not in os.environ:
-            env["GOMEMLIMIT"] = GO_MEMORY_LIMIT
+        env = {"GOMEMLIMIT": os.environ.get("GOMEMLIMIT") or GO_MEMORY_LIMIT}
         le = self.letsencrypt
         if le and le.acme_ca_file:
             env["LEGO_CA_CERTIFICATES"] = le.acme_ca_file
