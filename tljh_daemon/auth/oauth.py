@@ -16,10 +16,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-from authlib.oauth2.auth import ClientAuth
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-
 from .. import users
 from .base import Authenticator, LoggedIn, LoginRefused
 from .oauth_provider import InvalidIDToken, Provider, ProviderUnreachable, UnacceptedAlgorithm, fetch, http_session
@@ -220,6 +216,9 @@ class GenericOAuthenticator(Authenticator):
         state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
         redirect_uri = self.redirect_uri(origin)
         extra = {"nonce": nonce} if self.provider.metadata else {}
+        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri  # where OAuth signs in (see oauth_provider)
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
         url = prepare_grant_uri(authorize_url, self.settings["client_id"], "code", redirect_uri=redirect_uri,
                                 scope=" ".join(self.scope) or None, state=state,
                                 code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256",
@@ -258,6 +257,9 @@ class GenericOAuthenticator(Authenticator):
         """(claims about the user, access token): token endpoint, ID token, user info."""
         s = self.settings
         _, token_url, userdata_url = await self.provider.endpoints()
+        from authlib.oauth2.auth import ClientAuth
+        from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
         body = prepare_token_request("authorization_code", code=code, redirect_uri=pending.redirect_uri,
                                      code_verifier=pending.code_verifier)
         client_auth = ClientAuth(s["client_id"], s["client_secret"],

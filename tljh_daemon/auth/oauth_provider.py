@@ -14,10 +14,9 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet, OctKey
-from joserfc.jws import extract_compact
+
+# joserfc (and with it cryptography, ~8 MiB) is imported where an ID token is checked: the hub
+# loads this module with every login backend's config schema, also where nobody signs in with OAuth.
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +176,9 @@ class Provider:
             jwks_uri = self._oidc_metadata()["jwks_uri"]
             async with http_session(self.verify) as session:
                 _, jwks = await fetch(session, "GET", jwks_uri)
+            from joserfc.errors import JoseError
+            from joserfc.jwk import KeySet
+
             try:
                 self._keys = KeySet.import_key_set(jwks)
             except (ValueError, JoseError, KeyError, TypeError) as e:
@@ -185,6 +187,11 @@ class Provider:
 
     async def verify_id_token(self, id_token, nonce):
         """The claims of `id_token` once its signature, issuer, audience, expiry and nonce hold."""
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+        from joserfc.jwk import OctKey
+        from joserfc.jws import extract_compact
+
         try:
             headers = extract_compact(id_token.encode()).headers()
             alg = headers.get("alg")
