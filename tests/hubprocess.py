@@ -10,7 +10,7 @@ import pytest
 import requests
 from ruamel.yaml import YAML
 
-from tljh_daemon.ports import free_port
+from tljh_daemon.ports import free_port, free_ports  # noqa: F401 (free_port: the tests import it from here)
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: servers run as their own Unix users (run the tests as root)"
@@ -22,7 +22,7 @@ class HubProcess:
         self.prefix = str(prefix)
         os.makedirs(os.path.join(self.prefix, "config"), exist_ok=True)
         os.chmod(self.prefix, 0o755)
-        self.http_port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
+        self.http_port, self.hub_port, self.api_port, https_port = free_ports(4)
         base = {
             "http": {"address": "127.0.0.1", "port": self.http_port},
             "hub": {"port": self.hub_port},
@@ -30,7 +30,7 @@ class HubProcess:
         }
         https = config.get("https", {})
         if https.get("enabled"):
-            base["https"] = {"port": free_port()}
+            base["https"] = {"port": https_port}
             https = {**https, "port": base["https"]["port"]}
             config = {**config, "https": https}
         self.write_config({**base, **config})

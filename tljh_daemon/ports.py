@@ -3,6 +3,7 @@ so a port held by another program is a clear error naming it, not a hub that see
 the URL serves that other program."""
 
 import os
+import contextlib
 import socket
 
 import psutil
@@ -15,6 +16,16 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(count):
+    """`count` different TCP ports free on 127.0.0.1 right now: all are held while they are
+    chosen, since two separate `free_port()` calls can return the same port."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 class PortInUse(Exception):

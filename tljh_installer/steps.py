@@ -12,7 +12,7 @@ import urllib.request
 
 from tljh_daemon import accounts, configfile
 from tljh_daemon.paths import DEFAULT_PREFIX, PROFILE_DIR, SUDOERS_FILE, profile_script
-from tljh_daemon.ports import free_port
+from tljh_daemon.ports import free_ports
 from tljh_daemon.auth.firstuse import hash_password
 from tljh_daemon.files import write_atomically
 from tljh_daemon.db import SyncDatabase
@@ -61,10 +61,9 @@ def configure(paths, admins, http_port, hub_port=None, traefik_api_port=None):
             config.setdefault("traefik_api", {})["port"] = traefik_api_port
         if paths.prefix != DEFAULT_PREFIX:
             # A second install beside the first needs its own internal ports.
-            hub = config.setdefault("hub", {})
-            hub.setdefault("port", free_port())
-            api = config.setdefault("traefik_api", {})
-            api.setdefault("port", free_port())
+            hub_free, api_free = free_ports(2)
+            config.setdefault("hub", {}).setdefault("port", hub_free)
+            config.setdefault("traefik_api", {}).setdefault("port", api_free)
 
 
 def preset_admin_passwords(paths, passwords):
