@@ -5,20 +5,13 @@ also return its own route definitions from `routes()`.
 """
 
 from .api import signups as api_signups
+from .handlers import oauth as oauth_pages
 from .handlers import signup as signup_pages
 from .handlers import tmplogin
 
-
-def oauth_routes(auth):
-    # Imported here: the OAuth stack (authlib, joserfc, cryptography: ~9 MiB) only where it signs in.
-    from .handlers import oauth as oauth_pages
-
-    return oauth_pages.make_routes(auth)
-
-
 PAGE_SETS = {
     "signup": lambda auth: [*signup_pages.routes, *api_signups.routes],
-    "oauth": oauth_routes,
+    "oauth": oauth_pages.make_routes,
     "tmplogin": lambda auth: list(tmplogin.routes),
 }
 
