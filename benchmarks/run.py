@@ -432,11 +432,17 @@ def report(args):
     with open(args.report) as f:
         saved = json.load(f)
     labels = list(saved["summaries"])
-    summaries = [summarize(saved["raw"][label]) for label in labels]
-    defaults = [label for label in saved["raw"] if "default" in label]
+    print_report(args, saved["versions"], labels, summaries_of(saved["raw"], labels), saved["errors"], saved.get("run"))
+
+
+def summaries_of(raw, labels):
+    """One summary per column in `labels`; the run at JupyterHub's default timeouts (no column of
+    its own) lends its B2 failures to the second column."""
+    summaries = [summarize(raw[label]) for label in labels]
+    defaults = [label for label in raw if "default" in label]
     if defaults and len(summaries) > 1:
-        summaries[1]["b2d_failures"] = summarize(saved["raw"][defaults[0]]).get("b2_failures")
-    print_report(args, saved["versions"], labels, summaries, saved["errors"], saved.get("run"))
+        summaries[1]["b2d_failures"] = summarize(raw[defaults[0]]).get("b2_failures")
+    return summaries
 
 
 def main():
@@ -495,10 +501,7 @@ def main():
             finally:
                 hub.stop()
         labels = [h.label for h in candidates if "default" not in h.label]
-        summaries = [summarize(raw[label]) for label in labels]
-        defaults = [h.label for h in candidates if "default" in h.label]
-        if defaults and len(summaries) > 1:
-            summaries[1]["b2d_failures"] = summarize(raw[defaults[0]]).get("b2_failures")
+        summaries = summaries_of(raw, labels)
         print_report(args, versions, labels, summaries, errors)
         if args.json:
             with open(args.json, "w") as f:

@@ -2,8 +2,8 @@
 so a port held by another program is a clear error naming it, not a hub that seems to work while
 the URL serves that other program."""
 
-import os
 import contextlib
+import os
 import socket
 
 import psutil
@@ -13,9 +13,7 @@ from .config import PORT_KEYS
 
 def free_port():
     """A TCP port free on 127.0.0.1 right now (for a server, or a second install's internal ports)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def free_ports(count):
