@@ -266,4 +266,7 @@ def test_jupyterlab_in_a_prewarmed_scope_saves_settings_and_workspaces(install):
 def test_tljh_daemon_stop_stops_scopes_and_services(install):
     install.sh([f"{PREFIX}/hub/bin/tljh-daemon", "stop"])
     states = install.sh(["systemctl", "is-active", "jupyter-cleo.scope", "jupyter-alice.service"], check=False)
-    assert states.split() == ["inactive"] * 2
+    why = "" if states.split() == ["inactive"] * 2 else install.sh(
+        ["sh", "-c", "systemctl show -p Result jupyter-cleo.scope jupyter-alice.service; "
+                     "journalctl -u jupyter-cleo.scope -u jupyter-alice.service -n 60 --no-pager"], check=False)
+    assert states.split() == ["inactive"] * 2, why

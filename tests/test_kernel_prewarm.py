@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import signal
+import subprocess
 import time
 import uuid
 
@@ -320,6 +321,62 @@ def kernel_lifecycle(c, name, server, expect_forked):
 def test_a_forked_kernel_interrupts_restarts_and_shuts_down(hub, alice, names):
     name = names["alice"]
     kernel_lifecycle(alice, name, server_pid(hub, name), expect_forked=True)
+
+
+# Signals sent to a kernel that has exited, through what LocalProvisioner holds for it: a
+# ForkedProcess, or the Popen of a fresh kernel. jupyter_server's shutdown interrupts each kernel
+# first; when the kernel died of the same SIGTERM as its server, an exception there stops the
+# server from exiting (seen under systemd: the scope killed at its stop timeout, "failed").
+AFTER_EXIT = r"""
+import asyncio, json, logging, os, signal, subprocess, sys, time
+from jupyter_client.connect import write_connection_file
+from tljh_kernel_prewarm.client import Zygote
+
+def exited(pid):  # reaped by the zygote, or our zombie
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+def after_exit(process):
+    os.kill(process.pid, signal.SIGKILL)
+    while not exited(process.pid):
+        time.sleep(0.01)
+    answers = []
+    for call in (lambda: process.send_signal(signal.SIGINT), process.terminate, process.kill,
+                 process.poll, lambda: process.wait(10)):
+        try:
+            answers.append(repr(call()))
+        except Exception as e:
+            answers.append(type(e).__name__)
+    return answers
+
+async def main():
+    zygote = Zygote(logging.getLogger())
+    await zygote.watch
+    files = [write_connection_file()[0] for _ in range(2)]
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f"]
+    forked = await zygote.fork(argv + [files[0]], dict(zygote.env), os.getcwd())
+    fresh = subprocess.Popen(argv + [files[1]], env=zygote.env, start_new_session=True)
+    print("ANSWERS", json.dumps({"forked": after_exit(forked), "fresh": after_exit(fresh)}), flush=True)
+    for f in files:
+        os.unlink(f)
+
+asyncio.run(main())
+"""
+
+
+def test_a_forked_kernel_that_exited_takes_signals_as_a_fresh_one(user_env):
+    """ForkedProcess answers as Popen does (LocalProvisioner's contract): signalling a kernel that
+    has exited raises nothing, and poll and wait give its exit code."""
+    out = subprocess.run([os.path.join(user_env, "bin", "python"), "-c", AFTER_EXIT], capture_output=True,
+                         text=True, timeout=120)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("ANSWERS ")]
+    assert lines, out.stdout + out.stderr
+    answers = json.loads(lines[-1].split(" ", 1)[1])
+    assert answers["fresh"] == ["None", "None", "None", "-9", "-9"]
+    assert answers["forked"] == answers["fresh"]
 
 
 def test_two_users_kernels_have_their_own_random_and_hash_seeds(hub, alice, names):

@@ -225,8 +225,14 @@ class ForkedProcess:
         return self.returncode
 
     def send_signal(self, signum):
-        if self.returncode is None:
-            os.kill(self.pid, signum)
+        """As Popen's: a kernel that has exited is not an error. jupyter_server's shutdown
+        interrupts every kernel first; a ProcessLookupError there (the kernel died of the same
+        SIGTERM as the server) would leave the server running until its stop timeout kills it."""
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass  # reaped by the zygote a moment ago: its exit message is on the way
 
     def terminate(self):
         self.send_signal(15)
