@@ -115,6 +115,29 @@ def test_named_server_lifecycle_through_traefik(hub, api, browser, me):
     assert "Traceback" not in log, log
 
 
+def test_a_renamed_server_starts_under_its_new_name(hub, api, browser, me):
+    """JupyterHub 6's PUT with a display name, then PATCH: the stopped server, renamed, starts
+    and answers at its new address through Traefik; the home page lists it by display name."""
+    r = api("PUT", f"/users/{me}/servers/draft", json={"display_name": "Draft"})
+    assert r.status_code == 201 and r.json()["display_name"] == "Draft", r.text
+    r = api("PATCH", f"/users/{me}/servers/draft", json={"name": "final", "display_name": "Final report"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["url"]) == ("final", f"/user/{me}/final/")
+    assert api("POST", f"/users/{me}/servers/final").status_code == 202
+    events = _progress(api, f"/users/{me}/servers/final/progress")
+    assert events[-1].get("ready") is True and events[-1]["url"] == f"/user/{me}/final/", events
+    status = browser.get(browser.url(f"/user/{me}/final/api/status"))
+    assert status.status_code == 200, _server_log(hub, me, "final")
+    assert browser.get(browser.url(f"/user/{me}/draft/api/status"), allow_redirects=False).status_code != 200
+    r = api("PATCH", f"/users/{me}/servers/final", json={"name": "again"})
+    assert r.status_code == 400 and "Please stop it" in r.json()["message"]
+    home = browser.get(browser.url("/hub/home")).text
+    assert "Final report" in home and "(final)" in home
+    assert api("DELETE", f"/users/{me}/servers/final", json={"remove": True}).status_code in (202, 204)
+    wait_for(lambda: "final" not in api("GET", f"/users/{me}", params={"include_stopped_servers": "1"}).json()["servers"],
+             "final to be removed", timeout=60)
+
+
 def test_daemon_stop_stops_named_servers(hub, api, me):
     """`tljh-daemon stop` (process mode) stops a named server's own process (its backend key)."""
     import os

@@ -209,6 +209,10 @@ MIGRATIONS = [
     );
     CREATE INDEX share_codes_owner ON share_codes(owner, server);
     """,
+    # A server's display name (JupyterHub 6); NULL shows its name.
+    """
+    ALTER TABLE servers ADD COLUMN display_name TEXT;
+    """,
 ]
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, fields
 from typing import Any, Iterable, Optional
 
+from . import sharing
 from .server_state import ServerState, sql_list
 
 DEFAULT = ""  # the default server's name
@@ -28,6 +30,22 @@ SERVER_NAME_MAX = 30
 
 def valid_server_name(server: str) -> bool:
     return len(server) <= SERVER_NAME_MAX and _SERVER_NAME.fullmatch(server) is not None
+
+
+DISPLAY_NAME_MAX = 255
+
+
+def display_name_problem(display_name: str) -> Optional[str]:
+    """Why `display_name` (NFC-normalised) cannot be a server's display name, or None.
+    JupyterHub 6's rule: 1 to 255 printable characters, single spaces inside but none at
+    either end, no other whitespace and no control or format characters."""
+    if not 1 <= len(display_name) <= DISPLAY_NAME_MAX:
+        return f"must be 1 to {DISPLAY_NAME_MAX} characters long"
+    if display_name != display_name.strip(" ") or "  " in display_name:
+        return "must not start or end with a space, or have two spaces in a row"
+    if any(c != " " and unicodedata.category(c)[0] in "ZC" for c in display_name):
+        return "must not contain whitespace other than single spaces, or control characters"
+    return None
 
 
 def spawner_key(user: str, server: str = DEFAULT) -> str:
@@ -59,6 +77,7 @@ class ServerRecord:
     host: Optional[str] = None
     limits: Optional[str] = None
     user_options: Optional[str] = None
+    display_name: Optional[str] = None  # None: its name
 
     @classmethod
     def from_row(cls, row) -> "ServerRecord":
@@ -154,13 +173,16 @@ class ServerStore:
 
     # -- the transitions (each one statement) ------------------------------------
 
-    async def pending(self, user: str, started: str, user_options: str = "{}", name: str = DEFAULT) -> None:
-        """A start begins, with `user_options` (JSON): the row is created on a user's first start."""
+    async def pending(self, user: str, started: str, user_options: str = "{}", name: str = DEFAULT,
+                      display_name: Optional[str] = None) -> None:
+        """A start begins, with `user_options` (JSON): the row is created on a user's first start.
+        A `display_name` given replaces the stored one; None keeps it."""
         await self.db.execute(
-            "INSERT INTO servers (user, name, state, started, user_options) VALUES (?, ?, ?, ?, ?)"
+            "INSERT INTO servers (user, name, state, started, user_options, display_name) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (user, name) DO UPDATE SET state=excluded.state, message=NULL,"
-            " started=excluded.started, user_options=excluded.user_options",
-            (user, name, ServerState.PENDING, started, user_options),
+            " started=excluded.started, user_options=excluded.user_options,"
+            " display_name=COALESCE(excluded.display_name, servers.display_name)",
+            (user, name, ServerState.PENDING, started, user_options, display_name),
         )
 
     async def launched(self, user: str, spawner_state: dict[str, Any], port: int, limits: str,
@@ -190,11 +212,25 @@ class ServerStore:
             (state, message, user, name),
         )
 
-    async def create(self, user: str, name: str, user_options: str = "{}") -> None:
+    async def create(self, user: str, name: str, user_options: str = "{}", display_name: Optional[str] = None) -> None:
         """A named server made without starting it (stopped); an existing one stays as it is."""
         await self.db.execute(
-            "INSERT OR IGNORE INTO servers (user, name, state, user_options) VALUES (?, ?, ?, ?)",
-            (user, name, ServerState.STOPPED, user_options))
+            "INSERT OR IGNORE INTO servers (user, name, state, user_options, display_name) VALUES (?, ?, ?, ?, ?)",
+            (user, name, ServerState.STOPPED, user_options, display_name))
+
+    async def modify(self, user: str, name: str, *, new_name: Optional[str] = None,
+                     display_name: Optional[str] = None, user_options: Optional[str] = None) -> None:
+        """A stopped server renamed (its shares and share codes follow it), given a display name
+        or new `user_options` (JSON); None leaves that part as it is. One transaction."""
+        def change(db):
+            if display_name is not None:
+                db.execute("UPDATE servers SET display_name=? WHERE user=? AND name=?", (display_name, user, name))
+            if user_options is not None:
+                db.execute("UPDATE servers SET user_options=? WHERE user=? AND name=?", (user_options, user, name))
+            if new_name is not None and new_name != name:
+                db.execute("UPDATE servers SET name=? WHERE user=? AND name=?", (new_name, user, name))
+                sharing.follow_rename(db, user, name, new_name)
+        await self.db.transaction(change)
 
     async def remove(self, user: str, name: str) -> None:
         """A named server is deleted (JupyterHub's DELETE with {"remove": true}); the default

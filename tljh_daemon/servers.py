@@ -109,6 +109,14 @@ class ServerBusy(Exception):
     """A start or stop is already under way (or the server already runs)."""
 
 
+class NoSuchServer(Exception):
+    """The user has no server of that name: a 404."""
+
+
+class ServerNameTaken(Exception):
+    """A rename to a name another of the user's servers has: a 409."""
+
+
 class SpawnLimitReached(Exception):
     """spawner.concurrent_spawn_limit servers are pending: the client should retry later."""
 
@@ -163,7 +171,7 @@ class ServerManager:
 
     # -- start -----------------------------------------------------------------
 
-    async def start(self, user_row, user_options=None, server=""):
+    async def start(self, user_row, user_options=None, server="", display_name=None):
         """Begin a spawn for `user_row` with `user_options` (a JSON object, e.g. {"profile":
         "big"}; None: the defaults) in the background; return its Progress.
 
@@ -172,7 +180,8 @@ class ServerManager:
         SpawnLimitReached when spawner.concurrent_spawn_limit servers are pending (JupyterHub's
         rule for both the REST API and the browser), NamedServerRefused for a named `server`
         that cannot be had (named_servers.*). Starts are checked one at a time (the
-        lock), so two requests cannot both pass the checks while the database answers."""
+        lock), so two requests cannot both pass the checks while the database answers.
+        A `display_name` (checked by the caller) replaces the stored one."""
         name = user_row["name"]
         user_groups = await self.db.run(groups.names_of_user, name)
         profile = profiles.choose(self.settings.profiles, user_options, user_groups)
@@ -193,19 +202,21 @@ class ServerManager:
             progress = Progress()
             self.progress[key] = progress
             await self.store.pending(name, started=timeutil.isoformat(timeutil.now()),
-                                     user_options=json.dumps(profiles.user_options_of(profile)), name=server)
+                                     user_options=json.dumps(profiles.user_options_of(profile)), name=server,
+                                     display_name=display_name)
             self._run_task(key, self._spawn(user_row, progress, profile, user_groups, server))
         return progress
 
-    async def check_named(self, name, server):
+    async def check_named(self, name, server, adds=True):
         """JupyterHub's rules for starting the named server `server` of `name`: named servers
-        are on; a new one needs a valid name and room under named_servers.limit_per_user."""
+        are on; a new one needs a valid name and, when it `adds` one to the user's named servers
+        (not a rename of one), room under named_servers.limit_per_user."""
         if not self.settings.named_servers:
             raise NamedServerRefused("Named servers are not enabled.")
         if await self.row(name, server) is not None:
             return  # an existing server may start whatever its name
         limit = self.settings.named_server_limit
-        if limit and len(await self.store.names(name)) >= limit:
+        if adds and limit and len(await self.store.names(name)) >= limit:
             raise NamedServerRefused(f"User {name} already has the maximum of {limit} named servers."
                                      "  One must be deleted before a new server can be created")
         if not valid_server_name(server):
@@ -214,7 +225,7 @@ class ServerManager:
             raise NamedServerRefused(f"Server name {server} is not available: its unit jupyter-{spawner_key(name, server)}"
                                      " would be another server's")
 
-    async def create(self, user_row, server, user_options=None):
+    async def create(self, user_row, server, user_options=None, display_name=None):
         """JupyterHub 6's PUT: make the named server `server` without starting it; False when it
         exists. Raises NamedServerRefused or profiles.ProfileRefused as `start` does."""
         name = user_row["name"]
@@ -224,8 +235,45 @@ class ServerManager:
             if await self.row(name, server) is not None:
                 return False
             await self.check_named(name, server)
-            await self.store.create(name, server, json.dumps(profiles.user_options_of(profile)))
+            await self.store.create(name, server, json.dumps(profiles.user_options_of(profile)), display_name)
             return True
+
+    async def modify(self, user_row, server, new_name=None, display_name=None, user_options=None):
+        """JupyterHub 6's PATCH: rename a stopped server, set its display name or the
+        user_options its next start uses (None: unchanged). Raises NoSuchServer, ServerBusy
+        (it is not stopped), ServerNameTaken, NamedServerRefused (named servers off, a bad new
+        name; renaming the default server adds a named one, so the limit applies) and
+        profiles.ProfileRefused as `start` does."""
+        name = user_row["name"]
+        options = None
+        if user_options is not None:
+            user_groups = await self.db.run(groups.names_of_user, name)
+            options = json.dumps(profiles.user_options_of(
+                profiles.choose(self.settings.profiles, user_options, user_groups)))
+        renamed = new_name is not None and new_name != server
+        if display_name is not None and not self.settings.named_servers:  # (a rename: check_named)
+            raise NamedServerRefused("Named servers are not enabled.")
+        async with self._start_lock:  # no start of this server (or of the new name) meanwhile
+            row = await self.row(name, server)
+            if row is None:
+                raise NoSuchServer(f"{name} has no server named '{server}'")
+            if row.state not in DOWN or (name, server) in self.tasks:
+                raise ServerBusy(f"The server {describe(name, server)} is active. Please stop it before modifying it.")
+            if renamed:
+                if await self.row(name, new_name) is not None:
+                    raise ServerNameTaken(f"{name} already has a server named '{new_name}'")
+                await self.check_named(name, new_name, adds=server == "")
+            await self.store.modify(name, server, new_name=new_name if renamed else None,
+                                    display_name=display_name, user_options=options)
+        if renamed:
+            self.progress.pop((name, server), None)
+            log.info("Renamed the server %s to %s", describe(name, server), describe(name, new_name))
+
+    async def previous_options(self, name, server=""):
+        """The user_options `name`'s server `server` last started with (None: none), for a start
+        that names none: JupyterHub 6 uses them again."""
+        record = await self.row(name, server)
+        return (json.loads(record.user_options or "{}") or None) if record is not None else None
 
     def _revoke_server_token(self, db, name, server):
         """(On the database thread.) The API tokens of this one server (not the user's others)."""
@@ -549,8 +597,7 @@ class ServerManager:
         row = await self.db.one("SELECT * FROM users WHERE name=?", (name,))
         if row is None:
             return "stopped"
-        record = await self.row(name, server)
-        options = json.loads(record.user_options or "{}") if record else None  # the same profile
+        options = await self.previous_options(name, server)  # the same profile
         try:
             try:
                 await self.start(row, options, server)

@@ -53,6 +53,16 @@ def filtered(requested, owner, server):
     return sorted(result)
 
 
+def follow_rename(db, owner, server, new_name):
+    """(In the rename's transaction.) The shares and share codes of `owner`'s server `server`
+    move to `new_name`, their scopes' `!server=` filters with them."""
+    old, new = f"!server={owner}/{server}", f"!server={owner}/{new_name}"
+    for table in ("shares", "share_codes"):
+        for row in db.all(f"SELECT id, scopes FROM {table} WHERE owner=? AND server=?", (owner, server)):
+            moved = sorted(s[:-len(old)] + new if s.endswith(old) else s for s in json.loads(row["scopes"]))
+            db.execute(f"UPDATE {table} SET server=?, scopes=? WHERE id=?", (new_name, json.dumps(moved), row["id"]))
+
+
 def server_exists(db, owner, server):
     """Does `owner` exist with a server called `server` (the default one always exists)?"""
     if db.one("SELECT 1 FROM users WHERE name=?", (owner,)) is None:

@@ -33,6 +33,12 @@ async def test_named_servers_are_refused_when_not_enabled(start_hub):
         async with hub.api(method, "/users/alice/servers/project", token) as resp:
             assert resp.status == 400
             assert (await resp.json())["message"] == "Named servers are not enabled."
+    # Renaming or naming the default server needs them too.
+    await hub.hub.servers.store.pending("alice", "2026-01-01T00:00:00Z")
+    await hub.hub.servers.store.down("alice")
+    for body in ({"name": "project"}, {"display_name": "Mine"}):
+        async with hub.api("PATCH", "/users/alice/server", token, json=body) as resp:
+            assert resp.status == 400 and (await resp.json())["message"] == "Named servers are not enabled."
 
 
 async def test_start_reach_stop_and_remove_a_named_server(start_hub):
@@ -294,6 +300,79 @@ async def test_get_and_put_a_named_server_as_jupyterhub_6_does(start_hub):
         assert resp.status == 201
     async with hub.api("PUT", "/users/alice/servers/three", token) as resp:
         assert resp.status == 400 and "maximum of 2" in (await resp.json())["message"]
+
+
+async def _call(hub, method, path, token, **kwargs):
+    async with hub.api(method, path, token, **kwargs) as resp:
+        return resp.status, (await resp.json() if resp.content_type.endswith("json") else None)
+
+
+async def test_display_names_as_jupyterhub_6_sets_them(start_hub):
+    hub = await start_hub(NAMED)
+    token = hub.token("alice")
+    status, model = await _call(hub, "PUT", "/users/alice/servers/ml", token, json={"display_name": "Cafe\u0301 ML"})
+    assert status == 201 and model["display_name"] == "Caf\u00e9 ML"  # NFC, as JupyterHub stores it
+    status, model = await _call(hub, "GET", "/users/alice/servers/ml", token)
+    assert model["display_name"] == "Caf\u00e9 ML" and model["name"] == "ml"
+    for bad in (" lead", "two  spaces", "tab\there", "", "x" * 256, 7):
+        status, error = await _call(hub, "PUT", "/users/alice/servers/two", token, json={"display_name": bad})
+        assert status == 400 and "display_name" in error["message"], bad
+    # A start may name one; without one the name shows. A body of neither key is the user_options.
+    assert (await _call(hub, "POST", "/users/alice/servers/two", token, json={"display_name": "Second"}))[0] == 202
+    await _wait_state(hub, "alice", "two", "running")
+    status, user = await _call(hub, "GET", "/users/alice", token, params={"include_stopped_servers": "1"})
+    assert {k: v["display_name"] for k, v in user["servers"].items()} == {"ml": "Caf\u00e9 ML", "two": "Second"}
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert "Caf\u00e9 ML" in page and "(ml)" in page and ">Second</a>" in page
+
+
+async def test_patch_renames_a_stopped_server_as_jupyterhub_6_does(start_hub):
+    hub = await start_hub({**NAMED, "sharing": {"enabled": True}, "profiles": [
+        {"slug": "small", "display_name": "Small", "limits": {"memory": "1G"}},
+        {"slug": "big", "display_name": "Big", "default": True, "limits": {"memory": "4G"}}]})
+    token = hub.token("alice", ["inherit"])
+    hub.add_user("bob")
+    assert (await _call(hub, "POST", "/users/alice/servers/draft", token))[0] == 202
+    await _wait_state(hub, "alice", "draft", "running")
+    assert (await _call(hub, "POST", "/shares/alice/draft", token, json={"user": "bob"}))[0] == 200
+
+    status, error = await _call(hub, "PATCH", "/users/alice/servers/draft", token, json={"name": "final"})
+    assert status == 400 and "Please stop it before modifying it" in error["message"]
+    async with hub.api("DELETE", "/users/alice/servers/draft", token) as resp:
+        assert resp.status in (202, 204)
+    await _wait_state(hub, "alice", "draft", "stopped")
+
+    for body, code in (({}, 400), ({"colour": "red"}, 400), ({"name": 3}, 400), ({"name": "Bad Name"}, 400),
+                       ({"user_options": []}, 400), ({"user_options": {"profile": "huge"}}, 400),
+                       ({"display_name": "  "}, 400)):
+        status, error = await _call(hub, "PATCH", "/users/alice/servers/draft", token, json=body)
+        assert status == code and error["message"], body
+    assert (await _call(hub, "PATCH", "/users/alice/servers/nope", token, json={"name": "x"}))[0] == 404
+    assert (await _call(hub, "PUT", "/users/alice/servers/other", token))[0] == 201
+    status, error = await _call(hub, "PATCH", "/users/alice/servers/draft", token, json={"name": "other"})
+    assert status == 409, error
+    # At the limit (2) a rename still fits: it adds no server.
+    status, model = await _call(hub, "PATCH", "/users/alice/servers/draft", token,
+                                json={"name": "final", "display_name": "Final report", "user_options": {"profile": "small"}})
+    assert status == 200, model
+    assert (model["name"], model["display_name"], model["stopped"]) == ("final", "Final report", True)
+    assert model["url"] == "/user/alice/final/" and model["user_options"] == {"profile": "small"}
+    assert (await _call(hub, "GET", "/users/alice/servers/draft", token))[0] == 404
+
+    # bob's share followed it, scopes and all.
+    status, page = await _call(hub, "GET", "/shares/alice/final", token)
+    assert [(s["user"]["name"], s["scopes"]) for s in page["items"]] == [("bob", ["access:servers!server=alice/final"])]
+    assert (await _call(hub, "GET", "/shares/alice/draft", token))[0] == 404  # no such server now
+
+    # It starts under its new name with the options PATCH gave it (a POST without body reuses them).
+    assert (await _call(hub, "POST", "/users/alice/servers/final", token))[0] == 202
+    await _wait_state(hub, "alice", "final", "running")
+    request = hub.spawner.requests[-1]
+    assert request.user == "alice-final" and request.limits == {"memory": "1G"}
+    assert request.env["JUPYTERHUB_SERVICE_PREFIX"] == "/user/alice/final/"
+    assert "/user/alice/final/" in hub.proxy.routes and "/user/alice/draft/" not in hub.proxy.routes
 
 
 async def test_a_link_to_a_stopped_named_server_starts_it(start_hub):

@@ -334,7 +334,14 @@ async def test_a_profiles_environment_runs_the_server_from_it(start_hub, tmp_pat
     assert request.env["PATH"].split(":")[0] == os.path.join(ml, "bin")
     async with hub.api("DELETE", "/users/alice/server", token) as resp:
         assert resp.status == 204
+    # JupyterHub 6: a start that names no user_options (no body, {}) uses the last ones again;
+    # empty ones ({"user_options": {}}) are the defaults.
     assert await start(hub, "alice", token, json={}) == (202, None)
+    await hub.wait_for_state("alice", "running")
+    assert hub.spawner.requests[-1].cmd[0].startswith(ml)
+    async with hub.api("DELETE", "/users/alice/server", token) as resp:
+        assert resp.status == 204
+    assert await start(hub, "alice", token, json={"user_options": {}}) == (202, None)
     await hub.wait_for_state("alice", "running")
     assert not hub.spawner.requests[-1].cmd[0].startswith(ml)
 

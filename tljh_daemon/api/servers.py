@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import unicodedata
 from datetime import timedelta
 
 from aiohttp import web
@@ -11,7 +12,8 @@ from .. import timeutil, users
 from ..hub import HUB
 from ..profiles import ProfileRefused
 from ..server_state import DOWN, ServerState
-from ..servers import NamedServerRefused, ServerBusy, SpawnLimitReached
+from ..server_store import display_name_problem
+from ..servers import NamedServerRefused, NoSuchServer, ServerBusy, ServerNameTaken, SpawnLimitReached
 from .base import authenticated, json_body, user_row
 from .models import server_model
 
@@ -59,6 +61,51 @@ async def activity(request):
     return web.Response(status=200)  # JupyterHub's handler finishes with tornado's default 200, no body
 
 
+def checked_display_name(value):
+    """A display name from a request body, NFC-normalised (as JupyterHub 6 stores it); None when
+    none is given; a 400 naming the problem."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise web.HTTPBadRequest(text="display_name must be a string")
+    value = unicodedata.normalize("NFC", value)
+    problem = display_name_problem(value)
+    if problem:
+        raise web.HTTPBadRequest(text=f"Invalid display_name {value!r}: it {problem}")
+    return value
+
+
+async def server_request(request):
+    """JupyterHub 6's body of a start (POST) or create (PUT): (user_options, display_name).
+    {"display_name": ..., "user_options": ...}; a body with neither key is the user_options
+    themselves (before JupyterHub 6). user_options None (no body, null): the previous ones."""
+    body = await json_body(request, required=False)
+    if not body:
+        return None, None
+    if "user_options" not in body and "display_name" not in body:
+        return body, None
+    options = body.get("user_options")
+    if options is not None and not isinstance(options, dict):
+        raise web.HTTPBadRequest(text="user_options must be an object or null")
+    return options, checked_display_name(body.get("display_name"))
+
+
+def refused(e):
+    """The HTTP error for a refused start, create or change of a server."""
+    if isinstance(e, ProfileRefused):  # an unknown profile (400), or one outside the user's groups (403)
+        return (web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest)(text=str(e))
+    if isinstance(e, SpawnLimitReached):
+        return web.HTTPTooManyRequests(text=str(e), headers={"Retry-After": str(e.retry_after)})
+    if isinstance(e, NoSuchServer):
+        return web.HTTPNotFound(text=str(e))
+    if isinstance(e, ServerNameTaken):
+        return web.HTTPConflict(text=str(e))
+    return web.HTTPBadRequest(text=str(e))  # NamedServerRefused, ServerBusy
+
+
+REFUSALS = (NamedServerRefused, ProfileRefused, ServerBusy, SpawnLimitReached, NoSuchServer, ServerNameTaken)
+
+
 # JupyterHub's router takes an empty server name as the default server:
 # /users/<name>/servers/ is /users/<name>/server (JupyterHub's start/stop example uses it).
 @routes.post("/hub/api/users/{name}/server")
@@ -68,18 +115,13 @@ async def start_server(request):
     server = request.match_info.get("server", "")
     _, row = await user_row(request, "start:servers", server=server)
     hub = request.app[HUB]
-    user_options = await json_body(request, required=False)  # JupyterHub's user_options, e.g. {"profile": "big"}
+    user_options, display_name = await server_request(request)  # e.g. {"profile": "big"}
+    if user_options is None:
+        user_options = await hub.servers.previous_options(row["name"], server)
     try:
-        await hub.servers.start(row, user_options, server)
-    except NamedServerRefused as e:
-        raise web.HTTPBadRequest(text=str(e)) from None
-    except ProfileRefused as e:  # an unknown profile (400), or one outside the user's groups (403)
-        error = web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest
-        raise error(text=str(e)) from None
-    except ServerBusy as e:
-        raise web.HTTPBadRequest(text=str(e)) from None
-    except SpawnLimitReached as e:
-        raise web.HTTPTooManyRequests(text=str(e), headers={"Retry-After": str(e.retry_after)}) from None
+        await hub.servers.start(row, user_options, server, display_name if server else None)
+    except REFUSALS as e:
+        raise refused(e) from None
     return web.Response(status=202)
 
 
@@ -101,20 +143,47 @@ async def create_server(request):
     server = request.match_info["server"]
     _, row = await user_row(request, "start:servers", server=server)
     hub = request.app[HUB]
-    body = await json_body(request, required=False)
-    options = body.get("user_options") if ("user_options" in body or "display_name" in body) else body
-    if options is not None and not isinstance(options, dict):
-        raise web.HTTPBadRequest(text="user_options must be an object")
+    options, display_name = await server_request(request)
     try:
-        created = await hub.servers.create(row, server, options or None)
-    except NamedServerRefused as e:
-        raise web.HTTPBadRequest(text=str(e)) from None
-    except ProfileRefused as e:
-        raise (web.HTTPForbidden if e.status == 403 else web.HTTPBadRequest)(text=str(e)) from None
+        created = await hub.servers.create(row, server, options or None, display_name)
+    except REFUSALS as e:
+        raise refused(e) from None
     if not created:
         raise web.HTTPConflict(text=f"{row['name']} already has a server named '{server}'")
     model = await server_model(hub, row["name"], include_stopped=True, server=server)
     return web.json_response(model, status=201)
+
+
+MODIFIABLE = ("name", "display_name", "user_options")
+
+
+@routes.patch("/hub/api/users/{name}/server")
+@routes.patch("/hub/api/users/{name}/servers/")
+@routes.patch("/hub/api/users/{name}/servers/{server}")
+async def modify_server(request):
+    """JupyterHub 6: rename a stopped server, or set its display name or next user_options."""
+    server = request.match_info.get("server", "")
+    _, row = await user_row(request, "start:servers", server=server)
+    hub = request.app[HUB]
+    body = await json_body(request)
+    if not body:
+        raise web.HTTPBadRequest(text="Must specify at least one field to modify.")
+    unexpected = sorted(set(body) - set(MODIFIABLE))
+    if unexpected:
+        raise web.HTTPBadRequest(text=f"Unexpected fields: {', '.join(unexpected)}; supported fields: "
+                                      f"{', '.join(MODIFIABLE)}")
+    new_name = body.get("name")
+    if new_name is not None and not isinstance(new_name, str):
+        raise web.HTTPBadRequest(text="name must be a string")
+    options = body.get("user_options")
+    if "user_options" in body and not isinstance(options, dict):
+        raise web.HTTPBadRequest(text="user_options must be an object")
+    try:
+        await hub.servers.modify(row, server, new_name, checked_display_name(body.get("display_name")), options)
+    except REFUSALS as e:
+        raise refused(e) from None
+    model = await server_model(hub, row["name"], include_stopped=True, server=new_name or server)
+    return web.json_response(model)
 
 
 @routes.delete("/hub/api/users/{name}/server")

@@ -2,7 +2,6 @@
 stop and delete of one named server from a browser form (JupyterHub's /hub/spawn/<user>/<server>
 and /hub/spawn-pending/<user>/<server>)."""
 
-import json
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -28,9 +27,8 @@ async def _start(request, row, server, next_url="", options=None):
     hub = request.app[HUB]
     name = row["name"]
     if await hub.servers.state(name, server) != ServerState.RUNNING:
-        record = await hub.servers.row(name, server)
-        if options is None and record is not None:  # a start again: the profile it had
-            options = json.loads(record.user_options or "{}") or None
+        if options is None:  # a start again: the profile it had
+            options = await hub.servers.previous_options(name, server)
         try:
             await hub.servers.start(row, options, server)
         except (NamedServerRefused, ProfileRefused) as e:

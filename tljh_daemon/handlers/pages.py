@@ -157,7 +157,8 @@ async def named_servers_context(hub, name):
         return {"named_enabled": False}
     rows = await hub.servers.store.of_user(name)
     servers = [
-        {"name": server, "state": row.state, "url": hub.server_url(name, server), "message": row.message,
+        {"name": server, "display_name": row.display_name or server, "state": row.state,
+         "url": hub.server_url(name, server), "message": row.message,
          "path": f"{url_name(name)}/{url_name(server)}"}
         for server, row in rows.items() if server
     ]
