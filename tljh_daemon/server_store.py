@@ -10,6 +10,7 @@ Every method is a coroutine: the statement runs on the database thread (`Databas
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import unicodedata
@@ -46,6 +47,20 @@ def display_name_problem(display_name: str) -> Optional[str]:
     if any(c != " " and unicodedata.category(c)[0] in "ZC" for c in display_name):
         return "must not contain whitespace other than single spaces, or control characters"
     return None
+
+
+def server_name_for(text: str) -> str:
+    """A valid server name for `text`, what a person typed as a new server's name (its display
+    name): `text` itself when it is one, else its ASCII letters and digits, lowercased, as
+    hyphen-joined words, and 8 hex digits of its SHA-256 (two texts that read alike get two names)."""
+    if valid_server_name(text):
+        return text
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    stem = "-".join(re.findall(r"[a-z0-9]+", folded))
+    if not stem[:1].isalpha():
+        stem = f"server-{stem}".rstrip("-")
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{stem[:SERVER_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
 
 
 def spawner_key(user: str, server: str = DEFAULT) -> str:

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tljh_daemon import timeutil, tokens
+from tljh_daemon.server_store import server_name_for
 from tljh_daemon.servers import spawner_key, valid_server_name
 
 NAMED = {"named_servers": {"enabled": True, "limit_per_user": 2}}
@@ -207,9 +208,9 @@ async def test_home_page_lists_starts_stops_and_deletes_named_servers(start_hub)
     async with browser.request("GET", "/hub/home") as resp:
         page = await resp.text()
     assert 'id="named-servers"' in page and 'name="server_name"' in page and "up to 1" in page
-    form = {"_xsrf": browser.xsrf, "server_name": "Bad Name"}
+    form = {"_xsrf": browser.xsrf, "server_name": "\u200bBad"}
     async with browser.request("POST", "/hub/named-servers", data=form) as resp:
-        assert resp.status == 400 and "Invalid server_name: Bad Name" in await resp.text()
+        assert resp.status == 400 and "Invalid server name" in await resp.text()
     form["server_name"] = "ml"
     async with browser.request("POST", "/hub/named-servers", data=form) as resp:
         assert resp.status == 302 and resp.headers["Location"] == "/hub/spawn-pending/alice/ml"
@@ -234,6 +235,34 @@ async def test_home_page_lists_starts_stops_and_deletes_named_servers(start_hub)
     other = await hub.browser("bob")
     async with other.request("POST", "/hub/spawn/alice/ml", data={"_xsrf": other.xsrf}) as resp:
         assert resp.status == 403
+
+
+@pytest.mark.parametrize("text", ["Homework 3", "Über Analyse", "2024 data", "数据", "a" * 40, "x--y", "ml"])
+def test_a_server_name_is_made_from_any_display_name(text):
+    name = server_name_for(text)
+    assert valid_server_name(name), name
+    if valid_server_name(text):
+        assert name == text
+    else:
+        assert name != server_name_for(text + ".") and name == server_name_for(text)
+    assert server_name_for("Homework 3").startswith("homework-3-")
+    assert server_name_for("Über Analyse").startswith("uber-analyse-")
+
+
+async def test_the_home_page_takes_a_display_name_for_a_new_server(start_hub):
+    hub = await start_hub(NAMED)
+    browser = await hub.browser("alice")
+    form = {"_xsrf": browser.xsrf, "server_name": "  Homework   3 "}
+    async with browser.request("POST", "/hub/named-servers", data=form) as resp:
+        assert resp.status == 302
+    server = server_name_for("Homework 3")
+    assert resp.headers["Location"] == f"/hub/spawn-pending/alice/{server}"
+    await _wait_state(hub, "alice", server, "running")
+    async with hub.api("GET", f"/users/alice/servers/{server}", hub.token("alice")) as resp:
+        assert (await resp.json())["display_name"] == "Homework 3"
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert f'>Homework 3</a>\n      <span class="muted">({server})</span>' in page
 
 
 async def test_home_page_has_no_named_servers_when_off(start_hub):

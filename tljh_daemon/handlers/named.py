@@ -2,6 +2,7 @@
 stop and delete of one named server from a browser form (JupyterHub's /hub/spawn/<user>/<server>
 and /hub/spawn-pending/<user>/<server>)."""
 
+import unicodedata
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from .. import xsrf
 from ..hub import HUB
 from ..profiles import ProfileRefused
 from ..server_state import ServerState
+from ..server_store import display_name_problem, server_name_for
 from ..servers import NamedServerRefused, ServerBusy, SpawnLimitReached
 from ..urls import url_name
 from .pages import raw_redirect, render, require_user, safe_next, target_user
@@ -23,14 +25,14 @@ async def _server_of(request):
     return identity, row, request.match_info["server"]
 
 
-async def _start(request, row, server, next_url="", options=None):
+async def _start(request, row, server, next_url="", options=None, display_name=None):
     hub = request.app[HUB]
     name = row["name"]
     if await hub.servers.state(name, server) != ServerState.RUNNING:
         if options is None:  # a start again: the profile it had
             options = await hub.servers.previous_options(name, server)
         try:
-            await hub.servers.start(row, options, server)
+            await hub.servers.start(row, options, server, display_name)
         except (NamedServerRefused, ProfileRefused) as e:
             raise web.HTTPBadRequest(text=str(e)) from None
         except ServerBusy:
@@ -62,14 +64,20 @@ async def spawn_named(request):
 
 @routes.post("/hub/named-servers")
 async def new_named(request):
-    """The home page's name field: start (creating) the named server it names."""
+    """The home page's name field: start (creating) the named server it names. As on
+    JupyterHub 6's home page, any display name will do: the server's name is made from it."""
     identity = await require_user(request)
     form = await xsrf.checked_form(request)
-    server = (form.get("server_name") or "").strip()
-    if not server:
+    text = unicodedata.normalize("NFC", " ".join((form.get("server_name") or "").split()))
+    if not text:
         raise web.HTTPBadRequest(text="Give the new server a name")
+    problem = display_name_problem(text)
+    if problem:
+        raise web.HTTPBadRequest(text=f"Invalid server name {text!r}: it {problem}")
+    server = server_name_for(text)
     profile = form.get("profile")
-    await _start(request, await target_user(request, identity), server, options={"profile": profile} if profile else None)
+    await _start(request, await target_user(request, identity), server,
+                 options={"profile": profile} if profile else None, display_name=None if text == server else text)
 
 
 @routes.get("/hub/spawn-pending/{name}/{server}")
