@@ -148,7 +148,7 @@ def test_rest_api_user_options_through_traefik(hub):
                                    ({"size": "big"}, 400, "unknown user_options 'size'")):
         r = client.post(client.url(f"/hub/api/users/{name}/server"), json=options, headers=headers)
         assert r.status_code == status and words in r.json()["message"], r.text
-    # No body: the default profile.
+    # No body and no earlier start: the default profile (after one, its profile: JupyterHub 6).
     r = client.post(client.url(f"/hub/api/users/{name}/server"), headers=headers)
     assert r.status_code == 202, r.text
     assert client.progress_events(name)[-1]["ready"] is True

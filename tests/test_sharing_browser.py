@@ -24,7 +24,8 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def hub(make_hub, user_env, run_id, unix_accounts):
     hub = make_hub({"auth": {"type": "dummy", "DummyAuthenticator": {"password": "pw"}},
-                    "user_environment": {"path": user_env}, "sharing": {"enabled": True}})
+                    "user_environment": {"path": user_env}, "sharing": {"enabled": True},
+                    "named_servers": {"enabled": True}})
     hub.owner, hub.friend = f"{run_id}-owner", f"{run_id}-friend"
     unix_accounts.extend([f"jupyter-{hub.owner}", f"jupyter-{hub.friend}"])
     return hub
@@ -132,3 +133,32 @@ def test_share_open_revoke_and_share_link(browser, hub):
     assert friend_page.goto(share_link).status == 404
     friend_context.close()
     owner_context.close()
+
+
+def test_a_named_server_is_shared_on_its_own(browser, hub):
+    """With named servers the panel's Server choice says which server it shares: sharing a
+    named one (made through the REST API from the page, not started) shares that one only."""
+    owner, friend = hub.owner, hub.friend
+    person(browser, hub, friend)[0].close()  # the friend exists once signed in
+    context, page = person(browser, hub, owner)
+    errors = console_errors(page)
+    api = "(args) => window.hubApi(...args)"
+    page.evaluate(api, ["PUT", f"/users/{owner}/servers/proj", {"display_name": "Project"}])
+    # The default server is shared with nobody (the test before may have left a share).
+    page.evaluate("(args) => window.hubApi(...args).catch(() => null)", ["PATCH", f"/shares/{owner}/", {"user": friend}])
+    page.reload()
+
+    page.get_by_label("Server", exact=True).select_option(label="Project (proj)")
+    page.locator("#no-shares").wait_for()  # the named server is shared with nobody yet
+    page.get_by_label("Name", exact=True).fill(friend)
+    page.keyboard.press("Enter")
+    page.locator(f'#shares tr[data-who="{friend}"]').wait_for()
+    shares = page.evaluate(api, ["GET", f"/shares/{owner}/proj"])["items"]
+    assert [(s["user"]["name"], s["scopes"]) for s in shares] == [(friend, [f"access:servers!server={owner}/proj"])]
+    assert page.evaluate(api, ["GET", f"/shares/{owner}/"])["items"] == []
+
+    page.get_by_label("Server", exact=True).select_option(value="")
+    page.locator("#no-shares").wait_for()  # the panel is about the default server again
+    assert_accessible(page, within=["#share-panel"])
+    assert not errors, errors
+    context.close()

@@ -200,6 +200,15 @@ async def test_home_page_share_panel_only_when_sharing_is_on(hub, start_hub):
     async with browser.request("GET", "/hub/home") as resp:
         page = await resp.text()
     assert 'id="share-panel"' in page and "static/share.js" in page and 'name="xsrf"' in page
+    assert 'id="share-server"' not in page  # one server: nothing to choose
+    named = await start_hub({**SHARING, "named_servers": {"enabled": True}})
+    async with named.api("PUT", "/users/alice/servers/proj", named.token("alice"), json={"display_name": "Project"}) as resp:
+        assert resp.status == 201
+    browser = await named.browser("alice")
+    async with browser.request("GET", "/hub/home") as resp:
+        page = await resp.text()
+    assert '<option value="" selected>Your default server</option>' in page
+    assert '<option value="proj">Project (proj)</option>' in page
     off = await start_hub()
     browser = await off.browser("alice")
     async with browser.request("GET", "/hub/home") as resp:

@@ -1,7 +1,9 @@
 // The home page's Share panel: shares of the user's server (with a user or a group), share links
-// (share codes), and the servers others share with the user. All through the REST API.
+// (share codes), and the servers others share with the user. All through the REST API. With
+// named servers, #share-server chooses which of the user's servers the panel is about.
 (function () {
   var api = window.hubApi, status = window.showStatus, me = window.hubUser;
+  var chooser = document.getElementById("share-server");
   var server = "/" + encodeURIComponent(me) + "/";
 
   function when(iso) { return iso ? iso.slice(0, 16).replace("T", " ") + " UTC" : ""; }
@@ -104,6 +106,16 @@
       loadCodes();
     }).catch(fail);
   });
+
+  if (chooser) {
+    chooser.addEventListener("change", function () {
+      server = "/" + encodeURIComponent(me) + "/" + encodeURIComponent(chooser.value);
+      document.getElementById("new-code").hidden = true;
+      status("");
+      loadShares();
+      loadCodes();
+    });
+  }
 
   loadShares();
   loadCodes();
