@@ -126,6 +126,8 @@ def test_a_renamed_server_starts_under_its_new_name(hub, api, browser, me):
     assert api("POST", f"/users/{me}/servers/final").status_code == 202
     events = _progress(api, f"/users/{me}/servers/final/progress")
     assert events[-1].get("ready") is True and events[-1]["url"] == f"/user/{me}/final/", events
+    lab = browser.get(browser.url(f"/user/{me}/final/lab"))  # its OAuth client is the new name's
+    assert lab.status_code == 200 and lab.url.endswith(f"/user/{me}/final/lab"), lab.url
     status = browser.get(browser.url(f"/user/{me}/final/api/status"))
     assert status.status_code == 200, _server_log(hub, me, "final")
     assert browser.get(browser.url(f"/user/{me}/draft/api/status"), allow_redirects=False).status_code != 200
