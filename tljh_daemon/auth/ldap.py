@@ -12,11 +12,6 @@ import re
 import ssl
 from typing import Any
 
-import ldap3
-from ldap3.core import exceptions as ldap_errors
-from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import escape_rdn, parse_dn
-
 from .. import users
 from .base import Authenticator, LoggedIn, LoginRefused
 
@@ -139,6 +134,9 @@ def _templates(value):
 
 def _is_dn(value):
     """Whether `value` is a DN (`uid=x,dc=y`), not another name AD binds with (`x@domain`, `DOMAIN\\x`)."""
+    from ldap3.core import exceptions as ldap_errors
+    from ldap3.utils.dn import parse_dn
+
     try:
         return bool(parse_dn(value.replace("{username}", "x")))
     except ldap_errors.LDAPInvalidDnError:
@@ -173,6 +171,8 @@ def _bind_refusal(error, dn):
 
 def _certificate_problem(error, address):
     """A DirectoryMisconfigured when `error` is a refused server certificate, else None."""
+    from ldap3.core import exceptions as ldap_errors
+
     text = str(error)
     if isinstance(error, ldap_errors.LDAPCertificateError) or "doesn't match any name" in text:
         detail = f"its certificate does not name {address} (server_address must be a name the certificate holds)"
@@ -196,6 +196,8 @@ class LDAPAuthenticator(Authenticator):
     check_settings = staticmethod(check_settings)
 
     def __init__(self, auth_settings, db):
+        import ldap3  # here, not at the top: config validation loads every login backend's module
+
         super().__init__(auth_settings, db)
         s = self.settings
         self.username_pattern = re.compile(s["valid_username_regex"])
@@ -210,6 +212,8 @@ class LDAPAuthenticator(Authenticator):
     def _server(self):
         # A fresh Server per connection: ldap3 remembers a failed address as unavailable and
         # would keep refusing after the directory comes back.
+        import ldap3
+
         s = self.settings
         return ldap3.Server(s["server_address"], port=self.port, use_ssl=s["tls_strategy"] == "on_connect",
                             tls=self.tls, connect_timeout=CONNECT_TIMEOUT, get_info=ldap3.NONE)
@@ -218,6 +222,9 @@ class LDAPAuthenticator(Authenticator):
 
     def _connect(self, dn, password):
         """A connection bound as `dn`, or None when the directory refuses the credentials."""
+        import ldap3
+        from ldap3.core import exceptions as ldap_errors
+
         auto_bind = (ldap3.AUTO_BIND_TLS_BEFORE_BIND if self.settings["tls_strategy"] == "before_bind"
                      else ldap3.AUTO_BIND_NO_TLS)
         try:
@@ -238,6 +245,9 @@ class LDAPAuthenticator(Authenticator):
 
     def _lookup(self, login):
         """(DN, directory name) of the one entry whose user_attribute is `login`, else (None, None)."""
+        import ldap3
+        from ldap3.utils.conv import escape_filter_chars
+
         s = self.settings
         conn = self._connect(s["lookup_dn_search_user"], s["lookup_dn_search_password"])
         if conn is None:
@@ -261,6 +271,9 @@ class LDAPAuthenticator(Authenticator):
     def _own_dn(self, conn, login, bind_name):
         """The DN of a user who bound with a name that is not a DN (AD's `user@domain` or
         `DOMAIN\\user`), found with the user's own connection under user_search_base."""
+        import ldap3
+        from ldap3.utils.conv import escape_filter_chars
+
         search_filter = "(|(userPrincipalName={upn})(sAMAccountName={login}))".format(
             upn=escape_filter_chars(bind_name), login=escape_filter_chars(login))
         conn.search(self.settings["user_search_base"], search_filter, search_scope=ldap3.SUBTREE, attributes=[])
@@ -272,6 +285,10 @@ class LDAPAuthenticator(Authenticator):
 
     def _authenticate(self, login, password):
         """(directory name, groups the user is in) on success, else None."""
+        import ldap3
+        from ldap3.utils.conv import escape_filter_chars
+        from ldap3.utils.dn import escape_rdn
+
         s = self.settings
         name, templates, dn = login, _templates(s["bind_dn_template"]), None
         if s["lookup_dn"]:
