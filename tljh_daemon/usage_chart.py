@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from .server_store import describe
 from .usage_history import FINE_SECONDS
 
 MIB = 1024 * 1024
@@ -126,11 +127,14 @@ def machine_charts(usage, period, now=None):
     ]
 
 
-def home_charts(history, name, running, now=None):
-    """The home page's charts: the user's server over the last hour (none for a user whose
-    server has not run in that hour)."""
-    samples = history.servers([name], FINE_SECONDS, 60, now)[name]
-    return server_charts(samples, now=now) if samples or running else []
+def home_charts(history, name, servers, now=None):
+    """The home page's charts: each of the user's `servers` ([(server name, label, running)],
+    the default one's name '') over the last hour, as [{"server", "label", "charts"}]; none for
+    a server that has not run in that hour. One query for them all."""
+    keys = {server: describe(name, server) for server, _, _ in servers}
+    samples = history.servers(list(keys.values()), FINE_SECONDS, 60, now)
+    return [{"server": server, "label": label, "charts": server_charts(samples[keys[server]], now=now)}
+            for server, label, running in servers if samples[keys[server]] or running]
 
 
 def sparklines(history, names, now=None):

@@ -211,6 +211,31 @@ async def test_usage_api_scopes_and_bad_arguments(hub):
             assert body["status"] == 400 and body["message"]
 
 
+async def test_a_named_servers_usage_has_its_own_charts_and_api(start_hub):
+    hub = await start_hub({"named_servers": {"enabled": True}})
+    alice, bob = hub.token("alice"), hub.token("bob")
+    async with hub.api("PUT", "/users/alice/servers/proj", alice, json={"display_name": "Project"}) as r:
+        assert r.status == 201
+    now = time.time()
+    hub.hub.usage.history.record(now - 30, [ServerSample("alice", 12.0, 5 << 20),
+                                            ServerSample("alice/proj", 80.0, 9 << 20)])
+    async with hub.api("GET", "/users/alice/usage?server=proj", alice) as r:
+        body = await r.json()
+    assert body["server"] == "proj" and [p["memory_bytes"] for p in body["samples"]] == [9 << 20]
+    async with hub.api("GET", "/users/alice/usage", alice) as r:
+        assert [p["memory_bytes"] for p in (await r.json())["samples"]] == [5 << 20]
+    async with hub.api("GET", "/users/alice/usage?server=nope", alice) as r:
+        assert r.status == 404
+    async with hub.api("GET", "/users/alice/usage?server=proj", bob) as r:
+        assert r.status == 404
+    browser = await hub.browser("alice")
+    async with browser.request("GET", "/hub/home") as r:
+        html = await r.text()
+    assert "Your servers' usage" in html and "<h3>Your default server</h3>" in html and "<h3>Project</h3>" in html
+    assert max(float(v) for v in _data_values(html, 'id="usage-proj-cpu"')) == 80.0
+    assert max(float(v) for v in _data_values(html, 'id="usage-cpu"')) == 12.0
+
+
 async def test_usage_settings_are_validated_and_used(start_hub):
     from tljh_daemon import config as config_mod
     with pytest.raises(config_mod.ConfigError, match="usage"):

@@ -1,4 +1,5 @@
-"""Usage over time: /hub/api/users/{name}/usage (a user's server) and /hub/api/usage (the machine).
+"""Usage over time: /hub/api/users/{name}/usage (a user's server, ?server= a named one) and
+/hub/api/usage (the machine).
 
 Answers are downsampled by the history (at most `points` buckets), so they stay small for
 any period. Times are seconds since the epoch (`t` is a bucket's start).
@@ -7,6 +8,7 @@ any period. Times are seconds since the epoch (`t` is a bucket's start).
 from aiohttp import web
 
 from ..hub import HUB
+from ..server_store import describe
 from ..usage_history import MAX_POINTS, UsageHistory
 from .base import require, user_row
 
@@ -40,11 +42,18 @@ def _integer(request, key, default, low, high):
 
 @routes.get("/hub/api/users/{name}/usage")
 async def user_usage(request):
-    """The CPU and memory of the user's server over the last `period` seconds."""
-    _, row = await user_row(request, "read:servers")
+    """The CPU and memory of the user's server (`?server=` a named one) over the last `period`
+    seconds."""
+    server = request.query.get("server", "")
+    _, row = await user_row(request, "read:servers", server=server)
+    hub = request.app[HUB]
+    if server and await hub.servers.row(row["name"], server) is None:
+        raise web.HTTPNotFound(text=f"{row['name']} has no server named '{server}'")
     period, points = window(request)
-    samples = (await request.app[HUB].usage.read(UsageHistory.servers, [row["name"]], period, points))[row["name"]]
-    return web.json_response({"name": row["name"], "period": period, "points": points, "samples": samples})
+    key = describe(row["name"], server)
+    samples = (await hub.usage.read(UsageHistory.servers, [key], period, points))[key]
+    body = {"name": row["name"], "server": server, "period": period, "points": points, "samples": samples}
+    return web.json_response(body)
 
 
 @routes.get("/hub/api/usage")

@@ -137,7 +137,8 @@ async def home(request):
         "home.html",
         {
             "state": state,
-            "usage_charts": await hub.usage.read(usage_chart.home_charts, identity.name, state == ServerState.RUNNING),
+            "usage_charts": await hub.usage.read(usage_chart.home_charts, identity.name,
+                                                 await usage_servers(hub, identity.name, state)),
             "usage_refresh": max(3 * hub.usage.interval, 5),  # seconds between the charts' refreshes
             "message": row.message if row else None,
             "url": hub.server_url(identity.name),
@@ -148,6 +149,16 @@ async def home(request):
             **await named_servers_context(hub, identity.name),  # named_servers.html
         },
     )
+
+
+async def usage_servers(hub, name, state):
+    """[(server name, label, running)] of `name`'s servers whose usage the home page shows:
+    the default one and, with named servers on, each named one (by display name)."""
+    servers = [("", "Your default server", state == ServerState.RUNNING)]
+    if hub.servers.settings.named_servers:
+        servers += [(server, row.display_name or server, row.state == ServerState.RUNNING)
+                    for server, row in (await hub.servers.store.of_user(name)).items() if server]
+    return servers
 
 
 async def named_servers_context(hub, name):

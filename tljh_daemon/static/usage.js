@@ -1,5 +1,5 @@
 // Usage charts stay current: the hub renders them (SVG), so a refresh swaps in the fresh
-// page's charts. The home page refreshes its own (every 3 sampling intervals); the admin panel's script calls
+// page's charts. The home page refreshes its own, every server's (every 3 sampling intervals); the admin panel's script calls
 // swapUsageCharts with each page it re-reads.
 (function () {
   window.swapUsageCharts = function (doc, selector) {
@@ -13,7 +13,7 @@
       if (!r.ok) throw new Error(r.statusText);
       return r.text();
     }).then(function (html) {
-      window.swapUsageCharts(new DOMParser().parseFromString(html, "text/html"), "#usage .usage-charts");
+      window.swapUsageCharts(new DOMParser().parseFromString(html, "text/html"), "#usage-groups");
     }).catch(function () {});
   }, Number(home.dataset.refresh) * 1000);
 })();
