@@ -106,15 +106,28 @@ def refused(e):
 REFUSALS = (NamedServerRefused, ProfileRefused, ServerBusy, SpawnLimitReached, NoSuchServer, ServerNameTaken)
 
 
-# JupyterHub's router takes an empty server name as the default server:
-# /users/<name>/servers/ is /users/<name>/server (JupyterHub's start/stop example uses it).
-@routes.post("/hub/api/users/{name}/server")
-@routes.post("/hub/api/users/{name}/servers/")
-@routes.post("/hub/api/users/{name}/servers/{server}")
-async def start_server(request):
+def any_server(method, suffix=""):
+    """Route `method` on a server's paths, the default one's and a named one's. JupyterHub's
+    router takes an empty server name as the default server: /users/<name>/servers/ is
+    /users/<name>/server (JupyterHub's start/stop example uses it)."""
+    def register(handler):
+        for path in ("server", "servers/", "servers/{server}"):
+            routes.route(method, f"/hub/api/users/{{name}}/{path}{suffix}")(handler)
+        return handler
+    return register
+
+
+async def target_server(request, scope):
+    """(hub, users row, server name: '' the default) of the request's URL, `scope` checked on
+    that server (so `!server=<user>/<server>` filters apply)."""
     server = request.match_info.get("server", "")
-    _, row = await user_row(request, "start:servers", server=server)
-    hub = request.app[HUB]
+    _, row = await user_row(request, scope, server=server)
+    return request.app[HUB], row, server
+
+
+@any_server("POST")
+async def start_server(request):
+    hub, row, server = await target_server(request, "start:servers")
     user_options, display_name = await server_request(request)  # e.g. {"profile": "big"}
     if user_options is None:
         user_options = await hub.servers.previous_options(row["name"], server)
@@ -128,9 +141,7 @@ async def start_server(request):
 @routes.get("/hub/api/users/{name}/servers/{server}")
 async def get_server(request):
     """JupyterHub 6: one server's model, stopped or not; 404 when there is no such server."""
-    server = request.match_info["server"]
-    _, row = await user_row(request, "read:servers", server=server)
-    hub = request.app[HUB]
+    hub, row, server = await target_server(request, "read:servers")
     model = await server_model(hub, row["name"], include_stopped=True, server=server)
     if model is None:
         raise web.HTTPNotFound(text=f"{row['name']} has no server named '{server}'")
@@ -140,9 +151,7 @@ async def get_server(request):
 @routes.put("/hub/api/users/{name}/servers/{server}")
 async def create_server(request):
     """JupyterHub 6: make a named server without starting it (409 when it exists)."""
-    server = request.match_info["server"]
-    _, row = await user_row(request, "start:servers", server=server)
-    hub = request.app[HUB]
+    hub, row, server = await target_server(request, "start:servers")
     options, display_name = await server_request(request)
     try:
         created = await hub.servers.create(row, server, options or None, display_name)
@@ -157,14 +166,10 @@ async def create_server(request):
 MODIFIABLE = ("name", "display_name", "user_options")
 
 
-@routes.patch("/hub/api/users/{name}/server")
-@routes.patch("/hub/api/users/{name}/servers/")
-@routes.patch("/hub/api/users/{name}/servers/{server}")
+@any_server("PATCH")
 async def modify_server(request):
     """JupyterHub 6: rename a stopped server, or set its display name or next user_options."""
-    server = request.match_info.get("server", "")
-    _, row = await user_row(request, "start:servers", server=server)
-    hub = request.app[HUB]
+    hub, row, server = await target_server(request, "start:servers")
     body = await json_body(request)
     if not body:
         raise web.HTTPBadRequest(text="Must specify at least one field to modify.")
@@ -186,14 +191,10 @@ async def modify_server(request):
     return web.json_response(model)
 
 
-@routes.delete("/hub/api/users/{name}/server")
-@routes.delete("/hub/api/users/{name}/servers/")
-@routes.delete("/hub/api/users/{name}/servers/{server}")
+@any_server("DELETE")
 async def stop_server(request):
     """Stop a server; a named one with {"remove": true} is deleted too (JupyterHub's rules)."""
-    server = request.match_info.get("server", "")
-    _, row = await user_row(request, "delete:servers", server=server)
-    hub = request.app[HUB]
+    hub, row, server = await target_server(request, "delete:servers")
     name = row["name"]
     remove = (await json_body(request, required=False)).get("remove", False)
     if not isinstance(remove, bool):
@@ -222,13 +223,9 @@ def _sse(event):
     return f"data: {json.dumps(event)}\n\n".encode()
 
 
-@routes.get("/hub/api/users/{name}/server/progress")
-@routes.get("/hub/api/users/{name}/servers//progress")
-@routes.get("/hub/api/users/{name}/servers/{server}/progress")
+@any_server("GET", "/progress")
 async def progress(request):
-    server_name = request.match_info.get("server", "")
-    _, row = await user_row(request, "read:servers", server=server_name)
-    hub = request.app[HUB]
+    hub, row, server_name = await target_server(request, "read:servers")
     name = row["name"]
     server = await hub.servers.row(name, server_name)
     if server_name and server is None:
