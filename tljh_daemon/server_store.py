@@ -36,17 +36,22 @@ def valid_server_name(server: str) -> bool:
 DISPLAY_NAME_MAX = 255
 
 
-def display_name_problem(display_name: str) -> Optional[str]:
-    """Why `display_name` (NFC-normalised) cannot be a server's display name, or None.
-    JupyterHub 6's rule: 1 to 255 printable characters, single spaces inside but none at
-    either end, no other whitespace and no control or format characters."""
-    if not 1 <= len(display_name) <= DISPLAY_NAME_MAX:
-        return f"must be 1 to {DISPLAY_NAME_MAX} characters long"
-    if display_name != display_name.strip(" ") or "  " in display_name:
-        return "must not start or end with a space, or have two spaces in a row"
-    if any(c != " " and unicodedata.category(c)[0] in "ZC" for c in display_name):
-        return "must not contain whitespace other than single spaces, or control characters"
-    return None
+class InvalidDisplayName(ValueError):
+    """Its text says why, to follow "it": "must be 1 to 255 characters long"."""
+
+
+def display_name(text: str) -> str:
+    """`text` as a server's display name: NFC-normalised, as JupyterHub 6 stores it, and checked
+    by its rule (1 to 255 printable characters, single spaces inside but none at either end, no
+    other whitespace and no control or format characters); InvalidDisplayName otherwise."""
+    text = unicodedata.normalize("NFC", text)
+    if not 1 <= len(text) <= DISPLAY_NAME_MAX:
+        raise InvalidDisplayName(f"must be 1 to {DISPLAY_NAME_MAX} characters long")
+    if text != text.strip(" ") or "  " in text:
+        raise InvalidDisplayName("must not start or end with a space, or have two spaces in a row")
+    if any(c != " " and unicodedata.category(c)[0] in "ZC" for c in text):
+        raise InvalidDisplayName("must not contain whitespace other than single spaces, or control characters")
+    return text
 
 
 def server_name_for(text: str) -> str:
@@ -93,6 +98,11 @@ class ServerRecord:
     limits: Optional[str] = None
     user_options: Optional[str] = None
     display_name: Optional[str] = None  # None: its name
+
+    @property
+    def shown_name(self) -> str:
+        """What pages and the API show: its display name, else its name."""
+        return self.display_name or self.name
 
     @classmethod
     def from_row(cls, row) -> "ServerRecord":

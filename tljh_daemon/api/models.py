@@ -19,7 +19,7 @@ async def server_model(hub, name, include_stopped=False, row=..., server=""):
     progress = f"servers/{url_name(server)}/progress" if server else "server/progress"
     return {
         "name": server,
-        "display_name": row.display_name or server,
+        "display_name": row.shown_name,
         "ready": row.state == ServerState.RUNNING,
         "pending": pending,
         "stopped": row.state in DOWN,

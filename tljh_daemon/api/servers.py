@@ -3,16 +3,15 @@
 import asyncio
 import json
 import logging
-import unicodedata
 from datetime import timedelta
 
 from aiohttp import web
 
-from .. import timeutil, users
+from .. import server_store, timeutil, users
 from ..hub import HUB
 from ..profiles import ProfileRefused
 from ..server_state import DOWN, ServerState
-from ..server_store import display_name_problem
+from ..server_store import InvalidDisplayName
 from ..servers import NamedServerRefused, NoSuchServer, ServerBusy, ServerNameTaken, SpawnLimitReached
 from .base import authenticated, json_body, user_row
 from .models import server_model
@@ -62,17 +61,16 @@ async def activity(request):
 
 
 def checked_display_name(value):
-    """A display name from a request body, NFC-normalised (as JupyterHub 6 stores it); None when
-    none is given; a 400 naming the problem."""
+    """A display name from a request body (server_store.display_name); None when none is
+    given; a 400 naming the problem."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise web.HTTPBadRequest(text="display_name must be a string")
-    value = unicodedata.normalize("NFC", value)
-    problem = display_name_problem(value)
-    if problem:
-        raise web.HTTPBadRequest(text=f"Invalid display_name {value!r}: it {problem}")
-    return value
+    try:
+        return server_store.display_name(value)
+    except InvalidDisplayName as e:
+        raise web.HTTPBadRequest(text=f"Invalid display_name {value!r}: it {e}") from None
 
 
 async def server_request(request):

@@ -2,16 +2,15 @@
 stop and delete of one named server from a browser form (JupyterHub's /hub/spawn/<user>/<server>
 and /hub/spawn-pending/<user>/<server>)."""
 
-import unicodedata
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .. import xsrf
+from .. import server_store, xsrf
 from ..hub import HUB
 from ..profiles import ProfileRefused
 from ..server_state import ServerState
-from ..server_store import display_name_problem, server_name_for
+from ..server_store import InvalidDisplayName, server_name_for
 from ..servers import NamedServerRefused, ServerBusy, SpawnLimitReached
 from ..urls import url_name
 from .pages import raw_redirect, render, require_user, safe_next, target_user
@@ -68,12 +67,13 @@ async def new_named(request):
     JupyterHub 6's home page, any display name will do: the server's name is made from it."""
     identity = await require_user(request)
     form = await xsrf.checked_form(request)
-    text = unicodedata.normalize("NFC", " ".join((form.get("server_name") or "").split()))
-    if not text:
+    typed = " ".join((form.get("server_name") or "").split())
+    if not typed:
         raise web.HTTPBadRequest(text="Give the new server a name")
-    problem = display_name_problem(text)
-    if problem:
-        raise web.HTTPBadRequest(text=f"Invalid server name {text!r}: it {problem}")
+    try:
+        text = server_store.display_name(typed)
+    except InvalidDisplayName as e:
+        raise web.HTTPBadRequest(text=f"Invalid server name {typed!r}: it {e}") from None
     server = server_name_for(text)
     profile = form.get("profile")
     await _start(request, await target_user(request, identity), server,

@@ -130,15 +130,17 @@ async def hub_root(request):
 async def home(request):
     identity = await require_user(request)
     hub = request.app[HUB]
-    row = await hub.servers.row(identity.name)
+    rows = await hub.servers.store.of_user(identity.name)  # every server of the user's, in one read
+    row = rows.get("")
     state = row.state if row else ServerState.STOPPED
+    named = rows if hub.servers.settings.named_servers else {}
     return await render(
         request,
         "home.html",
         {
             "state": state,
             "usage_charts": await hub.usage.read(usage_chart.home_charts, identity.name,
-                                                 await usage_servers(hub, identity.name, state)),
+                                                 usage_servers(named, state)),
             "usage_refresh": max(3 * hub.usage.interval, 5),  # seconds between the charts' refreshes
             "message": row.message if row else None,
             "url": hub.server_url(identity.name),
@@ -146,29 +148,26 @@ async def home(request):
             "choose_profile": bool(await profile_choices(hub, identity.name)),
             # the Share panel: sharing is on and this user may share their server
             "sharing": hub.settings.sharing and identity.can("shares", user=identity.name, server=""),
-            **await named_servers_context(hub, identity.name),  # named_servers.html
+            **await named_servers_context(hub, identity.name, rows),  # named_servers.html
         },
     )
 
 
-async def usage_servers(hub, name, state):
-    """[(server name, label, running)] of `name`'s servers whose usage the home page shows:
-    the default one and, with named servers on, each named one (by display name)."""
-    servers = [("", "Your default server", state == ServerState.RUNNING)]
-    if hub.servers.settings.named_servers:
-        servers += [(server, row.display_name or server, row.state == ServerState.RUNNING)
-                    for server, row in (await hub.servers.store.of_user(name)).items() if server]
-    return servers
+def usage_servers(rows, state):
+    """[(server name, label, running)] of the servers whose usage the home page shows: the
+    default one (in `state`) and each named one of `rows` (by display name)."""
+    return [("", "Your default server", state == ServerState.RUNNING),
+            *((server, row.shown_name, row.state == ServerState.RUNNING) for server, row in rows.items() if server)]
 
 
-async def named_servers_context(hub, name):
-    """What the home page shows of `name`'s named servers (nothing when they are off)."""
+async def named_servers_context(hub, name, rows):
+    """What the home page shows of `name`'s named servers, from `rows` (every server of theirs;
+    nothing when named servers are off)."""
     settings = hub.servers.settings
     if not settings.named_servers:
         return {"named_enabled": False}
-    rows = await hub.servers.store.of_user(name)
     servers = [
-        {"name": server, "display_name": row.display_name or server, "state": row.state,
+        {"name": server, "display_name": row.shown_name, "state": row.state,
          "url": hub.server_url(name, server), "message": row.message,
          "path": f"{url_name(name)}/{url_name(server)}"}
         for server, row in rows.items() if server
